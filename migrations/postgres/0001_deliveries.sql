@@ -1,0 +1,33 @@
+-- Webhook deliveries, stored before Gantry answers GitHub, processed afterwards in `seq` order.
+CREATE TABLE deliveries (
+    seq              BIGSERIAL PRIMARY KEY,
+    delivery_id      TEXT    NOT NULL UNIQUE,
+    event            TEXT    NOT NULL,
+    action           TEXT,
+    installation_id  BIGINT,
+    repository       TEXT,
+    payload          BYTEA   NOT NULL,
+    received_at_ms   BIGINT  NOT NULL,
+    -- pending | processed | ignored | failed
+    status           TEXT    NOT NULL DEFAULT 'pending',
+    outcome_detail   TEXT,
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    next_attempt_ms  BIGINT  NOT NULL DEFAULT 0,
+    processed_at_ms  BIGINT
+);
+CREATE INDEX deliveries_pending ON deliveries (seq) WHERE status = 'pending';
+
+-- Where the GitHub App is installed, kept from installation events.
+CREATE TABLE installations (
+    id             BIGINT  PRIMARY KEY,
+    account_login  TEXT    NOT NULL,
+    account_type   TEXT    NOT NULL DEFAULT 'User',
+    suspended      INTEGER NOT NULL DEFAULT 0,
+    updated_at_ms  BIGINT  NOT NULL DEFAULT 0
+);
+
+CREATE TABLE installation_repositories (
+    installation_id  BIGINT  NOT NULL REFERENCES installations (id) ON DELETE CASCADE,
+    full_name        TEXT    NOT NULL,
+    PRIMARY KEY (installation_id, full_name)
+);

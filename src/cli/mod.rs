@@ -1,0 +1,106 @@
+//! The command line: `gantry serve` and friends. Parses arguments, loads the configuration,
+//! and calls into the library; no logic of its own.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+
+#[derive(Debug, Parser)]
+#[command(name = "gantry", version, about = "Runs Terraform for your GitHub repositories, the way Terraform Cloud's VCS workflow does")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the Gantry server: webhooks, runs, web UI and API.
+    Serve {
+        /// The TOML configuration file (see gantry.example.toml); GANTRY_* variables override it.
+        #[arg(long, short, env = "GANTRY_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Check a configuration file and the environment, print what Gantry would use, and exit.
+    CheckConfig {
+        #[arg(long, short, env = "GANTRY_CONFIG")]
+        config: Option<PathBuf>,
+    },
+}
+
+/// Exit code for a configuration or usage error.
+const EXIT_CONFIG: u8 = 2;
+
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    match cli.command {
+        Command::Serve { config } => {
+            let Some(config) = load_config(config) else {
+                return ExitCode::from(EXIT_CONFIG);
+            };
+            run_async(crate::server::serve(config))
+        }
+        Command::CheckConfig { config } => match load_config(config) {
+            Some(config) => {
+                println!("configuration OK");
+                println!("  listen:     {}", config.listen);
+                println!("  public_url: {}", config.public_url);
+                println!("  data_dir:   {}", config.data_dir.display());
+                println!("  github api: {}", config.github.api_url);
+                match &config.github.app {
+                    Some(app) => println!("  github app: {} ({} webhook secret(s))", app.app_id, config.github.webhook_secrets.len()),
+                    None => println!("  github app: not set up (open /github-app/setup)"),
+                }
+                ExitCode::SUCCESS
+            }
+            None => ExitCode::from(EXIT_CONFIG),
+        },
+    }
+}
+
+fn load_config(path: Option<PathBuf>) -> Option<Config> {
+    match Config::load(path.as_deref(), &Config::process_env()) {
+        Ok(config) => Some(config),
+        Err(error) => {
+            eprintln!("gantry: {error}");
+            None
+        }
+    }
+}
+
+fn run_async(work: impl Future<Output = anyhow::Result<()>>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(error) => {
+            eprintln!("gantry: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(work) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "gantry failed");
+            eprintln!("gantry: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs to stderr; `RUST_LOG` (or `GANTRY_LOG`) sets the filter, `info` by default.
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = std::env::var("GANTRY_LOG")
+        .ok()
+        .and_then(|f| EnvFilter::try_new(f).ok())
+        .or_else(|| EnvFilter::try_from_default_env().ok())
+        .unwrap_or_else(|| EnvFilter::new("info,tower_http=warn,sqlx=warn"));
+    use std::io::IsTerminal;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .try_init();
+}

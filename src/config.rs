@@ -1,0 +1,433 @@
+//! Gantry's configuration: a TOML file plus `GANTRY_*` environment overrides, validated once at
+//! start into a [`Config`] that the rest of the program trusts. Nothing else reads the environment.
+//!
+//! Every error names the key (and its environment variable) so that one line tells the operator
+//! what to fix; `gantry serve` turns it into exit code 2.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use secrecy::SecretString;
+use serde::Deserialize;
+use url::Url;
+
+use crate::github::AppCredentials;
+
+/// Where the GitHub App's credentials are written by the manifest flow, inside the data dir.
+pub const APP_CREDENTIALS_DIR: &str = "github-app";
+const APP_ID_FILE: &str = "app-id";
+const PRIVATE_KEY_FILE: &str = "private-key.pem";
+const WEBHOOK_SECRET_FILE: &str = "webhook-secret";
+
+/// The largest webhook body GitHub sends is 25 MiB; anything bigger is refused with 413.
+pub const DEFAULT_MAX_WEBHOOK_BYTES: usize = 25 * 1024 * 1024;
+
+/// A configuration problem, always tied to one key.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: `{key}`{env}: {message}", env = env_hint(.key))]
+pub struct ConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(key: &str, message: impl Into<String>) -> Self {
+        Self {
+            key: key.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+fn env_hint(key: &str) -> String {
+    ENV_OVERRIDES
+        .iter()
+        .find(|(_, k)| *k == key)
+        .map(|(env, _)| format!(" ({env})"))
+        .unwrap_or_default()
+}
+
+/// Environment variable → configuration key it overrides.
+const ENV_OVERRIDES: &[(&str, &str)] = &[
+    ("GANTRY_LISTEN", "listen"),
+    ("GANTRY_PUBLIC_URL", "public_url"),
+    ("GANTRY_DATA_DIR", "data_dir"),
+    ("GANTRY_DATABASE_URL", "database_url"),
+    ("GANTRY_GITHUB_API_URL", "github.api_url"),
+    ("GANTRY_GITHUB_WEB_URL", "github.web_url"),
+    ("GANTRY_APP_ID", "github.app_id"),
+    ("GANTRY_APP_PRIVATE_KEY", "github.private_key"),
+    ("GANTRY_APP_PRIVATE_KEY_PATH", "github.private_key_path"),
+    ("GANTRY_WEBHOOK_SECRET", "github.webhook_secret"),
+    ("GANTRY_DISPATCHER_ENABLED", "dispatcher.enabled"),
+];
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub public_url: Url,
+    pub data_dir: PathBuf,
+    pub database_url: SecretString,
+    pub github: GitHubConfig,
+    pub ingest: IngestConfig,
+    pub dispatcher: DispatcherConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct GitHubConfig {
+    /// REST API base: api.github.com, a GitHub Enterprise Server's `/api/v3`, or a fake in tests.
+    pub api_url: Url,
+    /// Where people go: github.com or the GHES host; the manifest flow posts there.
+    pub web_url: Url,
+    /// None until the GitHub App exists (the manifest flow creates it).
+    pub app: Option<AppSettings>,
+    /// Every secret accepted on incoming webhooks; more than one during a rotation.
+    pub webhook_secrets: Vec<SecretString>,
+}
+
+#[derive(Clone)]
+pub struct AppSettings {
+    pub app_id: u64,
+    /// The parsed private key: a configuration that loads holds a key that can sign.
+    pub credentials: AppCredentials,
+}
+
+impl std::fmt::Debug for AppSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppSettings")
+            .field("app_id", &self.app_id)
+            .field("credentials", &"<redacted>")
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct DispatcherConfig {
+    /// Off: the server only stores deliveries (an ingest-only replica, or draining before an
+    /// upgrade); they are processed by the next server that runs with it on.
+    pub enabled: bool,
+}
+
+/// The file as written; every field optional so that the environment can fill it in.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: Option<String>,
+    public_url: Option<String>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    #[serde(default)]
+    github: RawGitHub,
+    #[serde(default)]
+    ingest: RawIngest,
+    #[serde(default)]
+    dispatcher: RawDispatcher,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGitHub {
+    api_url: Option<String>,
+    web_url: Option<String>,
+    app_id: Option<String>,
+    private_key: Option<String>,
+    private_key_path: Option<PathBuf>,
+    webhook_secret: Option<SecretList>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIngest {
+    max_body_bytes: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDispatcher {
+    enabled: Option<bool>,
+}
+
+/// `webhook_secret = "a"`, `"a,b"` or `["a", "b"]`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum SecretList {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl SecretList {
+    fn into_secrets(self) -> Vec<SecretString> {
+        let items = match self {
+            SecretList::One(s) => s.split(',').map(str::to_string).collect(),
+            SecretList::Many(v) => v,
+        };
+        items
+            .into_iter()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .map(SecretString::from)
+            .collect()
+    }
+}
+
+impl Config {
+    /// Reads the file (if any), applies the environment, fills defaults and validates.
+    pub fn load(path: Option<&Path>, env: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let mut raw = match path {
+            Some(path) => read_file(path)?,
+            None => RawConfig::default(),
+        };
+        apply_env(&mut raw, env)?;
+        validate(raw)
+    }
+
+    /// The process environment, for [`Config::load`].
+    pub fn process_env() -> HashMap<String, String> {
+        std::env::vars().collect()
+    }
+
+    pub fn app_credentials_dir(&self) -> PathBuf {
+        self.data_dir.join(APP_CREDENTIALS_DIR)
+    }
+}
+
+fn read_file(path: &Path) -> Result<RawConfig, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::new("--config", format!("cannot read {}: {e}", path.display())))?;
+    toml::from_str(&text).map_err(|e| {
+        let key = e.span().map(|s| key_at(&text, s.start)).unwrap_or_default();
+        let message = e.message().to_string();
+        ConfigError::new(if key.is_empty() { "--config" } else { &key }, message)
+    })
+}
+
+/// The key named on the line where a TOML error starts, for a readable message.
+fn key_at(text: &str, offset: usize) -> String {
+    let line_start = text[..offset.min(text.len())].rfind('\n').map_or(0, |i| i + 1);
+    let line = &text[line_start..];
+    line.split(['=', '\n'])
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_string()
+}
+
+fn apply_env(raw: &mut RawConfig, env: &HashMap<String, String>) -> Result<(), ConfigError> {
+    let get = |k: &str| env.get(k).filter(|v| !v.is_empty()).cloned();
+    if let Some(v) = get("GANTRY_LISTEN") {
+        raw.listen = Some(v);
+    }
+    if let Some(v) = get("GANTRY_PUBLIC_URL") {
+        raw.public_url = Some(v);
+    }
+    if let Some(v) = get("GANTRY_DATA_DIR") {
+        raw.data_dir = Some(v.into());
+    }
+    if let Some(v) = get("GANTRY_DATABASE_URL") {
+        raw.database_url = Some(v);
+    }
+    if let Some(v) = get("GANTRY_GITHUB_API_URL") {
+        raw.github.api_url = Some(v);
+    }
+    if let Some(v) = get("GANTRY_GITHUB_WEB_URL") {
+        raw.github.web_url = Some(v);
+    }
+    if let Some(v) = get("GANTRY_APP_ID") {
+        raw.github.app_id = Some(v);
+    }
+    if let Some(v) = get("GANTRY_APP_PRIVATE_KEY") {
+        raw.github.private_key = Some(v);
+        raw.github.private_key_path = None;
+    }
+    if let Some(v) = get("GANTRY_APP_PRIVATE_KEY_PATH") {
+        raw.github.private_key_path = Some(v.into());
+        raw.github.private_key = None;
+    }
+    if let Some(v) = get("GANTRY_WEBHOOK_SECRET") {
+        raw.github.webhook_secret = Some(SecretList::One(v));
+    }
+    if let Some(v) = get("GANTRY_DISPATCHER_ENABLED") {
+        raw.dispatcher.enabled = Some(parse_bool("dispatcher.enabled", &v)?);
+    }
+    Ok(())
+}
+
+fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(ConfigError::new(key, "must be true or false")),
+    }
+}
+
+fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
+    let listen: SocketAddr = raw
+        .listen
+        .as_deref()
+        .unwrap_or("127.0.0.1:8080")
+        .parse()
+        .map_err(|_| ConfigError::new("listen", "must be an address and port, like 127.0.0.1:8080"))?;
+    let public_url = match raw.public_url {
+        Some(u) => parse_http_url("public_url", &u)?,
+        None => parse_http_url("public_url", &format!("http://{listen}"))?,
+    };
+    let data_dir = raw.data_dir.unwrap_or_else(|| PathBuf::from("data"));
+    let database_url = match raw.database_url {
+        Some(u) if u.starts_with("sqlite:") || u.starts_with("postgres:") || u.starts_with("postgresql:") => u,
+        Some(_) => {
+            return Err(ConfigError::new(
+                "database_url",
+                "must start with sqlite: or postgres:",
+            ));
+        }
+        None => format!("sqlite://{}", data_dir.join("gantry.db").display()),
+    };
+    let github = validate_github(raw.github, &data_dir)?;
+    let max_body_bytes = raw.ingest.max_body_bytes.unwrap_or(DEFAULT_MAX_WEBHOOK_BYTES);
+    if max_body_bytes == 0 {
+        return Err(ConfigError::new("ingest.max_body_bytes", "must be greater than 0"));
+    }
+    Ok(Config {
+        listen,
+        public_url,
+        data_dir,
+        database_url: SecretString::from(database_url),
+        github,
+        ingest: IngestConfig { max_body_bytes },
+        dispatcher: DispatcherConfig {
+            enabled: raw.dispatcher.enabled.unwrap_or(true),
+        },
+    })
+}
+
+fn validate_github(raw: RawGitHub, data_dir: &Path) -> Result<GitHubConfig, ConfigError> {
+    let api_url = parse_http_url(
+        "github.api_url",
+        raw.api_url.as_deref().unwrap_or("https://api.github.com"),
+    )?;
+    let web_url = parse_http_url(
+        "github.web_url",
+        raw.web_url.as_deref().unwrap_or("https://github.com"),
+    )?;
+    let stored = data_dir.join(APP_CREDENTIALS_DIR);
+    let app_id = raw.app_id.or_else(|| read_stored(&stored, APP_ID_FILE));
+    let private_key = match (raw.private_key, raw.private_key_path) {
+        (Some(key), _) => Some(key),
+        (None, Some(path)) => Some(std::fs::read_to_string(&path).map_err(|e| {
+            ConfigError::new(
+                "github.private_key_path",
+                format!("cannot read {}: {e}", path.display()),
+            )
+        })?),
+        (None, None) => read_stored(&stored, PRIVATE_KEY_FILE),
+    };
+    let app = match (app_id, private_key) {
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(ConfigError::new(
+                "github.private_key",
+                "the app id is set but not its private key (set GANTRY_APP_PRIVATE_KEY_PATH)",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(ConfigError::new("github.app_id", "the private key is set but not the app id"));
+        }
+        (Some(id), Some(key)) => {
+            let app_id = id
+                .trim()
+                .parse()
+                .map_err(|_| ConfigError::new("github.app_id", "must be a number"))?;
+            let key = SecretString::from(check_pem(key)?);
+            let credentials = AppCredentials::new(app_id, &key).map_err(|_| {
+                ConfigError::new("github.private_key", "is not a usable RSA private key")
+            })?;
+            Some(AppSettings {
+                app_id,
+                credentials,
+            })
+        }
+    };
+    let webhook_secrets = raw
+        .webhook_secret
+        .or_else(|| read_stored(&stored, WEBHOOK_SECRET_FILE).map(SecretList::One))
+        .map(SecretList::into_secrets)
+        .unwrap_or_default();
+    if app.is_some() && webhook_secrets.is_empty() {
+        return Err(ConfigError::new(
+            "github.webhook_secret",
+            "is required once the GitHub App is configured",
+        ));
+    }
+    Ok(GitHubConfig {
+        api_url,
+        web_url,
+        app,
+        webhook_secrets,
+    })
+}
+
+fn check_pem(key: String) -> Result<String, ConfigError> {
+    if key.contains("-----BEGIN") && key.contains("PRIVATE KEY-----") {
+        Ok(key)
+    } else {
+        Err(ConfigError::new(
+            "github.private_key",
+            "is not a PEM private key (expected -----BEGIN RSA PRIVATE KEY-----)",
+        ))
+    }
+}
+
+fn read_stored(dir: &Path, file: &str) -> Option<String> {
+    std::fs::read_to_string(dir.join(file))
+        .ok()
+        .map(|s| s.trim_end().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+fn parse_http_url(key: &str, value: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(value).map_err(|e| ConfigError::new(key, format!("is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(ConfigError::new(key, "must be an http or https URL"));
+    }
+    Ok(url)
+}
+
+/// Writes the app credentials the manifest flow received, readable only by the owner.
+pub fn store_app_credentials(
+    data_dir: &Path,
+    app_id: u64,
+    private_key_pem: &str,
+    webhook_secret: &str,
+) -> std::io::Result<PathBuf> {
+    let dir = data_dir.join(APP_CREDENTIALS_DIR);
+    std::fs::create_dir_all(&dir)?;
+    write_private(&dir.join(APP_ID_FILE), &app_id.to_string())?;
+    write_private(&dir.join(PRIVATE_KEY_FILE), private_key_pem)?;
+    write_private(&dir.join(WEBHOOK_SECRET_FILE), webhook_secret)?;
+    Ok(dir)
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    // `mode` only applies when the file is created; tighten an existing one too.
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests;

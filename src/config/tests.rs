@@ -1,0 +1,202 @@
+use super::*;
+use secrecy::ExposeSecret;
+
+fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+fn load_str(toml: &str, pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gantry.toml");
+    std::fs::write(&path, toml).unwrap();
+    Config::load(Some(&path), &env(pairs))
+}
+
+const KEY: &str = include_str!("../../fixtures/keys/test-app.pem");
+
+#[test]
+fn defaults_listen_on_loopback_8080_with_sqlite_in_the_data_dir() {
+    let config = Config::load(None, &env(&[])).unwrap();
+    assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(config.public_url.as_str(), "http://127.0.0.1:8080/");
+    assert_eq!(config.database_url.expose_secret(), "sqlite://data/gantry.db");
+    assert!(config.github.app.is_none());
+    assert!(config.dispatcher.enabled);
+    assert_eq!(config.ingest.max_body_bytes, 25 * 1024 * 1024);
+}
+
+#[test]
+fn environment_overrides_the_file() {
+    let config = load_str(
+        "listen = \"127.0.0.1:9000\"\n[github]\napi_url = \"http://a.example\"\n",
+        &[
+            ("GANTRY_LISTEN", "127.0.0.1:9999"),
+            ("GANTRY_GITHUB_API_URL", "http://127.0.0.1:1234/api/v3"),
+            ("GANTRY_DATA_DIR", "/tmp/gantry-x"),
+            ("GANTRY_PUBLIC_URL", "https://gantry.example.com"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(config.listen.port(), 9999);
+    assert_eq!(config.github.api_url.as_str(), "http://127.0.0.1:1234/api/v3");
+    assert_eq!(config.data_dir, PathBuf::from("/tmp/gantry-x"));
+    assert_eq!(config.public_url.as_str(), "https://gantry.example.com/");
+}
+
+#[test]
+fn webhook_secrets_accept_a_comma_separated_list_for_rotation() {
+    let config = Config::load(
+        None,
+        &env(&[
+            ("GANTRY_APP_ID", "42"),
+            ("GANTRY_APP_PRIVATE_KEY", KEY),
+            ("GANTRY_WEBHOOK_SECRET", "new-secret, old-secret"),
+        ]),
+    )
+    .unwrap();
+    let secrets: Vec<_> = config
+        .github
+        .webhook_secrets
+        .iter()
+        .map(|s| s.expose_secret().to_string())
+        .collect();
+    assert_eq!(secrets, ["new-secret", "old-secret"]);
+    assert_eq!(config.github.app.unwrap().app_id, 42);
+}
+
+#[test]
+fn webhook_secrets_accept_an_array_in_the_file() {
+    let config = load_str("[github]\nwebhook_secret = [\"a\", \"b\"]\n", &[]).unwrap();
+    assert_eq!(config.github.webhook_secrets.len(), 2);
+}
+
+#[test]
+fn a_bad_app_id_names_the_key_and_its_variable() {
+    let err = Config::load(
+        None,
+        &env(&[
+            ("GANTRY_APP_ID", "forty-two"),
+            ("GANTRY_APP_PRIVATE_KEY", KEY),
+            ("GANTRY_WEBHOOK_SECRET", "s"),
+        ]),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "configuration error: `github.app_id` (GANTRY_APP_ID): must be a number"
+    );
+}
+
+#[test]
+fn an_app_id_without_a_key_is_an_error() {
+    let err = Config::load(None, &env(&[("GANTRY_APP_ID", "1")])).unwrap_err();
+    assert_eq!(err.key, "github.private_key");
+}
+
+#[test]
+fn an_app_without_a_webhook_secret_is_an_error() {
+    let err = Config::load(
+        None,
+        &env(&[("GANTRY_APP_ID", "1"), ("GANTRY_APP_PRIVATE_KEY", KEY)]),
+    )
+    .unwrap_err();
+    assert_eq!(err.key, "github.webhook_secret");
+}
+
+#[test]
+fn a_private_key_that_is_not_pem_is_refused_without_echoing_it() {
+    let err = Config::load(
+        None,
+        &env(&[
+            ("GANTRY_APP_ID", "1"),
+            ("GANTRY_APP_PRIVATE_KEY", "hunter2"),
+            ("GANTRY_WEBHOOK_SECRET", "s"),
+        ]),
+    )
+    .unwrap_err();
+    assert_eq!(err.key, "github.private_key");
+    assert!(!err.to_string().contains("hunter2"));
+}
+
+#[test]
+fn a_pem_that_holds_no_usable_key_is_refused() {
+    let err = Config::load(
+        None,
+        &env(&[
+            ("GANTRY_APP_ID", "1"),
+            (
+                "GANTRY_APP_PRIVATE_KEY",
+                "-----BEGIN RSA PRIVATE KEY-----\nabc\n-----END RSA PRIVATE KEY-----\n",
+            ),
+            ("GANTRY_WEBHOOK_SECRET", "s"),
+        ]),
+    )
+    .unwrap_err();
+    assert_eq!(err.key, "github.private_key");
+    assert!(err.message.contains("not a usable RSA private key"));
+}
+
+#[test]
+fn a_bad_listen_address_names_the_key() {
+    let err = Config::load(None, &env(&[("GANTRY_LISTEN", "localhost")])).unwrap_err();
+    assert_eq!(err.key, "listen");
+    assert!(err.to_string().contains("GANTRY_LISTEN"));
+}
+
+#[test]
+fn an_unknown_key_in_the_file_is_named() {
+    let err = load_str("[github]\napp_idd = 3\n", &[]).unwrap_err();
+    assert_eq!(err.key, "app_idd");
+    assert!(err.message.contains("unknown field"), "{}", err.message);
+}
+
+#[test]
+fn a_database_url_of_another_kind_is_refused() {
+    let err = Config::load(None, &env(&[("GANTRY_DATABASE_URL", "mysql://x")])).unwrap_err();
+    assert_eq!(err.key, "database_url");
+}
+
+#[test]
+fn credentials_written_by_the_manifest_flow_are_picked_up_from_the_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let written = store_app_credentials(dir.path(), 7, KEY, "whsec").unwrap();
+    let mode = std::fs::metadata(written.join("private-key.pem")).unwrap().permissions();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(mode.mode() & 0o777, 0o600);
+    let config = Config::load(
+        None,
+        &env(&[("GANTRY_DATA_DIR", dir.path().to_str().unwrap())]),
+    )
+    .unwrap();
+    assert_eq!(config.github.app.unwrap().app_id, 7);
+    assert_eq!(config.github.webhook_secrets[0].expose_secret(), "whsec");
+}
+
+#[test]
+fn debug_output_never_shows_secrets() {
+    let config = Config::load(
+        None,
+        &env(&[
+            ("GANTRY_APP_ID", "1"),
+            ("GANTRY_APP_PRIVATE_KEY", KEY),
+            ("GANTRY_WEBHOOK_SECRET", "very-secret-value"),
+            ("GANTRY_DATABASE_URL", "postgres://u:pw-secret@localhost/db"),
+        ]),
+    )
+    .unwrap();
+    let debug = format!("{config:?}");
+    assert!(!debug.contains("very-secret-value"));
+    assert!(!debug.contains("pw-secret"));
+    assert!(!debug.contains("BEGIN RSA"));
+}
+
+#[test]
+fn the_dispatcher_can_be_turned_off_from_the_environment() {
+    let off = Config::load(None, &env(&[("GANTRY_DISPATCHER_ENABLED", "false")])).unwrap();
+    assert!(!off.dispatcher.enabled);
+    let err = Config::load(None, &env(&[("GANTRY_DISPATCHER_ENABLED", "maybe")])).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "configuration error: `dispatcher.enabled` (GANTRY_DISPATCHER_ENABLED): must be true or false"
+    );
+}

@@ -1,0 +1,98 @@
+//! Processes stored deliveries in the order they arrived, at least once: a delivery is closed
+//! (with its outcome and effects, in one transaction) only after it was handled, so one stored
+//! but not processed before a crash is processed after the restart, and one already closed is
+//! never processed again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::handlers::{Handled, handle};
+use crate::store::{DeliveryOutcome, PendingDelivery, Store};
+
+/// Deliveries taken from the store at a time.
+const BATCH: i64 = 64;
+/// How often the store is looked at even without a wake-up (retries that came due).
+const IDLE_POLL: Duration = Duration::from_secs(2);
+/// A delivery whose handling keeps failing for passing reasons is given up after this many tries.
+const MAX_ATTEMPTS: i32 = 8;
+
+pub struct Dispatcher {
+    store: Store,
+    wake: Arc<Notify>,
+}
+
+impl Dispatcher {
+    pub fn new(store: Store, wake: Arc<Notify>) -> Self {
+        Self { store, wake }
+    }
+
+    /// Runs until `cancel` fires; finishes the delivery in hand first.
+    pub async fn run(self, cancel: CancellationToken) {
+        tracing::info!("dispatcher started");
+        while !cancel.is_cancelled() {
+            match self.dispatch_pending().await {
+                Ok(0) => {
+                    tokio::select! {
+                        _ = cancel.cancelled() => break,
+                        _ = self.wake.notified() => {}
+                        _ = tokio::time::sleep(IDLE_POLL) => {}
+                    }
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::error!(error = format!("{error:#}"), "reading pending deliveries failed");
+                    tokio::select! {
+                        _ = cancel.cancelled() => break,
+                        _ = tokio::time::sleep(IDLE_POLL) => {}
+                    }
+                }
+            }
+        }
+        tracing::info!("dispatcher stopped");
+    }
+
+    /// Processes one batch of pending deliveries; returns how many it took.
+    pub async fn dispatch_pending(&self) -> anyhow::Result<usize> {
+        let pending = self.store.pending_deliveries(BATCH).await?;
+        let count = pending.len();
+        for delivery in pending {
+            let span = tracing::info_span!(
+                "delivery",
+                delivery_id = %delivery.delivery_id,
+                event = %delivery.event
+            );
+            self.process(delivery).instrument(span).await?;
+        }
+        Ok(count)
+    }
+
+    async fn process(&self, delivery: PendingDelivery) -> anyhow::Result<()> {
+        let handled = handle(&delivery.event, &delivery.payload);
+        let (outcome, effects) = match handled {
+            Handled::Done { outcome, effects } => (outcome, effects),
+            Handled::RetryLater(error) if delivery.attempts + 1 < MAX_ATTEMPTS => {
+                let delay_ms = backoff_ms(delivery.attempts);
+                tracing::warn!(error, delay_ms, "processing failed; will retry");
+                return self.store.retry_delivery_later(delivery.seq, &error, delay_ms).await;
+            }
+            Handled::RetryLater(error) => (DeliveryOutcome::Failed(error), Vec::new()),
+        };
+        if self.store.finish_delivery(delivery.seq, &outcome, &effects).await? {
+            match &outcome {
+                DeliveryOutcome::Processed => tracing::info!("delivery processed"),
+                DeliveryOutcome::Ignored(reason) => tracing::info!(reason, "delivery ignored"),
+                DeliveryOutcome::Failed(error) => tracing::warn!(error, "delivery failed"),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// 1 s, 2 s, 4 s … capped at 5 minutes.
+fn backoff_ms(attempts: i32) -> i64 {
+    (1000_i64 << attempts.clamp(0, 20)).min(300_000)
+}

@@ -1,0 +1,16 @@
+//! Gantry: a self-hosted GitHub App that runs Terraform the way Terraform Cloud's VCS-driven
+//! workflow does. The binary (`src/main.rs`) only parses the command line and calls in here.
+//!
+//! Data flows one way: GitHub → `webhook` (verify, store) → `store` → `engine` (dispatch,
+//! decide with `core`) → `github` (through the outbox). See `docs/design.md`.
+
+pub mod cli;
+pub mod config;
+pub mod core;
+pub mod engine;
+pub mod events;
+pub mod github;
+pub mod server;
+pub mod store;
+pub mod web;
+pub mod webhook;

@@ -1,0 +1,115 @@
+//! `gantry serve`: opens the store, starts the background tasks under one supervisor, serves
+//! HTTP, and shuts down gracefully on SIGTERM or Ctrl-C: stop accepting, finish the requests in
+//! flight, let the dispatcher finish the delivery in hand. Stored deliveries wait for the next start.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::engine::Dispatcher;
+use crate::github::GitHub;
+use crate::store::Store;
+use crate::web::{self, AppState};
+use crate::webhook::{Committer, Ingest, WebhookSecrets};
+
+/// How long shutdown waits for background tasks before giving up on them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+
+/// Runs the server until a shutdown signal.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    serve_on(listener, config, shutdown_signal()).await
+}
+
+/// Runs the server on an already bound listener until `shutdown` completes.
+pub async fn serve_on(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let store = Store::open(&config.database_url).await?;
+    let credentials = config.github.app.as_ref().map(|app| app.credentials.clone());
+    let github = GitHub::new(config.github.api_url.clone(), credentials)
+        .context("setting up the GitHub client")?;
+    if config.github.app.is_none() {
+        tracing::warn!(
+            setup = %format!("{}github-app/setup", config.public_url),
+            "no GitHub App configured yet: webhooks are refused until the app is set up"
+        );
+    }
+
+    let cancel = CancellationToken::new();
+    let tasks = TaskTracker::new();
+    let stored = Arc::new(Notify::new());
+    let (committer, committer_task) = Committer::start(store.clone(), stored.clone());
+    if config.dispatcher.enabled {
+        let dispatcher = Dispatcher::new(store.clone(), stored.clone());
+        tasks.spawn(dispatcher.run(cancel.child_token()));
+    } else {
+        tracing::warn!("dispatcher disabled: deliveries are stored but not processed");
+    }
+    tasks.close();
+
+    let state = Arc::new(AppState {
+        ingest: Ingest {
+            secrets: WebhookSecrets::new(&config.github.webhook_secrets),
+            committer,
+            max_body_bytes: config.ingest.max_body_bytes,
+        },
+        config,
+        store: store.clone(),
+        github,
+    });
+    let address = listener.local_addr()?;
+    tracing::info!(%address, database = store.backend_name(), "gantry listening");
+    let http_cancel = cancel.clone();
+    axum::serve(listener, web::router(state))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: no new connections; finishing requests in flight");
+            http_cancel.cancel();
+        })
+        .await
+        .context("serving HTTP")?;
+
+    // The router (and with it every committer handle) is gone: the committer drains and ends.
+    cancel.cancel();
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        let _ = committer_task.await;
+        tasks.wait().await;
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("background tasks did not stop in time");
+    }
+    store.close().await;
+    tracing::info!("gantry stopped");
+    Ok(())
+}
+
+/// Completes on SIGTERM or Ctrl-C (SIGINT).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+}

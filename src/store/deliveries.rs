@@ -1,0 +1,266 @@
+//! Webhook deliveries: stored in batches by ingest, taken in order by the dispatcher, and closed
+//! with an outcome in the same transaction as whatever processing them changed.
+
+use std::collections::HashSet;
+
+use sqlx::{QueryBuilder, Row};
+
+use super::{DeliveryEffect, Store, now_ms, on_pool};
+
+/// A verified delivery as ingest hands it over: the few fields picked out of the payload beside
+/// the raw bytes; the full parse happens later, in the dispatcher.
+#[derive(Debug, Clone)]
+pub struct NewDelivery {
+    pub delivery_id: String,
+    pub event: String,
+    pub action: Option<String>,
+    pub installation_id: Option<i64>,
+    pub repository: Option<String>,
+    pub payload: Vec<u8>,
+    pub received_at_ms: i64,
+}
+
+/// What storing one delivery did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InsertOutcome {
+    Stored,
+    /// The delivery id was stored before (a redelivery); nothing was written.
+    Duplicate,
+}
+
+/// A delivery waiting to be processed.
+#[derive(Debug, Clone)]
+pub struct PendingDelivery {
+    pub seq: i64,
+    pub delivery_id: String,
+    pub event: String,
+    pub payload: Vec<u8>,
+    pub attempts: i32,
+}
+
+/// How processing a delivery ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    Processed,
+    Ignored(String),
+    Failed(String),
+}
+
+impl DeliveryOutcome {
+    fn status(&self) -> &'static str {
+        match self {
+            DeliveryOutcome::Processed => "processed",
+            DeliveryOutcome::Ignored(_) => "ignored",
+            DeliveryOutcome::Failed(_) => "failed",
+        }
+    }
+
+    fn detail(&self) -> Option<&str> {
+        match self {
+            DeliveryOutcome::Processed => None,
+            DeliveryOutcome::Ignored(why) | DeliveryOutcome::Failed(why) => Some(why),
+        }
+    }
+}
+
+/// A delivery as stored, for people and tests looking at what happened.
+#[derive(Debug, Clone)]
+pub struct StoredDelivery {
+    pub seq: i64,
+    pub delivery_id: String,
+    pub event: String,
+    pub action: Option<String>,
+    pub installation_id: Option<i64>,
+    pub repository: Option<String>,
+    pub status: String,
+    pub outcome_detail: Option<String>,
+    pub attempts: i32,
+    pub received_at_ms: i64,
+    pub processed_at_ms: Option<i64>,
+}
+
+impl Store {
+    /// Stores a batch of deliveries in one transaction (one commit for many webhook requests)
+    /// and says, per input, whether it was new. A delivery id seen before, in the store or
+    /// earlier in the same batch, is a duplicate.
+    pub async fn insert_deliveries(
+        &self,
+        batch: &[NewDelivery],
+    ) -> anyhow::Result<Vec<InsertOutcome>> {
+        let mut seen = HashSet::new();
+        let firsts: Vec<&NewDelivery> = batch
+            .iter()
+            .filter(|d| seen.insert(d.delivery_id.as_str()))
+            .collect();
+        if firsts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let inserted: HashSet<String> = on_pool!(self, pool => {
+            let mut query = QueryBuilder::new(
+                "INSERT INTO deliveries (delivery_id, event, action, installation_id, \
+                 repository, payload, received_at_ms) ",
+            );
+            query.push_values(firsts.iter(), |mut row, d| {
+                row.push_bind(&d.delivery_id)
+                    .push_bind(&d.event)
+                    .push_bind(&d.action)
+                    .push_bind(d.installation_id)
+                    .push_bind(&d.repository)
+                    .push_bind(&d.payload)
+                    .push_bind(d.received_at_ms);
+            });
+            query.push(" ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id");
+            query
+                .build()
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(|row| row.try_get::<String, _>(0))
+                .collect::<Result<_, _>>()?
+        });
+        // Only the first occurrence of an id in the batch can be the stored one.
+        let mut claimed = HashSet::new();
+        Ok(batch
+            .iter()
+            .map(|d| {
+                if inserted.contains(&d.delivery_id) && claimed.insert(d.delivery_id.as_str()) {
+                    InsertOutcome::Stored
+                } else {
+                    InsertOutcome::Duplicate
+                }
+            })
+            .collect())
+    }
+
+    /// The oldest deliveries still waiting, in the order they were received.
+    pub async fn pending_deliveries(&self, limit: i64) -> anyhow::Result<Vec<PendingDelivery>> {
+        let rows = on_pool!(self, pool => {
+            sqlx::query(
+                "SELECT seq, delivery_id, event, payload, attempts FROM deliveries \
+                 WHERE status = 'pending' AND next_attempt_ms <= $1 ORDER BY seq LIMIT $2",
+            )
+            .bind(now_ms())
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+            .into_iter()
+            .map(|row| {
+                Ok(PendingDelivery {
+                    seq: row.try_get("seq")?,
+                    delivery_id: row.try_get("delivery_id")?,
+                    event: row.try_get("event")?,
+                    payload: row.try_get("payload")?,
+                    attempts: row.try_get("attempts")?,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()?
+        });
+        Ok(rows)
+    }
+
+    /// Closes a delivery with its outcome and applies what processing it decided, atomically:
+    /// after a crash either both happened or neither did, so the delivery is processed again
+    /// from scratch. Returns false if the delivery was no longer pending (nothing changed).
+    pub async fn finish_delivery(
+        &self,
+        seq: i64,
+        outcome: &DeliveryOutcome,
+        effects: &[DeliveryEffect],
+    ) -> anyhow::Result<bool> {
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let updated = sqlx::query(
+                "UPDATE deliveries SET status = $1, outcome_detail = $2, processed_at_ms = $3, \
+                 attempts = attempts + 1 WHERE seq = $4 AND status = 'pending'",
+            )
+            .bind(outcome.status())
+            .bind(outcome.detail())
+            .bind(now_ms())
+            .bind(seq)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if updated == 0 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            for effect in effects {
+                effect.apply((&mut *tx).into()).await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(true)
+    }
+
+    /// Leaves a delivery pending after a passing failure, to be tried again after `delay_ms`.
+    pub async fn retry_delivery_later(
+        &self,
+        seq: i64,
+        error: &str,
+        delay_ms: i64,
+    ) -> anyhow::Result<()> {
+        on_pool!(self, pool => {
+            sqlx::query(
+                "UPDATE deliveries SET attempts = attempts + 1, next_attempt_ms = $1, \
+                 outcome_detail = $2 WHERE seq = $3 AND status = 'pending'",
+            )
+            .bind(now_ms() + delay_ms)
+            .bind(error)
+            .bind(seq)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// One delivery by its GitHub delivery id.
+    pub async fn delivery(&self, delivery_id: &str) -> anyhow::Result<Option<StoredDelivery>> {
+        let row = on_pool!(self, pool => {
+            sqlx::query(
+                "SELECT seq, delivery_id, event, action, installation_id, repository, status, \
+                 outcome_detail, attempts, received_at_ms, processed_at_ms \
+                 FROM deliveries WHERE delivery_id = $1",
+            )
+            .bind(delivery_id)
+            .fetch_optional(pool)
+            .await?
+            .map(|row| stored_delivery(&row))
+            .transpose()?
+        });
+        Ok(row)
+    }
+
+    /// How many deliveries are in each status.
+    pub async fn delivery_counts(&self) -> anyhow::Result<Vec<(String, i64)>> {
+        let counts = on_pool!(self, pool => {
+            sqlx::query_as::<_, (String, i64)>(
+                "SELECT status, COUNT(*) FROM deliveries GROUP BY status ORDER BY status",
+            )
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(counts)
+    }
+}
+
+fn stored_delivery<R: Row>(row: &R) -> Result<StoredDelivery, sqlx::Error>
+where
+    for<'r> &'r str: sqlx::ColumnIndex<R>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i32: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(StoredDelivery {
+        seq: row.try_get("seq")?,
+        delivery_id: row.try_get("delivery_id")?,
+        event: row.try_get("event")?,
+        action: row.try_get("action")?,
+        installation_id: row.try_get("installation_id")?,
+        repository: row.try_get("repository")?,
+        status: row.try_get("status")?,
+        outcome_detail: row.try_get("outcome_detail")?,
+        attempts: row.try_get("attempts")?,
+        received_at_ms: row.try_get("received_at_ms")?,
+        processed_at_ms: row.try_get("processed_at_ms")?,
+    })
+}

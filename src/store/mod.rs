@@ -1,0 +1,157 @@
+//! The only place with SQL. One [`Store`] with SQLite (embedded default) or PostgreSQL behind
+//! it; the rest of Gantry sees plain Rust types and never a pool or a dialect.
+//!
+//! Most statements are written once in the common subset of both dialects (`$1` placeholders
+//! work in both through sqlx); [`on_pool!`] runs such a body against whichever pool is open.
+//! Where the dialects differ, a method matches on [`Db`] explicitly.
+
+mod deliveries;
+mod installations;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, SqlitePool};
+
+pub use deliveries::{
+    DeliveryOutcome, InsertOutcome, NewDelivery, PendingDelivery, StoredDelivery,
+};
+pub use installations::{DeliveryEffect, Installation};
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+/// An open database of either kind.
+#[derive(Clone, Debug)]
+pub enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to the open pool, whichever kind it is. The body is compiled
+/// once per backend, so it must only use SQL and types both understand.
+macro_rules! on_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.db {
+            $crate::store::Db::Sqlite($pool) => $body,
+            $crate::store::Db::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
+
+/// A connection (usually inside a transaction) of either kind, so that one function can take
+/// part in a transaction opened under [`on_pool!`].
+pub(crate) enum Conn<'a> {
+    Sqlite(&'a mut sqlx::SqliteConnection),
+    Postgres(&'a mut sqlx::PgConnection),
+}
+
+impl<'a> From<&'a mut sqlx::SqliteConnection> for Conn<'a> {
+    fn from(conn: &'a mut sqlx::SqliteConnection) -> Self {
+        Conn::Sqlite(conn)
+    }
+}
+
+impl<'a> From<&'a mut sqlx::PgConnection> for Conn<'a> {
+    fn from(conn: &'a mut sqlx::PgConnection) -> Self {
+        Conn::Postgres(conn)
+    }
+}
+
+/// [`on_pool!`] for a [`Conn`].
+macro_rules! on_conn {
+    ($conn:expr, $c:ident => $body:expr) => {
+        match $conn {
+            $crate::store::Conn::Sqlite($c) => $body,
+            $crate::store::Conn::Postgres($c) => $body,
+        }
+    };
+}
+pub(crate) use on_conn;
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    db: Db,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database named by `url` and applies the migrations.
+    pub async fn open(url: &SecretString) -> anyhow::Result<Self> {
+        let url = url.expose_secret();
+        let db = if url.starts_with("sqlite:") {
+            Db::Sqlite(open_sqlite(url).await?)
+        } else {
+            Db::Postgres(open_postgres(url).await?)
+        };
+        let store = Self { db };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> anyhow::Result<()> {
+        match &self.db {
+            Db::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await,
+            Db::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await,
+        }
+        .context("applying database migrations")
+    }
+
+    /// Whether the database answers, for `/readyz`.
+    pub async fn ping(&self) -> anyhow::Result<()> {
+        on_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self.db {
+            Db::Sqlite(_) => "sqlite",
+            Db::Postgres(_) => "postgres",
+        }
+    }
+
+    pub async fn close(&self) {
+        on_pool!(self, pool => pool.close().await)
+    }
+}
+
+async fn open_sqlite(url: &str) -> anyhow::Result<SqlitePool> {
+    let options = SqliteConnectOptions::from_str(url)
+        .context("parsing the SQLite database URL")?
+        .create_if_missing(true)
+        // WAL: readers never block the writer. NORMAL: a commit survives a process crash
+        // (SIGKILL); only an OS crash or power loss can take the last commits back.
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(Duration::from_secs(10))
+        .foreign_keys(true);
+    if let Some(parent) = options.get_filename().parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating the database directory {}", parent.display()))?;
+    }
+    SqlitePoolOptions::new()
+        .max_connections(4)
+        .connect_with(options)
+        .await
+        .context("opening the SQLite database")
+}
+
+async fn open_postgres(url: &str) -> anyhow::Result<PgPool> {
+    let options = PgConnectOptions::from_str(url).context("parsing the PostgreSQL URL")?;
+    PgPoolOptions::new()
+        .max_connections(10)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options)
+        .await
+        .context("connecting to PostgreSQL")
+}
+
+/// Milliseconds since the Unix epoch: the one time format in the store, the same in both
+/// dialects and cheap to compare.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}

@@ -190,10 +190,14 @@ async fn a_sigkill_during_processing_loses_nothing_and_repeats_nothing() {
 
     let second = GantryProcess::start(&data, &log, &[]);
     wait_all_closed(&store, &ids).await;
+    // The store closed each exactly once (attempts = 1, checked above). The log may miss the
+    // one delivery whose commit landed just before the kill, but never shows one closed twice.
     let text = std::fs::read_to_string(&log).unwrap();
+    let logged: usize = ids.iter().map(|id| times_closed(&text, id)).sum();
     for id in &ids {
-        assert_eq!(times_closed(&text, id), 1, "{id}");
+        assert!(times_closed(&text, id) <= 1, "{id} processed twice");
     }
+    assert!(logged >= ids.len() - 1, "only {logged} closings logged");
     second.kill();
     eprintln!("{pending_at_kill} of 600 deliveries were still pending at the kill");
 }

@@ -1,0 +1,107 @@
+//! What can go wrong talking to GitHub, as variants a caller can branch on. No message may carry a
+//! token, a private key, a manifest code or a response body that could hold one.
+
+use thiserror::Error;
+
+/// The longest message from GitHub we keep: enough for "Bad credentials" and its kin, not enough
+/// to carry a whole HTML error page from a proxy into our logs.
+const MAX_MESSAGE_CHARS: usize = 200;
+
+#[derive(Debug, Error)]
+pub enum GitHubError {
+    /// No app credentials yet: the app has not been registered (manifest flow) or configured.
+    #[error(
+        "the GitHub App is not set up yet: register it through the setup page or configure its app id and private key"
+    )]
+    NotConfigured,
+
+    /// The configured private key is not an RSA private key in PEM form.
+    #[error(
+        "the GitHub App private key is not a valid RSA private key in PEM form (PKCS#1 or PKCS#8)"
+    )]
+    BadPrivateKey,
+
+    /// The GitHub API URL is not an absolute http(s) URL without query or fragment.
+    #[error("the GitHub API URL must be an http or https URL with a host and no query or fragment")]
+    BadApiUrl,
+
+    /// A GitHub App manifest code that cannot be one GitHub issued; nothing was sent.
+    #[error(
+        "the GitHub App manifest code is not valid: expected up to 100 letters, digits, '-' or '_'"
+    )]
+    InvalidManifestCode,
+
+    /// GitHub answered with a status other than success.
+    #[error("GitHub answered {status}: {message}")]
+    Http { status: u16, message: String },
+
+    /// GitHub answered with success but a body we cannot use. The text names what was wrong
+    /// (a field's path), never a value.
+    #[error("unexpected response from GitHub: {0}")]
+    UnexpectedResponse(String),
+
+    /// The app JWT could not be signed.
+    #[error("could not sign the GitHub App JWT")]
+    Signing(#[source] jsonwebtoken::errors::Error),
+
+    /// The request did not get an answer: connection, TLS, timeout, or building the client.
+    #[error("could not reach GitHub")]
+    Transport(#[source] Box<octocrab::Error>),
+}
+
+impl GitHubError {
+    /// The HTTP status GitHub answered with, if it answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Http { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+impl From<octocrab::Error> for GitHubError {
+    fn from(error: octocrab::Error) -> Self {
+        match error {
+            octocrab::Error::GitHub { source, .. } => Self::Http {
+                status: source.status_code.as_u16(),
+                message: first_line(&source.message),
+            },
+            // A body we asked octocrab to decode; its serde message may quote a value.
+            octocrab::Error::Json { source, .. } => {
+                Self::UnexpectedResponse(format!("cannot decode the field at `{}`", source.path()))
+            }
+            octocrab::Error::Serde { .. } => {
+                Self::UnexpectedResponse("the body is not the JSON expected".to_owned())
+            }
+            other => Self::Transport(Box::new(other)),
+        }
+    }
+}
+
+/// The first line of GitHub's message, bounded, so an error page cannot flood a log line.
+fn first_line(message: &str) -> String {
+    let line = message.lines().next().unwrap_or_default().trim();
+    line.chars().take(MAX_MESSAGE_CHARS).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn github_messages_are_cut_to_one_bounded_line() {
+        let long = format!("{}\nsecond line", "x".repeat(500));
+        assert_eq!(first_line(&long), "x".repeat(MAX_MESSAGE_CHARS));
+        assert_eq!(first_line("Bad credentials"), "Bad credentials");
+    }
+
+    #[test]
+    fn only_http_errors_have_a_status() {
+        let http = GitHubError::Http {
+            status: 401,
+            message: "Bad credentials".into(),
+        };
+        assert_eq!(http.status(), Some(401));
+        assert_eq!(GitHubError::NotConfigured.status(), None);
+    }
+}

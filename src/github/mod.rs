@@ -1,0 +1,188 @@
+//! The only place that talks to GitHub: the app's JWT, installation tokens, and the octocrab
+//! clients built on them. Must not decide anything (that is `core/`), and must not log or show a
+//! token, a private key or a secret.
+
+mod app;
+mod error;
+mod http;
+mod manifest;
+mod tokens;
+
+use chrono::{DateTime, Utc};
+use octocrab::Octocrab;
+use tracing::{info, instrument, warn};
+use url::Url;
+
+pub use app::{AppCredentials, AppJwtClaims};
+pub use error::GitHubError;
+pub use manifest::{ManifestCode, ManifestConversion};
+pub use tokens::{InstallationToken, RENEW_BEFORE_EXPIRY, needs_renewal};
+
+use manifest::ConversionResponse;
+use tokens::TokenCache;
+
+pub type Result<T, E = GitHubError> = std::result::Result<T, E>;
+
+/// The one factory every GitHub call goes through. Share it (`Arc`) rather than making more: it
+/// caches an installation's token and client until the token is five minutes from expiring.
+///
+/// Ask for a client per unit of work rather than keeping one: an installation client's token
+/// lives an hour, an app client's JWT nine minutes.
+pub struct GitHub {
+    api_url: Url,
+    app: Option<AppCredentials>,
+    installations: TokenCache<Installation>,
+}
+
+/// What is cached per installation: the token and the client that sends it.
+#[derive(Clone)]
+struct Installation {
+    token: InstallationToken,
+    client: Octocrab,
+}
+
+impl GitHub {
+    /// `api_url` is GitHub's REST root: `https://api.github.com`, `https://HOST/api/v3` for
+    /// GitHub Enterprise Server, or a fake's address in tests. `app` is `None` until the app is
+    /// registered; calls that need it then fail with [`GitHubError::NotConfigured`].
+    pub fn new(api_url: Url, app: Option<AppCredentials>) -> Result<Self> {
+        let usable = matches!(api_url.scheme(), "http" | "https")
+            && api_url.host().is_some()
+            && api_url.query().is_none()
+            && api_url.fragment().is_none();
+        if !usable {
+            return Err(GitHubError::BadApiUrl);
+        }
+        Ok(Self {
+            api_url,
+            app,
+            installations: TokenCache::new(),
+        })
+    }
+
+    pub fn api_url(&self) -> &Url {
+        &self.api_url
+    }
+
+    /// The app id, once the app is set up.
+    pub fn app_id(&self) -> Option<u64> {
+        self.app.as_ref().map(AppCredentials::app_id)
+    }
+
+    /// A client that authenticates as the app itself (a fresh JWT), for the `/app` endpoints.
+    /// Call it inside a tokio runtime.
+    pub fn app_client(&self) -> Result<Octocrab> {
+        let jwt = self.credentials()?.app_jwt(Utc::now())?;
+        http::bearer_client(&self.api_url, &jwt)
+    }
+
+    /// A client that acts as installation `installation_id`, reused while its token is fresh.
+    #[instrument(skip(self))]
+    pub async fn installation_client(&self, installation_id: u64) -> Result<Octocrab> {
+        Ok(self.installation(installation_id).await?.client)
+    }
+
+    /// The installation's token itself, for what octocrab does not do (e.g. `git` over HTTPS).
+    #[instrument(skip(self))]
+    pub async fn installation_token(&self, installation_id: u64) -> Result<InstallationToken> {
+        Ok(self.installation(installation_id).await?.token)
+    }
+
+    /// Trades the code GitHub sent to the manifest flow's redirect for the new app's
+    /// credentials. The code is checked before it goes into the URL; the call needs no auth.
+    #[instrument(skip_all)]
+    pub async fn convert_manifest_code(&self, code: &str) -> Result<ManifestConversion> {
+        let code = ManifestCode::parse(code)?;
+        let client = http::anonymous_client(&self.api_url)?;
+        let route = format!("/app-manifests/{}/conversions", code.as_str());
+        let response: ConversionResponse = http::post_json(&client, &route).await.inspect_err(
+            |e| warn!(status = e.status(), error = %e, "manifest conversion failed"),
+        )?;
+        let conversion = ManifestConversion::try_from(response)?;
+        info!(app_id = conversion.id, slug = %conversion.slug, "registered the GitHub App");
+        Ok(conversion)
+    }
+
+    fn credentials(&self) -> Result<&AppCredentials> {
+        self.app.as_ref().ok_or(GitHubError::NotConfigured)
+    }
+
+    async fn installation(&self, installation_id: u64) -> Result<Installation> {
+        self.credentials()?;
+        let renew = || self.new_installation(installation_id);
+        self.installations
+            .get_or_renew(installation_id, Utc::now(), renew)
+            .await
+    }
+
+    async fn new_installation(
+        &self,
+        installation_id: u64,
+    ) -> Result<(Installation, DateTime<Utc>)> {
+        let app = self.app_client()?;
+        let token = tokens::create_installation_token(&app, installation_id)
+            .await
+            .inspect_err(|e| {
+                let status = e.status();
+                warn!(installation_id, status, error = %e, "installation token request failed");
+            })?;
+        let client = http::bearer_client(&self.api_url, &token.token)?;
+        let expires_at = token.expires_at;
+        info!(installation_id, %expires_at, "created an installation token");
+        Ok((Installation { token, client }, expires_at))
+    }
+}
+
+impl std::fmt::Debug for GitHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitHub")
+            .field("api_url", &self.api_url.as_str())
+            .field("app_id", &self.app_id())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(text: &str) -> Url {
+        Url::parse(text).unwrap()
+    }
+
+    #[test]
+    fn api_urls_for_github_enterprise_and_fakes_are_accepted() {
+        for ok in [
+            "https://api.github.com",
+            "https://ghe.example.com/api/v3",
+            "http://127.0.0.1:8080/",
+        ] {
+            assert!(GitHub::new(url(ok), None).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn api_urls_octocrab_cannot_use_are_refused() {
+        for bad in [
+            "ftp://example.com",
+            "https://h/api?x=1",
+            "https://h/api#top",
+            "mailto:a@b",
+        ] {
+            assert!(
+                matches!(GitHub::new(url(bad), None), Err(GitHubError::BadApiUrl)),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn without_credentials_the_app_client_is_not_configured() {
+        let github = GitHub::new(url("https://api.github.com"), None).unwrap();
+        assert!(matches!(
+            github.app_client(),
+            Err(GitHubError::NotConfigured)
+        ));
+        assert_eq!(github.app_id(), None);
+    }
+}

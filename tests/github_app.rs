@@ -1,0 +1,357 @@
+//! The GitHub App client against a fake GitHub on loopback: app JWTs, installation tokens and
+//! their cache, installation clients, and the manifest conversion. Must not reach the network.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use chrono::{TimeDelta, Utc};
+use gantry::github::{AppCredentials, AppJwtClaims, GitHub, GitHubError};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+use url::Url;
+use wiremock::matchers::{header, method, path};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+const APP_ID: u64 = 42;
+const INSTALLATION: u64 = 1001;
+const PRIVATE_KEY: &str = include_str!("../fixtures/keys/test-app.pem");
+const PUBLIC_KEY: &str = include_str!("../fixtures/keys/test-app.pub.pem");
+
+/// A fake GitHub: a wiremock server that knows the app's public key.
+struct FakeGitHub {
+    server: MockServer,
+}
+
+impl FakeGitHub {
+    async fn start() -> Self {
+        Self {
+            server: MockServer::start().await,
+        }
+    }
+
+    /// Gantry's client for this fake, as the app (`configured`) or before setup.
+    fn gantry(&self, configured: bool) -> GitHub {
+        self.gantry_at("", configured)
+    }
+
+    /// As [`Self::gantry`], with the API under `prefix` (GitHub Enterprise Server's `/api/v3`).
+    fn gantry_at(&self, prefix: &str, configured: bool) -> GitHub {
+        let api_url = Url::parse(&format!("{}{prefix}", self.server.uri())).unwrap();
+        let app = configured.then(|| {
+            AppCredentials::new(APP_ID, &SecretString::from(PRIVATE_KEY)).expect("fixture key")
+        });
+        GitHub::new(api_url, app).unwrap()
+    }
+
+    /// Grants installation tokens `ghs_fake_1`, `ghs_fake_2`, … that live `lifetime`, but only
+    /// to a request carrying a valid app JWT; expects exactly `times` such requests.
+    async fn grants_tokens(&self, prefix: &str, lifetime: TimeDelta, times: u64) {
+        Mock::given(method("POST"))
+            .and(path(format!(
+                "{prefix}/app/installations/{INSTALLATION}/access_tokens"
+            )))
+            .and(ValidAppJwt)
+            .respond_with(TokenGrants {
+                issued: AtomicUsize::new(0),
+                lifetime,
+            })
+            .expect(times)
+            .mount(&self.server)
+            .await;
+    }
+
+    /// Answers `GET {prefix}/repos/o/r` only for a request that carries `token`.
+    async fn serves_repo_to(&self, prefix: &str, token: &str) {
+        Mock::given(method("GET"))
+            .and(path(format!("{prefix}/repos/o/r")))
+            .and(header("authorization", format!("Bearer {token}")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"full_name": "o/r"})))
+            .expect(1..)
+            .mount(&self.server)
+            .await;
+    }
+
+    async fn requests(&self) -> Vec<Request> {
+        self.server.received_requests().await.unwrap_or_default()
+    }
+}
+
+/// Matches a request whose `Authorization: Bearer` JWT verifies with the app's public key and
+/// whose claims are what GitHub requires of an app JWT made just now.
+struct ValidAppJwt;
+
+impl wiremock::Match for ValidAppJwt {
+    fn matches(&self, request: &Request) -> bool {
+        let claims = request
+            .headers
+            .get("authorization")
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .and_then(verified_claims);
+        claims.is_some_and(|claims| claims_are_fresh(&claims))
+    }
+}
+
+fn verified_claims(jwt: &str) -> Option<AppJwtClaims> {
+    let key = DecodingKey::from_rsa_pem(PUBLIC_KEY.as_bytes()).expect("fixture public key");
+    let mut validation = Validation::new(Algorithm::RS256);
+    validation.set_required_spec_claims(&["iss", "iat", "exp"]);
+    jsonwebtoken::decode::<AppJwtClaims>(jwt, &key, &validation)
+        .ok()
+        .map(|data| data.claims)
+}
+
+fn claims_are_fresh(claims: &AppJwtClaims) -> bool {
+    let now = Utc::now().timestamp();
+    claims.iss == APP_ID.to_string()
+        && (claims.iat - (now - 60)).abs() <= 5
+        && claims.exp > now
+        && claims.exp - claims.iat <= 600
+}
+
+/// Hands out a new, numbered installation token on each request.
+struct TokenGrants {
+    issued: AtomicUsize,
+    lifetime: TimeDelta,
+}
+
+impl Respond for TokenGrants {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        let n = self.issued.fetch_add(1, Ordering::SeqCst) + 1;
+        let expires_at = (Utc::now() + self.lifetime).to_rfc3339();
+        ResponseTemplate::new(201).set_body_json(json!({
+            "token": format!("ghs_fake_{n}"),
+            "expires_at": expires_at,
+            "permissions": {"contents": "read"},
+            "repository_selection": "all",
+        }))
+    }
+}
+
+fn conversion_body() -> serde_json::Value {
+    json!({
+        "id": 7,
+        "slug": "gantry-acme",
+        "node_id": "MDM6QXBwNw==",
+        "owner": {"login": "acme", "id": 1, "type": "Organization"},
+        "name": "Gantry (acme)",
+        "html_url": "https://github.com/apps/gantry-acme",
+        "client_id": "Iv1.8a61f9b3a7aba766",
+        "client_secret": "1726be1638095a19edd134c77bde3aa2ece1e5d8",
+        "webhook_secret": "e340154128314309424b7c8e90325147d99fdafa",
+        "pem": "-----BEGIN RSA PRIVATE KEY-----\nfake\n-----END RSA PRIVATE KEY-----\n",
+    })
+}
+
+#[tokio::test]
+async fn token_request_carries_an_app_jwt_that_verifies_with_the_public_key() {
+    let github = FakeGitHub::start().await;
+    github.grants_tokens("", TimeDelta::hours(1), 1).await;
+
+    let token = github.gantry(true).installation_token(INSTALLATION).await;
+
+    // The fake grants a token only to a valid JWT (see `ValidAppJwt`): getting one is the proof.
+    assert_eq!(token.unwrap().token.expose_secret(), "ghs_fake_1");
+    let requests = github.requests().await;
+    let auth = requests[0]
+        .headers
+        .get("authorization")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    let claims = verified_claims(auth.strip_prefix("Bearer ").unwrap()).unwrap();
+    assert_eq!(claims.iss, "42");
+    assert!(claims.exp - claims.iat <= 600);
+}
+
+#[tokio::test]
+async fn second_call_for_an_installation_reuses_the_cached_token() {
+    let github = FakeGitHub::start().await;
+    github.grants_tokens("", TimeDelta::hours(1), 1).await;
+    let gantry = github.gantry(true);
+
+    let first = gantry.installation_token(INSTALLATION).await.unwrap();
+    let second = gantry.installation_token(INSTALLATION).await.unwrap();
+    gantry.installation_client(INSTALLATION).await.unwrap();
+
+    assert_eq!(first.token.expose_secret(), "ghs_fake_1");
+    assert_eq!(second.token.expose_secret(), "ghs_fake_1");
+    github.server.verify().await; // the token endpoint was hit once
+}
+
+#[tokio::test]
+async fn token_expiring_within_five_minutes_is_renewed() {
+    let github = FakeGitHub::start().await;
+    github.grants_tokens("", TimeDelta::minutes(4), 2).await;
+    let gantry = github.gantry(true);
+
+    let first = gantry.installation_token(INSTALLATION).await.unwrap();
+    let second = gantry.installation_token(INSTALLATION).await.unwrap();
+
+    assert_eq!(first.token.expose_secret(), "ghs_fake_1");
+    assert_eq!(second.token.expose_secret(), "ghs_fake_2");
+    github.server.verify().await;
+}
+
+#[tokio::test]
+async fn concurrent_callers_for_one_installation_share_one_token_request() {
+    let github = FakeGitHub::start().await;
+    github.grants_tokens("", TimeDelta::hours(1), 1).await;
+    let gantry = github.gantry(true);
+
+    let (a, b, c) = tokio::join!(
+        gantry.installation_client(INSTALLATION),
+        gantry.installation_client(INSTALLATION),
+        gantry.installation_client(INSTALLATION),
+    );
+
+    assert!(a.is_ok() && b.is_ok() && c.is_ok());
+    github.server.verify().await;
+}
+
+#[tokio::test]
+async fn installation_client_sends_the_installation_token() {
+    let github = FakeGitHub::start().await;
+    github.grants_tokens("", TimeDelta::hours(1), 1).await;
+    github.serves_repo_to("", "ghs_fake_1").await;
+    let client = github
+        .gantry(true)
+        .installation_client(INSTALLATION)
+        .await
+        .unwrap();
+
+    let repo: serde_json::Value = client.get("/repos/o/r", None::<&()>).await.unwrap();
+
+    assert_eq!(repo["full_name"], "o/r");
+    github.server.verify().await;
+}
+
+#[tokio::test]
+async fn github_enterprise_api_prefix_is_kept_on_every_call() {
+    let github = FakeGitHub::start().await;
+    github
+        .grants_tokens("/api/v3", TimeDelta::hours(1), 1)
+        .await;
+    github.serves_repo_to("/api/v3", "ghs_fake_1").await;
+    let gantry = github.gantry_at("/api/v3", true);
+
+    let client = gantry.installation_client(INSTALLATION).await.unwrap();
+    let repo: serde_json::Value = client.get("/repos/o/r", None::<&()>).await.unwrap();
+
+    assert_eq!(repo["full_name"], "o/r");
+    github.server.verify().await;
+}
+
+#[tokio::test]
+async fn refused_token_request_is_an_http_error_without_secrets() {
+    let github = FakeGitHub::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(json!({
+            "message": "A JSON web token could not be decoded",
+            "documentation_url": "https://docs.github.com/rest",
+        })))
+        .mount(&github.server)
+        .await;
+
+    let error = github
+        .gantry(true)
+        .installation_client(INSTALLATION)
+        .await
+        .unwrap_err();
+
+    assert!(
+        matches!(error, GitHubError::Http { status: 401, .. }),
+        "{error:?}"
+    );
+    let shown = format!("{error} {error:?}");
+    assert!(shown.contains("could not be decoded"), "{shown}");
+    assert!(
+        !shown.contains("Bearer") && !shown.contains("PRIVATE KEY"),
+        "{shown}"
+    );
+}
+
+#[tokio::test]
+async fn manifest_code_converts_into_the_new_apps_credentials() {
+    let github = FakeGitHub::start().await;
+    Mock::given(method("POST"))
+        .and(path(
+            "/app-manifests/a180b1a3d263c81bc6441d7b990bae27d4c10679/conversions",
+        ))
+        .respond_with(ResponseTemplate::new(201).set_body_json(conversion_body()))
+        .expect(1)
+        .mount(&github.server)
+        .await;
+
+    let app = github
+        .gantry(false)
+        .convert_manifest_code("a180b1a3d263c81bc6441d7b990bae27d4c10679")
+        .await
+        .unwrap();
+
+    assert_eq!((app.id, app.slug.as_str()), (7, "gantry-acme"));
+    assert_eq!(app.html_url, "https://github.com/apps/gantry-acme");
+    assert!(
+        app.pem
+            .expose_secret()
+            .starts_with("-----BEGIN RSA PRIVATE KEY-----")
+    );
+    assert_eq!(
+        app.webhook_secret.expose_secret(),
+        "e340154128314309424b7c8e90325147d99fdafa"
+    );
+    assert_eq!(app.client_id.as_deref(), Some("Iv1.8a61f9b3a7aba766"));
+    let client_secret = app
+        .client_secret
+        .as_ref()
+        .map(|s| s.expose_secret().to_owned());
+    assert_eq!(
+        client_secret.as_deref(),
+        Some("1726be1638095a19edd134c77bde3aa2ece1e5d8")
+    );
+    assert_eq!(app.owner_login.as_deref(), Some("acme"));
+    let requests = github.requests().await;
+    assert!(
+        requests[0].headers.get("authorization").is_none(),
+        "conversion needs no auth"
+    );
+    github.server.verify().await;
+}
+
+#[tokio::test]
+async fn invalid_manifest_code_is_rejected_before_any_request() {
+    let github = FakeGitHub::start().await;
+    let gantry = github.gantry(false);
+
+    for code in [
+        "../../app/installations",
+        "abc/def",
+        "abc?x=1",
+        "",
+        "%2e%2e",
+    ] {
+        let error = gantry.convert_manifest_code(code).await.unwrap_err();
+        assert!(
+            matches!(error, GitHubError::InvalidManifestCode),
+            "{code:?}: {error:?}"
+        );
+    }
+    assert!(github.requests().await.is_empty());
+}
+
+#[tokio::test]
+async fn without_app_credentials_installation_calls_are_not_configured() {
+    let github = FakeGitHub::start().await;
+    let gantry = github.gantry(false);
+
+    let client = gantry.installation_client(INSTALLATION).await.unwrap_err();
+    let token = gantry.installation_token(INSTALLATION).await.unwrap_err();
+
+    assert!(matches!(client, GitHubError::NotConfigured));
+    assert!(matches!(token, GitHubError::NotConfigured));
+    assert!(matches!(
+        gantry.app_client(),
+        Err(GitHubError::NotConfigured)
+    ));
+    assert!(github.requests().await.is_empty());
+}

@@ -13,7 +13,10 @@ use gantry::webhook::signature::{WebhookSecrets, sign};
 const SECRET: &str = "bench-secret";
 
 fn payload() -> Vec<u8> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/webhooks/pull_request.opened.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/webhooks/pull_request.opened.json"
+    );
     std::fs::read(path).expect("fixture")
 }
 

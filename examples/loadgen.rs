@@ -68,13 +68,29 @@ async fn main() -> anyhow::Result<()> {
         accepted: AtomicU64::new(0),
         other: AtomicU64::new(0),
     });
-    let run = format!("{:x}", std::process::id() as u64 ^ Instant::now().elapsed().as_nanos() as u64);
+    let run = format!(
+        "{:x}",
+        std::process::id() as u64 ^ Instant::now().elapsed().as_nanos() as u64
+    );
     let send = {
-        let (client, endpoint, event, signature, body, stats) =
-            (client.clone(), endpoint.clone(), event.clone(), signature.clone(), body.clone(), stats.clone());
+        let (client, endpoint, event, signature, body, stats) = (
+            client.clone(),
+            endpoint.clone(),
+            event.clone(),
+            signature.clone(),
+            body.clone(),
+            stats.clone(),
+        );
         move |n: u64, scheduled: Instant| {
-            let (client, endpoint, event, signature, body, stats, run) =
-                (client.clone(), endpoint.clone(), event.clone(), signature.clone(), body.clone(), stats.clone(), run.clone());
+            let (client, endpoint, event, signature, body, stats, run) = (
+                client.clone(),
+                endpoint.clone(),
+                event.clone(),
+                signature.clone(),
+                body.clone(),
+                stats.clone(),
+                run.clone(),
+            );
             async move {
                 let response = client
                     .post(&endpoint)
@@ -152,7 +168,8 @@ async fn report(stats: &Stats, elapsed: Duration, args: &Args, size: usize) {
     let accepted = stats.accepted.load(Ordering::Relaxed);
     println!(
         "mode={} payload={}B concurrency={} sent={} accepted(202)={} other={}",
-        args.rate.map_or("closed-loop".to_string(), |r| format!("open-loop {r}/s")),
+        args.rate
+            .map_or("closed-loop".to_string(), |r| format!("open-loop {r}/s")),
         size,
         args.concurrency,
         latencies.len(),

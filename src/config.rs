@@ -199,8 +199,9 @@ impl Config {
 }
 
 fn read_file(path: &Path) -> Result<RawConfig, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::new("--config", format!("cannot read {}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError::new("--config", format!("cannot read {}: {e}", path.display()))
+    })?;
     toml::from_str(&text).map_err(|e| {
         let key = e.span().map(|s| key_at(&text, s.start)).unwrap_or_default();
         let message = e.message().to_string();
@@ -210,7 +211,9 @@ fn read_file(path: &Path) -> Result<RawConfig, ConfigError> {
 
 /// The key named on the line where a TOML error starts, for a readable message.
 fn key_at(text: &str, offset: usize) -> String {
-    let line_start = text[..offset.min(text.len())].rfind('\n').map_or(0, |i| i + 1);
+    let line_start = text[..offset.min(text.len())]
+        .rfind('\n')
+        .map_or(0, |i| i + 1);
     let line = &text[line_start..];
     line.split(['=', '\n'])
         .next()
@@ -273,14 +276,22 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         .as_deref()
         .unwrap_or("127.0.0.1:8080")
         .parse()
-        .map_err(|_| ConfigError::new("listen", "must be an address and port, like 127.0.0.1:8080"))?;
+        .map_err(|_| {
+            ConfigError::new("listen", "must be an address and port, like 127.0.0.1:8080")
+        })?;
     let public_url = match raw.public_url {
         Some(u) => parse_http_url("public_url", &u)?,
         None => parse_http_url("public_url", &format!("http://{listen}"))?,
     };
     let data_dir = raw.data_dir.unwrap_or_else(|| PathBuf::from("data"));
     let database_url = match raw.database_url {
-        Some(u) if u.starts_with("sqlite:") || u.starts_with("postgres:") || u.starts_with("postgresql:") => u,
+        Some(u)
+            if u.starts_with("sqlite:")
+                || u.starts_with("postgres:")
+                || u.starts_with("postgresql:") =>
+        {
+            u
+        }
         Some(_) => {
             return Err(ConfigError::new(
                 "database_url",
@@ -290,9 +301,15 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         None => format!("sqlite://{}", data_dir.join("gantry.db").display()),
     };
     let github = validate_github(raw.github, &data_dir)?;
-    let max_body_bytes = raw.ingest.max_body_bytes.unwrap_or(DEFAULT_MAX_WEBHOOK_BYTES);
+    let max_body_bytes = raw
+        .ingest
+        .max_body_bytes
+        .unwrap_or(DEFAULT_MAX_WEBHOOK_BYTES);
     if max_body_bytes == 0 {
-        return Err(ConfigError::new("ingest.max_body_bytes", "must be greater than 0"));
+        return Err(ConfigError::new(
+            "ingest.max_body_bytes",
+            "must be greater than 0",
+        ));
     }
     Ok(Config {
         listen,
@@ -337,7 +354,10 @@ fn validate_github(raw: RawGitHub, data_dir: &Path) -> Result<GitHubConfig, Conf
             ));
         }
         (None, Some(_)) => {
-            return Err(ConfigError::new("github.app_id", "the private key is set but not the app id"));
+            return Err(ConfigError::new(
+                "github.app_id",
+                "the private key is set but not the app id",
+            ));
         }
         (Some(id), Some(key)) => {
             let app_id = id

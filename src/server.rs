@@ -36,7 +36,11 @@ pub async fn serve_on(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let store = Store::open(&config.database_url).await?;
-    let credentials = config.github.app.as_ref().map(|app| app.credentials.clone());
+    let credentials = config
+        .github
+        .app
+        .as_ref()
+        .map(|app| app.credentials.clone());
     let github = GitHub::new(config.github.api_url.clone(), credentials)
         .context("setting up the GitHub client")?;
     if config.github.app.is_none() {

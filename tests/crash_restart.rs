@@ -23,7 +23,11 @@ struct GantryProcess {
 
 impl GantryProcess {
     fn start(data_dir: &Path, log: &Path, extra_env: &[(&str, &str)]) -> Self {
-        let log_file = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
         let key = fixture_path("keys/test-app.pem");
         let mut command = Command::new(env!("CARGO_BIN_EXE_gantry"));
         command
@@ -62,13 +66,22 @@ fn wait_for_listen_address(log: &Path, earlier: usize) -> String {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
         let mut text = String::new();
-        std::fs::File::open(log).unwrap().read_to_string(&mut text).unwrap();
-        let listening: Vec<&str> = text.lines().filter(|l| l.contains("gantry listening")).collect();
+        std::fs::File::open(log)
+            .unwrap()
+            .read_to_string(&mut text)
+            .unwrap();
+        let listening: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("gantry listening"))
+            .collect();
         if listening.len() > earlier {
             let address = listening[earlier].split("address=").nth(1).unwrap();
             return format!("http://{}", address.split_whitespace().next().unwrap());
         }
-        assert!(std::time::Instant::now() < deadline, "gantry did not start:\n{text}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gantry did not start:\n{text}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -88,9 +101,14 @@ async fn send(http: &reqwest::Client, url: &str, event: &str, id: &str, body: &[
 }
 
 async fn open_store(data_dir: &Path) -> Store {
-    let env: HashMap<String, String> =
-        [("GANTRY_DATA_DIR".to_string(), data_dir.to_str().unwrap().to_string())].into();
-    Store::open(&Config::load(None, &env).unwrap().database_url).await.unwrap()
+    let env: HashMap<String, String> = [(
+        "GANTRY_DATA_DIR".to_string(),
+        data_dir.to_str().unwrap().to_string(),
+    )]
+    .into();
+    Store::open(&Config::load(None, &env).unwrap().database_url)
+        .await
+        .unwrap()
 }
 
 /// How many times the log says a delivery was closed (processed, ignored or failed).
@@ -100,7 +118,9 @@ fn times_closed(log_text: &str, id: &str) -> usize {
         .lines()
         .filter(|l| l.contains(&needle))
         .filter(|l| {
-            l.contains("delivery processed") || l.contains("delivery ignored") || l.contains("delivery failed")
+            l.contains("delivery processed")
+                || l.contains("delivery ignored")
+                || l.contains("delivery failed")
         })
         .count()
 }
@@ -108,13 +128,20 @@ fn times_closed(log_text: &str, id: &str) -> usize {
 async fn wait_all_closed(store: &Store, ids: &[String]) {
     let done = wait_until(Duration::from_secs(60), || async {
         let counts = store.delivery_counts().await.unwrap();
-        let pending = counts.iter().find(|(s, _)| s == "pending").map_or(0, |c| c.1);
+        let pending = counts
+            .iter()
+            .find(|(s, _)| s == "pending")
+            .map_or(0, |c| c.1);
         (pending == 0).then_some(())
     })
     .await;
     assert!(done.is_some(), "deliveries still pending after the restart");
     for id in ids {
-        let d = store.delivery(id).await.unwrap().unwrap_or_else(|| panic!("{id} lost"));
+        let d = store
+            .delivery(id)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{id} lost"));
         assert_ne!(d.status, "pending", "{id}");
         assert_eq!(d.attempts, 1, "{id} processed more than once");
     }
@@ -123,7 +150,10 @@ async fn wait_all_closed(store: &Store, ids: &[String]) {
 fn payloads() -> Vec<(&'static str, Vec<u8>)> {
     vec![
         ("push", fixture("webhooks/push.json")),
-        ("installation", fixture("webhooks/installation.created.json")),
+        (
+            "installation",
+            fixture("webhooks/installation.created.json"),
+        ),
         ("pull_request", fixture("webhooks/pull_request.opened.json")),
     ]
 }
@@ -191,13 +221,14 @@ async fn a_sigkill_during_processing_loses_nothing_and_repeats_nothing() {
     let second = GantryProcess::start(&data, &log, &[]);
     wait_all_closed(&store, &ids).await;
     // The store closed each exactly once (attempts = 1, checked above). The log may miss the
-    // one delivery whose commit landed just before the kill, but never shows one closed twice.
+    // batch (at most 64) whose commit landed just before the kill, but never shows one closed
+    // twice.
     let text = std::fs::read_to_string(&log).unwrap();
     let logged: usize = ids.iter().map(|id| times_closed(&text, id)).sum();
     for id in &ids {
         assert!(times_closed(&text, id) <= 1, "{id} processed twice");
     }
-    assert!(logged >= ids.len() - 1, "only {logged} closings logged");
+    assert!(logged >= ids.len() - 64, "only {logged} closings logged");
     second.kill();
     eprintln!("{pending_at_kill} of 600 deliveries were still pending at the kill");
 }

@@ -10,15 +10,25 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
 
 fn no_app(env: &mut std::collections::HashMap<String, String>) {
-    for key in ["GANTRY_WEBHOOK_SECRET", "GANTRY_APP_ID", "GANTRY_APP_PRIVATE_KEY_PATH"] {
+    for key in [
+        "GANTRY_WEBHOOK_SECRET",
+        "GANTRY_APP_ID",
+        "GANTRY_APP_PRIVATE_KEY_PATH",
+    ] {
         env.remove(key);
     }
-    env.insert("GANTRY_PUBLIC_URL".into(), "https://gantry.example.com".into());
+    env.insert(
+        "GANTRY_PUBLIC_URL".into(),
+        "https://gantry.example.com".into(),
+    );
 }
 
 /// The manifest the setup page would post, read back out of its hidden form field.
 fn manifest_in(page: &str) -> serde_json::Value {
-    let start = page.find("name=\"manifest\" value=\"").expect("manifest field") + 23;
+    let start = page
+        .find("name=\"manifest\" value=\"")
+        .expect("manifest field")
+        + 23;
     let end = start + page[start..].find('"').unwrap();
     let escaped = &page[start..end];
     let json = escaped
@@ -42,15 +52,26 @@ async fn the_setup_page_posts_a_manifest_with_this_gantrys_urls() {
     let gantry = TestGantry::start_with(no_app).await;
     let response = gantry.get("/github-app/setup").await;
     assert_eq!(response.status(), 200);
-    let cookie = response.headers()["set-cookie"].to_str().unwrap().to_string();
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_string();
     assert!(cookie.starts_with("gantry_manifest_state="), "{cookie}");
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains("Secure"));
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains("Secure")
+    );
     let page = response.text().await.unwrap();
 
     let manifest = manifest_in(&page);
     assert_eq!(manifest["url"], "https://gantry.example.com");
-    assert_eq!(manifest["hook_attributes"]["url"], "https://gantry.example.com/webhooks/github");
-    assert_eq!(manifest["redirect_url"], "https://gantry.example.com/github-app/callback");
+    assert_eq!(
+        manifest["hook_attributes"]["url"],
+        "https://gantry.example.com/webhooks/github"
+    );
+    assert_eq!(
+        manifest["redirect_url"],
+        "https://gantry.example.com/github-app/callback"
+    );
     assert_eq!(manifest["public"], false);
     let permissions = &manifest["default_permissions"];
     for (name, level) in [
@@ -63,20 +84,45 @@ async fn the_setup_page_posts_a_manifest_with_this_gantrys_urls() {
     ] {
         assert_eq!(permissions[name], level, "{name}");
     }
-    assert_eq!(permissions.as_object().unwrap().len(), 6, "no extra permissions");
-    let events: Vec<&str> =
-        manifest["default_events"].as_array().unwrap().iter().map(|e| e.as_str().unwrap()).collect();
-    assert_eq!(events, ["push", "pull_request", "issue_comment", "check_run", "check_suite"]);
+    assert_eq!(
+        permissions.as_object().unwrap().len(),
+        6,
+        "no extra permissions"
+    );
+    let events: Vec<&str> = manifest["default_events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "push",
+            "pull_request",
+            "issue_comment",
+            "check_run",
+            "check_suite"
+        ]
+    );
 
     let state = cookie.split(';').next().unwrap().split('=').nth(1).unwrap();
     let action = form_action(&page);
-    assert_eq!(action, format!("{}/settings/apps/new?state={state}", gantry.github.uri()));
+    assert_eq!(
+        action,
+        format!("{}/settings/apps/new?state={state}", gantry.github.uri())
+    );
 }
 
 #[tokio::test]
 async fn the_setup_page_can_create_the_app_for_an_organization() {
     let gantry = TestGantry::start_with(no_app).await;
-    let page = gantry.get("/github-app/setup?org=acme-infra&name=Acme%20Gantry").await.text().await.unwrap();
+    let page = gantry
+        .get("/github-app/setup?org=acme-infra&name=Acme%20Gantry")
+        .await
+        .text()
+        .await
+        .unwrap();
     assert!(form_action(&page).starts_with(&format!(
         "{}/organizations/acme-infra/settings/apps/new?state=",
         gantry.github.uri()
@@ -109,11 +155,20 @@ async fn the_callback_saves_the_new_apps_credentials_and_says_what_to_do_next() 
         .await;
 
     let setup = gantry.get("/github-app/setup").await;
-    let cookie = setup.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let cookie = setup.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
     let state = cookie.split('=').nth(1).unwrap().to_string();
     let callback = gantry
         .http
-        .get(format!("{}/github-app/callback?code=abc123&state={state}", gantry.url))
+        .get(format!(
+            "{}/github-app/callback?code=abc123&state={state}",
+            gantry.url
+        ))
         .header("Cookie", &cookie)
         .send()
         .await
@@ -127,10 +182,19 @@ async fn the_callback_saves_the_new_apps_credentials_and_says_what_to_do_next() 
 
     let dir = gantry.data_dir.path().join("github-app");
     assert_eq!(std::fs::read_to_string(dir.join("app-id")).unwrap(), "777");
-    assert_eq!(std::fs::read_to_string(dir.join("webhook-secret")).unwrap(), "fresh-webhook-secret");
-    assert_eq!(std::fs::read_to_string(dir.join("private-key.pem")).unwrap(), pem);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("webhook-secret")).unwrap(),
+        "fresh-webhook-secret"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("private-key.pem")).unwrap(),
+        pem
+    );
     for file in ["app-id", "webhook-secret", "private-key.pem"] {
-        let mode = std::fs::metadata(dir.join(file)).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.join(file))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600, "{file}");
     }
 
@@ -152,7 +216,9 @@ async fn a_callback_without_the_browsers_state_is_refused_before_calling_github(
         .expect(0)
         .mount(&gantry.github)
         .await;
-    let response = gantry.get("/github-app/callback?code=abc123&state=forged").await;
+    let response = gantry
+        .get("/github-app/callback?code=abc123&state=forged")
+        .await;
     assert_eq!(response.status(), 400);
     assert!(!gantry.data_dir.path().join("github-app").exists());
 }
@@ -162,15 +228,26 @@ async fn a_code_github_refuses_gives_a_clear_page_and_saves_nothing() {
     let gantry = TestGantry::start_with(no_app).await;
     Mock::given(method("POST"))
         .and(path("/app-manifests/expired/conversions"))
-        .respond_with(ResponseTemplate::new(404).set_body_json(serde_json::json!({"message": "Not Found"})))
+        .respond_with(
+            ResponseTemplate::new(404).set_body_json(serde_json::json!({"message": "Not Found"})),
+        )
         .mount(&gantry.github)
         .await;
     let setup = gantry.get("/github-app/setup").await;
-    let cookie = setup.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let cookie = setup.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
     let state = cookie.split('=').nth(1).unwrap().to_string();
     let response = gantry
         .http
-        .get(format!("{}/github-app/callback?code=expired&state={state}", gantry.url))
+        .get(format!(
+            "{}/github-app/callback?code=expired&state={state}",
+            gantry.url
+        ))
         .header("Cookie", &cookie)
         .send()
         .await

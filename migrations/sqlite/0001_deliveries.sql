@@ -1,6 +1,7 @@
 -- Webhook deliveries, stored before Gantry answers GitHub, processed afterwards in `seq` order.
 CREATE TABLE deliveries (
-    seq              INTEGER PRIMARY KEY AUTOINCREMENT,
+    -- A rowid alias: new rows take max(seq) + 1, so seq is the order of arrival.
+    seq              INTEGER PRIMARY KEY,
     delivery_id      TEXT    NOT NULL UNIQUE,
     event            TEXT    NOT NULL,
     action           TEXT,

@@ -9,7 +9,11 @@ use clap::{Parser, Subcommand};
 use crate::config::Config;
 
 #[derive(Debug, Parser)]
-#[command(name = "gantry", version, about = "Runs Terraform for your GitHub repositories, the way Terraform Cloud's VCS workflow does")]
+#[command(
+    name = "gantry",
+    version,
+    about = "Runs Terraform for your GitHub repositories, the way Terraform Cloud's VCS workflow does"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -51,7 +55,11 @@ pub fn run() -> ExitCode {
                 println!("  data_dir:   {}", config.data_dir.display());
                 println!("  github api: {}", config.github.api_url);
                 match &config.github.app {
-                    Some(app) => println!("  github app: {} ({} webhook secret(s))", app.app_id, config.github.webhook_secrets.len()),
+                    Some(app) => println!(
+                        "  github app: {} ({} webhook secret(s))",
+                        app.app_id,
+                        config.github.webhook_secrets.len()
+                    ),
                     None => println!("  github app: not set up (open /github-app/setup)"),
                 }
                 ExitCode::SUCCESS
@@ -72,7 +80,10 @@ fn load_config(path: Option<PathBuf>) -> Option<Config> {
 }
 
 fn run_async(work: impl Future<Output = anyhow::Result<()>>) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(error) => {
             eprintln!("gantry: cannot start the async runtime: {error}");

@@ -2,7 +2,10 @@ use super::*;
 use secrecy::ExposeSecret;
 
 fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 fn load_str(toml: &str, pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
@@ -19,7 +22,10 @@ fn defaults_listen_on_loopback_8080_with_sqlite_in_the_data_dir() {
     let config = Config::load(None, &env(&[])).unwrap();
     assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
     assert_eq!(config.public_url.as_str(), "http://127.0.0.1:8080/");
-    assert_eq!(config.database_url.expose_secret(), "sqlite://data/gantry.db");
+    assert_eq!(
+        config.database_url.expose_secret(),
+        "sqlite://data/gantry.db"
+    );
     assert!(config.github.app.is_none());
     assert!(config.dispatcher.enabled);
     assert_eq!(config.ingest.max_body_bytes, 25 * 1024 * 1024);
@@ -38,7 +44,10 @@ fn environment_overrides_the_file() {
     )
     .unwrap();
     assert_eq!(config.listen.port(), 9999);
-    assert_eq!(config.github.api_url.as_str(), "http://127.0.0.1:1234/api/v3");
+    assert_eq!(
+        config.github.api_url.as_str(),
+        "http://127.0.0.1:1234/api/v3"
+    );
     assert_eq!(config.data_dir, PathBuf::from("/tmp/gantry-x"));
     assert_eq!(config.public_url.as_str(), "https://gantry.example.com/");
 }
@@ -160,7 +169,9 @@ fn a_database_url_of_another_kind_is_refused() {
 fn credentials_written_by_the_manifest_flow_are_picked_up_from_the_data_dir() {
     let dir = tempfile::tempdir().unwrap();
     let written = store_app_credentials(dir.path(), 7, KEY, "whsec").unwrap();
-    let mode = std::fs::metadata(written.join("private-key.pem")).unwrap().permissions();
+    let mode = std::fs::metadata(written.join("private-key.pem"))
+        .unwrap()
+        .permissions();
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(mode.mode() & 0o777, 0o600);
     let config = Config::load(

@@ -8,10 +8,9 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
 
 use super::handlers::{Handled, handle};
-use crate::store::{DeliveryOutcome, PendingDelivery, Store};
+use crate::store::{DeliveryEffect, DeliveryOutcome, PendingDelivery, Store};
 
 /// Deliveries taken from the store at a time.
 const BATCH: i64 = 64;
@@ -44,7 +43,10 @@ impl Dispatcher {
                 }
                 Ok(_) => {}
                 Err(error) => {
-                    tracing::error!(error = format!("{error:#}"), "reading pending deliveries failed");
+                    tracing::error!(
+                        error = format!("{error:#}"),
+                        "reading pending deliveries failed"
+                    );
                     tokio::select! {
                         _ = cancel.cancelled() => break,
                         _ = tokio::time::sleep(IDLE_POLL) => {}
@@ -55,40 +57,65 @@ impl Dispatcher {
         tracing::info!("dispatcher stopped");
     }
 
-    /// Processes one batch of pending deliveries; returns how many it took.
+    /// Processes one batch of pending deliveries, in order, and closes them in one
+    /// transaction; returns how many it took.
     pub async fn dispatch_pending(&self) -> anyhow::Result<usize> {
         let pending = self.store.pending_deliveries(BATCH).await?;
         let count = pending.len();
+        let mut closing = Vec::with_capacity(count);
+        let mut spans = Vec::with_capacity(count);
         for delivery in pending {
             let span = tracing::info_span!(
                 "delivery",
                 delivery_id = %delivery.delivery_id,
                 event = %delivery.event
             );
-            self.process(delivery).instrument(span).await?;
+            let decided = span.in_scope(|| decide(&delivery));
+            match decided {
+                Decided::Close(outcome, effects) => {
+                    closing.push((delivery.seq, outcome, effects));
+                    spans.push(span);
+                }
+                Decided::Retry { error, delay_ms } => {
+                    self.store
+                        .retry_delivery_later(delivery.seq, &error, delay_ms)
+                        .await?;
+                }
+            }
+        }
+        if closing.is_empty() {
+            return Ok(count);
+        }
+        self.store.finish_deliveries(&closing).await?;
+        for ((_, outcome, _), span) in closing.iter().zip(spans) {
+            span.in_scope(|| log_outcome(outcome));
         }
         Ok(count)
     }
+}
 
-    async fn process(&self, delivery: PendingDelivery) -> anyhow::Result<()> {
-        let handled = handle(&delivery.event, &delivery.payload);
-        let (outcome, effects) = match handled {
-            Handled::Done { outcome, effects } => (outcome, effects),
-            Handled::RetryLater(error) if delivery.attempts + 1 < MAX_ATTEMPTS => {
-                let delay_ms = backoff_ms(delivery.attempts);
-                tracing::warn!(error, delay_ms, "processing failed; will retry");
-                return self.store.retry_delivery_later(delivery.seq, &error, delay_ms).await;
-            }
-            Handled::RetryLater(error) => (DeliveryOutcome::Failed(error), Vec::new()),
-        };
-        if self.store.finish_delivery(delivery.seq, &outcome, &effects).await? {
-            match &outcome {
-                DeliveryOutcome::Processed => tracing::info!("delivery processed"),
-                DeliveryOutcome::Ignored(reason) => tracing::info!(reason, "delivery ignored"),
-                DeliveryOutcome::Failed(error) => tracing::warn!(error, "delivery failed"),
-            }
+enum Decided {
+    Close(DeliveryOutcome, Vec<DeliveryEffect>),
+    Retry { error: String, delay_ms: i64 },
+}
+
+fn decide(delivery: &PendingDelivery) -> Decided {
+    match handle(&delivery.event, &delivery.payload) {
+        Handled::Done { outcome, effects } => Decided::Close(outcome, effects),
+        Handled::RetryLater(error) if delivery.attempts + 1 < MAX_ATTEMPTS => {
+            let delay_ms = backoff_ms(delivery.attempts);
+            tracing::warn!(error, delay_ms, "processing failed; will retry");
+            Decided::Retry { error, delay_ms }
         }
-        Ok(())
+        Handled::RetryLater(error) => Decided::Close(DeliveryOutcome::Failed(error), Vec::new()),
+    }
+}
+
+fn log_outcome(outcome: &DeliveryOutcome) {
+    match outcome {
+        DeliveryOutcome::Processed => tracing::info!("delivery processed"),
+        DeliveryOutcome::Ignored(reason) => tracing::info!(reason, "delivery ignored"),
+        DeliveryOutcome::Failed(error) => tracing::warn!(error, "delivery failed"),
     }
 }
 

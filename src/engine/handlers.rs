@@ -48,10 +48,10 @@ pub fn handle(event: &str, payload: &[u8]) -> Handled {
         | Event::PullRequest(_)
         | Event::IssueComment(_)
         | Event::CheckRun(_)
-        | Event::CheckSuite(_) => {
-            Handled::ignored("no workspace tracks this repository")
+        | Event::CheckSuite(_) => Handled::ignored("no workspace tracks this repository"),
+        Event::Unsupported { event } => {
+            Handled::ignored(format!("Gantry does not use {event} events"))
         }
-        Event::Unsupported { event } => Handled::ignored(format!("Gantry does not use {event} events")),
     }
 }
 

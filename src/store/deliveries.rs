@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use sqlx::{QueryBuilder, Row};
 
-use super::{DeliveryEffect, Store, now_ms, on_pool};
+use super::{DeliveryEffect, Store, now_ms, on_pool, on_read_pool};
 
 /// A verified delivery as ingest hands it over: the few fields picked out of the payload beside
 /// the raw bytes; the full parse happens later, in the dispatcher.
@@ -158,38 +158,51 @@ impl Store {
         Ok(rows)
     }
 
-    /// Closes a delivery with its outcome and applies what processing it decided, atomically:
-    /// after a crash either both happened or neither did, so the delivery is processed again
-    /// from scratch. Returns false if the delivery was no longer pending (nothing changed).
-    pub async fn finish_delivery(
+    /// Closes deliveries with their outcomes and applies what processing them decided, all in
+    /// one transaction: after a crash either all of it happened or none did, and the deliveries
+    /// are processed again from scratch. One commit (and one statement per distinct outcome)
+    /// for many deliveries keeps the dispatcher from holding the database against ingest.
+    ///
+    /// The caller owns these deliveries (one dispatcher per database until leases exist);
+    /// a delivery that is no longer pending is left as it is.
+    pub async fn finish_deliveries(
         &self,
-        seq: i64,
-        outcome: &DeliveryOutcome,
-        effects: &[DeliveryEffect],
-    ) -> anyhow::Result<bool> {
+        closing: &[(i64, DeliveryOutcome, Vec<DeliveryEffect>)],
+    ) -> anyhow::Result<()> {
+        let mut by_outcome: Vec<(&DeliveryOutcome, Vec<i64>)> = Vec::new();
+        for (seq, outcome, _) in closing {
+            match by_outcome.iter_mut().find(|(o, _)| *o == outcome) {
+                Some((_, seqs)) => seqs.push(*seq),
+                None => by_outcome.push((outcome, vec![*seq])),
+            }
+        }
+        let now = now_ms();
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            let updated = sqlx::query(
-                "UPDATE deliveries SET status = $1, outcome_detail = $2, processed_at_ms = $3, \
-                 attempts = attempts + 1 WHERE seq = $4 AND status = 'pending'",
-            )
-            .bind(outcome.status())
-            .bind(outcome.detail())
-            .bind(now_ms())
-            .bind(seq)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if updated == 0 {
-                tx.rollback().await?;
-                return Ok(false);
+            for (outcome, seqs) in &by_outcome {
+                let mut query = QueryBuilder::new("UPDATE deliveries SET status = ");
+                query
+                    .push_bind(outcome.status())
+                    .push(", outcome_detail = ")
+                    .push_bind(outcome.detail())
+                    .push(", processed_at_ms = ")
+                    .push_bind(now)
+                    .push(", attempts = attempts + 1 WHERE status = 'pending' AND seq IN (");
+                let mut list = query.separated(", ");
+                for seq in seqs {
+                    list.push_bind(*seq);
+                }
+                query.push(")");
+                query.build().execute(&mut *tx).await?;
             }
-            for effect in effects {
-                effect.apply((&mut *tx).into()).await?;
+            for (_, _, effects) in closing {
+                for effect in effects {
+                    effect.apply((&mut *tx).into()).await?;
+                }
             }
             tx.commit().await?;
         });
-        Ok(true)
+        Ok(())
     }
 
     /// Leaves a delivery pending after a passing failure, to be tried again after `delay_ms`.
@@ -215,7 +228,7 @@ impl Store {
 
     /// One delivery by its GitHub delivery id.
     pub async fn delivery(&self, delivery_id: &str) -> anyhow::Result<Option<StoredDelivery>> {
-        let row = on_pool!(self, pool => {
+        let row = on_read_pool!(self, pool => {
             sqlx::query(
                 "SELECT seq, delivery_id, event, action, installation_id, repository, status, \
                  outcome_detail, attempts, received_at_ms, processed_at_ms \
@@ -232,7 +245,7 @@ impl Store {
 
     /// How many deliveries are in each status.
     pub async fn delivery_counts(&self) -> anyhow::Result<Vec<(String, i64)>> {
-        let counts = on_pool!(self, pool => {
+        let counts = on_read_pool!(self, pool => {
             sqlx::query_as::<_, (String, i64)>(
                 "SELECT status, COUNT(*) FROM deliveries GROUP BY status ORDER BY status",
             )

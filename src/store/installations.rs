@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use super::{Conn, Store, now_ms, on_conn, on_pool};
+use super::{Conn, Store, now_ms, on_conn, on_read_pool};
 
 /// A change the dispatcher decided while processing a delivery, applied by the store in the
 /// same transaction that closes the delivery.
@@ -17,8 +17,14 @@ pub enum DeliveryEffect {
     },
     /// The app was uninstalled: its repositories go with it.
     RemoveInstallation { id: i64 },
-    AddRepositories { installation_id: i64, full_names: Vec<String> },
-    RemoveRepositories { installation_id: i64, full_names: Vec<String> },
+    AddRepositories {
+        installation_id: i64,
+        full_names: Vec<String>,
+    },
+    RemoveRepositories {
+        installation_id: i64,
+        full_names: Vec<String>,
+    },
 }
 
 /// An installation as stored.
@@ -94,7 +100,7 @@ impl DeliveryEffect {
 impl Store {
     /// One installation with its repositories, if the app is installed there.
     pub async fn installation(&self, id: i64) -> anyhow::Result<Option<Installation>> {
-        let found = on_pool!(self, pool => {
+        let found = on_read_pool!(self, pool => {
             let Some(row) = sqlx::query(
                 "SELECT id, account_login, account_type, suspended FROM installations WHERE id = $1",
             )

@@ -72,13 +72,24 @@ pub async fn setup(
     if let Some(org) = &query.org
         && !is_github_login(org)
     {
-        return error_page(StatusCode::BAD_REQUEST, "Invalid organization", "An organization name has letters, digits and hyphens only.");
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            "Invalid organization",
+            "An organization name has letters, digits and hyphens only.",
+        );
     }
     let manifest = match manifest(config, query.name.as_deref()) {
         Ok(m) => m,
         Err(error) => {
-            tracing::error!(error = format!("{error:#}"), "building the app manifest failed");
-            return error_page(StatusCode::INTERNAL_SERVER_ERROR, "Setup unavailable", "The app manifest could not be prepared; see Gantry's log.");
+            tracing::error!(
+                error = format!("{error:#}"),
+                "building the app manifest failed"
+            );
+            return error_page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Setup unavailable",
+                "The app manifest could not be prepared; see Gantry's log.",
+            );
         }
     };
     let flow_state = hex::encode(rand::rng().random::<[u8; 16]>());
@@ -108,16 +119,28 @@ pub async fn callback(
     let expected = jar.get(STATE_COOKIE).map(|c| c.value().to_string());
     if expected.is_none() || expected != query.state {
         tracing::warn!("manifest callback with a missing or wrong state");
-        return error_page(StatusCode::BAD_REQUEST, "Setup link expired", "This link does not belong to a setup started from this browser. Start again at /github-app/setup.");
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            "Setup link expired",
+            "This link does not belong to a setup started from this browser. Start again at /github-app/setup.",
+        );
     }
     let Some(code) = query.code else {
-        return error_page(StatusCode::BAD_REQUEST, "Missing code", "GitHub did not send a code. Start again at /github-app/setup.");
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            "Missing code",
+            "GitHub did not send a code. Start again at /github-app/setup.",
+        );
     };
     let app = match state.github.convert_manifest_code(&code).await {
         Ok(app) => app,
         Err(error) => {
             tracing::warn!(error = %error, "manifest code conversion failed");
-            return error_page(StatusCode::BAD_GATEWAY, "GitHub refused the code", "The code may have expired (GitHub allows one hour) or been used already. Start again at /github-app/setup.");
+            return error_page(
+                StatusCode::BAD_GATEWAY,
+                "GitHub refused the code",
+                "The code may have expired (GitHub allows one hour) or been used already. Start again at /github-app/setup.",
+            );
         }
     };
     let dir = match store_app_credentials(
@@ -129,7 +152,11 @@ pub async fn callback(
         Ok(dir) => dir,
         Err(error) => {
             tracing::error!(error = %error, "saving the app credentials failed");
-            return error_page(StatusCode::INTERNAL_SERVER_ERROR, "Could not save the credentials", "Gantry could not write to its data directory; see its log.");
+            return error_page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Could not save the credentials",
+                "Gantry could not write to its data directory; see its log.",
+            );
         }
     };
     tracing::info!(app_id = app.id, slug = %app.slug, "GitHub App created through the manifest flow");
@@ -138,7 +165,11 @@ pub async fn callback(
         credentials_dir: dir.display().to_string(),
         install_url: format!("{}/installations/new", app.html_url.trim_end_matches('/')),
     };
-    (jar.remove(Cookie::build(STATE_COOKIE).path("/github-app")), render(&page)).into_response()
+    (
+        jar.remove(Cookie::build(STATE_COOKIE).path("/github-app")),
+        render(&page),
+    )
+        .into_response()
 }
 
 /// The manifest from `app-manifest.yml`, with this Gantry's URLs (and an optional name).
@@ -163,7 +194,9 @@ fn new_app_url(web_url: &Url, org: Option<&str>, state: &str) -> String {
 }
 
 fn is_github_login(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 39 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    !name.is_empty()
+        && name.len() <= 39
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
 fn render(page: &impl Template) -> Response {
@@ -171,7 +204,11 @@ fn render(page: &impl Template) -> Response {
         Ok(html) => Html(html).into_response(),
         Err(error) => {
             tracing::error!(error = %error, "rendering a page failed");
-            (StatusCode::INTERNAL_SERVER_ERROR, "page could not be rendered").into_response()
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "page could not be rendered",
+            )
+                .into_response()
         }
     }
 }

@@ -64,7 +64,11 @@ async fn run(mut rx: mpsc::Receiver<(NewDelivery, Reply)>, store: Store, stored:
                 }
             }
             Err(error) => {
-                tracing::error!(error = format!("{error:#}"), count = deliveries.len(), "storing deliveries failed");
+                tracing::error!(
+                    error = format!("{error:#}"),
+                    count = deliveries.len(),
+                    "storing deliveries failed"
+                );
                 for reply in replies {
                     let _ = reply.send(Err(CommitError::Store));
                 }

@@ -43,7 +43,9 @@ pub enum WebhookError {
     TooLarge(usize),
     #[error("could not read the request body")]
     BodyRead,
-    #[error("unsupported content type (expected application/json or application/x-www-form-urlencoded)")]
+    #[error(
+        "unsupported content type (expected application/json or application/x-www-form-urlencoded)"
+    )]
     UnsupportedMediaType,
     #[error("invalid form body: expected payload=<JSON>")]
     BadForm,
@@ -210,7 +212,8 @@ fn decode_payload(headers: &HeaderMap, raw: Bytes) -> Result<Bytes, WebhookError
             struct Form {
                 payload: String,
             }
-            let form: Form = serde_urlencoded::from_bytes(&raw).map_err(|_| WebhookError::BadForm)?;
+            let form: Form =
+                serde_urlencoded::from_bytes(&raw).map_err(|_| WebhookError::BadForm)?;
             Ok(Bytes::from(form.payload))
         }
         _ => Err(WebhookError::UnsupportedMediaType),

@@ -130,7 +130,10 @@ mod tests {
 
     #[test]
     fn refuses_a_missing_header() {
-        assert_eq!(secrets(&[DOC_SECRET]).verify(None, DOC_BODY), Err(SignatureError::Missing));
+        assert_eq!(
+            secrets(&[DOC_SECRET]).verify(None, DOC_BODY),
+            Err(SignatureError::Missing)
+        );
     }
 
     #[test]
@@ -153,6 +156,9 @@ mod tests {
 
     #[test]
     fn debug_does_not_show_the_secrets() {
-        assert_eq!(format!("{:?}", secrets(&[DOC_SECRET])), "WebhookSecrets(1 redacted)");
+        assert_eq!(
+            format!("{:?}", secrets(&[DOC_SECRET])),
+            "WebhookSecrets(1 redacted)"
+        );
     }
 }

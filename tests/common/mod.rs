@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use gantry::config::Config;
-use gantry::store::{StoredDelivery, Store};
+use gantry::store::{Store, StoredDelivery};
 use gantry::webhook::signature::sign;
 use tempfile::TempDir;
 use tokio::net::TcpListener;
@@ -19,7 +19,9 @@ pub const SECRET: &str = "test-webhook-secret";
 pub const APP_ID: u64 = 4242;
 
 pub fn fixture_path(relative: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(relative)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(relative)
 }
 
 pub fn fixture(relative: &str) -> Vec<u8> {
@@ -89,7 +91,9 @@ impl TestGantry {
         let shutdown = async move {
             let _ = rx.await;
         };
-        self.task = Some(tokio::spawn(gantry::server::serve_on(listener, config, shutdown)));
+        self.task = Some(tokio::spawn(gantry::server::serve_on(
+            listener, config, shutdown,
+        )));
         self.shutdown = Some(tx);
     }
 
@@ -111,18 +115,24 @@ impl TestGantry {
 
     /// Posts a webhook signed with the test secret, as GitHub would.
     pub async fn send(&self, event: &str, delivery_id: &str, body: &[u8]) -> reqwest::Response {
-        self.post_webhook(&[
-            ("X-GitHub-Event", event),
-            ("X-GitHub-Delivery", delivery_id),
-            ("X-Hub-Signature-256", &sign(SECRET, body)),
-            ("Content-Type", "application/json"),
-        ], body.to_vec())
+        self.post_webhook(
+            &[
+                ("X-GitHub-Event", event),
+                ("X-GitHub-Delivery", delivery_id),
+                ("X-Hub-Signature-256", &sign(SECRET, body)),
+                ("Content-Type", "application/json"),
+            ],
+            body.to_vec(),
+        )
         .await
     }
 
     /// Posts a webhook with exactly these headers.
     pub async fn post_webhook(&self, headers: &[(&str, &str)], body: Vec<u8>) -> reqwest::Response {
-        let mut request = self.http.post(format!("{}/webhooks/github", self.url)).body(body);
+        let mut request = self
+            .http
+            .post(format!("{}/webhooks/github", self.url))
+            .body(body);
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
@@ -130,7 +140,11 @@ impl TestGantry {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.http.get(format!("{}{path}", self.url)).send().await.unwrap()
+        self.http
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn delivery(&self, delivery_id: &str) -> Option<StoredDelivery> {
@@ -140,7 +154,9 @@ impl TestGantry {
     /// Waits until the delivery has left `pending`, and returns it.
     pub async fn wait_for_outcome(&self, delivery_id: &str) -> StoredDelivery {
         wait_until(Duration::from_secs(10), || async {
-            self.delivery(delivery_id).await.filter(|d| d.status != "pending")
+            self.delivery(delivery_id)
+                .await
+                .filter(|d| d.status != "pending")
         })
         .await
         .unwrap_or_else(|| panic!("delivery {delivery_id} was not processed in time"))

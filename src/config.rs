@@ -19,6 +19,7 @@ pub const APP_CREDENTIALS_DIR: &str = "github-app";
 const APP_ID_FILE: &str = "app-id";
 const PRIVATE_KEY_FILE: &str = "private-key.pem";
 const WEBHOOK_SECRET_FILE: &str = "webhook-secret";
+const SETUP_TOKEN_FILE: &str = "setup-token";
 
 /// The largest webhook body GitHub sends is 25 MiB; anything bigger is refused with 413.
 pub const DEFAULT_MAX_WEBHOOK_BYTES: usize = 25 * 1024 * 1024;
@@ -136,7 +137,7 @@ struct RawConfig {
 struct RawGitHub {
     api_url: Option<String>,
     web_url: Option<String>,
-    app_id: Option<String>,
+    app_id: Option<StringOrNumber>,
     private_key: Option<String>,
     private_key_path: Option<PathBuf>,
     webhook_secret: Option<SecretList>,
@@ -152,6 +153,23 @@ struct RawIngest {
 #[serde(deny_unknown_fields)]
 struct RawDispatcher {
     enabled: Option<bool>,
+}
+
+/// `app_id = 123` or `app_id = "123"`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum StringOrNumber {
+    Number(u64),
+    String(String),
+}
+
+impl StringOrNumber {
+    fn into_string(self) -> String {
+        match self {
+            StringOrNumber::Number(n) => n.to_string(),
+            StringOrNumber::String(s) => s,
+        }
+    }
 }
 
 /// `webhook_secret = "a"`, `"a,b"` or `["a", "b"]`.
@@ -243,7 +261,7 @@ fn apply_env(raw: &mut RawConfig, env: &HashMap<String, String>) -> Result<(), C
         raw.github.web_url = Some(v);
     }
     if let Some(v) = get("GANTRY_APP_ID") {
-        raw.github.app_id = Some(v);
+        raw.github.app_id = Some(StringOrNumber::String(v));
     }
     if let Some(v) = get("GANTRY_APP_PRIVATE_KEY") {
         raw.github.private_key = Some(v);
@@ -285,19 +303,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     };
     let data_dir = raw.data_dir.unwrap_or_else(|| PathBuf::from("data"));
     let database_url = match raw.database_url {
-        Some(u)
-            if u.starts_with("sqlite:")
-                || u.starts_with("postgres:")
-                || u.starts_with("postgresql:") =>
-        {
-            u
-        }
-        Some(_) => {
-            return Err(ConfigError::new(
-                "database_url",
-                "must start with sqlite: or postgres:",
-            ));
-        }
+        Some(url) => check_database_url(url)?,
         None => format!("sqlite://{}", data_dir.join("gantry.db").display()),
     };
     let github = validate_github(raw.github, &data_dir)?;
@@ -334,7 +340,10 @@ fn validate_github(raw: RawGitHub, data_dir: &Path) -> Result<GitHubConfig, Conf
         raw.web_url.as_deref().unwrap_or("https://github.com"),
     )?;
     let stored = data_dir.join(APP_CREDENTIALS_DIR);
-    let app_id = raw.app_id.or_else(|| read_stored(&stored, APP_ID_FILE));
+    let app_id = match raw.app_id {
+        Some(id) => Some(id.into_string()),
+        None => read_stored(&stored, APP_ID_FILE, "github.app_id")?,
+    };
     let private_key = match (raw.private_key, raw.private_key_path) {
         (Some(key), _) => Some(key),
         (None, Some(path)) => Some(std::fs::read_to_string(&path).map_err(|e| {
@@ -343,7 +352,7 @@ fn validate_github(raw: RawGitHub, data_dir: &Path) -> Result<GitHubConfig, Conf
                 format!("cannot read {}: {e}", path.display()),
             )
         })?),
-        (None, None) => read_stored(&stored, PRIVATE_KEY_FILE),
+        (None, None) => read_stored(&stored, PRIVATE_KEY_FILE, "github.private_key")?,
     };
     let app = match (app_id, private_key) {
         (None, None) => None,
@@ -374,9 +383,13 @@ fn validate_github(raw: RawGitHub, data_dir: &Path) -> Result<GitHubConfig, Conf
             })
         }
     };
-    let webhook_secrets = raw
-        .webhook_secret
-        .or_else(|| read_stored(&stored, WEBHOOK_SECRET_FILE).map(SecretList::One))
+    let webhook_secret = match raw.webhook_secret {
+        Some(list) => Some(list),
+        None => {
+            read_stored(&stored, WEBHOOK_SECRET_FILE, "github.webhook_secret")?.map(SecretList::One)
+        }
+    };
+    let webhook_secrets = webhook_secret
         .map(SecretList::into_secrets)
         .unwrap_or_default();
     if app.is_some() && webhook_secrets.is_empty() {
@@ -404,22 +417,56 @@ fn check_pem(key: String) -> Result<String, ConfigError> {
     }
 }
 
-fn read_stored(dir: &Path, file: &str) -> Option<String> {
-    std::fs::read_to_string(dir.join(file))
-        .ok()
-        .map(|s| s.trim_end().to_string())
-        .filter(|s| !s.is_empty())
+/// A credential the manifest flow saved; absent is fine, unreadable is an error for `key`.
+fn read_stored(dir: &Path, file: &str, key: &str) -> Result<Option<String>, ConfigError> {
+    match std::fs::read_to_string(dir.join(file)) {
+        Ok(text) => Ok(Some(text.trim_end().to_string()).filter(|s| !s.is_empty())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(ConfigError::new(
+            key,
+            format!("cannot read {}: {e}", dir.join(file).display()),
+        )),
+    }
 }
 
 fn parse_http_url(key: &str, value: &str) -> Result<Url, ConfigError> {
     let url = Url::parse(value).map_err(|e| ConfigError::new(key, format!("is not a URL: {e}")))?;
-    if !matches!(url.scheme(), "http" | "https") {
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
         return Err(ConfigError::new(key, "must be an http or https URL"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(ConfigError::new(key, "must not have a query or a fragment"));
     }
     Ok(url)
 }
 
-/// Writes the app credentials the manifest flow received, readable only by the owner.
+/// Checks the database URL the way the store will read it, without echoing it (it may hold a
+/// password).
+fn check_database_url(url: String) -> Result<String, ConfigError> {
+    use std::str::FromStr;
+    let parses = if url.starts_with("sqlite:") {
+        sqlx::sqlite::SqliteConnectOptions::from_str(&url).is_ok()
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        sqlx::postgres::PgConnectOptions::from_str(&url).is_ok()
+    } else {
+        return Err(ConfigError::new(
+            "database_url",
+            "must start with sqlite: or postgres:",
+        ));
+    };
+    if parses {
+        Ok(url)
+    } else {
+        Err(ConfigError::new(
+            "database_url",
+            "is not a valid database URL",
+        ))
+    }
+}
+
+/// Writes the app credentials the manifest flow received, readable only by the owner. Refuses
+/// to replace credentials that exist already. Each file is written beside its final name and
+/// renamed into place, so a crash leaves either the old file or the new one, never half of one.
 pub fn store_app_credentials(
     data_dir: &Path,
     app_id: u64,
@@ -428,25 +475,44 @@ pub fn store_app_credentials(
 ) -> std::io::Result<PathBuf> {
     let dir = data_dir.join(APP_CREDENTIALS_DIR);
     std::fs::create_dir_all(&dir)?;
-    write_private(&dir.join(APP_ID_FILE), &app_id.to_string())?;
+    if dir.join(APP_ID_FILE).exists() || dir.join(PRIVATE_KEY_FILE).exists() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            "GitHub App credentials exist already",
+        ));
+    }
+    // The id goes last: until it is there, the next start sees no app.
     write_private(&dir.join(PRIVATE_KEY_FILE), private_key_pem)?;
     write_private(&dir.join(WEBHOOK_SECRET_FILE), webhook_secret)?;
+    write_private(&dir.join(APP_ID_FILE), &app_id.to_string())?;
+    std::fs::File::open(&dir)?.sync_all()?;
     Ok(dir)
+}
+
+/// Writes the one-time token that opens the GitHub App setup page, and returns where.
+pub fn store_setup_token(data_dir: &Path, token: &str) -> std::io::Result<PathBuf> {
+    let dir = data_dir.join(APP_CREDENTIALS_DIR);
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(SETUP_TOKEN_FILE);
+    write_private(&path, token)?;
+    Ok(path)
 }
 
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
+    let partial = path.with_extension("partial");
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
-        .open(path)?;
-    // `mode` only applies when the file is created; tighten an existing one too.
+        .open(&partial)?;
+    // `mode` only applies when the file is created; tighten a leftover one too.
     file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
     file.write_all(contents.as_bytes())?;
-    file.sync_all()
+    file.sync_all()?;
+    std::fs::rename(&partial, path)
 }
 
 #[cfg(test)]

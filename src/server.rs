@@ -11,7 +11,9 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::Config;
+use secrecy::SecretString;
+
+use crate::config::{Config, store_setup_token};
 use crate::engine::Dispatcher;
 use crate::github::GitHub;
 use crate::store::Store;
@@ -43,12 +45,10 @@ pub async fn serve_on(
         .map(|app| app.credentials.clone());
     let github = GitHub::new(config.github.api_url.clone(), credentials)
         .context("setting up the GitHub client")?;
-    if config.github.app.is_none() {
-        tracing::warn!(
-            setup = %format!("{}github-app/setup", config.public_url),
-            "no GitHub App configured yet: webhooks are refused until the app is set up"
-        );
-    }
+    let setup_token = match &config.github.app {
+        Some(_) => None,
+        None => Some(announce_setup(&config)?),
+    };
 
     let cancel = CancellationToken::new();
     let tasks = TaskTracker::new();
@@ -71,6 +71,7 @@ pub async fn serve_on(
         config,
         store: store.clone(),
         github,
+        setup_token,
     });
     let address = listener.local_addr()?;
     tracing::info!(%address, database = store.backend_name(), "gantry listening");
@@ -94,15 +95,37 @@ pub async fn serve_on(
     if drained.is_err() {
         tracing::warn!("background tasks did not stop in time");
     }
-    store.close().await;
+    if tokio::time::timeout(SHUTDOWN_GRACE, store.close())
+        .await
+        .is_err()
+    {
+        tracing::warn!("the database did not close in time");
+    }
     tracing::info!("gantry stopped");
     Ok(())
+}
+
+/// Makes the one-time token that opens the GitHub App setup page, saves it (0600) in the data
+/// dir and says where to go. The token itself is not logged.
+fn announce_setup(config: &Config) -> anyhow::Result<SecretString> {
+    use rand::Rng;
+    let token = hex::encode(rand::rng().random::<[u8; 16]>());
+    let path = store_setup_token(&config.data_dir, &token)
+        .context("writing the GitHub App setup token")?;
+    tracing::warn!(
+        setup = %format!("{}github-app/setup?token=<the token in {}>", config.public_url, path.display()),
+        "no GitHub App configured yet: webhooks are refused until the app is set up"
+    );
+    Ok(SecretString::from(token))
 }
 
 /// Completes on SIGTERM or Ctrl-C (SIGINT).
 pub async fn shutdown_signal() {
     let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
+        // If the handler cannot be installed, wait for SIGTERM alone rather than stop at once.
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
     };
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {

@@ -41,6 +41,13 @@ fn manifest_in(page: &str) -> serde_json::Value {
     serde_json::from_str(&json).expect("manifest is JSON")
 }
 
+/// The setup page's address with the one-time token Gantry wrote to its data dir.
+fn setup_path(gantry: &TestGantry, query: &str) -> String {
+    let token = std::fs::read_to_string(gantry.data_dir.path().join("github-app/setup-token"))
+        .expect("setup token written at start");
+    format!("/github-app/setup?token={token}{query}")
+}
+
 fn form_action(page: &str) -> String {
     let start = page.find("<form action=\"").unwrap() + 14;
     let end = start + page[start..].find('"').unwrap();
@@ -50,7 +57,7 @@ fn form_action(page: &str) -> String {
 #[tokio::test]
 async fn the_setup_page_posts_a_manifest_with_this_gantrys_urls() {
     let gantry = TestGantry::start_with(no_app).await;
-    let response = gantry.get("/github-app/setup").await;
+    let response = gantry.get(&setup_path(&gantry, "")).await;
     assert_eq!(response.status(), 200);
     let cookie = response.headers()["set-cookie"]
         .to_str()
@@ -118,7 +125,7 @@ async fn the_setup_page_posts_a_manifest_with_this_gantrys_urls() {
 async fn the_setup_page_can_create_the_app_for_an_organization() {
     let gantry = TestGantry::start_with(no_app).await;
     let page = gantry
-        .get("/github-app/setup?org=acme-infra&name=Acme%20Gantry")
+        .get(&setup_path(&gantry, "&org=acme-infra&name=Acme%20Gantry"))
         .await
         .text()
         .await
@@ -128,7 +135,7 @@ async fn the_setup_page_can_create_the_app_for_an_organization() {
         gantry.github.uri()
     )));
     assert_eq!(manifest_in(&page)["name"], "Acme Gantry");
-    let bad = gantry.get("/github-app/setup?org=../evil").await;
+    let bad = gantry.get(&setup_path(&gantry, "&org=../evil")).await;
     assert_eq!(bad.status(), 400);
 }
 
@@ -154,7 +161,7 @@ async fn the_callback_saves_the_new_apps_credentials_and_says_what_to_do_next() 
         .mount(&gantry.github)
         .await;
 
-    let setup = gantry.get("/github-app/setup").await;
+    let setup = gantry.get(&setup_path(&gantry, "")).await;
     let cookie = setup.headers()["set-cookie"]
         .to_str()
         .unwrap()
@@ -220,7 +227,68 @@ async fn a_callback_without_the_browsers_state_is_refused_before_calling_github(
         .get("/github-app/callback?code=abc123&state=forged")
         .await;
     assert_eq!(response.status(), 400);
-    assert!(!gantry.data_dir.path().join("github-app").exists());
+    assert!(!gantry.data_dir.path().join("github-app/app-id").exists());
+}
+
+#[tokio::test]
+async fn the_setup_page_needs_the_token_gantry_wrote_at_start() {
+    let gantry = TestGantry::start_with(no_app).await;
+    for path in ["/github-app/setup", "/github-app/setup?token=guess"] {
+        let response = gantry.get(path).await;
+        assert_eq!(response.status(), 403, "{path}");
+        assert!(response.headers().get("set-cookie").is_none(), "{path}");
+    }
+    let mode = std::fs::metadata(gantry.data_dir.path().join("github-app/setup-token"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
+
+#[tokio::test]
+async fn once_an_app_is_configured_setup_and_callback_are_closed() {
+    // The harness's default environment configures an app.
+    let gantry = TestGantry::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(500))
+        .expect(0)
+        .mount(&gantry.github)
+        .await;
+    assert_eq!(gantry.get("/github-app/setup").await.status(), 409);
+    let callback = gantry
+        .http
+        .get(format!(
+            "{}/github-app/callback?code=abc&state=s",
+            gantry.url
+        ))
+        .header("Cookie", "gantry_manifest_state=s")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(callback.status(), 409);
+    assert!(
+        !gantry
+            .data_dir
+            .path()
+            .join("github-app/setup-token")
+            .exists()
+    );
+}
+
+#[tokio::test]
+async fn a_public_url_github_cannot_reach_is_pointed_out() {
+    let gantry = TestGantry::start_with(|env| {
+        no_app(env);
+        env.remove("GANTRY_PUBLIC_URL");
+    })
+    .await;
+    let page = gantry
+        .get(&setup_path(&gantry, ""))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("which GitHub cannot reach"), "{page}");
 }
 
 #[tokio::test]
@@ -233,7 +301,7 @@ async fn a_code_github_refuses_gives_a_clear_page_and_saves_nothing() {
         )
         .mount(&gantry.github)
         .await;
-    let setup = gantry.get("/github-app/setup").await;
+    let setup = gantry.get(&setup_path(&gantry, "")).await;
     let cookie = setup.headers()["set-cookie"]
         .to_str()
         .unwrap()
@@ -254,5 +322,5 @@ async fn a_code_github_refuses_gives_a_clear_page_and_saves_nothing() {
         .unwrap();
     assert_eq!(response.status(), 502);
     assert!(response.text().await.unwrap().contains("Start again"));
-    assert!(!gantry.data_dir.path().join("github-app").exists());
+    assert!(!gantry.data_dir.path().join("github-app/app-id").exists());
 }

@@ -1,3 +1,5 @@
+//! Configuration loading: defaults, environment overrides, and one clear error per bad key.
+
 use super::*;
 use secrecy::ExposeSecret;
 
@@ -210,4 +212,71 @@ fn the_dispatcher_can_be_turned_off_from_the_environment() {
         err.to_string(),
         "configuration error: `dispatcher.enabled` (GANTRY_DISPATCHER_ENABLED): must be true or false"
     );
+}
+
+#[test]
+fn the_app_id_may_be_a_number_or_a_string_in_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("app.pem");
+    std::fs::write(&key, KEY).unwrap();
+    for id in ["123456", "\"123456\""] {
+        let text = format!(
+            "[github]\napp_id = {id}\nprivate_key_path = \"{}\"\nwebhook_secret = \"s\"\n",
+            key.display()
+        );
+        assert_eq!(
+            load_str(&text, &[]).unwrap().github.app.unwrap().app_id,
+            123456
+        );
+    }
+}
+
+#[test]
+fn urls_with_a_query_or_another_scheme_name_their_key() {
+    let err = Config::load(
+        None,
+        &env(&[("GANTRY_GITHUB_API_URL", "https://x.example/api?a=1")]),
+    )
+    .unwrap_err();
+    assert_eq!(err.key, "github.api_url");
+    let err = Config::load(None, &env(&[("GANTRY_PUBLIC_URL", "ftp://x.example")])).unwrap_err();
+    assert_eq!(err.key, "public_url");
+}
+
+#[test]
+fn an_unparseable_database_url_is_named_without_echoing_it() {
+    let err = Config::load(
+        None,
+        &env(&[(
+            "GANTRY_DATABASE_URL",
+            "postgres://user:pw-secret@host:notaport/db",
+        )]),
+    )
+    .unwrap_err();
+    assert_eq!(err.key, "database_url");
+    assert!(!err.to_string().contains("pw-secret"));
+}
+
+#[test]
+fn existing_credentials_are_never_replaced_by_the_manifest_flow() {
+    let dir = tempfile::tempdir().unwrap();
+    store_app_credentials(dir.path(), 7, KEY, "whsec").unwrap();
+    let again = store_app_credentials(dir.path(), 8, KEY, "other");
+    assert_eq!(again.unwrap_err().kind(), std::io::ErrorKind::AlreadyExists);
+    let id = std::fs::read_to_string(dir.path().join("github-app/app-id")).unwrap();
+    assert_eq!(id, "7");
+}
+
+#[test]
+fn an_unreadable_stored_key_is_an_error_not_a_missing_app() {
+    let dir = tempfile::tempdir().unwrap();
+    let stored = dir.path().join("github-app");
+    std::fs::create_dir_all(stored.join("private-key.pem")).unwrap(); // a directory: unreadable as text
+    std::fs::write(stored.join("app-id"), "7").unwrap();
+    let err = Config::load(
+        None,
+        &env(&[("GANTRY_DATA_DIR", dir.path().to_str().unwrap())]),
+    )
+    .unwrap_err();
+    assert_eq!(err.key, "github.private_key");
 }

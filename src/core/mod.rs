@@ -1,2 +1,17 @@
-//! Pure decisions with no I/O: the run state machine, queue policy, triggers, commands.
-//! Filled in by the runs and pull request work.
+//! Pure decisions with no I/O, no async and no clock: the run state machine, the queue policy
+//! and which workspaces a change triggers. Everything here is tested without a database or a
+//! network; the engine feeds it what the store says and stores what it decides.
+
+pub mod queue;
+pub mod run;
+pub mod triggers;
+
+/// A run's id, as the store numbers them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RunId(pub i64);
+
+impl std::fmt::Display for RunId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "run-{}", self.0)
+    }
+}

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::handlers::{Handled, handle};
 use crate::store::{DeliveryEffect, DeliveryOutcome, PendingDelivery, Store};
@@ -86,11 +87,54 @@ impl Dispatcher {
         if closing.is_empty() {
             return Ok(count);
         }
-        self.store.finish_deliveries(&closing).await?;
-        for ((_, outcome, _), span) in closing.iter().zip(spans) {
-            span.in_scope(|| log_outcome(outcome));
+        match self.store.finish_deliveries(&closing).await {
+            Ok(()) => {
+                for ((_, outcome, _), span) in closing.iter().zip(spans) {
+                    span.in_scope(|| log_outcome(outcome));
+                }
+            }
+            // One delivery may be what makes the batch fail: close them one by one so that it
+            // fails alone and the others go on.
+            Err(error) => {
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    "closing a batch failed; closing one by one"
+                );
+                for (closing, span) in closing.into_iter().zip(spans) {
+                    self.close_alone(closing).instrument(span).await?;
+                }
+            }
         }
         Ok(count)
+    }
+
+    async fn close_alone(
+        &self,
+        (seq, outcome, effects): (i64, DeliveryOutcome, Vec<DeliveryEffect>),
+    ) -> anyhow::Result<()> {
+        let Err(error) = self
+            .store
+            .finish_deliveries(&[(seq, outcome.clone(), effects)])
+            .await
+        else {
+            log_outcome(&outcome);
+            return Ok(());
+        };
+        let error = format!("storing the outcome failed: {error:#}");
+        tracing::error!(error, "delivery failed");
+        let failed = DeliveryOutcome::Failed(error.clone());
+        if self
+            .store
+            .finish_deliveries(&[(seq, failed, Vec::new())])
+            .await
+            .is_err()
+        {
+            // Even that fails: count the attempt so the delivery is given up on eventually.
+            self.store
+                .retry_delivery_later(seq, &error, backoff_ms(0))
+                .await?;
+        }
+        Ok(())
     }
 }
 

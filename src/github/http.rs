@@ -22,9 +22,12 @@ pub(crate) fn bearer_client(api_url: &Url, token: &SecretString) -> Result<Octoc
     Ok(builder(api_url)?.personal_token(token.clone()).build()?)
 }
 
-/// A client for `api_url` that sends no credentials.
+/// A client for `api_url` that sends no credentials and never retries: it carries the
+/// manifest flow's one-time code, which a retry after a lost answer would find already used.
 pub(crate) fn anonymous_client(api_url: &Url) -> Result<Octocrab, GitHubError> {
-    Ok(builder(api_url)?.build()?)
+    Ok(builder(api_url)?
+        .add_retry_config(octocrab::service::middleware::retry::RetryConfig::None)
+        .build()?)
 }
 
 type Builder = OctocrabBuilder<NoSvc, DefaultOctocrabBuilderConfig, NoAuth, NotLayerReady>;

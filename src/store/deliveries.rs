@@ -163,8 +163,8 @@ impl Store {
     /// are processed again from scratch. One commit (and one statement per distinct outcome)
     /// for many deliveries keeps the dispatcher from holding the database against ingest.
     ///
-    /// The caller owns these deliveries (one dispatcher per database until leases exist);
-    /// a delivery that is no longer pending is left as it is.
+    /// Effects are applied only for the deliveries this call closed: one that another process
+    /// closed first is left as it is, so its effects never happen twice.
     pub async fn finish_deliveries(
         &self,
         closing: &[(i64, DeliveryOutcome, Vec<DeliveryEffect>)],
@@ -179,6 +179,7 @@ impl Store {
         let now = now_ms();
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
+            let mut closed = HashSet::new();
             for (outcome, seqs) in &by_outcome {
                 let mut query = QueryBuilder::new("UPDATE deliveries SET status = ");
                 query
@@ -192,12 +193,16 @@ impl Store {
                 for seq in seqs {
                     list.push_bind(*seq);
                 }
-                query.push(")");
-                query.build().execute(&mut *tx).await?;
+                query.push(") RETURNING seq");
+                for row in query.build().fetch_all(&mut *tx).await? {
+                    closed.insert(row.try_get::<i64, _>(0)?);
+                }
             }
-            for (_, _, effects) in closing {
-                for effect in effects {
-                    effect.apply((&mut *tx).into()).await?;
+            for (seq, _, effects) in closing {
+                if closed.contains(seq) {
+                    for effect in effects {
+                        effect.apply((&mut *tx).into()).await?;
+                    }
                 }
             }
             tx.commit().await?;

@@ -26,8 +26,7 @@ const STATE_COOKIE: &str = "gantry_manifest_state";
 #[derive(Template)]
 #[template(path = "github_app_setup.html")]
 struct SetupPage {
-    already_configured: bool,
-    app_id: u64,
+    unreachable_public_url: bool,
     organization: Option<String>,
     public_url: String,
     post_url: String,
@@ -54,6 +53,7 @@ struct ErrorPage<'a> {
 pub struct SetupQuery {
     org: Option<String>,
     name: Option<String>,
+    token: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -69,6 +69,9 @@ pub async fn setup(
     jar: CookieJar,
 ) -> Response {
     let config = &state.config;
+    if let Some(refusal) = setup_refusal(&state, query.token.as_deref()) {
+        return refusal;
+    }
     if let Some(org) = &query.org
         && !is_github_login(org)
     {
@@ -94,8 +97,7 @@ pub async fn setup(
     };
     let flow_state = hex::encode(rand::rng().random::<[u8; 16]>());
     let page = SetupPage {
-        already_configured: config.github.app.is_some(),
-        app_id: config.github.app.as_ref().map_or(0, |a| a.app_id),
+        unreachable_public_url: is_loopback(&config.public_url),
         organization: query.org.clone(),
         public_url: config.public_url.to_string(),
         post_url: new_app_url(&config.github.web_url, query.org.as_deref(), &flow_state),
@@ -116,6 +118,9 @@ pub async fn callback(
     Query(query): Query<CallbackQuery>,
     jar: CookieJar,
 ) -> Response {
+    if state.config.github.app.is_some() {
+        return already_set_up();
+    }
     let expected = jar.get(STATE_COOKIE).map(|c| c.value().to_string());
     if expected.is_none() || expected != query.state {
         tracing::warn!("manifest callback with a missing or wrong state");
@@ -170,6 +175,48 @@ pub async fn callback(
         render(&page),
     )
         .into_response()
+}
+
+/// The setup page opens only while no app is configured, and only with the setup token
+/// written to the data dir at start: anyone else who can reach Gantry must not be able to
+/// register an app of their own and have Gantry trust its webhooks.
+fn setup_refusal(state: &AppState, token: Option<&str>) -> Option<Response> {
+    if state.config.github.app.is_some() {
+        return Some(already_set_up());
+    }
+    let expected = state
+        .setup_token
+        .as_ref()
+        .map(|t| t.expose_secret().as_bytes());
+    let given = token.map(str::as_bytes);
+    let matches = match (expected, given) {
+        (Some(expected), Some(given)) => bool::from(subtle::ConstantTimeEq::ct_eq(expected, given)),
+        _ => false,
+    };
+    (!matches).then(|| {
+        error_page(
+            StatusCode::FORBIDDEN,
+            "Setup token needed",
+            "Open this page with the link Gantry logged at start: it ends in ?token=… (the token is in the data directory's github-app/setup-token file).",
+        )
+    })
+}
+
+fn already_set_up() -> Response {
+    error_page(
+        StatusCode::CONFLICT,
+        "Already set up",
+        "This Gantry already has a GitHub App. To register a new one, stop Gantry, remove the data directory's github-app/ folder, and start again.",
+    )
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback() || ip.is_unspecified(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback() || ip.is_unspecified(),
+        None => true,
+    }
 }
 
 /// The manifest from `app-manifest.yml`, with this Gantry's URLs (and an optional name).

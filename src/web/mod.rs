@@ -9,6 +9,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
+use secrecy::SecretString;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
@@ -22,19 +23,27 @@ pub struct AppState {
     pub store: Store,
     pub github: GitHub,
     pub ingest: Ingest,
+    /// Opens the GitHub App setup page while no app is configured (see `github_app`).
+    pub setup_token: Option<SecretString>,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
     // The webhook handler enforces its own (configurable) body limit with a clear 413.
     let webhooks = Router::new()
         .route("/webhooks/github", post(webhook::receive))
-        .layer(DefaultBodyLimit::disable());
+        .layer(DefaultBodyLimit::disable())
+        .layer(tower::limit::ConcurrencyLimitLayer::new(
+            webhook::MAX_CONCURRENT_WEBHOOKS,
+        ));
     Router::new()
         .merge(webhooks)
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/github-app/setup", get(github_app::setup))
         .route("/github-app/callback", get(github_app::callback))
-        .layer(TraceLayer::new_for_http())
+        // Spans name the method and path only: a query may hold the manifest flow's code.
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
+            tracing::debug_span!("http", method = %request.method(), path = %request.uri().path())
+        }))
         .with_state(state)
 }

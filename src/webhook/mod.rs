@@ -28,6 +28,11 @@ const SIGNATURE_HEADER: &str = "x-hub-signature-256";
 /// GitHub's delivery ids are GUIDs; leave room for other senders but bound what we store.
 const MAX_DELIVERY_ID_LEN: usize = 128;
 const MAX_EVENT_LEN: usize = 64;
+/// GitHub gives up on a delivery after 10 s; a body still trickling in after this is not GitHub.
+const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+/// Webhook requests handled at once; more wait their turn. Bounds the memory bodies can take
+/// (each up to the body limit) before their signature can be checked.
+pub const MAX_CONCURRENT_WEBHOOKS: usize = 64;
 
 /// Why a webhook request was refused. Each maps to a status and a sentence the sender can act
 /// on; none reveals a secret or an internal detail.
@@ -43,6 +48,8 @@ pub enum WebhookError {
     TooLarge(usize),
     #[error("could not read the request body")]
     BodyRead,
+    #[error("the request body did not arrive in time")]
+    BodyTimeout,
     #[error(
         "unsupported content type (expected application/json or application/x-www-form-urlencoded)"
     )]
@@ -67,6 +74,7 @@ impl WebhookError {
             | WebhookError::BadJson(_) => StatusCode::BAD_REQUEST,
             WebhookError::Signature(_) => StatusCode::UNAUTHORIZED,
             WebhookError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            WebhookError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             WebhookError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         }
     }
@@ -178,13 +186,16 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Byte
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(WebhookError::TooLarge(limit));
     }
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
-        if is_length_limit(&e) {
-            WebhookError::TooLarge(limit)
-        } else {
-            WebhookError::BodyRead
-        }
-    })
+    let read = tokio::time::timeout(BODY_READ_TIMEOUT, axum::body::to_bytes(body, limit));
+    read.await
+        .map_err(|_| WebhookError::BodyTimeout)?
+        .map_err(|e| {
+            if is_length_limit(&e) {
+                WebhookError::TooLarge(limit)
+            } else {
+                WebhookError::BodyRead
+            }
+        })
 }
 
 fn is_length_limit(error: &axum::Error) -> bool {

@@ -95,6 +95,18 @@ impl TestGantry {
             listener, config, shutdown,
         )));
         self.shutdown = Some(tx);
+        // Started once it answers: by then it has opened its store and written its files.
+        let ready = wait_until(Duration::from_secs(10), || async {
+            let response = self
+                .http
+                .get(format!("{}/readyz", self.url))
+                .send()
+                .await
+                .ok()?;
+            response.status().is_success().then_some(())
+        })
+        .await;
+        assert!(ready.is_some(), "gantry did not become ready");
     }
 
     /// Stops Gantry gracefully and starts it again on the same data dir, with `adjust` applied.

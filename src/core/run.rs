@@ -1,0 +1,168 @@
+//! The run state machine: the states a run passes through and the only moves allowed between
+//! them (after Terraform Cloud's run states). Pure: no I/O, no clock. The engine asks it before
+//! every change and stores each accepted move as a run event.
+
+use std::fmt;
+
+/// Where a run is. Speculative plans use the same states but end at `PlannedAndFinished`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RunState {
+    /// Created, waiting for its turn in the workspace's queue.
+    Pending,
+    /// Getting its configuration version ready (tarball download, extraction).
+    Fetching,
+    /// `terraform init` and `terraform plan` are running.
+    Planning,
+    /// The plan has changes and waits for someone to confirm (or discard) it.
+    Planned,
+    /// Confirmed; the apply is about to start.
+    Confirmed,
+    /// `terraform apply` of the saved plan is running.
+    Applying,
+    Applied,
+    /// The plan had no changes, or the run was a speculative plan: nothing to apply.
+    PlannedAndFinished,
+    Errored,
+    Discarded,
+    /// Stopped on request, gracefully (Terraform got SIGINT and exited).
+    Canceled,
+    /// Stopped by killing Terraform.
+    ForceCanceled,
+}
+
+/// A move the state machine refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a run that is {from} cannot become {to}")]
+pub struct IllegalTransition {
+    pub from: RunState,
+    pub to: RunState,
+}
+
+impl RunState {
+    pub const ALL: [RunState; 12] = [
+        RunState::Pending,
+        RunState::Fetching,
+        RunState::Planning,
+        RunState::Planned,
+        RunState::Confirmed,
+        RunState::Applying,
+        RunState::Applied,
+        RunState::PlannedAndFinished,
+        RunState::Errored,
+        RunState::Discarded,
+        RunState::Canceled,
+        RunState::ForceCanceled,
+    ];
+
+    /// The name stored in the database and shown in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Pending => "pending",
+            RunState::Fetching => "fetching",
+            RunState::Planning => "planning",
+            RunState::Planned => "planned",
+            RunState::Confirmed => "confirmed",
+            RunState::Applying => "applying",
+            RunState::Applied => "applied",
+            RunState::PlannedAndFinished => "planned_and_finished",
+            RunState::Errored => "errored",
+            RunState::Discarded => "discarded",
+            RunState::Canceled => "canceled",
+            RunState::ForceCanceled => "force_canceled",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
+    /// Finished for good: no move leaves these states.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            RunState::Applied
+                | RunState::PlannedAndFinished
+                | RunState::Errored
+                | RunState::Discarded
+                | RunState::Canceled
+                | RunState::ForceCanceled
+        )
+    }
+
+    /// Terraform may be running (or about to): the states a cancel applies to, and the ones a
+    /// restart interrupts.
+    pub fn is_executing(self) -> bool {
+        matches!(
+            self,
+            RunState::Fetching | RunState::Planning | RunState::Confirmed | RunState::Applying
+        )
+    }
+
+    /// Holds its workspace: from fetching to applying, waiting for confirmation included, no
+    /// later run of the workspace may start (its plan could be made stale by this run).
+    pub fn holds_workspace(self) -> bool {
+        self.is_executing() || self == RunState::Planned
+    }
+
+    /// Whether `self → to` is a legal move.
+    pub fn can_become(self, to: RunState) -> bool {
+        use RunState::*;
+        match (self, to) {
+            (Pending, Fetching) => true,
+            (Fetching, Planning) => true,
+            (Planning, Planned | PlannedAndFinished) => true,
+            (Planned, Confirmed) => true,
+            (Confirmed, Applying) => true,
+            (Applying, Applied) => true,
+            // Discarding is for runs that wait: in the queue, or for confirmation.
+            (Pending | Planned, Discarded) => true,
+            // A pending run can be canceled too (a superseded speculative plan).
+            (Pending, Canceled) => true,
+            (from, Errored | Canceled | ForceCanceled) => from.is_executing(),
+            _ => false,
+        }
+    }
+
+    /// The state after `self → to`, or why not.
+    pub fn transition(self, to: RunState) -> Result<RunState, IllegalTransition> {
+        if self.can_become(to) {
+            Ok(to)
+        } else {
+            Err(IllegalTransition { from: self, to })
+        }
+    }
+}
+
+impl fmt::Display for RunState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a finished plan leads to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlanResult {
+    pub has_changes: bool,
+}
+
+/// What kind of run this is, as far as the end of its plan is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunKind {
+    pub speculative: bool,
+    pub auto_apply: bool,
+}
+
+/// The states a run moves through when its plan finishes: a speculative plan or a plan without
+/// changes is done; a plan with changes waits for confirmation, or (auto-apply) confirms itself.
+pub fn after_plan(kind: RunKind, plan: PlanResult) -> &'static [RunState] {
+    if kind.speculative || !plan.has_changes {
+        &[RunState::PlannedAndFinished]
+    } else if kind.auto_apply {
+        &[RunState::Planned, RunState::Confirmed]
+    } else {
+        &[RunState::Planned]
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,151 @@
+use super::RunState::*;
+use super::*;
+
+#[test]
+fn the_happy_path_is_legal_step_by_step() {
+    let path = [
+        Pending, Fetching, Planning, Planned, Confirmed, Applying, Applied,
+    ];
+    for pair in path.windows(2) {
+        assert_eq!(
+            pair[0].transition(pair[1]),
+            Ok(pair[1]),
+            "{} → {}",
+            pair[0],
+            pair[1]
+        );
+    }
+}
+
+#[test]
+fn a_plan_without_changes_finishes_at_planned_and_finished() {
+    assert!(Planning.can_become(PlannedAndFinished));
+    assert!(PlannedAndFinished.is_final());
+}
+
+#[test]
+fn steps_cannot_be_skipped() {
+    for (from, to) in [
+        (Pending, Planning),
+        (Pending, Applying),
+        (Planning, Applying),
+        (Planned, Applying),
+        (Fetching, Planned),
+        (Pending, Applied),
+    ] {
+        assert_eq!(from.transition(to), Err(IllegalTransition { from, to }));
+    }
+}
+
+#[test]
+fn final_states_never_move_again() {
+    for from in RunState::ALL.into_iter().filter(|s| s.is_final()) {
+        for to in RunState::ALL {
+            assert!(!from.can_become(to), "{from} → {to}");
+        }
+    }
+}
+
+#[test]
+fn only_waiting_runs_can_be_discarded() {
+    let discardable: Vec<_> = RunState::ALL
+        .into_iter()
+        .filter(|s| s.can_become(Discarded))
+        .collect();
+    assert_eq!(discardable, [Pending, Planned]);
+}
+
+#[test]
+fn executing_runs_can_error_or_be_canceled_or_force_canceled() {
+    for state in [Fetching, Planning, Confirmed, Applying] {
+        for end in [Errored, Canceled, ForceCanceled] {
+            assert!(state.can_become(end), "{state} → {end}");
+        }
+    }
+}
+
+#[test]
+fn a_pending_run_can_be_canceled_but_not_force_canceled_or_errored() {
+    assert!(Pending.can_become(Canceled));
+    assert!(!Pending.can_become(ForceCanceled));
+    assert!(!Pending.can_become(Errored));
+}
+
+#[test]
+fn a_run_waiting_for_confirmation_cannot_be_canceled_only_discarded() {
+    assert!(!Planned.can_become(Canceled));
+    assert!(Planned.can_become(Discarded));
+}
+
+#[test]
+fn runs_from_fetching_to_applying_hold_the_workspace_including_planned() {
+    let holding: Vec<_> = RunState::ALL
+        .into_iter()
+        .filter(|s| s.holds_workspace())
+        .collect();
+    assert_eq!(holding, [Fetching, Planning, Planned, Confirmed, Applying]);
+}
+
+#[test]
+fn state_names_round_trip() {
+    for state in RunState::ALL {
+        assert_eq!(RunState::parse(state.as_str()), Some(state));
+    }
+    assert_eq!(RunState::parse("bogus"), None);
+    assert_eq!(PlannedAndFinished.to_string(), "planned_and_finished");
+}
+
+#[test]
+fn after_plan_waits_for_confirmation_unless_auto_apply() {
+    let manual = RunKind {
+        speculative: false,
+        auto_apply: false,
+    };
+    let auto = RunKind {
+        speculative: false,
+        auto_apply: true,
+    };
+    let changes = PlanResult { has_changes: true };
+    assert_eq!(after_plan(manual, changes), [Planned]);
+    assert_eq!(after_plan(auto, changes), [Planned, Confirmed]);
+}
+
+#[test]
+fn after_plan_finishes_speculative_plans_and_plans_without_changes() {
+    let speculative = RunKind {
+        speculative: true,
+        auto_apply: true,
+    };
+    let auto = RunKind {
+        speculative: false,
+        auto_apply: true,
+    };
+    assert_eq!(
+        after_plan(speculative, PlanResult { has_changes: true }),
+        [PlannedAndFinished]
+    );
+    assert_eq!(
+        after_plan(auto, PlanResult { has_changes: false }),
+        [PlannedAndFinished]
+    );
+}
+
+#[test]
+fn every_state_sequence_after_plan_is_legal() {
+    for speculative in [false, true] {
+        for auto_apply in [false, true] {
+            for has_changes in [false, true] {
+                let mut state = Planning;
+                for next in after_plan(
+                    RunKind {
+                        speculative,
+                        auto_apply,
+                    },
+                    PlanResult { has_changes },
+                ) {
+                    state = state.transition(*next).unwrap();
+                }
+            }
+        }
+    }
+}

@@ -161,7 +161,9 @@ async fn open_sqlite(url: &str) -> anyhow::Result<(SqlitePool, SqlitePool)> {
     }
     let write = SqlitePoolOptions::new()
         .max_connections(1)
-        .connect_with(options.clone())
+        // Checkpoint every 128 pages (2 MiB) instead of SQLite's 1,000 (16 MiB with our page
+        // size): the commit that checkpoints stalls for less, which shows in ingest's p99.
+        .connect_with(options.clone().pragma("wal_autocheckpoint", "128"))
         .await
         .context("opening the SQLite database")?;
     let read = SqlitePoolOptions::new()

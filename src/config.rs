@@ -12,6 +12,10 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use url::Url;
 
+use crate::core::workspace::{
+    RepoName, VariableCategory, VariableValue, WorkspaceName, WorkspaceSpec,
+    check_terraform_version, check_variable_name, normalize_working_directory,
+};
 use crate::github::AppCredentials;
 
 /// Where the GitHub App's credentials are written by the manifest flow, inside the data dir.
@@ -74,6 +78,9 @@ pub struct Config {
     pub github: GitHubConfig,
     pub ingest: IngestConfig,
     pub dispatcher: DispatcherConfig,
+    /// The workspaces declared in the file, in order; the store keeps them (and any made
+    /// through the API) so that runs outlive a change of configuration.
+    pub workspaces: Vec<WorkspaceSpec>,
 }
 
 #[derive(Debug, Clone)]
@@ -130,6 +137,37 @@ struct RawConfig {
     ingest: RawIngest,
     #[serde(default)]
     dispatcher: RawDispatcher,
+    #[serde(default)]
+    workspaces: Vec<RawWorkspace>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWorkspace {
+    name: String,
+    repo: String,
+    branch: Option<String>,
+    working_directory: Option<String>,
+    trigger_patterns: Option<Vec<String>>,
+    auto_apply: Option<bool>,
+    terraform_version: Option<String>,
+    speculative_enabled: Option<bool>,
+    #[serde(default)]
+    vars: std::collections::BTreeMap<String, RawVariable>,
+    #[serde(default)]
+    env: std::collections::BTreeMap<String, RawVariable>,
+}
+
+/// `key = "value"` or `key = { value = "…", sensitive = true }`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawVariable {
+    Plain(String),
+    Full {
+        value: String,
+        #[serde(default)]
+        sensitive: bool,
+    },
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -327,7 +365,85 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         dispatcher: DispatcherConfig {
             enabled: raw.dispatcher.enabled.unwrap_or(true),
         },
+        workspaces: validate_workspaces(raw.workspaces)?,
     })
+}
+
+fn validate_workspaces(raw: Vec<RawWorkspace>) -> Result<Vec<WorkspaceSpec>, ConfigError> {
+    let mut specs: Vec<WorkspaceSpec> = Vec::with_capacity(raw.len());
+    for (i, ws) in raw.into_iter().enumerate() {
+        let key = |field: &str| format!("workspaces[{i}].{field}");
+        let name = WorkspaceName::parse(&ws.name).map_err(|m| ConfigError::new(&key("name"), m))?;
+        if specs.iter().any(|s| s.name == name) {
+            return Err(ConfigError::new(
+                &key("name"),
+                format!("`{name}` is declared twice"),
+            ));
+        }
+        let repo = RepoName::parse(&ws.repo).map_err(|m| ConfigError::new(&key("repo"), m))?;
+        if let Some(branch) = &ws.branch
+            && !is_branch_name(branch)
+        {
+            return Err(ConfigError::new(
+                &key("branch"),
+                "is not a valid branch name",
+            ));
+        }
+        let working_directory =
+            normalize_working_directory(ws.working_directory.as_deref().unwrap_or(""))
+                .map_err(|m| ConfigError::new(&key("working_directory"), m))?;
+        if let Some(version) = &ws.terraform_version {
+            check_terraform_version(version)
+                .map_err(|m| ConfigError::new(&key("terraform_version"), m))?;
+        }
+        let mut variables = std::collections::BTreeMap::new();
+        for (category, table, vars) in [
+            (VariableCategory::Terraform, "vars", ws.vars),
+            (VariableCategory::Env, "env", ws.env),
+        ] {
+            for (name, value) in vars {
+                check_variable_name(category, &name)
+                    .map_err(|m| ConfigError::new(&key(&format!("{table}.{name}")), m))?;
+                let value = match value {
+                    RawVariable::Plain(value) => VariableValue {
+                        value,
+                        sensitive: false,
+                    },
+                    RawVariable::Full { value, sensitive } => VariableValue { value, sensitive },
+                };
+                variables.insert((category, name), value);
+            }
+        }
+        let spec = WorkspaceSpec {
+            name,
+            repo,
+            branch: ws.branch,
+            working_directory,
+            trigger_patterns: ws.trigger_patterns.unwrap_or_default(),
+            auto_apply: ws.auto_apply.unwrap_or(false),
+            terraform_version: ws.terraform_version,
+            speculative_enabled: ws.speculative_enabled.unwrap_or(true),
+            variables,
+        };
+        spec.triggers()
+            .map_err(|e| ConfigError::new(&key("trigger_patterns"), e.to_string()))?;
+        specs.push(spec);
+    }
+    Ok(specs)
+}
+
+/// Git's rules for a branch name, the parts that matter here.
+fn is_branch_name(branch: &str) -> bool {
+    !branch.is_empty()
+        && branch.len() <= 255
+        && !branch.starts_with(['-', '/'])
+        && !branch.ends_with(['/', '.'])
+        && !branch.contains("..")
+        && !branch.contains("//")
+        && !branch.ends_with(".lock")
+        && branch
+            .chars()
+            .all(|c| !c.is_control() && !" ~^:?*[\\".contains(c))
 }
 
 fn validate_github(raw: RawGitHub, data_dir: &Path) -> Result<GitHubConfig, ConfigError> {

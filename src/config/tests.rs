@@ -3,6 +3,8 @@
 use super::*;
 use secrecy::ExposeSecret;
 
+use crate::core::workspace::VariableCategory;
+
 fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
     pairs
         .iter()
@@ -279,4 +281,94 @@ fn an_unreadable_stored_key_is_an_error_not_a_missing_app() {
     )
     .unwrap_err();
     assert_eq!(err.key, "github.private_key");
+}
+
+const WORKSPACES: &str = r#"
+[[workspaces]]
+name = "prod"
+repo = "octo-org/infra"
+branch = "main"
+working_directory = "envs/prod/"
+trigger_patterns = ["envs/prod/**", "modules/**/*.tf"]
+auto_apply = true
+terraform_version = "1.0.3"
+[workspaces.vars]
+region = "eu-west-1"
+db_password = { value = "s3cret", sensitive = true }
+[workspaces.env]
+TF_LOG = "info"
+
+[[workspaces]]
+name = "staging"
+repo = "octo-org/infra"
+"#;
+
+#[test]
+fn workspaces_are_read_with_their_defaults() {
+    let config = load_str(WORKSPACES, &[]).unwrap();
+    let [prod, staging] = &config.workspaces[..] else {
+        panic!("two workspaces")
+    };
+    assert_eq!(prod.name.as_str(), "prod");
+    assert_eq!(prod.working_directory, "envs/prod");
+    assert!(prod.auto_apply);
+    assert_eq!(prod.terraform_version.as_deref(), Some("1.0.3"));
+    let password = &prod.variables[&(VariableCategory::Terraform, "db_password".to_string())];
+    assert!(password.sensitive);
+    assert_eq!(password.value, "s3cret");
+    assert!(!prod.variables[&(VariableCategory::Env, "TF_LOG".to_string())].sensitive);
+
+    assert_eq!(staging.branch, None, "the repository's default branch");
+    assert_eq!(staging.working_directory, "");
+    assert!(staging.trigger_patterns.is_empty());
+    assert!(!staging.auto_apply);
+    assert!(staging.speculative_enabled);
+    assert_eq!(staging.terraform_version, None);
+}
+
+#[test]
+fn a_bad_workspace_setting_names_the_workspace_and_key() {
+    for (toml, key) in [
+        (
+            "[[workspaces]]\nname = \"prod eu\"\nrepo = \"o/r\"\n",
+            "workspaces[0].name",
+        ),
+        (
+            "[[workspaces]]\nname = \"a\"\nrepo = \"o/r\"\n[[workspaces]]\nname = \"a\"\nrepo = \"o/r\"\n",
+            "workspaces[1].name",
+        ),
+        (
+            "[[workspaces]]\nname = \"a\"\nrepo = \"infra\"\n",
+            "workspaces[0].repo",
+        ),
+        (
+            "[[workspaces]]\nname = \"a\"\nrepo = \"o/r\"\nbranch = \"a..b\"\n",
+            "workspaces[0].branch",
+        ),
+        (
+            "[[workspaces]]\nname = \"a\"\nrepo = \"o/r\"\nworking_directory = \"../x\"\n",
+            "workspaces[0].working_directory",
+        ),
+        (
+            "[[workspaces]]\nname = \"a\"\nrepo = \"o/r\"\ntrigger_patterns = [\"[x\"]\n",
+            "workspaces[0].trigger_patterns",
+        ),
+        (
+            "[[workspaces]]\nname = \"a\"\nrepo = \"o/r\"\nterraform_version = \"latest\"\n",
+            "workspaces[0].terraform_version",
+        ),
+        (
+            "[[workspaces]]\nname = \"a\"\nrepo = \"o/r\"\n[workspaces.env]\n\"BAD-NAME\" = \"x\"\n",
+            "workspaces[0].env.BAD-NAME",
+        ),
+    ] {
+        let err = load_str(toml, &[]).unwrap_err();
+        assert_eq!(err.key, key, "{toml}: {err}");
+    }
+}
+
+#[test]
+fn sensitive_workspace_variables_do_not_show_in_debug_output() {
+    let config = load_str(WORKSPACES, &[]).unwrap();
+    assert!(!format!("{config:?}").contains("s3cret"));
 }

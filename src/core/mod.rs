@@ -5,6 +5,7 @@
 pub mod queue;
 pub mod run;
 pub mod triggers;
+pub mod workspace;
 
 /// A run's id, as the store numbers them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

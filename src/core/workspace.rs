@@ -1,0 +1,250 @@
+//! What a workspace is: its name, repository, branch, directory, triggers, apply mode,
+//! Terraform version and variables. Values parse on construction, so a `WorkspaceSpec` that
+//! exists is valid. Pure: no I/O.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use super::triggers::{TriggerError, Triggers};
+
+/// A workspace name: letters, digits, `-` and `_`, at most 90 characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct WorkspaceName(String);
+
+impl WorkspaceName {
+    pub fn parse(name: &str) -> Result<Self, String> {
+        let valid = !name.is_empty()
+            && name.len() <= 90
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if valid {
+            Ok(Self(name.to_string()))
+        } else {
+            Err("must be 1-90 letters, digits, '-' or '_'".to_string())
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for WorkspaceName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A GitHub repository, `owner/name`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RepoName(String);
+
+impl RepoName {
+    pub fn parse(full_name: &str) -> Result<Self, String> {
+        let is_part = |p: &str| {
+            !p.is_empty()
+                && p.len() <= 100
+                && p != "."
+                && p != ".."
+                && p.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        };
+        match full_name.split_once('/') {
+            Some((owner, name)) if is_part(owner) && is_part(name) => {
+                Ok(Self(full_name.to_string()))
+            }
+            _ => Err("must be owner/name".to_string()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Where a variable goes: a Terraform input variable, or the process environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum VariableCategory {
+    Terraform,
+    Env,
+}
+
+impl VariableCategory {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VariableCategory::Terraform => "terraform",
+            VariableCategory::Env => "env",
+        }
+    }
+}
+
+/// A variable's value; a sensitive one is written, never shown again.
+#[derive(Clone, PartialEq, Eq)]
+pub struct VariableValue {
+    pub value: String,
+    pub sensitive: bool,
+}
+
+impl fmt::Debug for VariableValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown = if self.sensitive {
+            "<sensitive>"
+        } else {
+            &self.value
+        };
+        f.debug_struct("VariableValue")
+            .field("value", &shown)
+            .field("sensitive", &self.sensitive)
+            .finish()
+    }
+}
+
+/// Checks a variable's name for its category: a Terraform identifier, or an environment
+/// variable name.
+pub fn check_variable_name(category: VariableCategory, name: &str) -> Result<(), String> {
+    let mut bytes = name.bytes();
+    let first_ok = bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_');
+    let ok = match category {
+        VariableCategory::Terraform => {
+            first_ok
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        }
+        VariableCategory::Env => {
+            first_ok && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        }
+    };
+    if ok && name.len() <= 128 {
+        Ok(())
+    } else {
+        Err(match category {
+            VariableCategory::Terraform => "is not a Terraform variable name".to_string(),
+            VariableCategory::Env => "is not an environment variable name".to_string(),
+        })
+    }
+}
+
+/// A Terraform version: `MAJOR.MINOR.PATCH`, optionally with a pre-release suffix.
+pub fn check_terraform_version(version: &str) -> Result<(), String> {
+    let (core, pre) = version.split_once('-').unwrap_or((version, ""));
+    let parts: Vec<&str> = core.split('.').collect();
+    let numeric = parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    let pre_ok = pre.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.');
+    if numeric && pre_ok {
+        Ok(())
+    } else {
+        Err("must be a version like 1.0.3".to_string())
+    }
+}
+
+/// A workspace as configured.
+#[derive(Debug, Clone)]
+pub struct WorkspaceSpec {
+    pub name: WorkspaceName,
+    pub repo: RepoName,
+    /// None: the repository's default branch.
+    pub branch: Option<String>,
+    /// Relative to the repository root; "" is the root.
+    pub working_directory: String,
+    /// Empty: everything under the working directory.
+    pub trigger_patterns: Vec<String>,
+    pub auto_apply: bool,
+    /// None: `terraform` on PATH.
+    pub terraform_version: Option<String>,
+    pub speculative_enabled: bool,
+    pub variables: BTreeMap<(VariableCategory, String), VariableValue>,
+}
+
+impl WorkspaceSpec {
+    /// The compiled trigger patterns.
+    pub fn triggers(&self) -> Result<Triggers, TriggerError> {
+        Triggers::new(&self.working_directory, &self.trigger_patterns)
+    }
+}
+
+/// Checks a working directory: relative, inside the repository.
+pub fn normalize_working_directory(dir: &str) -> Result<String, String> {
+    let trimmed = dir.trim().trim_matches('/');
+    if trimmed.split('/').any(|part| part == "..") {
+        return Err("must be a path inside the repository".to_string());
+    }
+    Ok(if trimmed == "." {
+        String::new()
+    } else {
+        trimmed.to_string()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workspace_names_are_letters_digits_dashes_and_underscores() {
+        assert!(WorkspaceName::parse("prod-eu_1").is_ok());
+        for bad in ["", "prod eu", "prod/eu", "prød", &"x".repeat(91)] {
+            assert!(WorkspaceName::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn repositories_are_owner_slash_name() {
+        assert!(RepoName::parse("octo-org/infra.live").is_ok());
+        for bad in [
+            "infra",
+            "a/b/c",
+            "/infra",
+            "octo/",
+            "octo/..",
+            "octo/in fra",
+        ] {
+            assert!(RepoName::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn variable_names_follow_their_category() {
+        assert!(check_variable_name(VariableCategory::Terraform, "instance-count").is_ok());
+        assert!(check_variable_name(VariableCategory::Env, "instance-count").is_err());
+        assert!(check_variable_name(VariableCategory::Env, "TF_LOG").is_ok());
+        assert!(check_variable_name(VariableCategory::Env, "1ABC").is_err());
+        assert!(check_variable_name(VariableCategory::Terraform, "").is_err());
+    }
+
+    #[test]
+    fn terraform_versions_are_semantic_versions() {
+        assert!(check_terraform_version("1.0.3").is_ok());
+        assert!(check_terraform_version("1.6.0-beta1").is_ok());
+        for bad in ["1.0", "latest", "1.0.3/../../x", "v1.0.3"] {
+            assert!(check_terraform_version(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn working_directories_stay_inside_the_repository() {
+        assert_eq!(
+            normalize_working_directory("infra/prod/").unwrap(),
+            "infra/prod"
+        );
+        assert_eq!(normalize_working_directory(".").unwrap(), "");
+        assert_eq!(normalize_working_directory("").unwrap(), "");
+        assert!(normalize_working_directory("../other").is_err());
+        assert!(normalize_working_directory("infra/../../x").is_err());
+    }
+
+    #[test]
+    fn sensitive_values_do_not_show_in_debug_output() {
+        let value = VariableValue {
+            value: "hunter2".into(),
+            sensitive: true,
+        };
+        assert!(!format!("{value:?}").contains("hunter2"));
+    }
+}

@@ -13,7 +13,7 @@ use tokio_util::task::TaskTracker;
 
 use secrecy::SecretString;
 
-use crate::config::{Config, store_setup_token};
+use crate::config::{Config, ConfigError, store_setup_token};
 use crate::engine::Dispatcher;
 use crate::github::GitHub;
 use crate::store::Store;
@@ -23,12 +23,51 @@ use crate::webhook::{Committer, Ingest, WebhookSecrets};
 /// How long shutdown waits for background tasks before giving up on them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 
-/// Runs the server until a shutdown signal.
-pub async fn serve(config: Config) -> anyhow::Result<()> {
+/// Loads the configuration again, for SIGHUP.
+pub type Reload = Arc<dyn Fn() -> Result<Config, ConfigError> + Send + Sync>;
+
+/// Runs the server until a shutdown signal; SIGHUP reloads the workspaces from `reload`.
+pub async fn serve(config: Config, reload: Reload) -> anyhow::Result<()> {
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
-    serve_on(listener, config, shutdown_signal()).await
+    let store = Store::open(&config.database_url).await?;
+    let cancel = CancellationToken::new();
+    let reloader = tokio::spawn(reload_on_sighup(store.clone(), reload, cancel.clone()));
+    let served = serve_on(listener, config, shutdown_signal()).await;
+    cancel.cancel();
+    let _ = reloader.await;
+    store.close().await;
+    served
+}
+
+/// Applies the configuration's workspaces again on each SIGHUP; a configuration that does not
+/// load is logged and changes nothing.
+async fn reload_on_sighup(store: Store, reload: Reload, cancel: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        tracing::warn!("SIGHUP cannot be watched: reload by restarting");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            received = hangups.recv() => if received.is_none() { return },
+        }
+        match reload() {
+            Ok(config) => match store.sync_config_workspaces(&config.workspaces).await {
+                Ok(report) => tracing::info!(
+                    workspaces = report.synced,
+                    archived = report.archived,
+                    "configuration reloaded"
+                ),
+                Err(error) => {
+                    tracing::error!(error = format!("{error:#}"), "reloading workspaces failed")
+                }
+            },
+            Err(error) => tracing::error!(%error, "configuration not reloaded"),
+        }
+    }
 }
 
 /// Runs the server on an already bound listener until `shutdown` completes.
@@ -38,6 +77,15 @@ pub async fn serve_on(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let store = Store::open(&config.database_url).await?;
+    let report = store
+        .sync_config_workspaces(&config.workspaces)
+        .await
+        .context("storing the configured workspaces")?;
+    tracing::info!(
+        workspaces = report.synced,
+        archived = report.archived,
+        "workspaces loaded"
+    );
     let credentials = config
         .github
         .app

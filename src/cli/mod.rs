@@ -41,11 +41,13 @@ pub fn run() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
     match cli.command {
-        Command::Serve { config } => {
-            let Some(config) = load_config(config) else {
+        Command::Serve { config: path } => {
+            let Some(config) = load_config(path.clone()) else {
                 return ExitCode::from(EXIT_CONFIG);
             };
-            run_async(crate::server::serve(config))
+            let reload: crate::server::Reload =
+                std::sync::Arc::new(move || Config::load(path.as_deref(), &Config::process_env()));
+            run_async(crate::server::serve(config, reload))
         }
         Command::CheckConfig { config } => match load_config(config) {
             Some(config) => {

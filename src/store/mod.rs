@@ -7,6 +7,7 @@
 
 mod deliveries;
 mod installations;
+mod workspaces;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -21,6 +22,7 @@ pub use deliveries::{
     DeliveryOutcome, InsertOutcome, NewDelivery, PendingDelivery, StoredDelivery,
 };
 pub use installations::{DeliveryEffect, Installation};
+pub use workspaces::{SyncReport, Workspace};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");

@@ -1,0 +1,210 @@
+//! Workspaces and their variables. The configuration's workspaces are synced in at start and
+//! on reload; one that left the configuration is archived with its runs, never deleted.
+
+use std::collections::BTreeMap;
+
+use sqlx::{QueryBuilder, Row};
+
+use super::{Store, now_ms, on_pool, on_read_pool};
+use crate::core::workspace::{
+    RepoName, VariableCategory, VariableValue, WorkspaceName, WorkspaceSpec,
+};
+
+/// A workspace as stored.
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    pub id: i64,
+    pub spec: WorkspaceSpec,
+    /// Declared in the configuration file (as opposed to made through the API).
+    pub from_config: bool,
+    pub archived: bool,
+}
+
+/// What a sync changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncReport {
+    pub synced: usize,
+    pub archived: u64,
+}
+
+impl Store {
+    /// Makes the stored configuration workspaces match `specs`, in one transaction: each is
+    /// created or updated (its variables replaced); configuration workspaces no longer listed
+    /// are archived. Workspaces made through the API are left alone.
+    pub async fn sync_config_workspaces(
+        &self,
+        specs: &[WorkspaceSpec],
+    ) -> anyhow::Result<SyncReport> {
+        let now = now_ms();
+        let archived = on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for spec in specs {
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO workspaces (name, repo, branch, working_directory, \
+                     trigger_patterns, auto_apply, terraform_version, speculative_enabled, \
+                     source, archived, created_at_ms, updated_at_ms) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'config', 0, $9, $9) \
+                     ON CONFLICT (name) DO UPDATE SET repo = excluded.repo, \
+                     branch = excluded.branch, working_directory = excluded.working_directory, \
+                     trigger_patterns = excluded.trigger_patterns, \
+                     auto_apply = excluded.auto_apply, \
+                     terraform_version = excluded.terraform_version, \
+                     speculative_enabled = excluded.speculative_enabled, source = 'config', \
+                     archived = 0, updated_at_ms = excluded.updated_at_ms RETURNING id",
+                )
+                .bind(spec.name.as_str())
+                .bind(spec.repo.as_str())
+                .bind(&spec.branch)
+                .bind(&spec.working_directory)
+                .bind(serde_json::to_string(&spec.trigger_patterns)?)
+                .bind(i32::from(spec.auto_apply))
+                .bind(&spec.terraform_version)
+                .bind(i32::from(spec.speculative_enabled))
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+                sqlx::query("DELETE FROM workspace_variables WHERE workspace_id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                for ((category, key), value) in &spec.variables {
+                    sqlx::query(
+                        "INSERT INTO workspace_variables (workspace_id, category, key, value, \
+                         sensitive) VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(id)
+                    .bind(category.as_str())
+                    .bind(key)
+                    .bind(&value.value)
+                    .bind(i32::from(value.sensitive))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+            let mut archive = QueryBuilder::new(
+                "UPDATE workspaces SET archived = 1, updated_at_ms = ",
+            );
+            archive.push_bind(now);
+            archive.push(" WHERE source = 'config' AND archived = 0");
+            if !specs.is_empty() {
+                archive.push(" AND name NOT IN (");
+                let mut names = archive.separated(", ");
+                for spec in specs {
+                    names.push_bind(spec.name.as_str());
+                }
+                archive.push(")");
+            }
+            let archived = archive.build().execute(&mut *tx).await?.rows_affected();
+            tx.commit().await?;
+            archived
+        });
+        Ok(SyncReport {
+            synced: specs.len(),
+            archived,
+        })
+    }
+
+    /// Every workspace, archived ones included, by name.
+    pub async fn workspaces(&self) -> anyhow::Result<Vec<Workspace>> {
+        self.load_workspaces(None).await
+    }
+
+    /// The active workspaces of one repository, by name.
+    pub async fn workspaces_for_repo(&self, repo: &str) -> anyhow::Result<Vec<Workspace>> {
+        self.load_workspaces(Some(repo)).await
+    }
+
+    async fn load_workspaces(&self, repo: Option<&str>) -> anyhow::Result<Vec<Workspace>> {
+        let (rows, variables) = on_read_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT id, name, repo, branch, working_directory, trigger_patterns, auto_apply, \
+                 terraform_version, speculative_enabled, source, archived FROM workspaces \
+                 WHERE ($1 IS NULL OR (repo = $1 AND archived = 0)) ORDER BY name",
+            )
+            .bind(repo)
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok::<_, sqlx::Error>(WorkspaceRow {
+                    id: row.try_get("id")?,
+                    name: row.try_get("name")?,
+                    repo: row.try_get("repo")?,
+                    branch: row.try_get("branch")?,
+                    working_directory: row.try_get("working_directory")?,
+                    trigger_patterns: row.try_get("trigger_patterns")?,
+                    auto_apply: row.try_get::<i32, _>("auto_apply")? != 0,
+                    terraform_version: row.try_get("terraform_version")?,
+                    speculative_enabled: row.try_get::<i32, _>("speculative_enabled")? != 0,
+                    from_config: row.try_get::<String, _>("source")? == "config",
+                    archived: row.try_get::<i32, _>("archived")? != 0,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+            let variables: Vec<(i64, String, String, String, i32)> = sqlx::query_as(
+                "SELECT workspace_id, category, key, value, sensitive FROM workspace_variables",
+            )
+            .fetch_all(pool)
+            .await?;
+            (rows, variables)
+        });
+        rows.into_iter()
+            .map(|row| row.into_workspace(&variables))
+            .collect()
+    }
+}
+
+struct WorkspaceRow {
+    id: i64,
+    name: String,
+    repo: String,
+    branch: Option<String>,
+    working_directory: String,
+    trigger_patterns: String,
+    auto_apply: bool,
+    terraform_version: Option<String>,
+    speculative_enabled: bool,
+    from_config: bool,
+    archived: bool,
+}
+
+impl WorkspaceRow {
+    fn into_workspace(
+        self,
+        variables: &[(i64, String, String, String, i32)],
+    ) -> anyhow::Result<Workspace> {
+        let corrupt =
+            |what: &str, why: String| anyhow::anyhow!("stored workspace {}: {what} {why}", self.id);
+        let mut vars = BTreeMap::new();
+        for (_, category, key, value, sensitive) in variables.iter().filter(|v| v.0 == self.id) {
+            let category = match category.as_str() {
+                "terraform" => VariableCategory::Terraform,
+                "env" => VariableCategory::Env,
+                other => return Err(corrupt("variable category", other.to_string())),
+            };
+            let value = VariableValue {
+                value: value.clone(),
+                sensitive: *sensitive != 0,
+            };
+            vars.insert((category, key.clone()), value);
+        }
+        let spec = WorkspaceSpec {
+            name: WorkspaceName::parse(&self.name).map_err(|e| corrupt("name", e))?,
+            repo: RepoName::parse(&self.repo).map_err(|e| corrupt("repo", e))?,
+            branch: self.branch,
+            working_directory: self.working_directory,
+            trigger_patterns: serde_json::from_str(&self.trigger_patterns)
+                .map_err(|e| corrupt("trigger patterns", e.to_string()))?,
+            auto_apply: self.auto_apply,
+            terraform_version: self.terraform_version,
+            speculative_enabled: self.speculative_enabled,
+            variables: vars,
+        };
+        Ok(Workspace {
+            id: self.id,
+            spec,
+            from_config: self.from_config,
+            archived: self.archived,
+        })
+    }
+}

@@ -1,0 +1,111 @@
+//! What a push means: which workspaces get a run, or why none does. Pure: it sees the push's
+//! facts and the repository's workspaces, and decides; when the push payload's list of changed
+//! files cannot be trusted it asks for a comparison instead of guessing.
+
+use super::triggers::Triggers;
+
+/// GitHub lists at most this many commits in a push payload; past it the list is cut.
+pub const MAX_TRUSTED_COMMITS: usize = 20;
+const ZERO_SHA: &str = "0000000000000000000000000000000000000000";
+
+/// The facts of a push that the decision needs.
+#[derive(Debug, Clone)]
+pub struct Push<'a> {
+    pub git_ref: &'a str,
+    pub before: &'a str,
+    pub after: &'a str,
+    pub created: bool,
+    pub deleted: bool,
+    pub forced: bool,
+    pub commit_count: usize,
+    pub default_branch: &'a str,
+}
+
+/// A workspace of the pushed repository, as the decision sees it.
+#[derive(Debug, Clone)]
+pub struct Candidate<'a> {
+    pub id: i64,
+    /// None: the repository's default branch.
+    pub branch: Option<&'a str>,
+    pub triggers: &'a Triggers,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PushDecision {
+    /// Nothing to run; the reason is recorded on the delivery.
+    Ignore(String),
+    /// The payload's file list cannot be trusted: compare `base...head` and decide again with
+    /// the files that comparison lists.
+    NeedCompare { base: String, head: String },
+    /// Create a run at `commit` in each of these workspaces.
+    Run {
+        commit: String,
+        workspace_ids: Vec<i64>,
+    },
+}
+
+/// Where the list of changed files comes from.
+#[derive(Debug, Clone, Copy)]
+pub enum ChangedFiles<'a> {
+    /// The push payload's commits: trusted unless [`untrusted`] says otherwise.
+    Payload(&'a [&'a str]),
+    /// GitHub's comparison of the push's base and head: always trusted.
+    Compared(&'a [&'a str]),
+}
+
+/// Decides with the payload's file list first; with `Compared` after a `NeedCompare`.
+pub fn decide(
+    push: &Push<'_>,
+    workspaces: &[Candidate<'_>],
+    changed_files: ChangedFiles<'_>,
+) -> PushDecision {
+    let Some(branch) = push.git_ref.strip_prefix("refs/heads/") else {
+        return PushDecision::Ignore(format!("{} is not a branch", push.git_ref));
+    };
+    if push.deleted || push.after == ZERO_SHA {
+        return PushDecision::Ignore(format!("branch {branch} was deleted"));
+    }
+    let tracking: Vec<&Candidate<'_>> = workspaces
+        .iter()
+        .filter(|w| w.branch.unwrap_or(push.default_branch) == branch)
+        .collect();
+    if tracking.is_empty() {
+        return PushDecision::Ignore(format!("no workspace tracks branch {branch}"));
+    }
+    let files = match changed_files {
+        ChangedFiles::Payload(_) if untrusted(push) => {
+            let base = if push.created || push.before == ZERO_SHA {
+                push.default_branch.to_string()
+            } else {
+                push.before.to_string()
+            };
+            return PushDecision::NeedCompare {
+                base,
+                head: push.after.to_string(),
+            };
+        }
+        ChangedFiles::Payload(files) | ChangedFiles::Compared(files) => files,
+    };
+    let workspace_ids: Vec<i64> = tracking
+        .iter()
+        .filter(|w| w.triggers.matches_any(files.iter().copied()))
+        .map(|w| w.id)
+        .collect();
+    if workspace_ids.is_empty() {
+        return PushDecision::Ignore(format!(
+            "no workspace on branch {branch} is triggered by the changed files"
+        ));
+    }
+    PushDecision::Run {
+        commit: push.after.to_string(),
+        workspace_ids,
+    }
+}
+
+/// A new branch, a forced push or a cut commit list: the payload does not say what changed.
+pub fn untrusted(push: &Push<'_>) -> bool {
+    push.created || push.forced || push.commit_count > MAX_TRUSTED_COMMITS
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,206 @@
+use super::*;
+
+const A: &str = "1111111111111111111111111111111111111111";
+const B: &str = "2222222222222222222222222222222222222222";
+
+fn push(git_ref: &str) -> Push<'_> {
+    Push {
+        git_ref,
+        before: A,
+        after: B,
+        created: false,
+        deleted: false,
+        forced: false,
+        commit_count: 1,
+        default_branch: "main",
+    }
+}
+
+fn triggers(dir: &str) -> Triggers {
+    Triggers::new(dir, &[]).unwrap()
+}
+
+#[test]
+fn a_push_touching_a_workspaces_files_runs_it() {
+    let (prod, staging) = (triggers("envs/prod"), triggers("envs/staging"));
+    let workspaces = [
+        Candidate {
+            id: 1,
+            branch: None,
+            triggers: &prod,
+        },
+        Candidate {
+            id: 2,
+            branch: None,
+            triggers: &staging,
+        },
+    ];
+    let decision = decide(
+        &push("refs/heads/main"),
+        &workspaces,
+        ChangedFiles::Payload(&["envs/prod/main.tf"]),
+    );
+    assert_eq!(
+        decision,
+        PushDecision::Run {
+            commit: B.into(),
+            workspace_ids: vec![1]
+        }
+    );
+}
+
+#[test]
+fn one_push_can_run_several_workspaces() {
+    let root = triggers("");
+    let workspaces = [
+        Candidate {
+            id: 1,
+            branch: Some("main"),
+            triggers: &root,
+        },
+        Candidate {
+            id: 2,
+            branch: None,
+            triggers: &root,
+        },
+    ];
+    let decision = decide(
+        &push("refs/heads/main"),
+        &workspaces,
+        ChangedFiles::Payload(&["x.tf"]),
+    );
+    assert_eq!(
+        decision,
+        PushDecision::Run {
+            commit: B.into(),
+            workspace_ids: vec![1, 2]
+        }
+    );
+}
+
+#[test]
+fn pushes_to_other_branches_tags_and_deletions_run_nothing() {
+    let root = triggers("");
+    let workspaces = [Candidate {
+        id: 1,
+        branch: None,
+        triggers: &root,
+    }];
+    let files: &[&str] = &["main.tf"];
+    assert_eq!(
+        decide(
+            &push("refs/heads/feature"),
+            &workspaces,
+            ChangedFiles::Payload(files)
+        ),
+        PushDecision::Ignore("no workspace tracks branch feature".into())
+    );
+    assert_eq!(
+        decide(
+            &push("refs/tags/v1"),
+            &workspaces,
+            ChangedFiles::Payload(files)
+        ),
+        PushDecision::Ignore("refs/tags/v1 is not a branch".into())
+    );
+    let deleted = Push {
+        deleted: true,
+        after: ZERO_SHA,
+        ..push("refs/heads/main")
+    };
+    assert_eq!(
+        decide(&deleted, &workspaces, ChangedFiles::Payload(files)),
+        PushDecision::Ignore("branch main was deleted".into())
+    );
+}
+
+#[test]
+fn files_outside_every_workspace_run_nothing() {
+    let prod = triggers("envs/prod");
+    let workspaces = [Candidate {
+        id: 1,
+        branch: None,
+        triggers: &prod,
+    }];
+    assert_eq!(
+        decide(
+            &push("refs/heads/main"),
+            &workspaces,
+            ChangedFiles::Payload(&["README.md"])
+        ),
+        PushDecision::Ignore(
+            "no workspace on branch main is triggered by the changed files".into()
+        )
+    );
+}
+
+#[test]
+fn untrusted_file_lists_ask_for_a_comparison() {
+    let root = triggers("");
+    let workspaces = [Candidate {
+        id: 1,
+        branch: None,
+        triggers: &root,
+    }];
+    let forced = Push {
+        forced: true,
+        ..push("refs/heads/main")
+    };
+    assert_eq!(
+        decide(&forced, &workspaces, ChangedFiles::Payload(&[])),
+        PushDecision::NeedCompare {
+            base: A.into(),
+            head: B.into()
+        }
+    );
+    let long = Push {
+        commit_count: 21,
+        ..push("refs/heads/main")
+    };
+    assert!(matches!(
+        decide(&long, &workspaces, ChangedFiles::Payload(&["x.tf"])),
+        PushDecision::NeedCompare { .. }
+    ));
+    let created = Push {
+        created: true,
+        before: ZERO_SHA,
+        ..push("refs/heads/main")
+    };
+    assert_eq!(
+        decide(&created, &workspaces, ChangedFiles::Payload(&[])),
+        PushDecision::NeedCompare {
+            base: "main".into(),
+            head: B.into()
+        }
+    );
+}
+
+#[test]
+fn twenty_commits_are_still_trusted() {
+    let at_limit = Push {
+        commit_count: 20,
+        ..push("refs/heads/main")
+    };
+    assert!(!untrusted(&at_limit));
+}
+
+#[test]
+fn a_comparison_is_trusted_even_for_a_forced_push() {
+    let root = triggers("");
+    let workspaces = [Candidate {
+        id: 1,
+        branch: None,
+        triggers: &root,
+    }];
+    let forced = Push {
+        forced: true,
+        ..push("refs/heads/main")
+    };
+    assert_eq!(
+        decide(&forced, &workspaces, ChangedFiles::Compared(&["main.tf"])),
+        PushDecision::Run {
+            commit: B.into(),
+            workspace_ids: vec![1]
+        }
+    );
+}

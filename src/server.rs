@@ -91,8 +91,10 @@ pub async fn serve_on(
         .app
         .as_ref()
         .map(|app| app.credentials.clone());
-    let github = GitHub::new(config.github.api_url.clone(), credentials)
-        .context("setting up the GitHub client")?;
+    let github = Arc::new(
+        GitHub::new(config.github.api_url.clone(), credentials)
+            .context("setting up the GitHub client")?,
+    );
     let setup_token = match &config.github.app {
         Some(_) => None,
         None => Some(announce_setup(&config)?),
@@ -103,7 +105,7 @@ pub async fn serve_on(
     let stored = Arc::new(Notify::new());
     let (committer, committer_task) = Committer::start(store.clone(), stored.clone());
     if config.dispatcher.enabled {
-        let dispatcher = Dispatcher::new(store.clone(), stored.clone());
+        let dispatcher = Dispatcher::new(store.clone(), github.clone(), stored.clone());
         tasks.spawn(dispatcher.run(cancel.child_token()));
     } else {
         tracing::warn!("dispatcher disabled: deliveries are stored but not processed");

@@ -51,6 +51,8 @@ pub enum ChangedFiles<'a> {
     Payload(&'a [&'a str]),
     /// GitHub's comparison of the push's base and head: always trusted.
     Compared(&'a [&'a str]),
+    /// More files changed than GitHub lists: every workspace on the branch may be touched.
+    TooMany,
 }
 
 /// Decides with the payload's file list first; with `Compared` after a `NeedCompare`.
@@ -84,11 +86,12 @@ pub fn decide(
                 head: push.after.to_string(),
             };
         }
-        ChangedFiles::Payload(files) | ChangedFiles::Compared(files) => files,
+        ChangedFiles::Payload(files) | ChangedFiles::Compared(files) => Some(files),
+        ChangedFiles::TooMany => None,
     };
     let workspace_ids: Vec<i64> = tracking
         .iter()
-        .filter(|w| w.triggers.matches_any(files.iter().copied()))
+        .filter(|w| files.is_none_or(|files| w.triggers.matches_any(files.iter().copied())))
         .map(|w| w.id)
         .collect();
     if workspace_ids.is_empty() {

@@ -10,7 +10,8 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::handlers::{Handled, handle};
+use super::handlers::{Context, Handled, handle};
+use crate::github::GitHub;
 use crate::store::{DeliveryEffect, DeliveryOutcome, PendingDelivery, Store};
 
 /// Deliveries taken from the store at a time.
@@ -22,12 +23,21 @@ const MAX_ATTEMPTS: i32 = 8;
 
 pub struct Dispatcher {
     store: Store,
+    context: Context,
     wake: Arc<Notify>,
 }
 
 impl Dispatcher {
-    pub fn new(store: Store, wake: Arc<Notify>) -> Self {
-        Self { store, wake }
+    pub fn new(store: Store, github: Arc<GitHub>, wake: Arc<Notify>) -> Self {
+        let context = Context {
+            store: store.clone(),
+            github,
+        };
+        Self {
+            store,
+            context,
+            wake,
+        }
     }
 
     /// Runs until `cancel` fires; finishes the delivery in hand first.
@@ -71,7 +81,9 @@ impl Dispatcher {
                 delivery_id = %delivery.delivery_id,
                 event = %delivery.event
             );
-            let decided = span.in_scope(|| decide(&delivery));
+            let decided = decide(&self.context, &delivery)
+                .instrument(span.clone())
+                .await;
             match decided {
                 Decided::Close(outcome, effects) => {
                     closing.push((delivery.seq, outcome, effects));
@@ -143,8 +155,15 @@ enum Decided {
     Retry { error: String, delay_ms: i64 },
 }
 
-fn decide(delivery: &PendingDelivery) -> Decided {
-    match handle(&delivery.event, &delivery.payload) {
+async fn decide(context: &Context, delivery: &PendingDelivery) -> Decided {
+    let handled = handle(
+        context,
+        &delivery.delivery_id,
+        &delivery.event,
+        &delivery.payload,
+    )
+    .await;
+    match handled {
         Handled::Done { outcome, effects } => Decided::Close(outcome, effects),
         Handled::RetryLater(error) if delivery.attempts + 1 < MAX_ATTEMPTS => {
             let delay_ms = backoff_ms(delivery.attempts);

@@ -1,16 +1,30 @@
-//! What each event means to Gantry. `handle` parses the payload into its typed event and
-//! returns the outcome and the effects to store with it; it performs no I/O itself.
+//! What each event means to Gantry. `handle` parses the payload into its typed event, gathers
+//! what the decision needs (workspaces from the store, changed files from GitHub), lets `core`
+//! decide, and returns the outcome with the effects the store applies when it closes the
+//! delivery. It changes nothing itself.
 
+use std::sync::Arc;
+
+use crate::core::push::{self, Candidate, ChangedFiles, PushDecision};
 use crate::events::{self, Event};
-use crate::store::{DeliveryEffect, DeliveryOutcome};
+use crate::github::GitHub;
+use crate::store::{
+    DeliveryEffect, DeliveryOutcome, InstallationChange, NewRuns, RunSource, Store,
+};
+
+/// What handlers may read from: the store and GitHub.
+#[derive(Clone)]
+pub struct Context {
+    pub store: Store,
+    pub github: Arc<GitHub>,
+}
 
 pub enum Handled {
     Done {
         outcome: DeliveryOutcome,
         effects: Vec<DeliveryEffect>,
     },
-    /// A passing failure: leave the delivery pending and try again later.
-    #[allow(dead_code)] // produced once handlers call GitHub (runs issue)
+    /// A passing failure (GitHub or the store did not answer): try again later.
     RetryLater(String),
 }
 
@@ -28,24 +42,26 @@ impl Handled {
             effects: Vec::new(),
         }
     }
+
+    fn failed(error: impl Into<String>) -> Self {
+        Handled::Done {
+            outcome: DeliveryOutcome::Failed(error.into()),
+            effects: Vec::new(),
+        }
+    }
 }
 
-pub fn handle(event: &str, payload: &[u8]) -> Handled {
+pub async fn handle(ctx: &Context, delivery_id: &str, event: &str, payload: &[u8]) -> Handled {
     let event = match events::parse(event, payload) {
         Ok(event) => event,
-        Err(error) => {
-            return Handled::Done {
-                outcome: DeliveryOutcome::Failed(error.to_string()),
-                effects: Vec::new(),
-            };
-        }
+        Err(error) => return Handled::failed(error.to_string()),
     };
     match event {
         Event::Ping(_) => Handled::processed(Vec::new()),
         Event::Installation(e) => handle_installation(&e),
         Event::InstallationRepositories(e) => handle_installation_repositories(&e),
-        Event::Push(_)
-        | Event::PullRequest(_)
+        Event::Push(e) => handle_push(ctx, delivery_id, &e).await,
+        Event::PullRequest(_)
         | Event::IssueComment(_)
         | Event::CheckRun(_)
         | Event::CheckSuite(_) => Handled::ignored("no workspace tracks this repository"),
@@ -55,13 +71,89 @@ pub fn handle(event: &str, payload: &[u8]) -> Handled {
     }
 }
 
+async fn handle_push(ctx: &Context, delivery_id: &str, e: &events::PushEvent) -> Handled {
+    let repo = &e.repository.full_name;
+    let workspaces = match ctx.store.workspaces_for_repo(repo).await {
+        Ok(workspaces) => workspaces,
+        Err(error) => return Handled::RetryLater(format!("reading workspaces: {error:#}")),
+    };
+    if workspaces.is_empty() {
+        return Handled::ignored("no workspace tracks this repository");
+    }
+    let triggers: Vec<_> = match workspaces.iter().map(|w| w.spec.triggers()).collect() {
+        Ok(triggers) => triggers,
+        Err(error) => return Handled::failed(error.to_string()),
+    };
+    let candidates: Vec<Candidate<'_>> = workspaces
+        .iter()
+        .zip(&triggers)
+        .map(|(w, triggers)| Candidate {
+            id: w.id,
+            branch: w.spec.branch.as_deref(),
+            triggers,
+        })
+        .collect();
+    let facts = push::Push {
+        git_ref: &e.git_ref,
+        before: &e.before,
+        after: &e.after,
+        created: e.created,
+        deleted: e.deleted,
+        forced: e.forced,
+        commit_count: e.commits.len(),
+        default_branch: &e.repository.default_branch,
+    };
+    let payload_files = e.changed_files();
+    let mut decision = push::decide(&facts, &candidates, ChangedFiles::Payload(&payload_files));
+    if let PushDecision::NeedCompare { base, head } = &decision {
+        let Some(installation) = e.installation.as_ref().map(|i| i.id) else {
+            return Handled::failed("the push names no installation to ask GitHub with");
+        };
+        let compared = match ctx
+            .github
+            .compare_files(installation, repo, base, head)
+            .await
+        {
+            Ok(compared) => compared,
+            Err(error) => {
+                return Handled::RetryLater(format!("comparing {base}...{head}: {error}"));
+            }
+        };
+        let files: Vec<&str> = compared.files.iter().map(String::as_str).collect();
+        let changed = if compared.truncated {
+            ChangedFiles::TooMany
+        } else {
+            ChangedFiles::Compared(&files)
+        };
+        decision = push::decide(&facts, &candidates, changed);
+    }
+    match decision {
+        PushDecision::Ignore(reason) => Handled::ignored(reason),
+        PushDecision::NeedCompare { .. } => {
+            Handled::failed("the comparison did not settle the push")
+        }
+        PushDecision::Run {
+            commit,
+            workspace_ids,
+        } => Handled::processed(vec![DeliveryEffect::CreateRuns(NewRuns {
+            repo: repo.clone(),
+            commit_sha: commit,
+            workspace_ids,
+            source: RunSource::Push,
+            delivery_id: delivery_id.to_string(),
+        })]),
+    }
+}
+
 fn handle_installation(e: &events::InstallationEvent) -> Handled {
     let id = e.installation.id as i64;
-    let upsert = |suspended| DeliveryEffect::UpsertInstallation {
-        id,
-        account_login: e.installation.account.login.clone(),
-        account_type: e.installation.account.r#type.clone(),
-        suspended,
+    let upsert = |suspended| {
+        DeliveryEffect::Installation(InstallationChange::Upsert {
+            id,
+            account_login: e.installation.account.login.clone(),
+            account_type: e.installation.account.r#type.clone(),
+            suspended,
+        })
     };
     let repositories: Vec<String> = e
         .repositories
@@ -72,14 +164,16 @@ fn handle_installation(e: &events::InstallationEvent) -> Handled {
     match e.action.as_str() {
         "created" => Handled::processed(vec![
             upsert(false),
-            DeliveryEffect::AddRepositories {
+            DeliveryEffect::Installation(InstallationChange::AddRepositories {
                 installation_id: id,
                 full_names: repositories,
-            },
+            }),
         ]),
         "new_permissions_accepted" | "unsuspend" => Handled::processed(vec![upsert(false)]),
         "suspend" => Handled::processed(vec![upsert(true)]),
-        "deleted" => Handled::processed(vec![DeliveryEffect::RemoveInstallation { id }]),
+        "deleted" => Handled::processed(vec![DeliveryEffect::Installation(
+            InstallationChange::Remove { id },
+        )]),
         other => Handled::ignored(format!("installation action {other} needs nothing")),
     }
 }
@@ -89,20 +183,25 @@ fn handle_installation_repositories(e: &events::InstallationRepositoriesEvent) -
     let names = |repos: &[events::InstallationRepository]| {
         repos.iter().map(|r| r.full_name.clone()).collect()
     };
-    Handled::processed(vec![
-        DeliveryEffect::UpsertInstallation {
-            id: installation_id,
-            account_login: e.installation.account.login.clone(),
-            account_type: e.installation.account.r#type.clone(),
-            suspended: false,
-        },
-        DeliveryEffect::AddRepositories {
-            installation_id,
-            full_names: names(&e.repositories_added),
-        },
-        DeliveryEffect::RemoveRepositories {
-            installation_id,
-            full_names: names(&e.repositories_removed),
-        },
-    ])
+    Handled::processed(
+        [
+            InstallationChange::Upsert {
+                id: installation_id,
+                account_login: e.installation.account.login.clone(),
+                account_type: e.installation.account.r#type.clone(),
+                suspended: false,
+            },
+            InstallationChange::AddRepositories {
+                installation_id,
+                full_names: names(&e.repositories_added),
+            },
+            InstallationChange::RemoveRepositories {
+                installation_id,
+                full_names: names(&e.repositories_removed),
+            },
+        ]
+        .into_iter()
+        .map(DeliveryEffect::Installation)
+        .collect(),
+    )
 }

@@ -3,6 +3,7 @@
 //! token, a private key or a secret.
 
 mod app;
+mod compare;
 mod error;
 mod http;
 mod manifest;
@@ -14,6 +15,7 @@ use tracing::{info, instrument, warn};
 use url::Url;
 
 pub use app::{AppCredentials, AppJwtClaims};
+pub use compare::{ComparedFiles, MAX_COMPARE_FILES};
 pub use error::GitHubError;
 pub use manifest::{ManifestCode, ManifestConversion};
 pub use tokens::{InstallationToken, RENEW_BEFORE_EXPIRY, needs_renewal};

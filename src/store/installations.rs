@@ -4,19 +4,18 @@ use sqlx::Row;
 
 use super::{Conn, Store, now_ms, on_conn, on_read_pool};
 
-/// A change the dispatcher decided while processing a delivery, applied by the store in the
-/// same transaction that closes the delivery.
+/// A change to where the app is installed, decided from an installation event.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DeliveryEffect {
+pub enum InstallationChange {
     /// The app was installed on (or its installation changed for) an account.
-    UpsertInstallation {
+    Upsert {
         id: i64,
         account_login: String,
         account_type: String,
         suspended: bool,
     },
     /// The app was uninstalled: its repositories go with it.
-    RemoveInstallation { id: i64 },
+    Remove { id: i64 },
     AddRepositories {
         installation_id: i64,
         full_names: Vec<String>,
@@ -37,11 +36,11 @@ pub struct Installation {
     pub repositories: Vec<String>,
 }
 
-impl DeliveryEffect {
+impl InstallationChange {
     pub(crate) async fn apply(&self, conn: Conn<'_>) -> Result<(), sqlx::Error> {
         on_conn!(conn, c => {
             match self {
-                DeliveryEffect::UpsertInstallation { id, account_login, account_type, suspended } => {
+                InstallationChange::Upsert { id, account_login, account_type, suspended } => {
                     sqlx::query(
                         "INSERT INTO installations (id, account_login, account_type, suspended, \
                          updated_at_ms) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO UPDATE SET \
@@ -57,7 +56,7 @@ impl DeliveryEffect {
                     .execute(&mut *c)
                     .await?;
                 }
-                DeliveryEffect::RemoveInstallation { id } => {
+                InstallationChange::Remove { id } => {
                     sqlx::query("DELETE FROM installation_repositories WHERE installation_id = $1")
                         .bind(id)
                         .execute(&mut *c)
@@ -67,7 +66,7 @@ impl DeliveryEffect {
                         .execute(&mut *c)
                         .await?;
                 }
-                DeliveryEffect::AddRepositories { installation_id, full_names } => {
+                InstallationChange::AddRepositories { installation_id, full_names } => {
                     for name in full_names {
                         sqlx::query(
                             "INSERT INTO installation_repositories (installation_id, full_name) \
@@ -79,7 +78,7 @@ impl DeliveryEffect {
                         .await?;
                     }
                 }
-                DeliveryEffect::RemoveRepositories { installation_id, full_names } => {
+                InstallationChange::RemoveRepositories { installation_id, full_names } => {
                     for name in full_names {
                         sqlx::query(
                             "DELETE FROM installation_repositories \

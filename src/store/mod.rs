@@ -6,7 +6,9 @@
 //! Where the dialects differ, a method matches on [`Db`] explicitly.
 
 mod deliveries;
+mod effects;
 mod installations;
+mod runs;
 mod workspaces;
 
 use std::str::FromStr;
@@ -21,7 +23,9 @@ use sqlx::{PgPool, SqlitePool};
 pub use deliveries::{
     DeliveryOutcome, InsertOutcome, NewDelivery, PendingDelivery, StoredDelivery,
 };
-pub use installations::{DeliveryEffect, Installation};
+pub use effects::DeliveryEffect;
+pub use installations::{Installation, InstallationChange};
+pub use runs::{NewRuns, RunRecord, RunSource};
 pub use workspaces::{SyncReport, Workspace};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");

@@ -21,7 +21,7 @@ use crate::webhook::{self, Ingest};
 pub struct AppState {
     pub config: Config,
     pub store: Store,
-    pub github: GitHub,
+    pub github: Arc<GitHub>,
     pub ingest: Ingest,
     /// Opens the GitHub App setup page while no app is configured (see `github_app`).
     pub setup_token: Option<SecretString>,

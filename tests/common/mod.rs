@@ -52,6 +52,7 @@ pub struct TestGantry {
     pub store: Store,
     pub http: reqwest::Client,
     env: HashMap<String, String>,
+    config_path: Option<PathBuf>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -63,11 +64,28 @@ impl TestGantry {
 
     /// Starts Gantry after `adjust` has changed its environment.
     pub async fn start_with(adjust: impl FnOnce(&mut HashMap<String, String>)) -> Self {
+        Self::start_configured(None, adjust).await
+    }
+
+    /// Starts Gantry with this configuration file text (e.g. `[[workspaces]]` tables).
+    pub async fn start_with_config(toml: &str) -> Self {
+        Self::start_configured(Some(toml), |_| {}).await
+    }
+
+    async fn start_configured(
+        toml: Option<&str>,
+        adjust: impl FnOnce(&mut HashMap<String, String>),
+    ) -> Self {
         let data_dir = tempfile::tempdir().unwrap();
         let github = MockServer::start().await;
         let mut env = base_env(data_dir.path(), &github.uri());
         adjust(&mut env);
-        let config = Config::load(None, &env).expect("test configuration");
+        let config_path = toml.map(|text| {
+            let path = data_dir.path().join("gantry.toml");
+            std::fs::write(&path, text).unwrap();
+            path
+        });
+        let config = Config::load(config_path.as_deref(), &env).expect("test configuration");
         let store = Store::open(&config.database_url).await.unwrap();
         let mut gantry = Self {
             url: String::new(),
@@ -76,6 +94,7 @@ impl TestGantry {
             store,
             http: reqwest::Client::new(),
             env,
+            config_path,
             shutdown: None,
             task: None,
         };
@@ -84,7 +103,8 @@ impl TestGantry {
     }
 
     async fn launch(&mut self) {
-        let config = Config::load(None, &self.env).expect("test configuration");
+        let config =
+            Config::load(self.config_path.as_deref(), &self.env).expect("test configuration");
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         self.url = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = oneshot::channel::<()>();
@@ -165,13 +185,19 @@ impl TestGantry {
 
     /// Waits until the delivery has left `pending`, and returns it.
     pub async fn wait_for_outcome(&self, delivery_id: &str) -> StoredDelivery {
-        wait_until(Duration::from_secs(10), || async {
+        let done = wait_until(Duration::from_secs(10), || async {
             self.delivery(delivery_id)
                 .await
                 .filter(|d| d.status != "pending")
         })
-        .await
-        .unwrap_or_else(|| panic!("delivery {delivery_id} was not processed in time"))
+        .await;
+        match done {
+            Some(delivery) => delivery,
+            None => panic!(
+                "delivery {delivery_id} was not processed in time: {:?}",
+                self.delivery(delivery_id).await
+            ),
+        }
     }
 }
 
@@ -191,4 +217,33 @@ where
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// A push payload built from GitHub's own example (`push.5.json`): `branch` of `repo` moved to
+/// `after` with one commit touching `files`; `adjust` can change anything else.
+pub fn push_payload(
+    repo: &str,
+    branch: &str,
+    after: &str,
+    files: &[&str],
+    adjust: impl FnOnce(&mut serde_json::Value),
+) -> Vec<u8> {
+    let mut push: serde_json::Value =
+        serde_json::from_slice(&fixture("webhooks/push.5.json")).unwrap();
+    push["ref"] = format!("refs/heads/{branch}").into();
+    push["after"] = after.into();
+    push["before"] = "9999999999999999999999999999999999999999".into();
+    push["created"] = false.into();
+    push["deleted"] = false.into();
+    push["forced"] = false.into();
+    push["repository"]["full_name"] = repo.into();
+    push["repository"]["default_branch"] = "main".into();
+    push["installation"] = serde_json::json!({ "id": 99, "node_id": "x" });
+    let commit = &mut push["commits"][0];
+    commit["id"] = after.into();
+    commit["added"] = serde_json::json!([]);
+    commit["removed"] = serde_json::json!([]);
+    commit["modified"] = serde_json::json!(files);
+    adjust(&mut push);
+    serde_json::to_vec(&push).unwrap()
 }

@@ -204,3 +204,31 @@ fn a_comparison_is_trusted_even_for_a_forced_push() {
         }
     );
 }
+
+#[test]
+fn too_many_changed_files_run_every_workspace_on_the_branch() {
+    let (prod, other) = (triggers("envs/prod"), triggers(""));
+    let workspaces = [
+        Candidate {
+            id: 1,
+            branch: None,
+            triggers: &prod,
+        },
+        Candidate {
+            id: 2,
+            branch: Some("develop"),
+            triggers: &other,
+        },
+    ];
+    let forced = Push {
+        forced: true,
+        ..push("refs/heads/main")
+    };
+    assert_eq!(
+        decide(&forced, &workspaces, ChangedFiles::TooMany),
+        PushDecision::Run {
+            commit: B.into(),
+            workspace_ids: vec![1]
+        }
+    );
+}

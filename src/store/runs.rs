@@ -1,0 +1,156 @@
+//! Configuration versions and runs: created (with their variable snapshot and first event) in
+//! the same transaction that closes the delivery that caused them.
+
+use sqlx::Row;
+
+use super::{Conn, Store, now_ms, on_conn, on_read_pool};
+use crate::core::run::RunState;
+
+/// What made a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunSource {
+    Push,
+}
+
+impl RunSource {
+    fn as_str(self) -> &'static str {
+        match self {
+            RunSource::Push => "push",
+        }
+    }
+}
+
+/// Runs to create at one commit: one per workspace, none where that commit already has a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRuns {
+    pub repo: String,
+    pub commit_sha: String,
+    pub workspace_ids: Vec<i64>,
+    pub source: RunSource,
+    pub delivery_id: String,
+}
+
+/// A run as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunRecord {
+    pub id: i64,
+    pub workspace_id: i64,
+    pub configuration_version_id: i64,
+    pub commit_sha: String,
+    pub speculative: bool,
+    pub state: String,
+    pub source: String,
+    pub delivery_id: Option<String>,
+}
+
+impl NewRuns {
+    pub(crate) async fn create(&self, conn: Conn<'_>) -> Result<(), sqlx::Error> {
+        let now = now_ms();
+        on_conn!(conn, c => {
+            sqlx::query(
+                "INSERT INTO configuration_versions (repo, commit_sha, created_at_ms) \
+                 VALUES ($1, $2, $3) ON CONFLICT (repo, commit_sha) DO NOTHING",
+            )
+            .bind(&self.repo)
+            .bind(&self.commit_sha)
+            .bind(now)
+            .execute(&mut *c)
+            .await?;
+            let version: i64 = sqlx::query_scalar(
+                "SELECT id FROM configuration_versions WHERE repo = $1 AND commit_sha = $2",
+            )
+            .bind(&self.repo)
+            .bind(&self.commit_sha)
+            .fetch_one(&mut *c)
+            .await?;
+            for workspace_id in &self.workspace_ids {
+                let run: Option<i64> = sqlx::query_scalar(
+                    "INSERT INTO runs (workspace_id, configuration_version_id, commit_sha, \
+                     speculative, state, source, delivery_id, created_at_ms, updated_at_ms) \
+                     VALUES ($1, $2, $3, 0, 'pending', $4, $5, $6, $6) \
+                     ON CONFLICT (workspace_id, commit_sha) WHERE speculative = 0 DO NOTHING \
+                     RETURNING id",
+                )
+                .bind(workspace_id)
+                .bind(version)
+                .bind(&self.commit_sha)
+                .bind(self.source.as_str())
+                .bind(&self.delivery_id)
+                .bind(now)
+                .fetch_optional(&mut *c)
+                .await?;
+                let Some(run) = run else {
+                    continue; // this commit has its run in this workspace already
+                };
+                // Pinned now: later variable changes affect only later runs.
+                sqlx::query(
+                    "INSERT INTO run_variables (run_id, category, key, value, sensitive) \
+                     SELECT $1, category, key, value, sensitive FROM workspace_variables \
+                     WHERE workspace_id = $2",
+                )
+                .bind(run)
+                .bind(workspace_id)
+                .execute(&mut *c)
+                .await?;
+                sqlx::query("INSERT INTO run_events (run_id, state, at_ms) VALUES ($1, $2, $3)")
+                    .bind(run)
+                    .bind(RunState::Pending.as_str())
+                    .bind(now)
+                    .execute(&mut *c)
+                    .await?;
+            }
+        });
+        Ok(())
+    }
+}
+
+impl Store {
+    /// A workspace's runs (speculative plans excluded), oldest first.
+    pub async fn workspace_runs(&self, workspace_id: i64) -> anyhow::Result<Vec<RunRecord>> {
+        let runs = on_read_pool!(self, pool => {
+            sqlx::query(
+                "SELECT id, workspace_id, configuration_version_id, commit_sha, speculative, \
+                 state, source, delivery_id FROM runs WHERE workspace_id = $1 \
+                 AND speculative = 0 ORDER BY id",
+            )
+            .bind(workspace_id)
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok::<_, sqlx::Error>(RunRecord {
+                    id: row.try_get("id")?,
+                    workspace_id: row.try_get("workspace_id")?,
+                    configuration_version_id: row.try_get("configuration_version_id")?,
+                    commit_sha: row.try_get("commit_sha")?,
+                    speculative: row.try_get::<i32, _>("speculative")? != 0,
+                    state: row.try_get("state")?,
+                    source: row.try_get("source")?,
+                    delivery_id: row.try_get("delivery_id")?,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?
+        });
+        Ok(runs)
+    }
+
+    /// The variables a run was pinned to: (category, key, value, sensitive).
+    pub async fn run_variables(
+        &self,
+        run_id: i64,
+    ) -> anyhow::Result<Vec<(String, String, String, bool)>> {
+        let rows: Vec<(String, String, String, i32)> = on_read_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT category, key, value, sensitive FROM run_variables WHERE run_id = $1 \
+                 ORDER BY category, key",
+            )
+            .bind(run_id)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(c, k, v, s)| (c, k, v, s != 0))
+            .collect())
+    }
+}

@@ -1,0 +1,238 @@
+//! What a push becomes: one run per triggered workspace at the pushed commit, pinned to a
+//! configuration version and a snapshot of the workspace's variables; nothing (with the reason
+//! recorded) for other branches, tags, deletions and untouched workspaces.
+
+mod common;
+
+use common::{TestGantry, push_payload};
+use gantry::store::Workspace;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, ResponseTemplate};
+
+const SHA1: &str = "1111111111111111111111111111111111111111";
+const SHA2: &str = "2222222222222222222222222222222222222222";
+
+const WORKSPACES: &str = r#"
+[[workspaces]]
+name = "prod"
+repo = "octo-org/infra"
+working_directory = "envs/prod"
+[workspaces.vars]
+region = "eu-west-1"
+password = { value = "s3cret", sensitive = true }
+
+[[workspaces]]
+name = "staging"
+repo = "octo-org/infra"
+working_directory = "envs/staging"
+
+[[workspaces]]
+name = "other-branch"
+repo = "octo-org/infra"
+branch = "develop"
+"#;
+
+async fn workspace(gantry: &TestGantry, name: &str) -> Workspace {
+    let all = gantry.store.workspaces().await.unwrap();
+    all.into_iter()
+        .find(|w| w.spec.name.as_str() == name)
+        .unwrap()
+}
+
+async fn run_count(gantry: &TestGantry, name: &str) -> usize {
+    let ws = workspace(gantry, name).await;
+    gantry.store.workspace_runs(ws.id).await.unwrap().len()
+}
+
+#[tokio::test]
+async fn a_push_runs_the_workspaces_whose_files_it_touches() {
+    let gantry = TestGantry::start_with_config(WORKSPACES).await;
+    let body = push_payload(
+        "octo-org/infra",
+        "main",
+        SHA1,
+        &["envs/prod/main.tf"],
+        |_| {},
+    );
+    assert_eq!(gantry.send("push", "push-1", &body).await.status(), 202);
+    let done = gantry.wait_for_outcome("push-1").await;
+    assert_eq!(done.status, "processed");
+
+    let prod = workspace(&gantry, "prod").await;
+    let runs = gantry.store.workspace_runs(prod.id).await.unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].state, "pending");
+    assert_eq!(runs[0].commit_sha, SHA1);
+    assert_eq!(runs[0].source, "push");
+    assert_eq!(runs[0].delivery_id.as_deref(), Some("push-1"));
+    assert_eq!(run_count(&gantry, "staging").await, 0);
+    assert_eq!(run_count(&gantry, "other-branch").await, 0);
+
+    // Pinned to the variables as they were.
+    let vars = gantry.store.run_variables(runs[0].id).await.unwrap();
+    assert_eq!(
+        vars,
+        [
+            ("terraform".into(), "password".into(), "s3cret".into(), true),
+            (
+                "terraform".into(),
+                "region".into(),
+                "eu-west-1".into(),
+                false
+            ),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn the_same_commit_pushed_again_creates_no_second_run() {
+    let gantry = TestGantry::start_with_config(WORKSPACES).await;
+    let body = push_payload(
+        "octo-org/infra",
+        "main",
+        SHA1,
+        &["envs/prod/a.tf", "envs/staging/b.tf"],
+        |_| {},
+    );
+    gantry.send("push", "again-1", &body).await;
+    gantry.send("push", "again-2", &body).await; // a new delivery id, the same commit
+    gantry.wait_for_outcome("again-2").await;
+    assert_eq!(run_count(&gantry, "prod").await, 1);
+    assert_eq!(run_count(&gantry, "staging").await, 1);
+
+    let prod = workspace(&gantry, "prod").await;
+    let staging = workspace(&gantry, "staging").await;
+    let prod_run = &gantry.store.workspace_runs(prod.id).await.unwrap()[0];
+    let staging_run = &gantry.store.workspace_runs(staging.id).await.unwrap()[0];
+    assert_eq!(
+        prod_run.configuration_version_id, staging_run.configuration_version_id,
+        "one configuration version per commit, shared"
+    );
+}
+
+#[tokio::test]
+async fn pushes_that_run_nothing_say_why() {
+    let gantry = TestGantry::start_with_config(WORKSPACES).await;
+    let cases = [
+        (
+            "why-branch",
+            push_payload(
+                "octo-org/infra",
+                "feature/x",
+                SHA1,
+                &["envs/prod/a.tf"],
+                |_| {},
+            ),
+            "no workspace tracks branch feature/x",
+        ),
+        (
+            "why-tag",
+            push_payload("octo-org/infra", "main", SHA1, &["envs/prod/a.tf"], |p| {
+                p["ref"] = "refs/tags/v1.0".into();
+            }),
+            "refs/tags/v1.0 is not a branch",
+        ),
+        (
+            "why-deleted",
+            push_payload("octo-org/infra", "main", SHA1, &[], |p| {
+                p["deleted"] = true.into();
+                p["after"] = "0000000000000000000000000000000000000000".into();
+            }),
+            "branch main was deleted",
+        ),
+        (
+            "why-files",
+            push_payload("octo-org/infra", "main", SHA1, &["README.md"], |_| {}),
+            "no workspace on branch main is triggered by the changed files",
+        ),
+        (
+            "why-repo",
+            push_payload(
+                "octo-org/elsewhere",
+                "main",
+                SHA1,
+                &["envs/prod/a.tf"],
+                |_| {},
+            ),
+            "no workspace tracks this repository",
+        ),
+    ];
+    for (id, body, reason) in cases {
+        gantry.send("push", id, &body).await;
+        let done = gantry.wait_for_outcome(id).await;
+        assert_eq!(done.status, "ignored", "{id}");
+        assert_eq!(done.outcome_detail.as_deref(), Some(reason), "{id}");
+    }
+    for name in ["prod", "staging", "other-branch"] {
+        assert_eq!(run_count(&gantry, name).await, 0, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_forced_push_asks_github_which_files_changed() {
+    let gantry = TestGantry::start_with_config(WORKSPACES).await;
+    Mock::given(method("POST"))
+        .and(path("/app/installations/99/access_tokens"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(serde_json::json!({
+            "token": "ghs_test", "expires_at": "2099-01-01T00:00:00Z"
+        })))
+        .mount(&gantry.github)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!(
+            "/repos/octo-org/infra/compare/{SHA1}...{SHA2}"
+        )))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "files": [{ "filename": "envs/staging/main.tf", "status": "modified" }]
+        })))
+        .expect(1)
+        .mount(&gantry.github)
+        .await;
+    // The payload claims prod changed; after a forced push only the comparison counts.
+    let body = push_payload(
+        "octo-org/infra",
+        "main",
+        SHA2,
+        &["envs/prod/main.tf"],
+        |p| {
+            p["forced"] = true.into();
+            p["before"] = SHA1.into();
+        },
+    );
+    gantry.send("push", "forced-1", &body).await;
+    let done = gantry.wait_for_outcome("forced-1").await;
+    assert_eq!(done.status, "processed", "{:?}", done.outcome_detail);
+    assert_eq!(run_count(&gantry, "staging").await, 1);
+    assert_eq!(run_count(&gantry, "prod").await, 0);
+}
+
+#[tokio::test]
+async fn a_comparison_github_cannot_answer_is_retried_not_lost() {
+    let gantry = TestGantry::start_with_config(WORKSPACES).await;
+    Mock::given(method("POST"))
+        .and(path("/app/installations/99/access_tokens"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&gantry.github)
+        .await;
+    let body = push_payload(
+        "octo-org/infra",
+        "main",
+        SHA2,
+        &["envs/prod/main.tf"],
+        |p| {
+            p["forced"] = true.into();
+            p["before"] = SHA1.into();
+        },
+    );
+    gantry.send("push", "outage-1", &body).await;
+    let stored = common::wait_until(std::time::Duration::from_secs(10), || async {
+        gantry
+            .delivery("outage-1")
+            .await
+            .filter(|d| d.attempts >= 1)
+    })
+    .await
+    .expect("a failed attempt is recorded");
+    assert_eq!(stored.status, "pending", "kept for a retry");
+    assert!(stored.outcome_detail.unwrap().contains("comparing"));
+}

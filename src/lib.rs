@@ -9,6 +9,7 @@ pub mod config;
 pub mod core;
 pub mod engine;
 pub mod events;
+pub mod executor;
 pub mod github;
 pub mod server;
 pub mod store;

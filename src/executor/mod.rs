@@ -2,3 +2,4 @@
 //! Knows nothing of GitHub or the store; it is handed bytes and directories.
 
 pub mod extract;
+pub mod terraform_install;

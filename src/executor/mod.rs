@@ -2,4 +2,5 @@
 //! Knows nothing of GitHub or the store; it is handed bytes and directories.
 
 pub mod extract;
+pub mod terraform;
 pub mod terraform_install;

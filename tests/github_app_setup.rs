@@ -48,6 +48,25 @@ fn setup_path(gantry: &TestGantry, query: &str) -> String {
     format!("/github-app/setup?token={token}{query}")
 }
 
+/// Opens the setup page as a browser would, then follows GitHub's redirect back to the callback
+/// with `code`, carrying the page's state cookie.
+async fn set_up_and_come_back(gantry: &TestGantry, code: &str) -> reqwest::Response {
+    let setup = gantry.get(&setup_path(gantry, "")).await;
+    let cookie = setup.headers()["set-cookie"].to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_string();
+    let state = cookie.split('=').nth(1).unwrap().to_string();
+    gantry
+        .http
+        .get(format!(
+            "{}/github-app/callback?code={code}&state={state}",
+            gantry.url
+        ))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+}
+
 fn form_action(page: &str) -> String {
     let start = page.find("<form action=\"").unwrap() + 14;
     let end = start + page[start..].find('"').unwrap();
@@ -161,25 +180,7 @@ async fn the_callback_saves_the_new_apps_credentials_and_says_what_to_do_next() 
         .mount(&gantry.github)
         .await;
 
-    let setup = gantry.get(&setup_path(&gantry, "")).await;
-    let cookie = setup.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
-    let state = cookie.split('=').nth(1).unwrap().to_string();
-    let callback = gantry
-        .http
-        .get(format!(
-            "{}/github-app/callback?code=abc123&state={state}",
-            gantry.url
-        ))
-        .header("Cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let callback = set_up_and_come_back(&gantry, "abc123").await;
     assert_eq!(callback.status(), 200);
     let page = callback.text().await.unwrap();
     assert!(page.contains("gantry-acme"));
@@ -301,25 +302,7 @@ async fn a_code_github_refuses_gives_a_clear_page_and_saves_nothing() {
         )
         .mount(&gantry.github)
         .await;
-    let setup = gantry.get(&setup_path(&gantry, "")).await;
-    let cookie = setup.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
-    let state = cookie.split('=').nth(1).unwrap().to_string();
-    let response = gantry
-        .http
-        .get(format!(
-            "{}/github-app/callback?code=expired&state={state}",
-            gantry.url
-        ))
-        .header("Cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let response = set_up_and_come_back(&gantry, "expired").await;
     assert_eq!(response.status(), 502);
     assert!(response.text().await.unwrap().contains("Start again"));
     assert!(!gantry.data_dir.path().join("github-app/app-id").exists());

@@ -5,6 +5,7 @@
 pub mod push;
 pub mod queue;
 pub mod run;
+pub mod state;
 pub mod triggers;
 pub mod workspace;
 

@@ -86,6 +86,13 @@ pub async fn serve_on(
         archived = report.archived,
         "workspaces loaded"
     );
+    for run_id in store
+        .interrupt_executing_runs()
+        .await
+        .context("closing interrupted runs")?
+    {
+        tracing::warn!(run_id, "run interrupted by the restart: errored");
+    }
     let credentials = config
         .github
         .app

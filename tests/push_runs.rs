@@ -5,6 +5,9 @@
 mod common;
 
 use common::{TestGantry, push_payload};
+use gantry::core::RunId;
+use gantry::core::queue::{QueueDecision, QueuedRun, WaitReason, next_to_start};
+use gantry::core::run::RunState;
 use gantry::store::Workspace;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
@@ -235,4 +238,138 @@ async fn a_comparison_github_cannot_answer_is_retried_not_lost() {
     .expect("a failed attempt is recorded");
     assert_eq!(stored.status, "pending", "kept for a retry");
     assert!(stored.outcome_detail.unwrap().contains("comparing"));
+}
+
+/// The queue's decision for a workspace, from what the store holds.
+async fn queue_decision(gantry: &TestGantry, name: &str) -> QueueDecision {
+    let ws = workspace(gantry, name).await;
+    let runs: Vec<QueuedRun> = gantry
+        .store
+        .workspace_runs(ws.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| QueuedRun {
+            id: RunId(r.id),
+            state: RunState::parse(&r.state).unwrap(),
+        })
+        .collect();
+    next_to_start(&runs, ws.lock.is_some())
+}
+
+async fn push_to_prod(gantry: &TestGantry, delivery: &str, sha: &str) {
+    let body = push_payload(
+        "octo-org/infra",
+        "main",
+        sha,
+        &["envs/prod/main.tf"],
+        |_| {},
+    );
+    gantry.send("push", delivery, &body).await;
+    gantry.wait_for_outcome(delivery).await;
+}
+
+#[tokio::test]
+async fn a_restart_errors_runs_that_were_planning_and_the_queue_moves_on() {
+    let mut gantry = TestGantry::start_with_config(WORKSPACES).await;
+    push_to_prod(&gantry, "q-1", SHA1).await;
+    push_to_prod(&gantry, "q-2", SHA2).await;
+    let prod = workspace(&gantry, "prod").await;
+    let runs = gantry.store.workspace_runs(prod.id).await.unwrap();
+    let (first, second) = (runs[0].id, runs[1].id);
+    assert_eq!(
+        queue_decision(&gantry, "prod").await,
+        QueueDecision::Start(RunId(first)),
+        "FIFO"
+    );
+    assert!(
+        gantry
+            .store
+            .transition_run(first, RunState::Pending, RunState::Fetching, None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        gantry
+            .store
+            .transition_run(first, RunState::Fetching, RunState::Planning, None)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        queue_decision(&gantry, "prod").await,
+        QueueDecision::Wait(WaitReason::Busy(RunId(first))),
+        "the second run waits, not even planned"
+    );
+
+    gantry.restart_with(|_| {}).await;
+    let events = gantry.store.run_events(first).await.unwrap();
+    assert_eq!(
+        events.last().unwrap(),
+        &("errored".to_string(), Some("interrupted".to_string()))
+    );
+    let states: Vec<String> = events.iter().map(|e| e.0.clone()).collect();
+    assert_eq!(states, ["pending", "fetching", "planning", "errored"]);
+    assert_eq!(
+        queue_decision(&gantry, "prod").await,
+        QueueDecision::Start(RunId(second))
+    );
+}
+
+#[tokio::test]
+async fn a_locked_workspace_holds_its_queue_until_unlocked() {
+    let gantry = TestGantry::start_with_config(WORKSPACES).await;
+    push_to_prod(&gantry, "lock-1", SHA1).await;
+    let prod = workspace(&gantry, "prod").await;
+    let first = gantry
+        .store
+        .lock_workspace(prod.id, "alice", "maintenance window")
+        .await
+        .unwrap();
+    assert_eq!(first, None);
+    let lock = workspace(&gantry, "prod").await.lock.unwrap();
+    assert_eq!(
+        (lock.by.as_str(), lock.reason.as_str()),
+        ("alice", "maintenance window")
+    );
+    assert_eq!(
+        queue_decision(&gantry, "prod").await,
+        QueueDecision::Wait(WaitReason::Locked)
+    );
+
+    let again = gantry
+        .store
+        .lock_workspace(prod.id, "bob", "mine now")
+        .await
+        .unwrap();
+    assert_eq!(again.unwrap().by, "alice", "the first lock stands");
+
+    gantry.store.unlock_workspace(prod.id).await.unwrap();
+    assert!(matches!(
+        queue_decision(&gantry, "prod").await,
+        QueueDecision::Start(_)
+    ));
+}
+
+#[tokio::test]
+async fn an_illegal_run_transition_is_refused_and_changes_nothing() {
+    let gantry = TestGantry::start_with_config(WORKSPACES).await;
+    push_to_prod(&gantry, "illegal-1", SHA1).await;
+    let prod = workspace(&gantry, "prod").await;
+    let run = gantry.store.workspace_runs(prod.id).await.unwrap()[0].id;
+    let refused = gantry
+        .store
+        .transition_run(run, RunState::Pending, RunState::Applied, None)
+        .await;
+    assert!(refused.is_err());
+    // A stale `from` (another process moved it) is not an error, just no move.
+    let stale = gantry
+        .store
+        .transition_run(run, RunState::Planned, RunState::Confirmed, None)
+        .await;
+    assert!(!stale.unwrap());
+    assert_eq!(
+        gantry.store.workspace_runs(prod.id).await.unwrap()[0].state,
+        "pending"
+    );
 }

@@ -28,6 +28,7 @@ CREATE INDEX runs_queue ON runs (workspace_id, id) WHERE speculative = 0;
 
 -- Every state a run entered, with when.
 CREATE TABLE run_events (
+    id      BIGSERIAL PRIMARY KEY,
     run_id  BIGINT  NOT NULL REFERENCES runs (id),
     state   TEXT    NOT NULL,
     at_ms BIGINT NOT NULL,

@@ -26,7 +26,7 @@ pub use deliveries::{
 pub use effects::DeliveryEffect;
 pub use installations::{Installation, InstallationChange};
 pub use runs::{NewRuns, RunRecord, RunSource};
-pub use workspaces::{SyncReport, Workspace};
+pub use workspaces::{SyncReport, Workspace, WorkspaceLock};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");

@@ -3,7 +3,7 @@
 
 use sqlx::Row;
 
-use super::{Conn, Store, now_ms, on_conn, on_read_pool};
+use super::{Conn, Store, now_ms, on_conn, on_pool, on_read_pool};
 use crate::core::run::RunState;
 
 /// What made a run.
@@ -105,6 +105,90 @@ impl NewRuns {
 }
 
 impl Store {
+    /// Moves a run from `from` to `to` if the state machine allows it and the run is still in
+    /// `from` (another process may have moved it), recording the event. Returns whether it moved.
+    pub async fn transition_run(
+        &self,
+        run_id: i64,
+        from: RunState,
+        to: RunState,
+        detail: Option<&str>,
+    ) -> anyhow::Result<bool> {
+        from.transition(to)?;
+        let now = now_ms();
+        let moved = on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let moved = sqlx::query(
+                "UPDATE runs SET state = $1, updated_at_ms = $2 WHERE id = $3 AND state = $4",
+            )
+            .bind(to.as_str())
+            .bind(now)
+            .bind(run_id)
+            .bind(from.as_str())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if moved {
+                sqlx::query(
+                    "INSERT INTO run_events (run_id, state, at_ms, detail) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(run_id)
+                .bind(to.as_str())
+                .bind(now)
+                .bind(detail)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            moved
+        });
+        Ok(moved)
+    }
+
+    /// At start: runs whose Terraform was running when the process died (fetching, planning,
+    /// applying) become errored, reason "interrupted", so that their workspaces' queues move
+    /// on. Confirmed runs keep their saved plan and stay confirmed. Returns the runs changed.
+    pub async fn interrupt_executing_runs(&self) -> anyhow::Result<Vec<i64>> {
+        let now = now_ms();
+        let interrupted = on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let ids: Vec<i64> = sqlx::query_scalar(
+                "UPDATE runs SET state = 'errored', updated_at_ms = $1 \
+                 WHERE state IN ('fetching', 'planning', 'applying') RETURNING id",
+            )
+            .bind(now)
+            .fetch_all(&mut *tx)
+            .await?;
+            for id in &ids {
+                sqlx::query(
+                    "INSERT INTO run_events (run_id, state, at_ms, detail) \
+                     VALUES ($1, 'errored', $2, 'interrupted')",
+                )
+                .bind(id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            ids
+        });
+        Ok(interrupted)
+    }
+
+    /// A run's events, oldest first: (state, detail).
+    pub async fn run_events(&self, run_id: i64) -> anyhow::Result<Vec<(String, Option<String>)>> {
+        let events = on_read_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT state, detail FROM run_events WHERE run_id = $1 ORDER BY id",
+            )
+            .bind(run_id)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(events)
+    }
+
     /// A workspace's runs (speculative plans excluded), oldest first.
     pub async fn workspace_runs(&self, workspace_id: i64) -> anyhow::Result<Vec<RunRecord>> {
         let runs = on_read_pool!(self, pool => {

@@ -10,11 +10,20 @@ use crate::core::workspace::{
     RepoName, VariableCategory, VariableValue, WorkspaceName, WorkspaceSpec,
 };
 
+/// A lock set by hand: who, why, when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkspaceLock {
+    pub by: String,
+    pub reason: String,
+    pub at_ms: i64,
+}
+
 /// A workspace as stored.
 #[derive(Debug, Clone)]
 pub struct Workspace {
     pub id: i64,
     pub spec: WorkspaceSpec,
+    pub lock: Option<WorkspaceLock>,
     /// Declared in the configuration file (as opposed to made through the API).
     pub from_config: bool,
     pub archived: bool,
@@ -28,6 +37,53 @@ pub struct SyncReport {
 }
 
 impl Store {
+    /// Locks a workspace by hand. Returns the lock already in place, if it was locked (the
+    /// first lock stands).
+    pub async fn lock_workspace(
+        &self,
+        workspace_id: i64,
+        by: &str,
+        reason: &str,
+    ) -> anyhow::Result<Option<WorkspaceLock>> {
+        let locked = on_pool!(self, pool => {
+            sqlx::query(
+                "UPDATE workspaces SET locked_by = $1, lock_reason = $2, locked_at_ms = $3 \
+                 WHERE id = $4 AND locked_by IS NULL",
+            )
+            .bind(by)
+            .bind(reason)
+            .bind(now_ms())
+            .bind(workspace_id)
+            .execute(pool)
+            .await?
+            .rows_affected()
+                == 1
+        });
+        if locked {
+            return Ok(None);
+        }
+        let current = self
+            .workspaces()
+            .await?
+            .into_iter()
+            .find(|w| w.id == workspace_id);
+        Ok(current.and_then(|w| w.lock))
+    }
+
+    /// Unlocks a workspace; its queued runs may start again.
+    pub async fn unlock_workspace(&self, workspace_id: i64) -> anyhow::Result<()> {
+        on_pool!(self, pool => {
+            sqlx::query(
+                "UPDATE workspaces SET locked_by = NULL, lock_reason = NULL, locked_at_ms = NULL \
+                 WHERE id = $1",
+            )
+            .bind(workspace_id)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
     /// Makes the stored configuration workspaces match `specs`, in one transaction: each is
     /// created or updated (its variables replaced); configuration workspaces no longer listed
     /// are archived. Workspaces made through the API are left alone.
@@ -118,7 +174,8 @@ impl Store {
         let (rows, variables) = on_read_pool!(self, pool => {
             let rows = sqlx::query(
                 "SELECT id, name, repo, branch, working_directory, trigger_patterns, auto_apply, \
-                 terraform_version, speculative_enabled, source, archived FROM workspaces \
+                 terraform_version, speculative_enabled, source, archived, locked_by, lock_reason, \
+                 locked_at_ms FROM workspaces \
                  WHERE ($1 IS NULL OR (repo = $1 AND archived = 0)) ORDER BY name",
             )
             .bind(repo)
@@ -138,6 +195,14 @@ impl Store {
                     speculative_enabled: row.try_get::<i32, _>("speculative_enabled")? != 0,
                     from_config: row.try_get::<String, _>("source")? == "config",
                     archived: row.try_get::<i32, _>("archived")? != 0,
+                    lock: match row.try_get::<Option<String>, _>("locked_by")? {
+                        Some(by) => Some(WorkspaceLock {
+                            by,
+                            reason: row.try_get::<Option<String>, _>("lock_reason")?.unwrap_or_default(),
+                            at_ms: row.try_get::<Option<i64>, _>("locked_at_ms")?.unwrap_or_default(),
+                        }),
+                        None => None,
+                    },
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -166,6 +231,7 @@ struct WorkspaceRow {
     speculative_enabled: bool,
     from_config: bool,
     archived: bool,
+    lock: Option<WorkspaceLock>,
 }
 
 impl WorkspaceRow {
@@ -203,6 +269,7 @@ impl WorkspaceRow {
         Ok(Workspace {
             id: self.id,
             spec,
+            lock: self.lock,
             from_config: self.from_config,
             archived: self.archived,
         })

@@ -68,47 +68,25 @@ async fn main() -> anyhow::Result<()> {
         accepted: AtomicU64::new(0),
         other: AtomicU64::new(0),
     });
+    // Distinct delivery ids across runs against the same server.
     let run = format!(
         "{:x}",
-        std::process::id() as u64 ^ Instant::now().elapsed().as_nanos() as u64
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
     );
-    let send = {
-        let (client, endpoint, event, signature, body, stats) = (
-            client.clone(),
-            endpoint.clone(),
-            event.clone(),
-            signature.clone(),
-            body.clone(),
-            stats.clone(),
-        );
-        move |n: u64, scheduled: Instant| {
-            let (client, endpoint, event, signature, body, stats, run) = (
-                client.clone(),
-                endpoint.clone(),
-                event.clone(),
-                signature.clone(),
-                body.clone(),
-                stats.clone(),
-                run.clone(),
-            );
-            async move {
-                let response = client
-                    .post(&endpoint)
-                    .header("X-GitHub-Event", &event)
-                    .header("X-GitHub-Delivery", format!("load-{run}-{n}"))
-                    .header("X-Hub-Signature-256", &signature)
-                    .header("Content-Type", "application/json")
-                    .body(body)
-                    .send()
-                    .await;
-                let elapsed = scheduled.elapsed().as_micros() as u64;
-                match response.map(|r| r.status().as_u16()) {
-                    Ok(202) => stats.accepted.fetch_add(1, Ordering::Relaxed),
-                    _ => stats.other.fetch_add(1, Ordering::Relaxed),
-                };
-                stats.latencies_us.lock().await.push(elapsed);
-            }
-        }
+    let sender = Arc::new(Sender {
+        client,
+        endpoint,
+        event,
+        signature,
+        body: body.clone(),
+        stats: stats.clone(),
+        run,
+    });
+    let send = move |n: u64, scheduled: Instant| {
+        let sender = sender.clone();
+        async move { sender.send(n, scheduled).await }
     };
 
     let started = Instant::now();
@@ -155,6 +133,39 @@ async fn main() -> anyhow::Result<()> {
     let elapsed = started.elapsed();
     report(&stats, elapsed, &args, body.len()).await;
     Ok(())
+}
+
+/// Everything one request needs; shared by all of them.
+struct Sender {
+    client: reqwest::Client,
+    endpoint: String,
+    event: String,
+    signature: String,
+    body: bytes::Bytes,
+    stats: Arc<Stats>,
+    run: String,
+}
+
+impl Sender {
+    /// Sends delivery `n`; its latency counts from `scheduled` (open loop: when it was due).
+    async fn send(&self, n: u64, scheduled: Instant) {
+        let response = self
+            .client
+            .post(&self.endpoint)
+            .header("X-GitHub-Event", &self.event)
+            .header("X-GitHub-Delivery", format!("load-{}-{n}", self.run))
+            .header("X-Hub-Signature-256", &self.signature)
+            .header("Content-Type", "application/json")
+            .body(self.body.clone())
+            .send()
+            .await;
+        let elapsed = scheduled.elapsed().as_micros() as u64;
+        match response.map(|r| r.status().as_u16()) {
+            Ok(202) => self.stats.accepted.fetch_add(1, Ordering::Relaxed),
+            _ => self.stats.other.fetch_add(1, Ordering::Relaxed),
+        };
+        self.stats.latencies_us.lock().await.push(elapsed);
+    }
 }
 
 async fn report(stats: &Stats, elapsed: Duration, args: &Args, size: usize) {

@@ -373,3 +373,61 @@ async fn an_illegal_run_transition_is_refused_and_changes_nothing() {
         "pending"
     );
 }
+
+#[tokio::test]
+async fn a_later_push_waits_while_an_earlier_one_of_its_repository_is_retried() {
+    let gantry = TestGantry::start_with_config(WORKSPACES).await;
+    Mock::given(method("POST"))
+        .and(path("/app/installations/99/access_tokens"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(serde_json::json!({
+            "token": "ghs_test", "expires_at": "2099-01-01T00:00:00Z"
+        })))
+        .mount(&gantry.github)
+        .await;
+    let compare = format!("/repos/octo-org/infra/compare/{SHA1}...{SHA2}");
+    // GitHub fails the first comparison, then answers.
+    Mock::given(method("GET"))
+        .and(path(compare.clone()))
+        .respond_with(ResponseTemplate::new(404))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&gantry.github)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(compare))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "files": [{ "filename": "envs/prod/main.tf" }]
+        })))
+        .with_priority(2)
+        .mount(&gantry.github)
+        .await;
+    const SHA3: &str = "3333333333333333333333333333333333333333";
+    let forced = push_payload("octo-org/infra", "main", SHA2, &[], |p| {
+        p["forced"] = true.into();
+        p["before"] = SHA1.into();
+    });
+    let next = push_payload(
+        "octo-org/infra",
+        "main",
+        SHA3,
+        &["envs/prod/main.tf"],
+        |_| {},
+    );
+    gantry.send("push", "order-1", &forced).await;
+    gantry.send("push", "order-2", &next).await;
+
+    let first = gantry.wait_for_outcome("order-1").await;
+    assert_eq!(first.attempts, 2, "processed on its second try");
+    let second = gantry.wait_for_outcome("order-2").await;
+    assert!(second.processed_at_ms >= first.processed_at_ms);
+    let prod = workspace(&gantry, "prod").await;
+    let commits: Vec<String> = gantry
+        .store
+        .workspace_runs(prod.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.commit_sha)
+        .collect();
+    assert_eq!(commits, [SHA2, SHA3], "runs in push order");
+}

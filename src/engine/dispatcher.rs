@@ -75,7 +75,15 @@ impl Dispatcher {
         let count = pending.len();
         let mut closing = Vec::with_capacity(count);
         let mut spans = Vec::with_capacity(count);
+        // Repositories with a delivery waiting for a retry in this batch: their later
+        // deliveries wait too, to keep each repository's order.
+        let mut held: Vec<String> = Vec::new();
         for delivery in pending {
+            if let Some(repo) = &delivery.repository
+                && held.contains(repo)
+            {
+                continue;
+            }
             let span = tracing::info_span!(
                 "delivery",
                 delivery_id = %delivery.delivery_id,
@@ -93,6 +101,7 @@ impl Dispatcher {
                     self.store
                         .retry_delivery_later(delivery.seq, &error, delay_ms)
                         .await?;
+                    held.extend(delivery.repository.clone());
                 }
             }
         }

@@ -34,6 +34,7 @@ pub struct PendingDelivery {
     pub seq: i64,
     pub delivery_id: String,
     pub event: String,
+    pub repository: Option<String>,
     pub payload: Vec<u8>,
     pub attempts: i32,
 }
@@ -132,12 +133,17 @@ impl Store {
             .collect())
     }
 
-    /// The oldest deliveries still waiting, in the order they were received.
+    /// The oldest deliveries still waiting, in the order they were received. A repository's
+    /// deliveries stay in order: none is taken while an earlier one of the same repository
+    /// waits for a retry (a later push must not run before an earlier one).
     pub async fn pending_deliveries(&self, limit: i64) -> anyhow::Result<Vec<PendingDelivery>> {
         let rows = on_pool!(self, pool => {
             sqlx::query(
-                "SELECT seq, delivery_id, event, payload, attempts FROM deliveries \
-                 WHERE status = 'pending' AND next_attempt_ms <= $1 ORDER BY seq LIMIT $2",
+                "SELECT seq, delivery_id, event, repository, payload, attempts FROM deliveries d \
+                 WHERE status = 'pending' AND next_attempt_ms <= $1 \
+                 AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.status = 'pending' \
+                 AND e.repository = d.repository AND e.seq < d.seq AND e.next_attempt_ms > $1) \
+                 ORDER BY seq LIMIT $2",
             )
             .bind(now_ms())
             .bind(limit)
@@ -149,6 +155,7 @@ impl Store {
                     seq: row.try_get("seq")?,
                     delivery_id: row.try_get("delivery_id")?,
                     event: row.try_get("event")?,
+                    repository: row.try_get("repository")?,
                     payload: row.try_get("payload")?,
                     attempts: row.try_get("attempts")?,
                 })

@@ -137,7 +137,7 @@ impl Store {
     /// deliveries stay in order: none is taken while an earlier one of the same repository
     /// waits for a retry (a later push must not run before an earlier one).
     pub async fn pending_deliveries(&self, limit: i64) -> anyhow::Result<Vec<PendingDelivery>> {
-        let rows = on_pool!(self, pool => {
+        let rows = on_read_pool!(self, pool => {
             sqlx::query(
                 "SELECT seq, delivery_id, event, repository, payload, attempts FROM deliveries d \
                  WHERE status = 'pending' AND next_attempt_ms <= $1 \

@@ -35,6 +35,17 @@ repo = "octo-org/infra"
 branch = "develop"
 "#;
 
+/// The fake GitHub hands out installation tokens for the pushes' installation (99).
+async fn grant_installation_token(gantry: &TestGantry) {
+    Mock::given(method("POST"))
+        .and(path("/app/installations/99/access_tokens"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(serde_json::json!({
+            "token": "ghs_test", "expires_at": "2099-01-01T00:00:00Z"
+        })))
+        .mount(&gantry.github)
+        .await;
+}
+
 async fn workspace(gantry: &TestGantry, name: &str) -> Workspace {
     let all = gantry.store.workspaces().await.unwrap();
     all.into_iter()
@@ -174,13 +185,7 @@ async fn pushes_that_run_nothing_say_why() {
 #[tokio::test]
 async fn a_forced_push_asks_github_which_files_changed() {
     let gantry = TestGantry::start_with_config(WORKSPACES).await;
-    Mock::given(method("POST"))
-        .and(path("/app/installations/99/access_tokens"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(serde_json::json!({
-            "token": "ghs_test", "expires_at": "2099-01-01T00:00:00Z"
-        })))
-        .mount(&gantry.github)
-        .await;
+    grant_installation_token(&gantry).await;
     Mock::given(method("GET"))
         .and(path(format!(
             "/repos/octo-org/infra/compare/{SHA1}...{SHA2}"
@@ -377,13 +382,7 @@ async fn an_illegal_run_transition_is_refused_and_changes_nothing() {
 #[tokio::test]
 async fn a_later_push_waits_while_an_earlier_one_of_its_repository_is_retried() {
     let gantry = TestGantry::start_with_config(WORKSPACES).await;
-    Mock::given(method("POST"))
-        .and(path("/app/installations/99/access_tokens"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(serde_json::json!({
-            "token": "ghs_test", "expires_at": "2099-01-01T00:00:00Z"
-        })))
-        .mount(&gantry.github)
-        .await;
+    grant_installation_token(&gantry).await;
     let compare = format!("/repos/octo-org/infra/compare/{SHA1}...{SHA2}");
     // GitHub fails the first comparison, then answers.
     Mock::given(method("GET"))

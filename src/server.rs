@@ -31,14 +31,7 @@ pub async fn serve(config: Config, reload: Reload) -> anyhow::Result<()> {
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
-    let store = Store::open(&config.database_url).await?;
-    let cancel = CancellationToken::new();
-    let reloader = tokio::spawn(reload_on_sighup(store.clone(), reload, cancel.clone()));
-    let served = serve_on(listener, config, shutdown_signal()).await;
-    cancel.cancel();
-    let _ = reloader.await;
-    store.close().await;
-    served
+    serve_on(listener, config, shutdown_signal(), Some(reload)).await
 }
 
 /// Applies the configuration's workspaces again on each SIGHUP; a configuration that does not
@@ -70,11 +63,13 @@ async fn reload_on_sighup(store: Store, reload: Reload, cancel: CancellationToke
     }
 }
 
-/// Runs the server on an already bound listener until `shutdown` completes.
+/// Runs the server on an already bound listener until `shutdown` completes; with `reload`,
+/// SIGHUP applies the configuration's workspaces again.
 pub async fn serve_on(
     listener: TcpListener,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
+    reload: Option<Reload>,
 ) -> anyhow::Result<()> {
     let store = Store::open(&config.database_url).await?;
     let report = store
@@ -116,6 +111,13 @@ pub async fn serve_on(
         tasks.spawn(dispatcher.run(cancel.child_token()));
     } else {
         tracing::warn!("dispatcher disabled: deliveries are stored but not processed");
+    }
+    if let Some(reload) = reload {
+        tasks.spawn(reload_on_sighup(
+            store.clone(),
+            reload,
+            cancel.child_token(),
+        ));
     }
     tasks.close();
 

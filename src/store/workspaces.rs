@@ -207,8 +207,11 @@ impl Store {
             })
             .collect::<Result<Vec<_>, _>>()?;
             let variables: Vec<(i64, String, String, String, i32)> = sqlx::query_as(
-                "SELECT workspace_id, category, key, value, sensitive FROM workspace_variables",
+                "SELECT v.workspace_id, v.category, v.key, v.value, v.sensitive \
+                 FROM workspace_variables v JOIN workspaces w ON w.id = v.workspace_id \
+                 WHERE ($1 IS NULL OR (w.repo = $1 AND w.archived = 0))",
             )
+            .bind(repo)
             .fetch_all(pool)
             .await?;
             (rows, variables)

@@ -112,7 +112,7 @@ impl TestGantry {
             let _ = rx.await;
         };
         self.task = Some(tokio::spawn(gantry::server::serve_on(
-            listener, config, shutdown,
+            listener, config, shutdown, None,
         )));
         self.shutdown = Some(tx);
         // Started once it answers: by then it has opened its store and written its files.

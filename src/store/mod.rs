@@ -7,8 +7,10 @@
 
 mod deliveries;
 mod effects;
+mod execution;
 mod installations;
 mod runs;
+mod tokens;
 mod workspaces;
 
 use std::str::FromStr;
@@ -24,6 +26,7 @@ pub use deliveries::{
     DeliveryOutcome, InsertOutcome, NewDelivery, PendingDelivery, StoredDelivery,
 };
 pub use effects::DeliveryEffect;
+pub use execution::{LogChunk, PlanCounts, RunDetail, RunEvent, StateVersion};
 pub use installations::{Installation, InstallationChange};
 pub use runs::{NewRuns, RunRecord, RunSource};
 pub use workspaces::{SyncReport, Workspace, WorkspaceLock};

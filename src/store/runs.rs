@@ -28,6 +28,8 @@ pub struct NewRuns {
     pub workspace_ids: Vec<i64>,
     pub source: RunSource,
     pub delivery_id: String,
+    /// The GitHub App installation the configuration is fetched with.
+    pub installation_id: Option<i64>,
 }
 
 /// A run as stored.
@@ -48,12 +50,15 @@ impl NewRuns {
         let now = now_ms();
         on_conn!(conn, c => {
             sqlx::query(
-                "INSERT INTO configuration_versions (repo, commit_sha, created_at_ms) \
-                 VALUES ($1, $2, $3) ON CONFLICT (repo, commit_sha) DO NOTHING",
+                "INSERT INTO configuration_versions (repo, commit_sha, created_at_ms, \
+                 installation_id) VALUES ($1, $2, $3, $4) ON CONFLICT (repo, commit_sha) \
+                 DO UPDATE SET installation_id = COALESCE(excluded.installation_id, \
+                 configuration_versions.installation_id)",
             )
             .bind(&self.repo)
             .bind(&self.commit_sha)
             .bind(now)
+            .bind(self.installation_id)
             .execute(&mut *c)
             .await?;
             let version: i64 = sqlx::query_scalar(
@@ -114,17 +119,33 @@ impl Store {
         to: RunState,
         detail: Option<&str>,
     ) -> anyhow::Result<bool> {
+        self.transition_run_with_error(run_id, from, to, detail, None)
+            .await
+    }
+
+    /// [`Store::transition_run`] that also keeps `error` as the run's reason for ending, in
+    /// the same transaction (a reader never sees the end without its reason).
+    pub async fn transition_run_with_error(
+        &self,
+        run_id: i64,
+        from: RunState,
+        to: RunState,
+        detail: Option<&str>,
+        error: Option<&str>,
+    ) -> anyhow::Result<bool> {
         from.transition(to)?;
         let now = now_ms();
         let moved = on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             let moved = sqlx::query(
-                "UPDATE runs SET state = $1, updated_at_ms = $2 WHERE id = $3 AND state = $4",
+                "UPDATE runs SET state = $1, updated_at_ms = $2, error = COALESCE($5, error) \
+                 WHERE id = $3 AND state = $4",
             )
             .bind(to.as_str())
             .bind(now)
             .bind(run_id)
             .bind(from.as_str())
+            .bind(error)
             .execute(&mut *tx)
             .await?
             .rows_affected()
@@ -154,7 +175,7 @@ impl Store {
         let interrupted = on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             let ids: Vec<i64> = sqlx::query_scalar(
-                "UPDATE runs SET state = 'errored', updated_at_ms = $1 \
+                "UPDATE runs SET state = 'errored', updated_at_ms = $1, error = 'interrupted' \
                  WHERE state IN ('fetching', 'planning', 'applying') RETURNING id",
             )
             .bind(now)

@@ -62,12 +62,7 @@ impl Store {
         if locked {
             return Ok(None);
         }
-        let current = self
-            .workspaces()
-            .await?
-            .into_iter()
-            .find(|w| w.id == workspace_id);
-        Ok(current.and_then(|w| w.lock))
+        Ok(self.workspace(workspace_id).await?.and_then(|w| w.lock))
     }
 
     /// Unlocks a workspace; its queued runs may start again.
@@ -162,23 +157,41 @@ impl Store {
 
     /// Every workspace, archived ones included, by name.
     pub async fn workspaces(&self) -> anyhow::Result<Vec<Workspace>> {
-        self.load_workspaces(None).await
+        self.load_workspaces(None, None, None).await
     }
 
     /// The active workspaces of one repository, by name.
     pub async fn workspaces_for_repo(&self, repo: &str) -> anyhow::Result<Vec<Workspace>> {
-        self.load_workspaces(Some(repo)).await
+        self.load_workspaces(Some(repo), None, None).await
     }
 
-    async fn load_workspaces(&self, repo: Option<&str>) -> anyhow::Result<Vec<Workspace>> {
+    /// One workspace by id, archived or not.
+    pub async fn workspace(&self, id: i64) -> anyhow::Result<Option<Workspace>> {
+        Ok(self.load_workspaces(None, Some(id), None).await?.pop())
+    }
+
+    /// One workspace by name, archived or not.
+    pub async fn workspace_named(&self, name: &str) -> anyhow::Result<Option<Workspace>> {
+        Ok(self.load_workspaces(None, None, Some(name)).await?.pop())
+    }
+
+    async fn load_workspaces(
+        &self,
+        repo: Option<&str>,
+        id: Option<i64>,
+        name: Option<&str>,
+    ) -> anyhow::Result<Vec<Workspace>> {
         let (rows, variables) = on_read_pool!(self, pool => {
             let rows = sqlx::query(
                 "SELECT id, name, repo, branch, working_directory, trigger_patterns, auto_apply, \
                  terraform_version, speculative_enabled, source, archived, locked_by, lock_reason, \
                  locked_at_ms FROM workspaces \
-                 WHERE ($1 IS NULL OR (repo = $1 AND archived = 0)) ORDER BY name",
+                 WHERE ($1 IS NULL OR (repo = $1 AND archived = 0)) \
+                 AND ($2 IS NULL OR id = $2) AND ($3 IS NULL OR name = $3) ORDER BY name",
             )
             .bind(repo)
+            .bind(id)
+            .bind(name)
             .fetch_all(pool)
             .await?
             .iter()
@@ -209,9 +222,12 @@ impl Store {
             let variables: Vec<(i64, String, String, String, i32)> = sqlx::query_as(
                 "SELECT v.workspace_id, v.category, v.key, v.value, v.sensitive \
                  FROM workspace_variables v JOIN workspaces w ON w.id = v.workspace_id \
-                 WHERE ($1 IS NULL OR (w.repo = $1 AND w.archived = 0))",
+                 WHERE ($1 IS NULL OR (w.repo = $1 AND w.archived = 0)) \
+                 AND ($2 IS NULL OR w.id = $2) AND ($3 IS NULL OR w.name = $3)",
             )
             .bind(repo)
+            .bind(id)
+            .bind(name)
             .fetch_all(pool)
             .await?;
             (rows, variables)

@@ -1,0 +1,391 @@
+//! What executing runs reads and writes: the runs the scheduler looks at, a run with its
+//! configuration version, plan summaries, errors, log chunks and state versions.
+
+use sqlx::Row;
+
+use super::{Store, now_ms, on_pool, on_read_pool};
+use crate::core::run::RunState;
+use crate::core::state::StateMeta;
+
+/// The states in which a run is finished, as SQL (matches the `runs_active` index). A macro so
+/// that the statements stay static strings.
+macro_rules! final_states {
+    () => {
+        "('applied', 'planned_and_finished', 'errored', 'discarded', 'canceled', 'force_canceled')"
+    };
+}
+
+/// A run with what executing it needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunDetail {
+    pub id: i64,
+    pub workspace_id: i64,
+    pub state: RunState,
+    pub speculative: bool,
+    pub source: String,
+    pub commit_sha: String,
+    pub created_at_ms: i64,
+    pub configuration_version_id: i64,
+    pub repo: String,
+    pub installation_id: Option<i64>,
+    /// SHA-256 of the fetched tarball, once fetched.
+    pub archive_sha256: Option<String>,
+    pub plan: Option<PlanCounts>,
+    pub error: Option<String>,
+}
+
+/// The plan summary as stored.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PlanCounts {
+    pub add: i64,
+    pub change: i64,
+    pub destroy: i64,
+    /// `[{"address": …, "actions": […]}]`
+    pub resource_changes: serde_json::Value,
+}
+
+/// id, serial, lineage, checksum, state, run_id
+type StateVersionRow = (i64, i64, String, String, Vec<u8>, Option<i64>);
+
+/// A stored state version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateVersion {
+    pub id: i64,
+    pub meta: StateMeta,
+    pub state: Vec<u8>,
+    pub run_id: Option<i64>,
+}
+
+/// One stored piece of a run's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogChunk {
+    pub id: i64,
+    pub chunk: String,
+}
+
+/// A state a run entered, and when.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RunEvent {
+    pub state: String,
+    pub at_ms: i64,
+    pub detail: Option<String>,
+}
+
+impl Store {
+    /// A run's events with their times, oldest first.
+    pub async fn run_timeline(&self, run_id: i64) -> anyhow::Result<Vec<RunEvent>> {
+        let rows: Vec<(String, i64, Option<String>)> = on_read_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT state, at_ms, detail FROM run_events WHERE run_id = $1 ORDER BY id",
+            )
+            .bind(run_id)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(state, at_ms, detail)| RunEvent {
+                state,
+                at_ms,
+                detail,
+            })
+            .collect())
+    }
+
+    /// Workspaces with at least one unfinished, non-speculative run: where the scheduler looks
+    /// at start and on its periodic sweep.
+    pub async fn workspaces_with_active_runs(&self) -> anyhow::Result<Vec<i64>> {
+        let ids = on_read_pool!(self, pool => {
+            sqlx::query_scalar(concat!(
+                "SELECT DISTINCT workspace_id FROM runs WHERE speculative = 0 AND state NOT IN ",
+                final_states!()
+            ))
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(ids)
+    }
+
+    /// A workspace's unfinished, non-speculative runs in queue order, and whether it is locked:
+    /// all the queue policy needs.
+    pub async fn workspace_queue(
+        &self,
+        workspace_id: i64,
+    ) -> anyhow::Result<(Vec<(i64, RunState)>, bool)> {
+        let (rows, locked): (Vec<(i64, String)>, Option<Option<String>>) = on_read_pool!(self, pool => {
+            let mut conn = pool.acquire().await?;
+            let rows = sqlx::query_as(concat!(
+                "SELECT id, state FROM runs WHERE workspace_id = $1 AND speculative = 0 ",
+                "AND state NOT IN ",
+                final_states!(),
+                " ORDER BY id"
+            ))
+                .bind(workspace_id)
+                .fetch_all(&mut *conn)
+                .await?;
+            let locked = sqlx::query_scalar("SELECT locked_by FROM workspaces WHERE id = $1")
+                .bind(workspace_id)
+                .fetch_optional(&mut *conn)
+                .await?;
+            (rows, locked)
+        });
+        let runs = rows
+            .into_iter()
+            .map(|(id, state)| {
+                let state = RunState::parse(&state)
+                    .ok_or_else(|| anyhow::anyhow!("run {id} has an unknown state {state}"))?;
+                Ok((id, state))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok((runs, locked.flatten().is_some()))
+    }
+
+    /// One run with its configuration version.
+    pub async fn run(&self, run_id: i64) -> anyhow::Result<Option<RunDetail>> {
+        let row = on_read_pool!(self, pool => {
+            sqlx::query(
+                "SELECT r.id, r.workspace_id, r.state, r.speculative, r.source, r.commit_sha, \
+                 r.created_at_ms, r.configuration_version_id, c.repo, c.installation_id, \
+                 c.archive_sha256, r.plan_add, r.plan_change, r.plan_destroy, \
+                 r.resource_changes, r.error \
+                 FROM runs r JOIN configuration_versions c ON c.id = r.configuration_version_id \
+                 WHERE r.id = $1",
+            )
+            .bind(run_id)
+            .fetch_optional(pool)
+            .await?
+            .map(|row| run_detail(&row))
+            .transpose()?
+        });
+        Ok(row)
+    }
+
+    /// Records that a configuration version's tarball is stored under `sha256`.
+    pub async fn set_configuration_archive(
+        &self,
+        configuration_version_id: i64,
+        sha256: &str,
+    ) -> anyhow::Result<()> {
+        on_pool!(self, pool => {
+            sqlx::query("UPDATE configuration_versions SET archive_sha256 = $1 WHERE id = $2")
+                .bind(sha256)
+                .bind(configuration_version_id)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Stores a run's plan summary.
+    pub async fn record_plan(&self, run_id: i64, plan: &PlanCounts) -> anyhow::Result<()> {
+        let changes = plan.resource_changes.to_string();
+        on_pool!(self, pool => {
+            sqlx::query(
+                "UPDATE runs SET plan_add = $1, plan_change = $2, plan_destroy = $3, \
+                 resource_changes = $4 WHERE id = $5",
+            )
+            .bind(plan.add)
+            .bind(plan.change)
+            .bind(plan.destroy)
+            .bind(&changes)
+            .bind(run_id)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Ends a run in `to` (errored, canceled, force-canceled) from `from`, keeping `error` as
+    /// the reason. Returns whether the run moved.
+    pub async fn end_run(
+        &self,
+        run_id: i64,
+        from: RunState,
+        to: RunState,
+        error: &str,
+    ) -> anyhow::Result<bool> {
+        let moved = self
+            .transition_run_with_error(run_id, from, to, Some(error), Some(error))
+            .await?;
+        Ok(moved)
+    }
+
+    /// Appends chunks of a run's (masked) output.
+    pub async fn append_log(
+        &self,
+        run_id: i64,
+        phase: &str,
+        chunks: &[String],
+    ) -> anyhow::Result<()> {
+        if chunks.is_empty() {
+            return Ok(());
+        }
+        let now = now_ms();
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for chunk in chunks {
+                sqlx::query(
+                    "INSERT INTO run_logs (run_id, phase, chunk, at_ms) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(run_id)
+                .bind(phase)
+                .bind(chunk)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// A phase's log chunks after chunk `after` (0: from the start), oldest first.
+    pub async fn run_log(
+        &self,
+        run_id: i64,
+        phase: &str,
+        after: i64,
+    ) -> anyhow::Result<Vec<LogChunk>> {
+        let rows: Vec<(i64, String)> = on_read_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT id, chunk FROM run_logs WHERE run_id = $1 AND phase = $2 AND id > $3 \
+                 ORDER BY id",
+            )
+            .bind(run_id)
+            .bind(phase)
+            .bind(after)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(id, chunk)| LogChunk { id, chunk })
+            .collect())
+    }
+
+    /// The workspace's newest state version.
+    pub async fn current_state(&self, workspace_id: i64) -> anyhow::Result<Option<StateVersion>> {
+        Ok(self.state_versions(workspace_id).await?.pop())
+    }
+
+    /// Every state version of a workspace, oldest first.
+    pub async fn state_versions(&self, workspace_id: i64) -> anyhow::Result<Vec<StateVersion>> {
+        let rows: Vec<StateVersionRow> = on_read_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT id, serial, lineage, checksum, state, run_id FROM state_versions \
+                 WHERE workspace_id = $1 ORDER BY serial",
+            )
+            .bind(workspace_id)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(
+                |(id, serial, lineage, checksum, state, run_id)| StateVersion {
+                    id,
+                    meta: StateMeta {
+                        serial,
+                        lineage,
+                        checksum,
+                    },
+                    state,
+                    run_id,
+                },
+            )
+            .collect())
+    }
+
+    /// Records the state an apply wrote and moves the run from applying to applied, together.
+    /// The caller has checked the state against the current one; the unique serial guards
+    /// against a race all the same.
+    pub async fn finish_apply(
+        &self,
+        run_id: i64,
+        workspace_id: i64,
+        new_state: Option<(&StateMeta, &[u8])>,
+    ) -> anyhow::Result<()> {
+        let now = now_ms();
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            if let Some((meta, state)) = new_state {
+                sqlx::query(
+                    "INSERT INTO state_versions (workspace_id, serial, lineage, checksum, state, \
+                     run_id, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(workspace_id)
+                .bind(meta.serial)
+                .bind(&meta.lineage)
+                .bind(&meta.checksum)
+                .bind(state)
+                .bind(run_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            let moved = sqlx::query(
+                "UPDATE runs SET state = 'applied', updated_at_ms = $1 \
+                 WHERE id = $2 AND state = 'applying'",
+            )
+            .bind(now)
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            anyhow::ensure!(moved == 1, "run {run_id} was no longer applying");
+            sqlx::query("INSERT INTO run_events (run_id, state, at_ms) VALUES ($1, 'applied', $2)")
+                .bind(run_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+}
+
+fn run_detail<R>(row: &R) -> anyhow::Result<RunDetail>
+where
+    R: Row,
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> i32: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    let state: String = row.try_get("state")?;
+    let plan = match (
+        row.try_get::<Option<i64>, _>("plan_add")?,
+        row.try_get::<Option<i64>, _>("plan_change")?,
+        row.try_get::<Option<i64>, _>("plan_destroy")?,
+    ) {
+        (Some(add), Some(change), Some(destroy)) => {
+            let changes: Option<String> = row.try_get("resource_changes")?;
+            Some(PlanCounts {
+                add,
+                change,
+                destroy,
+                resource_changes: changes
+                    .map(|c| serde_json::from_str(&c))
+                    .transpose()?
+                    .unwrap_or_default(),
+            })
+        }
+        _ => None,
+    };
+    Ok(RunDetail {
+        id: row.try_get("id")?,
+        workspace_id: row.try_get("workspace_id")?,
+        state: RunState::parse(&state)
+            .ok_or_else(|| anyhow::anyhow!("unknown run state {state}"))?,
+        speculative: row.try_get::<i32, _>("speculative")? != 0,
+        source: row.try_get("source")?,
+        commit_sha: row.try_get("commit_sha")?,
+        created_at_ms: row.try_get("created_at_ms")?,
+        configuration_version_id: row.try_get("configuration_version_id")?,
+        repo: row.try_get("repo")?,
+        installation_id: row.try_get("installation_id")?,
+        archive_sha256: row.try_get("archive_sha256")?,
+        plan,
+        error: row.try_get("error")?,
+    })
+}

@@ -66,6 +66,10 @@ const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("GANTRY_APP_PRIVATE_KEY_PATH", "github.private_key_path"),
     ("GANTRY_WEBHOOK_SECRET", "github.webhook_secret"),
     ("GANTRY_DISPATCHER_ENABLED", "dispatcher.enabled"),
+    ("GANTRY_RUNNER_ENABLED", "runner.enabled"),
+    ("GANTRY_RUNNER_MAX_PROCESSES", "runner.max_processes"),
+    ("GANTRY_TERRAFORM_RELEASES_URL", "terraform.releases_url"),
+    ("GANTRY_TERRAFORM_TOOL_CACHE", "terraform.tool_cache"),
 ];
 
 /// The validated configuration.
@@ -78,6 +82,8 @@ pub struct Config {
     pub github: GitHubConfig,
     pub ingest: IngestConfig,
     pub dispatcher: DispatcherConfig,
+    pub runner: RunnerConfig,
+    pub terraform: TerraformConfig,
     /// The workspaces declared in the file, in order; the store keeps them (and any made
     /// through the API) so that runs outlive a change of configuration.
     pub workspaces: Vec<WorkspaceSpec>,
@@ -123,6 +129,24 @@ pub struct DispatcherConfig {
     pub enabled: bool,
 }
 
+#[derive(Debug, Clone)]
+pub struct RunnerConfig {
+    /// Off: runs are created and queued but not executed here (an ingest-only replica).
+    pub enabled: bool,
+    /// Terraform processes running at once, across all runs; later ones wait in order.
+    pub max_processes: usize,
+    /// How long one phase (init + plan, or apply) may take before it is killed.
+    pub phase_timeout: std::time::Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct TerraformConfig {
+    /// Where Terraform versions are downloaded from (same layout as releases.hashicorp.com).
+    pub releases_url: Url,
+    /// Where downloaded versions are kept, one directory per version.
+    pub tool_cache: PathBuf,
+}
+
 /// The file as written; every field optional so that the environment can fill it in.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -137,6 +161,10 @@ struct RawConfig {
     ingest: RawIngest,
     #[serde(default)]
     dispatcher: RawDispatcher,
+    #[serde(default)]
+    runner: RawRunner,
+    #[serde(default)]
+    terraform: RawTerraform,
     #[serde(default)]
     workspaces: Vec<RawWorkspace>,
 }
@@ -191,6 +219,21 @@ struct RawIngest {
 #[serde(deny_unknown_fields)]
 struct RawDispatcher {
     enabled: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRunner {
+    enabled: Option<bool>,
+    max_processes: Option<usize>,
+    phase_timeout_secs: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTerraform {
+    releases_url: Option<String>,
+    tool_cache: Option<PathBuf>,
 }
 
 /// `app_id = 123` or `app_id = "123"`.
@@ -315,6 +358,22 @@ fn apply_env(raw: &mut RawConfig, env: &HashMap<String, String>) -> Result<(), C
     if let Some(v) = get("GANTRY_DISPATCHER_ENABLED") {
         raw.dispatcher.enabled = Some(parse_bool("dispatcher.enabled", &v)?);
     }
+    if let Some(v) = get("GANTRY_RUNNER_ENABLED") {
+        raw.runner.enabled = Some(parse_bool("runner.enabled", &v)?);
+    }
+    if let Some(v) = get("GANTRY_RUNNER_MAX_PROCESSES") {
+        let n = v
+            .trim()
+            .parse()
+            .map_err(|_| ConfigError::new("runner.max_processes", "must be a whole number"))?;
+        raw.runner.max_processes = Some(n);
+    }
+    if let Some(v) = get("GANTRY_TERRAFORM_RELEASES_URL") {
+        raw.terraform.releases_url = Some(v);
+    }
+    if let Some(v) = get("GANTRY_TERRAFORM_TOOL_CACHE") {
+        raw.terraform.tool_cache = Some(v.into());
+    }
     Ok(())
 }
 
@@ -355,6 +414,19 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             "must be greater than 0",
         ));
     }
+    let terraform = TerraformConfig {
+        releases_url: parse_http_url(
+            "terraform.releases_url",
+            raw.terraform
+                .releases_url
+                .as_deref()
+                .unwrap_or(crate::executor::terraform_install::DEFAULT_RELEASES_URL),
+        )?,
+        tool_cache: raw
+            .terraform
+            .tool_cache
+            .unwrap_or_else(|| data_dir.join("tools").join("terraform")),
+    };
     Ok(Config {
         listen,
         public_url,
@@ -365,7 +437,32 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         dispatcher: DispatcherConfig {
             enabled: raw.dispatcher.enabled.unwrap_or(true),
         },
+        runner: validate_runner(raw.runner)?,
+        terraform,
         workspaces: validate_workspaces(raw.workspaces)?,
+    })
+}
+
+fn validate_runner(raw: RawRunner) -> Result<RunnerConfig, ConfigError> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let max_processes = raw.max_processes.unwrap_or(2 * cores);
+    if max_processes == 0 {
+        return Err(ConfigError::new(
+            "runner.max_processes",
+            "must be greater than 0",
+        ));
+    }
+    let timeout = raw.phase_timeout_secs.unwrap_or(3600);
+    if timeout == 0 {
+        return Err(ConfigError::new(
+            "runner.phase_timeout_secs",
+            "must be greater than 0",
+        ));
+    }
+    Ok(RunnerConfig {
+        enabled: raw.enabled.unwrap_or(true),
+        max_processes,
+        phase_timeout: std::time::Duration::from_secs(timeout),
     })
 }
 

@@ -14,7 +14,7 @@ use tokio_util::task::TaskTracker;
 use secrecy::SecretString;
 
 use crate::config::{Config, ConfigError, store_setup_token};
-use crate::engine::Dispatcher;
+use crate::engine::{Dispatcher, RunControl, RunSignal, Runner};
 use crate::github::GitHub;
 use crate::store::Store;
 use crate::web::{self, AppState};
@@ -106,8 +106,20 @@ pub async fn serve_on(
     let tasks = TaskTracker::new();
     let stored = Arc::new(Notify::new());
     let (committer, committer_task) = Committer::start(store.clone(), stored.clone());
+    let run_control = Arc::new(RunControl::new(store.clone(), Arc::new(RunSignal::new())));
+    if config.runner.enabled {
+        let runner = Runner::new(&config, store.clone(), github.clone(), run_control.clone());
+        tasks.spawn(runner.run(cancel.child_token()));
+    } else {
+        tracing::warn!("runner disabled: runs are queued but not executed here");
+    }
     if config.dispatcher.enabled {
-        let dispatcher = Dispatcher::new(store.clone(), github.clone(), stored.clone());
+        let dispatcher = Dispatcher::new(
+            store.clone(),
+            github.clone(),
+            stored.clone(),
+            run_control.signal().clone(),
+        );
         tasks.spawn(dispatcher.run(cancel.child_token()));
     } else {
         tracing::warn!("dispatcher disabled: deliveries are stored but not processed");
@@ -131,6 +143,7 @@ pub async fn serve_on(
         store: store.clone(),
         github,
         setup_token,
+        runs: run_control,
     });
     let address = listener.local_addr()?;
     tracing::info!(%address, database = store.backend_name(), "gantry listening");

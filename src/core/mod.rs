@@ -2,6 +2,7 @@
 //! and which workspaces a change triggers. Everything here is tested without a database or a
 //! network; the engine feeds it what the store says and stores what it decides.
 
+pub mod access;
 pub mod push;
 pub mod queue;
 pub mod run;

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::handlers::{Context, Handled, handle};
+use super::runner::RunSignal;
 use crate::github::GitHub;
 use crate::store::{DeliveryEffect, DeliveryOutcome, PendingDelivery, Store};
 
@@ -25,10 +26,12 @@ pub struct Dispatcher {
     store: Store,
     context: Context,
     wake: Arc<Notify>,
+    /// Told which workspaces got new runs.
+    runs: Arc<RunSignal>,
 }
 
 impl Dispatcher {
-    pub fn new(store: Store, github: Arc<GitHub>, wake: Arc<Notify>) -> Self {
+    pub fn new(store: Store, github: Arc<GitHub>, wake: Arc<Notify>, runs: Arc<RunSignal>) -> Self {
         let context = Context {
             store: store.clone(),
             github,
@@ -37,6 +40,7 @@ impl Dispatcher {
             store,
             context,
             wake,
+            runs,
         }
     }
 
@@ -110,8 +114,9 @@ impl Dispatcher {
         }
         match self.store.finish_deliveries(&closing).await {
             Ok(()) => {
-                for ((_, outcome, _), span) in closing.iter().zip(spans) {
+                for ((_, outcome, effects), span) in closing.iter().zip(spans) {
                     span.in_scope(|| log_outcome(outcome));
+                    self.announce_runs(effects);
                 }
             }
             // One delivery may be what makes the batch fail: close them one by one so that it
@@ -135,10 +140,11 @@ impl Dispatcher {
     ) -> anyhow::Result<()> {
         let Err(error) = self
             .store
-            .finish_deliveries(&[(seq, outcome.clone(), effects)])
+            .finish_deliveries(&[(seq, outcome.clone(), effects.clone())])
             .await
         else {
             log_outcome(&outcome);
+            self.announce_runs(&effects);
             return Ok(());
         };
         let error = format!("storing the outcome failed: {error:#}");
@@ -156,6 +162,18 @@ impl Dispatcher {
                 .await?;
         }
         Ok(())
+    }
+}
+
+impl Dispatcher {
+    /// Tells the runner about the workspaces that got runs from closed deliveries.
+    fn announce_runs(&self, effects: &[DeliveryEffect]) {
+        for effect in effects {
+            if let DeliveryEffect::CreateRuns(runs) = effect {
+                self.runs
+                    .workspaces_changed(runs.workspace_ids.iter().copied());
+            }
+        }
     }
 }
 

@@ -141,6 +141,7 @@ async fn handle_push(ctx: &Context, delivery_id: &str, e: &events::PushEvent) ->
             workspace_ids,
             source: RunSource::Push,
             delivery_id: delivery_id.to_string(),
+            installation_id: e.installation.as_ref().map(|i| i.id as i64),
         })]),
     }
 }

@@ -1,7 +1,10 @@
-//! Orchestration: turns stored deliveries into decisions and applies them through the store.
-//! Decisions that need no I/O live in `crate::core`; this layer only wires them to the world.
+//! Orchestration: turns stored deliveries into decisions and applies them through the store,
+//! and executes runs. Decisions that need no I/O live in `crate::core`; this layer only wires
+//! them to the world.
 
 pub mod dispatcher;
 mod handlers;
+pub mod runner;
 
 pub use dispatcher::Dispatcher;
+pub use runner::{RunControl, RunSignal, Runner};

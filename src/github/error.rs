@@ -44,6 +44,14 @@ pub enum GitHubError {
     #[error("could not sign the GitHub App JWT")]
     Signing(#[source] jsonwebtoken::errors::Error),
 
+    /// A download (not an API call) failed on the way.
+    #[error("downloading from GitHub failed: {0}")]
+    Download(String),
+
+    /// A download was larger than Gantry accepts.
+    #[error("the download is larger than {0} bytes")]
+    TooLarge(usize),
+
     /// The request did not get an answer: connection, TLS, timeout, or building the client.
     #[error("could not reach GitHub")]
     Transport(#[source] Box<octocrab::Error>),

@@ -7,6 +7,7 @@ mod compare;
 mod error;
 mod http;
 mod manifest;
+mod tarball;
 mod tokens;
 
 use chrono::{DateTime, Utc};
@@ -34,6 +35,8 @@ pub struct GitHub {
     api_url: Url,
     app: Option<AppCredentials>,
     installations: TokenCache<Installation>,
+    /// For downloads octocrab does not stream (tarballs).
+    downloads: reqwest::Client,
 }
 
 /// What is cached per installation: the token and the client that sends it.
@@ -59,6 +62,11 @@ impl GitHub {
             api_url,
             app,
             installations: TokenCache::new(),
+            downloads: reqwest::Client::builder()
+                .connect_timeout(std::time::Duration::from_secs(10))
+                .timeout(std::time::Duration::from_secs(300))
+                .build()
+                .map_err(|e| GitHubError::Download(e.to_string()))?,
         })
     }
 

@@ -1,0 +1,195 @@
+//! What people do to runs and workspaces (confirm, discard, cancel, lock, unlock), checked
+//! against the state machine and handed to the scheduler. Cancels reach the Terraform process
+//! of a run executing in this process through its [`Stop`].
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use super::signal::RunSignal;
+use crate::core::run::RunState;
+use crate::executor::terraform::Stop;
+use crate::store::{RunDetail, Store, WorkspaceLock};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The run or workspace is not in a state that allows this.
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Store(#[from] anyhow::Error),
+}
+
+/// What a cancel did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelOutcome {
+    /// The run was not executing and is now canceled (or force-canceled).
+    Done(RunState),
+    /// Terraform was told to stop; the run ends when it has.
+    Requested,
+}
+
+pub struct RunControl {
+    store: Store,
+    signal: Arc<RunSignal>,
+    executing: Mutex<HashMap<i64, Stop>>,
+}
+
+impl RunControl {
+    pub fn new(store: Store, signal: Arc<RunSignal>) -> Self {
+        Self {
+            store,
+            signal,
+            executing: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn signal(&self) -> &Arc<RunSignal> {
+        &self.signal
+    }
+
+    /// Confirms a plan waiting for confirmation: the apply starts.
+    pub async fn confirm(&self, run_id: i64) -> Result<RunDetail, ActionError> {
+        let run = self.run(run_id).await?;
+        self.move_run(&run, RunState::Planned, RunState::Confirmed, "confirmed")
+            .await
+    }
+
+    /// Discards a run that waits: in the queue, or for confirmation.
+    pub async fn discard(&self, run_id: i64) -> Result<RunDetail, ActionError> {
+        let run = self.run(run_id).await?;
+        let from = match run.state {
+            RunState::Pending | RunState::Planned => run.state,
+            other => {
+                return Err(ActionError::Conflict(format!(
+                    "a run that is {other} cannot be discarded"
+                )));
+            }
+        };
+        self.move_run(&run, from, RunState::Discarded, "discarded")
+            .await
+    }
+
+    /// Cancels a run: a pending one at once; an executing one by stopping Terraform (SIGINT, or
+    /// a kill when `force`).
+    pub async fn cancel(&self, run_id: i64, force: bool) -> Result<CancelOutcome, ActionError> {
+        let run = self.run(run_id).await?;
+        let to = if force {
+            RunState::ForceCanceled
+        } else {
+            RunState::Canceled
+        };
+        if let Some(stop) = self.stop_of(run_id) {
+            if force {
+                stop.force.cancel();
+            } else {
+                stop.cancel.cancel();
+            }
+            return Ok(CancelOutcome::Requested);
+        }
+        match run.state {
+            RunState::Planned => Err(ActionError::Conflict(
+                "the run waits for confirmation: discard it instead".into(),
+            )),
+            from if from.can_become(to) => {
+                self.move_run(&run, from, to, "canceled").await?;
+                Ok(CancelOutcome::Done(to))
+            }
+            other => Err(ActionError::Conflict(format!(
+                "a run that is {other} cannot be canceled"
+            ))),
+        }
+    }
+
+    /// Locks a workspace by hand; its queued runs wait until it is unlocked.
+    pub async fn lock(&self, workspace: &str, by: &str, reason: &str) -> Result<(), ActionError> {
+        let ws = self.workspace_id(workspace).await?;
+        match self.store.lock_workspace(ws, by, reason).await? {
+            None => Ok(()),
+            Some(WorkspaceLock { by, reason, .. }) => Err(ActionError::Conflict(format!(
+                "{workspace} is already locked by {by}: {reason}"
+            ))),
+        }
+    }
+
+    pub async fn unlock(&self, workspace: &str) -> Result<(), ActionError> {
+        let ws = self.workspace_id(workspace).await?;
+        self.store.unlock_workspace(ws).await?;
+        self.signal.workspace_changed(ws);
+        Ok(())
+    }
+
+    /// Registers a run that starts executing here; `None` if it already is.
+    pub(super) fn register(&self, run_id: i64) -> Option<Stop> {
+        let mut executing = self.executing.lock().unwrap_or_else(|e| e.into_inner());
+        if executing.contains_key(&run_id) {
+            return None;
+        }
+        let stop = Stop::default();
+        executing.insert(run_id, stop.clone());
+        Some(stop)
+    }
+
+    pub(super) fn unregister(&self, run_id: i64) {
+        self.executing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&run_id);
+    }
+
+    pub(super) fn is_executing(&self, run_id: i64) -> bool {
+        self.stop_of(run_id).is_some()
+    }
+
+    /// Every run executing here, for shutdown.
+    pub(super) fn executing_runs(&self) -> Vec<i64> {
+        let executing = self.executing.lock().unwrap_or_else(|e| e.into_inner());
+        executing.keys().copied().collect()
+    }
+
+    fn stop_of(&self, run_id: i64) -> Option<Stop> {
+        self.executing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&run_id)
+            .cloned()
+    }
+
+    async fn run(&self, run_id: i64) -> Result<RunDetail, ActionError> {
+        self.store
+            .run(run_id)
+            .await?
+            .ok_or_else(|| ActionError::NotFound(format!("run {run_id}")))
+    }
+
+    async fn workspace_id(&self, name: &str) -> Result<i64, ActionError> {
+        self.store
+            .workspace_named(name)
+            .await?
+            .map(|w| w.id)
+            .ok_or_else(|| ActionError::NotFound(format!("workspace {name}")))
+    }
+
+    async fn move_run(
+        &self,
+        run: &RunDetail,
+        from: RunState,
+        to: RunState,
+        verb: &str,
+    ) -> Result<RunDetail, ActionError> {
+        if run.state != from || !from.can_become(to) {
+            return Err(ActionError::Conflict(format!(
+                "a run that is {} cannot be {verb}",
+                run.state
+            )));
+        }
+        if !self.store.transition_run(run.id, from, to, None).await? {
+            return Err(ActionError::Conflict(format!(
+                "the run changed state meanwhile; it could not be {verb}"
+            )));
+        }
+        self.signal.workspace_changed(run.workspace_id);
+        self.run(run.id).await
+    }
+}

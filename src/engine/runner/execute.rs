@@ -1,0 +1,427 @@
+//! One run, executed: fetch and extract its configuration version, plan with real Terraform,
+//! record the plan summary and move through the state machine; later (once confirmed) apply the
+//! saved plan and record the new state version. Every failure ends the run with a reason in its
+//! log and its events.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use tokio::sync::OwnedSemaphorePermit;
+
+use super::Shared;
+use super::log::PhaseLog;
+use crate::core::run::{PlanResult, RunKind, RunState, after_plan};
+use crate::core::state::check_new_state;
+use crate::executor::extract::{Limits, extract_tar_gz};
+use crate::executor::terraform::{LogSink, PhaseError, PlanSummary, Stop, Terraform, mask};
+use crate::store::{PlanCounts, RunDetail, Workspace};
+
+/// The plan file, beside the configuration in the run's directory; it outlives a restart.
+const PLAN_FILE: &str = "plan.tfplan";
+/// Where the configuration is unpacked inside the run's directory.
+const CONFIG_DIR: &str = "config";
+/// Terraform's local state file, in the working directory.
+const STATE_FILE: &str = "terraform.tfstate";
+/// The largest tarball Gantry downloads.
+const MAX_TARBALL_BYTES: usize = 256 * 1024 * 1024;
+
+/// How a run ended early.
+#[derive(Debug)]
+pub enum Failure {
+    Errored(String),
+    Canceled(String),
+    ForceCanceled(String),
+}
+
+impl Failure {
+    fn state(&self) -> RunState {
+        match self {
+            Failure::Errored(_) => RunState::Errored,
+            Failure::Canceled(_) => RunState::Canceled,
+            Failure::ForceCanceled(_) => RunState::ForceCanceled,
+        }
+    }
+
+    fn reason(&self) -> &str {
+        match self {
+            Failure::Errored(r) | Failure::Canceled(r) | Failure::ForceCanceled(r) => r,
+        }
+    }
+}
+
+impl From<PhaseError> for Failure {
+    fn from(error: PhaseError) -> Self {
+        match error {
+            PhaseError::Canceled(_) => Failure::Canceled(error.to_string()),
+            PhaseError::ForceCanceled(_) => Failure::ForceCanceled(error.to_string()),
+            other => Failure::Errored(other.to_string()),
+        }
+    }
+}
+
+fn errored(context: &str) -> impl FnOnce(anyhow::Error) -> Failure + '_ {
+    move |error| Failure::Errored(format!("{context}: {error:#}"))
+}
+
+/// A run being executed, with the state it is in now.
+pub struct Execution {
+    pub shared: Arc<Shared>,
+    pub run: RunDetail,
+    pub workspace: Workspace,
+    /// The run's pinned variables: (category, key, value, sensitive).
+    pub variables: Vec<(String, String, String, bool)>,
+    pub stop: Stop,
+    pub state: RunState,
+}
+
+impl Execution {
+    fn run_dir(&self) -> PathBuf {
+        self.shared.runs_dir.join(self.run.id.to_string())
+    }
+
+    fn working_dir(&self) -> PathBuf {
+        let wd = &self.workspace.spec.working_directory;
+        let config = self.run_dir().join(CONFIG_DIR);
+        if wd.is_empty() {
+            config
+        } else {
+            config.join(wd)
+        }
+    }
+
+    /// Moves the run on, failing if someone else moved it meanwhile (a discard, a restart).
+    async fn advance(&mut self, to: RunState) -> Result<(), Failure> {
+        let moved = self
+            .shared
+            .store
+            .transition_run(self.run.id, self.state, to, None)
+            .await
+            .map_err(errored("storing the run's state"))?;
+        if !moved {
+            return Err(Failure::Errored(format!(
+                "the run left {} meanwhile; not moving it to {to}",
+                self.state
+            )));
+        }
+        self.state = to;
+        Ok(())
+    }
+
+    /// Fetching → planning → planned (or planned_and_finished); an auto-apply run goes on to
+    /// confirmed and applies.
+    pub async fn plan(mut self) {
+        let mut log = PhaseLog::start(self.shared.store.clone(), self.run.id, "plan");
+        let result = self.plan_phases(&mut log).await;
+        let result = match result {
+            Ok(()) if self.state == RunState::Confirmed => {
+                log.finish().await;
+                return self.apply().await;
+            }
+            other => other,
+        };
+        self.finish(result, &mut log).await;
+        log.finish().await;
+        self.cleanup_if_final();
+    }
+
+    async fn plan_phases(&mut self, log: &mut PhaseLog) -> Result<(), Failure> {
+        log.line(&format!(
+            "Gantry: run {} of {} at {}",
+            self.run.id, self.workspace.spec.name, self.run.commit_sha
+        ));
+        let archive = self.fetch_configuration().await?;
+        self.unpack(&archive)?;
+        let terraform = self.terraform().await?;
+        self.write_current_state().await?;
+        self.advance(RunState::Planning).await?;
+        let summary = {
+            let _slot = self.slot(log).await?;
+            terraform.init(log, &self.stop).await?;
+            terraform
+                .plan(&self.run_dir().join(PLAN_FILE), log, &self.stop)
+                .await?
+        };
+        log.line(&plan_line(&summary));
+        self.shared
+            .store
+            .record_plan(self.run.id, &plan_counts(&summary))
+            .await
+            .map_err(errored("storing the plan summary"))?;
+        let kind = RunKind {
+            speculative: self.run.speculative,
+            auto_apply: self.workspace.spec.auto_apply,
+        };
+        let plan = PlanResult {
+            has_changes: summary.has_changes,
+        };
+        for next in after_plan(kind, plan) {
+            self.advance(*next).await?;
+        }
+        if self.state == RunState::Confirmed {
+            log.line("Gantry: auto-apply confirmed the plan");
+        }
+        Ok(())
+    }
+
+    /// Confirmed → applying → applied, with the new state version.
+    pub async fn apply(mut self) {
+        let mut log = PhaseLog::start(self.shared.store.clone(), self.run.id, "apply");
+        let result = self.apply_phases(&mut log).await;
+        self.finish(result, &mut log).await;
+        log.finish().await;
+        self.cleanup_if_final();
+    }
+
+    async fn apply_phases(&mut self, log: &mut PhaseLog) -> Result<(), Failure> {
+        let plan_file = self.run_dir().join(PLAN_FILE);
+        self.advance(RunState::Applying).await?;
+        if !plan_file.is_file() {
+            return Err(Failure::Errored(
+                "the saved plan is gone (the run's directory was removed); nothing applied".into(),
+            ));
+        }
+        let terraform = self.terraform().await?;
+        {
+            let _slot = self.slot(log).await?;
+            terraform.apply(&plan_file, log, &self.stop).await?;
+        }
+        let state_path = self.working_dir().join(STATE_FILE);
+        let written = match std::fs::read(&state_path) {
+            Ok(bytes) => Some(bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(Failure::Errored(format!("reading the new state: {e}"))),
+        };
+        let current = self
+            .shared
+            .store
+            .current_state(self.workspace.id)
+            .await
+            .map_err(errored("reading the current state"))?;
+        let new_state = match &written {
+            Some(bytes) if current.as_ref().map(|c| &c.state) != Some(bytes) => {
+                let meta = check_new_state(current.as_ref().map(|c| &c.meta), bytes)
+                    .map_err(|e| Failure::Errored(format!("the new state was refused: {e}")))?;
+                log.line(&format!("Gantry: state version serial {}", meta.serial));
+                Some((meta, bytes.as_slice()))
+            }
+            _ => None,
+        };
+        self.shared
+            .store
+            .finish_apply(
+                self.run.id,
+                self.workspace.id,
+                new_state.as_ref().map(|(meta, bytes)| (meta, *bytes)),
+            )
+            .await
+            .map_err(errored("recording the applied state"))?;
+        self.state = RunState::Applied;
+        Ok(())
+    }
+
+    /// Ends the run in the failure's state (when the state machine allows it) with its reason.
+    async fn finish(&mut self, result: Result<(), Failure>, log: &mut PhaseLog) {
+        let Err(failure) = result else { return };
+        let reason = mask(failure.reason(), &self.sensitive_values());
+        log.line(&format!("Gantry: {reason}"));
+        let to = failure.state();
+        if !self.state.can_become(to) {
+            tracing::warn!(run_id = self.run.id, state = %self.state, %reason, "run not ended");
+            return;
+        }
+        match self
+            .shared
+            .store
+            .end_run(self.run.id, self.state, to, &reason)
+            .await
+        {
+            Ok(true) => {
+                tracing::warn!(run_id = self.run.id, state = %to, %reason, "run ended");
+                self.state = to;
+            }
+            Ok(false) => {}
+            Err(error) => {
+                tracing::error!(
+                    run_id = self.run.id,
+                    error = format!("{error:#}"),
+                    "ending the run failed"
+                )
+            }
+        }
+    }
+
+    fn cleanup_if_final(&self) {
+        if self.state.is_final() {
+            let _ = std::fs::remove_dir_all(self.run_dir());
+        }
+    }
+
+    /// The configuration tarball: from the blob store, or downloaded from GitHub and kept
+    /// under its SHA-256.
+    async fn fetch_configuration(&self) -> Result<PathBuf, Failure> {
+        if let Some(sha) = &self.run.archive_sha256 {
+            let path = self.shared.blob_path(sha);
+            if path.is_file() {
+                return Ok(path);
+            }
+        }
+        let installation = self.run.installation_id.ok_or_else(|| {
+            Failure::Errored("the configuration version names no GitHub installation".into())
+        })?;
+        let download = self.shared.github.download_tarball(
+            installation as u64,
+            &self.run.repo,
+            &self.run.commit_sha,
+            MAX_TARBALL_BYTES,
+        );
+        let bytes = until_stopped(&self.stop, download)
+            .await?
+            .map_err(|e| Failure::Errored(format!("fetching the configuration: {e}")))?;
+        let sha = hex::encode(Sha256::digest(&bytes));
+        let path = self.shared.blob_path(&sha);
+        write_atomically(&path, &bytes)
+            .map_err(|e| Failure::Errored(format!("storing the configuration: {e}")))?;
+        self.shared
+            .store
+            .set_configuration_archive(self.run.configuration_version_id, &sha)
+            .await
+            .map_err(errored("recording the configuration"))?;
+        Ok(path)
+    }
+
+    /// A fresh copy of the configuration in the run's own directory.
+    fn unpack(&self, archive: &Path) -> Result<(), Failure> {
+        let dir = self.run_dir().join(CONFIG_DIR);
+        let _ = std::fs::remove_dir_all(self.run_dir());
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Failure::Errored(format!("creating the run's directory: {e}")))?;
+        let file = std::fs::File::open(archive)
+            .map_err(|e| Failure::Errored(format!("opening the configuration: {e}")))?;
+        // GitHub wraps the repository in one directory (owner-repo-sha/).
+        extract_tar_gz(std::io::BufReader::new(file), &dir, 1, Limits::default())
+            .map_err(|e| Failure::Errored(format!("the configuration was rejected: {e}")))?;
+        if !self.working_dir().is_dir() {
+            return Err(Failure::Errored(format!(
+                "the working directory {:?} is not in the configuration",
+                self.workspace.spec.working_directory
+            )));
+        }
+        Ok(())
+    }
+
+    /// The workspace's current state, where Terraform's local backend reads it.
+    async fn write_current_state(&self) -> Result<(), Failure> {
+        let current = self
+            .shared
+            .store
+            .current_state(self.workspace.id)
+            .await
+            .map_err(errored("reading the current state"))?;
+        if let Some(state) = current {
+            std::fs::write(self.working_dir().join(STATE_FILE), &state.state)
+                .map_err(|e| Failure::Errored(format!("writing the current state: {e}")))?;
+        }
+        Ok(())
+    }
+
+    fn sensitive_values(&self) -> Vec<String> {
+        self.variables
+            .iter()
+            .filter(|v| v.3)
+            .map(|v| v.2.clone())
+            .collect()
+    }
+
+    /// The run's Terraform: its version's binary, its directory, its pinned variables.
+    async fn terraform(&self) -> Result<Terraform, Failure> {
+        let binary = match &self.workspace.spec.terraform_version {
+            Some(version) => until_stopped(&self.stop, self.shared.installer.ensure(version))
+                .await?
+                .map_err(|e| Failure::Errored(e.to_string()))?,
+            None => PathBuf::from("terraform"),
+        };
+        let dir = self.working_dir();
+        let terraform_vars: Vec<(String, String)> = self
+            .variables
+            .iter()
+            .filter(|v| v.0 == "terraform")
+            .map(|v| (v.1.clone(), v.2.clone()))
+            .collect();
+        crate::executor::terraform::write_variables(&dir, &terraform_vars)
+            .map_err(|e| Failure::Errored(format!("writing the variables: {e}")))?;
+        Ok(Terraform {
+            binary,
+            env: self
+                .variables
+                .iter()
+                .filter(|v| v.0 == "env")
+                .map(|v| (v.1.clone(), v.2.clone()))
+                .collect(),
+            sensitive: self.sensitive_values(),
+            dir,
+            phase_timeout: self.shared.phase_timeout,
+        })
+    }
+
+    /// One of the limited Terraform slots; runs get them in the order they asked.
+    async fn slot(&self, log: &mut PhaseLog) -> Result<OwnedSemaphorePermit, Failure> {
+        if let Ok(permit) = self.shared.slots.clone().try_acquire_owned() {
+            return Ok(permit);
+        }
+        log.line("Gantry: waiting for a free Terraform slot");
+        until_stopped(&self.stop, self.shared.slots.clone().acquire_owned())
+            .await?
+            .map_err(|_| Failure::Errored("the runner is shutting down".into()))
+    }
+}
+
+/// `future`, unless the run is canceled first.
+async fn until_stopped<T>(stop: &Stop, future: impl Future<Output = T>) -> Result<T, Failure> {
+    tokio::select! {
+        value = future => Ok(value),
+        _ = stop.force.cancelled() => Err(Failure::ForceCanceled("force-canceled".into())),
+        _ = stop.cancel.cancelled() => Err(Failure::Canceled("canceled".into())),
+    }
+}
+
+fn plan_counts(summary: &PlanSummary) -> PlanCounts {
+    PlanCounts {
+        add: summary.add as i64,
+        change: summary.change as i64,
+        destroy: summary.destroy as i64,
+        resource_changes: serde_json::Value::Array(
+            summary
+                .resource_changes
+                .iter()
+                .map(|rc| serde_json::json!({ "address": rc.address, "actions": rc.actions }))
+                .collect(),
+        ),
+    }
+}
+
+fn plan_line(summary: &PlanSummary) -> String {
+    format!(
+        "Gantry: plan: {} to add, {} to change, {} to destroy{}",
+        summary.add,
+        summary.change,
+        summary.destroy,
+        if summary.has_changes {
+            ""
+        } else {
+            " (no changes)"
+        }
+    )
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if path.is_file() {
+        return Ok(()); // content-addressed: the same name holds the same bytes
+    }
+    let parent = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent)?;
+    let mut temp = tempfile::NamedTempFile::new_in(parent)?;
+    std::io::Write::write_all(&mut temp, bytes)?;
+    temp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}

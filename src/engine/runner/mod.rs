@@ -1,0 +1,215 @@
+//! Executes runs. The scheduler looks at the workspaces whose queue may have changed (see
+//! [`RunSignal`]), asks the queue policy (`core::queue`) which run may start, moves it from
+//! pending to fetching in the store (a compare-and-set, so a run starts once) and executes it
+//! in a task of its own. Confirmed runs (by a person, by auto-apply, or left confirmed by a
+//! restart) are applied the same way. Terraform processes share a fixed number of slots.
+
+mod control;
+mod execute;
+mod log;
+mod signal;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use control::{ActionError, CancelOutcome, RunControl};
+pub use signal::RunSignal;
+
+use crate::config::Config;
+use crate::core::RunId;
+use crate::core::queue::{QueueDecision, QueuedRun, next_to_start};
+use crate::core::run::RunState;
+use crate::executor::terraform_install::Installer;
+use crate::github::GitHub;
+use crate::store::Store;
+use execute::Execution;
+
+/// Every workspace with unfinished runs is looked at this often even without a signal, so a
+/// missed signal (or a change made by another process) delays a run, never strands it.
+const SWEEP: Duration = Duration::from_secs(30);
+/// After a store error, the workspace is looked at again this much later.
+const RETRY: Duration = Duration::from_secs(2);
+
+/// What the scheduler and every run task share.
+pub struct Shared {
+    store: Store,
+    github: Arc<GitHub>,
+    control: Arc<RunControl>,
+    installer: Installer,
+    slots: Arc<Semaphore>,
+    runs_dir: PathBuf,
+    blobs_dir: PathBuf,
+    phase_timeout: Duration,
+}
+
+impl Shared {
+    /// A stored configuration tarball, by its SHA-256.
+    fn blob_path(&self, sha256: &str) -> PathBuf {
+        self.blobs_dir.join(format!("{sha256}.tar.gz"))
+    }
+}
+
+pub struct Runner {
+    shared: Arc<Shared>,
+    tasks: TaskTracker,
+}
+
+impl Runner {
+    pub fn new(
+        config: &Config,
+        store: Store,
+        github: Arc<GitHub>,
+        control: Arc<RunControl>,
+    ) -> Self {
+        let shared = Shared {
+            store,
+            github,
+            control,
+            installer: Installer::new(
+                config.terraform.releases_url.clone(),
+                config.terraform.tool_cache.clone(),
+            ),
+            slots: Arc::new(Semaphore::new(config.runner.max_processes)),
+            runs_dir: config.data_dir.join("runs"),
+            blobs_dir: config.data_dir.join("blobs").join("sha256"),
+            phase_timeout: config.runner.phase_timeout,
+        };
+        Self {
+            shared: Arc::new(shared),
+            tasks: TaskTracker::new(),
+        }
+    }
+
+    /// Schedules until `cancel` fires. Runs executing then are stopped where they are (their
+    /// Terraform killed); the next start marks them interrupted.
+    pub async fn run(self, cancel: CancellationToken) {
+        let signal = self.shared.control.signal().clone();
+        tracing::info!("runner started");
+        self.sweep(&signal).await;
+        loop {
+            for workspace_id in signal.take() {
+                if let Err(error) = self.schedule(workspace_id, &cancel).await {
+                    tracing::error!(
+                        workspace_id,
+                        error = format!("{error:#}"),
+                        "scheduling failed"
+                    );
+                    let signal = signal.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(RETRY).await;
+                        signal.workspace_changed(workspace_id);
+                    });
+                }
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = signal.changed() => {}
+                _ = tokio::time::sleep(SWEEP) => self.sweep(&signal).await,
+            }
+        }
+        let executing = self.shared.control.executing_runs();
+        if !executing.is_empty() {
+            tracing::warn!(
+                ?executing,
+                "stopping: runs under way are left for the next start"
+            );
+        }
+        self.tasks.close();
+        self.tasks.wait().await;
+        tracing::info!("runner stopped");
+    }
+
+    async fn sweep(&self, signal: &RunSignal) {
+        match self.shared.store.workspaces_with_active_runs().await {
+            Ok(ids) => signal.workspaces_changed(ids),
+            Err(error) => tracing::error!(error = format!("{error:#}"), "sweep failed"),
+        }
+    }
+
+    /// Starts what the queue of one workspace allows: the confirmed run's apply, or the next
+    /// pending run.
+    async fn schedule(&self, workspace_id: i64, cancel: &CancellationToken) -> anyhow::Result<()> {
+        let (runs, locked) = self.shared.store.workspace_queue(workspace_id).await?;
+        if let Some((id, _)) = runs.iter().find(|(_, s)| *s == RunState::Confirmed)
+            && !self.shared.control.is_executing(*id)
+        {
+            self.spawn(*id, RunState::Confirmed, cancel).await?;
+            return Ok(());
+        }
+        let queued: Vec<QueuedRun> = runs
+            .iter()
+            .map(|(id, state)| QueuedRun {
+                id: RunId(*id),
+                state: *state,
+            })
+            .collect();
+        if let QueueDecision::Start(RunId(id)) = next_to_start(&queued, locked)
+            && self
+                .shared
+                .store
+                .transition_run(id, RunState::Pending, RunState::Fetching, None)
+                .await?
+        {
+            self.spawn(id, RunState::Fetching, cancel).await?;
+        }
+        Ok(())
+    }
+
+    /// Executes run `id`, now in `state` (fetching: plan; confirmed: apply), in its own task.
+    async fn spawn(
+        &self,
+        run_id: i64,
+        state: RunState,
+        cancel: &CancellationToken,
+    ) -> anyhow::Result<()> {
+        let store = &self.shared.store;
+        let run = store
+            .run(run_id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("run {run_id} vanished"))?;
+        let workspace = store
+            .workspace(run.workspace_id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("workspace {} vanished", run.workspace_id))?;
+        let variables = store.run_variables(run_id).await?;
+        let Some(stop) = self.shared.control.register(run_id) else {
+            return Ok(()); // already executing here
+        };
+        let workspace_id = run.workspace_id;
+        let execution = Execution {
+            shared: self.shared.clone(),
+            run,
+            workspace,
+            variables,
+            stop,
+            state,
+        };
+        let shared = self.shared.clone();
+        let cancel = cancel.clone();
+        let span = tracing::info_span!("run", run_id, workspace_id);
+        self.tasks.spawn(tracing::Instrument::instrument(
+            async move {
+                tracing::info!(%state, "run executing");
+                let work = async {
+                    match state {
+                        RunState::Confirmed => execution.apply().await,
+                        _ => execution.plan().await,
+                    }
+                };
+                tokio::select! {
+                    _ = cancel.cancelled() => {}
+                    _ = work => {}
+                }
+                shared.control.unregister(run_id);
+                shared.control.signal().workspace_changed(workspace_id);
+            },
+            span,
+        ));
+        Ok(())
+    }
+}

@@ -1,0 +1,47 @@
+//! How the scheduler hears that a workspace's queue may have changed: a set of "dirty"
+//! workspaces and a wake-up. Whoever changes runs or locks marks the workspace; the scheduler
+//! looks only at marked workspaces, so its cost does not grow with the number of idle ones.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use tokio::sync::Notify;
+
+#[derive(Default)]
+pub struct RunSignal {
+    dirty: Mutex<HashSet<i64>>,
+    wake: Notify,
+}
+
+impl RunSignal {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The queue of `workspace_id` may have changed: runs created, finished, confirmed, a lock.
+    pub fn workspace_changed(&self, workspace_id: i64) {
+        self.workspaces_changed([workspace_id]);
+    }
+
+    pub fn workspaces_changed(&self, ids: impl IntoIterator<Item = i64>) {
+        let mut dirty = self.dirty.lock().unwrap_or_else(|e| e.into_inner());
+        let before = dirty.len();
+        dirty.extend(ids);
+        if dirty.len() > before {
+            self.wake.notify_one();
+        }
+    }
+
+    /// The marked workspaces, unmarking them, lowest id first (a stable order).
+    pub fn take(&self) -> Vec<i64> {
+        let mut dirty = self.dirty.lock().unwrap_or_else(|e| e.into_inner());
+        let mut ids: Vec<i64> = dirty.drain().collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// Completes when a workspace was marked since the last `take`.
+    pub async fn changed(&self) {
+        self.wake.notified().await;
+    }
+}

@@ -32,6 +32,26 @@ enum Command {
         #[arg(long, short, env = "GANTRY_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Make an API token; it is printed once and only its hash is stored.
+    Create {
+        /// Who or what the token is for (unique).
+        #[arg(long)]
+        name: String,
+        /// read: sees; write: also plans, confirms, discards, cancels; admin: also locks and manages.
+        #[arg(long, value_parser = ["read", "write", "admin"])]
+        role: String,
+        #[arg(long, short, env = "GANTRY_CONFIG")]
+        config: Option<PathBuf>,
+    },
 }
 
 /// Exit code for a configuration or usage error.
@@ -68,7 +88,33 @@ pub fn run() -> ExitCode {
             }
             None => ExitCode::from(EXIT_CONFIG),
         },
+        Command::Token {
+            command: TokenCommand::Create { name, role, config },
+        } => {
+            let Some(config) = load_config(config) else {
+                return ExitCode::from(EXIT_CONFIG);
+            };
+            run_async(create_token(config, name, role))
+        }
     }
+}
+
+async fn create_token(config: Config, name: String, role: String) -> anyhow::Result<()> {
+    use crate::web::api::auth::{new_token, token_hash};
+    let name = name.trim().to_string();
+    anyhow::ensure!(!name.is_empty(), "a token needs a name");
+    let store = crate::store::Store::open(&config.database_url).await?;
+    let token = new_token();
+    let created = store
+        .create_api_token(&name, &role, &token_hash(&token))
+        .await;
+    store.close().await;
+    created.map_err(|e| {
+        anyhow::anyhow!("creating the token {name} failed (is the name taken?): {e:#}")
+    })?;
+    println!("{token}");
+    eprintln!("token {name} ({role}) created; it is shown only this once");
+    Ok(())
 }
 
 fn load_config(path: Option<PathBuf>) -> Option<Config> {

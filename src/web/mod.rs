@@ -1,6 +1,7 @@
 //! The axum router: GitHub's webhooks, health checks and the GitHub App setup pages. Handlers
 //! stay thin; they hand work to the store, the engine or the GitHub client.
 
+pub mod api;
 mod github_app;
 mod health;
 
@@ -13,6 +14,7 @@ use secrecy::SecretString;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
+use crate::engine::RunControl;
 use crate::github::GitHub;
 use crate::store::Store;
 use crate::webhook::{self, Ingest};
@@ -25,6 +27,8 @@ pub struct AppState {
     pub ingest: Ingest,
     /// Opens the GitHub App setup page while no app is configured (see `github_app`).
     pub setup_token: Option<SecretString>,
+    /// Confirm, discard, cancel, lock: checked, then handed to the runner.
+    pub runs: Arc<RunControl>,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -37,6 +41,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         ));
     Router::new()
         .merge(webhooks)
+        .merge(api::router())
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/github-app/setup", get(github_app::setup))

@@ -39,6 +39,8 @@ pub fn base_env(data_dir: &Path, github_url: &str) -> HashMap<String, String> {
         ("GANTRY_APP_PRIVATE_KEY_PATH", key.to_str().unwrap()),
         ("GANTRY_GITHUB_API_URL", github_url),
         ("GANTRY_GITHUB_WEB_URL", github_url),
+        // Runs are executed only by the tests about executing them (tests/runs.rs).
+        ("GANTRY_RUNNER_ENABLED", "false"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -72,7 +74,9 @@ impl TestGantry {
         Self::start_configured(Some(toml), |_| {}).await
     }
 
-    async fn start_configured(
+    /// Starts Gantry with an optional configuration file text and `adjust` applied to its
+    /// environment.
+    pub async fn start_configured(
         toml: Option<&str>,
         adjust: impl FnOnce(&mut HashMap<String, String>),
     ) -> Self {

@@ -1,0 +1,127 @@
+//! `/api/v1/runs/…`: one run, its log, and what people do to it.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use serde::Serialize;
+
+use super::auth::Caller;
+use super::error::ApiError;
+use crate::core::access::Role;
+use crate::engine::runner::CancelOutcome;
+use crate::store::{PlanCounts, RunDetail, RunEvent};
+use crate::web::AppState;
+
+#[derive(Serialize)]
+pub struct RunJson {
+    pub id: i64,
+    pub workspace: String,
+    pub state: String,
+    pub speculative: bool,
+    pub source: String,
+    pub repo: String,
+    pub commit_sha: String,
+    pub created_at_ms: i64,
+    pub plan: Option<PlanCounts>,
+    pub error: Option<String>,
+    pub events: Vec<RunEvent>,
+}
+
+pub async fn run_json(state: &AppState, run: RunDetail) -> Result<RunJson, ApiError> {
+    let workspace = state
+        .store
+        .workspace(run.workspace_id)
+        .await?
+        .map(|w| w.spec.name.as_str().to_string())
+        .unwrap_or_default();
+    let events = state.store.run_timeline(run.id).await?;
+    Ok(RunJson {
+        id: run.id,
+        workspace,
+        state: run.state.to_string(),
+        speculative: run.speculative,
+        source: run.source,
+        repo: run.repo,
+        commit_sha: run.commit_sha,
+        created_at_ms: run.created_at_ms,
+        plan: run.plan,
+        error: run.error,
+        events,
+    })
+}
+
+async fn find(state: &AppState, id: i64) -> Result<RunDetail, ApiError> {
+    state
+        .store
+        .run(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("run {id} not found")))
+}
+
+/// `GET /api/v1/runs/{id}`
+pub async fn show(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<Json<RunJson>, ApiError> {
+    caller.require(Role::Read)?;
+    let run = find(&state, id).await?;
+    Ok(Json(run_json(&state, run).await?))
+}
+
+/// `GET /api/v1/runs/{id}/logs/{phase}`: the phase's log so far, as plain text.
+pub async fn log(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path((id, phase)): Path<(i64, String)>,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require(Role::Read)?;
+    if !matches!(phase.as_str(), "plan" | "apply") {
+        return Err(ApiError::NotFound(format!(
+            "a run has no {phase} phase (plan or apply)"
+        )));
+    }
+    find(&state, id).await?;
+    let text: String = state
+        .store
+        .run_log(id, &phase, 0)
+        .await?
+        .into_iter()
+        .map(|c| c.chunk)
+        .collect();
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text))
+}
+
+/// `POST /api/v1/runs/{id}/actions/{action}`: confirm, discard, cancel, force-cancel.
+pub async fn action(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path((id, action)): Path<(i64, String)>,
+) -> Result<(StatusCode, Json<RunJson>), ApiError> {
+    caller.require(Role::Write)?;
+    let status = match action.as_str() {
+        "confirm" => {
+            state.runs.confirm(id).await?;
+            StatusCode::OK
+        }
+        "discard" => {
+            state.runs.discard(id).await?;
+            StatusCode::OK
+        }
+        "cancel" | "force-cancel" => match state.runs.cancel(id, action == "force-cancel").await? {
+            CancelOutcome::Done(_) => StatusCode::OK,
+            CancelOutcome::Requested => StatusCode::ACCEPTED,
+        },
+        other => {
+            return Err(ApiError::NotFound(format!(
+                "no run action {other} (confirm, discard, cancel, force-cancel)"
+            )));
+        }
+    };
+    tracing::info!(run_id = id, action, by = caller.name, "run action");
+    let run = find(&state, id).await?;
+    Ok((status, Json(run_json(&state, run).await?)))
+}

@@ -1,0 +1,667 @@
+//! Runs executed end to end: signed push webhooks, a fake GitHub on loopback serving fixture
+//! configurations as repository tarballs (through GitHub's redirect), the real Terraform 1.0.3,
+//! and the JSON API to confirm, discard, cancel and lock.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::{TestGantry, fixture_path, push_payload, wait_until};
+use gantry::executor::terraform_install::platform;
+use gantry::web::api::auth::{new_token, token_hash};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use wiremock::matchers::{header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const REPO: &str = "octo-org/infra";
+const SECRET_VALUE: &str = "hunter2-do-not-print";
+
+fn sha(n: u32) -> String {
+    format!("{n:040x}")
+}
+
+const WORKSPACE: &str = r#"
+[[workspaces]]
+name = "prod"
+repo = "octo-org/infra"
+terraform_version = "1.0.3"
+[workspaces.vars]
+name = "world"
+secret = { value = "hunter2-do-not-print", sensitive = true }
+"#;
+
+fn real_terraform() -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".tools/bin/terraform");
+    assert!(
+        path.exists(),
+        "{} missing: run scripts/install-terraform",
+        path.display()
+    );
+    path
+}
+
+/// A tool cache holding "Terraform 1.0.3": the real binary, or a stand-in script that runs it.
+fn tool_cache_with(dir: &Path, terraform: Option<&str>) -> PathBuf {
+    let cache = dir.join("tool-cache");
+    let version = cache.join("1.0.3");
+    std::fs::create_dir_all(&version).unwrap();
+    match terraform {
+        None => std::os::unix::fs::symlink(real_terraform(), version.join("terraform")).unwrap(),
+        Some(script) => {
+            use std::os::unix::fs::PermissionsExt;
+            let file = version.join("terraform");
+            std::fs::write(&file, script).unwrap();
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+    }
+    cache
+}
+
+/// A Terraform whose plan sleeps while `marker` exists (a plan that takes long, to cancel or
+/// to restart under). SIGINT ends the sleep the way it ends a real plan.
+fn slow_plan_terraform(marker: &Path) -> String {
+    format!(
+        "#!/bin/sh\n\
+         if [ \"$1\" = plan ] && [ -e '{marker}' ]; then\n\
+           echo 'slow plan: sleeping'\n\
+           sleep 60 >/dev/null 2>&1 </dev/null &\n\
+           pid=$!\n\
+           trap 'kill $pid 2>/dev/null; echo interrupted; exit 130' INT TERM\n\
+           wait $pid\n\
+         fi\n\
+         exec '{real}' \"$@\"\n",
+        marker = marker.display(),
+        real = real_terraform().display()
+    )
+}
+
+struct Harness {
+    gantry: TestGantry,
+    token: String,
+}
+
+impl Harness {
+    /// Gantry with the runner on, the workspace above, and an admin API token. `terraform`:
+    /// None for the real binary in the tool cache, or a stand-in script.
+    async fn start(terraform: Option<&str>) -> Self {
+        let tools = tempfile::tempdir().unwrap().keep();
+        let cache = tool_cache_with(&tools, terraform);
+        Self::start_with(WORKSPACE, move |env| {
+            env.insert(
+                "GANTRY_TERRAFORM_TOOL_CACHE".into(),
+                cache.display().to_string(),
+            );
+        })
+        .await
+    }
+
+    async fn start_with(
+        toml: &str,
+        adjust: impl FnOnce(&mut std::collections::HashMap<String, String>),
+    ) -> Self {
+        let gantry = TestGantry::start_configured(Some(toml), |env| {
+            env.insert("GANTRY_RUNNER_ENABLED".into(), "true".into());
+            adjust(env);
+        })
+        .await;
+        Mock::given(method("POST"))
+            .and(path("/app/installations/99/access_tokens"))
+            .respond_with(ResponseTemplate::new(201).set_body_json(serde_json::json!({
+                "token": "ghs_test", "expires_at": "2099-01-01T00:00:00Z"
+            })))
+            .mount(&gantry.github)
+            .await;
+        let token = new_token();
+        gantry
+            .store
+            .create_api_token("tester", "admin", &token_hash(&token))
+            .await
+            .unwrap();
+        Self { gantry, token }
+    }
+
+    /// The fake GitHub serves `fixture` as the repository's tarball at `commit`: the API
+    /// redirects to a download URL, as GitHub does.
+    async fn serve_tarball(&self, commit: &str, fixture: &str) {
+        self.serve_tarball_bytes(commit, tarball_of(fixture, commit))
+            .await;
+    }
+
+    async fn serve_tarball_bytes(&self, commit: &str, bytes: Vec<u8>) {
+        let download = format!("/codeload/{REPO}/legacy.tar.gz/{commit}");
+        Mock::given(method("GET"))
+            .and(path(format!("/repos/{REPO}/tarball/{commit}")))
+            .and(header("authorization", "Bearer ghs_test"))
+            .respond_with(ResponseTemplate::new(302).insert_header(
+                "location",
+                format!("{}{download}", self.gantry.github.uri()),
+            ))
+            .mount(&self.gantry.github)
+            .await;
+        Mock::given(method("GET"))
+            .and(path(download))
+            .respond_with(ResponseTemplate::new(200).set_body_bytes(bytes))
+            .mount(&self.gantry.github)
+            .await;
+    }
+
+    /// Pushes `commit` to main touching main.tf; returns the run it created.
+    async fn push(&self, commit: &str) -> i64 {
+        let delivery = format!("push-{commit}");
+        let body = push_payload(REPO, "main", commit, &["main.tf"], |_| {});
+        assert_eq!(
+            self.gantry.send("push", &delivery, &body).await.status(),
+            202
+        );
+        let done = self.gantry.wait_for_outcome(&delivery).await;
+        assert_eq!(done.status, "processed", "{done:?}");
+        let runs = self.api_get("/api/v1/workspaces/prod/runs").await;
+        runs.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["commit_sha"] == commit)
+            .expect("the push made a run")["id"]
+            .as_i64()
+            .unwrap()
+    }
+
+    async fn api_get(&self, route: &str) -> Value {
+        let response = self
+            .gantry
+            .http
+            .get(format!("{}{route}", self.gantry.url))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "GET {route}: {}",
+            response.status()
+        );
+        response.json().await.unwrap()
+    }
+
+    async fn api_post(&self, route: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .gantry
+            .http
+            .post(format!("{}{route}", self.gantry.url))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    }
+
+    async fn action(&self, run: i64, action: &str) -> (u16, Value) {
+        self.api_post(&format!("/api/v1/runs/{run}/actions/{action}"), Value::Null)
+            .await
+    }
+
+    async fn run(&self, run: i64) -> Value {
+        self.api_get(&format!("/api/v1/runs/{run}")).await
+    }
+
+    async fn log(&self, run: i64, phase: &str) -> String {
+        self.gantry
+            .http
+            .get(format!(
+                "{}/api/v1/runs/{run}/logs/{phase}",
+                self.gantry.url
+            ))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// Waits until the run is in `state`; fails early if it ends elsewhere.
+    async fn wait_for(&self, run: i64, state: &str) -> Value {
+        let reached = wait_until(Duration::from_secs(90), || async {
+            let current = self.run(run).await;
+            let now = current["state"].as_str().unwrap().to_string();
+            let final_states = [
+                "applied",
+                "planned_and_finished",
+                "errored",
+                "discarded",
+                "canceled",
+                "force_canceled",
+            ];
+            if now == state || final_states.contains(&now.as_str()) {
+                Some(current)
+            } else {
+                None
+            }
+        })
+        .await;
+        let current = reached.unwrap_or_else(|| panic!("run {run} never reached {state}"));
+        assert_eq!(
+            current["state"],
+            state,
+            "run {run}: {current:#}\nplan log:\n{}",
+            self.log(run, "plan").await
+        );
+        current
+    }
+
+    fn states(run: &Value) -> Vec<String> {
+        run["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["state"].as_str().unwrap().to_string())
+            .collect()
+    }
+}
+
+/// A gzipped tar of a fixture configuration, wrapped in `owner-repo-sha/` as GitHub does.
+fn tarball_of(fixture: &str, commit: &str) -> Vec<u8> {
+    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
+    builder
+        .append_dir_all(
+            format!("octo-org-infra-{}", &commit[..7]),
+            fixture_path(&format!("terraform/{fixture}")),
+        )
+        .unwrap();
+    builder.into_inner().unwrap().finish().unwrap()
+}
+
+/// A local releases mirror serving the real Terraform 1.0.3 with its SHA256SUMS.
+async fn terraform_mirror() -> MockServer {
+    use std::io::Write;
+    let binary = std::fs::read(real_terraform()).unwrap();
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .unix_permissions(0o755);
+    zip.start_file("terraform", options).unwrap();
+    zip.write_all(&binary).unwrap();
+    let archive = zip.finish().unwrap().into_inner();
+    let zip_name = format!("terraform_1.0.3_{}.zip", platform());
+    let sums = format!("{}  {zip_name}\n", hex::encode(Sha256::digest(&archive)));
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/terraform/1.0.3/terraform_1.0.3_SHA256SUMS"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(sums))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/terraform/1.0.3/{zip_name}")))
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(archive))
+        .expect(1)
+        .mount(&server)
+        .await;
+    server
+}
+
+#[tokio::test]
+async fn a_push_plans_waits_for_confirmation_applies_and_keeps_state_versions() {
+    // Terraform comes from the releases mirror this time, checked against its SHA256SUMS.
+    let mirror = terraform_mirror().await;
+    let mirror_url = format!("{}/terraform/", mirror.uri());
+    let h = Harness::start_with(WORKSPACE, move |env| {
+        env.insert("GANTRY_TERRAFORM_RELEASES_URL".into(), mirror_url);
+    })
+    .await;
+
+    // 1. A configuration that adds outputs: planned, waiting for confirmation.
+    h.serve_tarball(&sha(1), "outputs").await;
+    let first = h.push(&sha(1)).await;
+    let planned = h.wait_for(first, "planned").await;
+    assert_eq!(planned["plan"]["add"], 0, "outputs are not resources");
+    let plan_log = h.log(first, "plan").await;
+    assert!(plan_log.contains("Changes to Outputs"), "{plan_log}");
+    assert!(plan_log.contains("hello world"), "{plan_log}");
+    assert!(h.api_get("/api/v1/workspaces/prod/state-versions").await == serde_json::json!([]));
+
+    let (status, _) = h.action(first, "confirm").await;
+    assert_eq!(status, 200);
+    let applied = h.wait_for(first, "applied").await;
+    assert_eq!(
+        Harness::states(&applied),
+        [
+            "pending",
+            "fetching",
+            "planning",
+            "planned",
+            "confirmed",
+            "applying",
+            "applied"
+        ]
+    );
+    let versions = h.api_get("/api/v1/workspaces/prod/state-versions").await;
+    assert_eq!(versions.as_array().unwrap().len(), 1, "{versions}");
+    assert_eq!(versions[0]["run_id"], first);
+
+    // 2. A push that changes an output: state version 2, same lineage, newer serial.
+    h.serve_tarball(&sha(2), "outputs-v2").await;
+    let second = h.push(&sha(2)).await;
+    h.wait_for(second, "planned").await;
+    assert!(h.log(second, "plan").await.contains("goodbye world"));
+    h.action(second, "confirm").await;
+    h.wait_for(second, "applied").await;
+    let versions = h.api_get("/api/v1/workspaces/prod/state-versions").await;
+    let versions = versions.as_array().unwrap();
+    assert_eq!(versions.len(), 2);
+    assert_eq!(versions[1]["lineage"], versions[0]["lineage"]);
+    assert!(versions[1]["serial"].as_i64() > versions[0]["serial"].as_i64());
+    let prod = h
+        .gantry
+        .store
+        .workspace_named("prod")
+        .await
+        .unwrap()
+        .unwrap();
+    let current = h
+        .gantry
+        .store
+        .current_state(prod.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&current.state).contains("goodbye world"));
+
+    // 3. The same configuration at a new commit: nothing to change, nothing to confirm.
+    h.serve_tarball(&sha(3), "outputs-v2").await;
+    let third = h.push(&sha(3)).await;
+    let finished = h.wait_for(third, "planned_and_finished").await;
+    assert_eq!(finished["plan"]["add"], 0);
+    assert_eq!(
+        h.api_get("/api/v1/workspaces/prod/state-versions")
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // The sensitive variable never reached a stored log, though Terraform printed it.
+    for run in [first, second, third] {
+        for phase in ["plan", "apply"] {
+            let log = h.log(run, phase).await;
+            assert!(
+                !log.contains(SECRET_VALUE),
+                "run {run} {phase} log leaks the secret"
+            );
+        }
+    }
+    assert!(
+        h.log(first, "apply")
+            .await
+            .contains("secret_echo = \"***\"")
+    );
+    // The run's work dir is gone once it finished; the tarball is kept by its checksum.
+    assert!(
+        !h.gantry
+            .data_dir
+            .path()
+            .join("runs")
+            .join(first.to_string())
+            .exists()
+    );
+    mirror.verify().await;
+}
+
+#[tokio::test]
+async fn a_broken_configuration_errors_with_terraforms_message_in_the_log() {
+    let h = Harness::start(None).await;
+    h.serve_tarball(&sha(1), "broken").await;
+    let run = h.push(&sha(1)).await;
+    let errored = h.wait_for(run, "errored").await;
+    assert!(
+        errored["error"]
+            .as_str()
+            .unwrap()
+            .contains("terraform plan failed"),
+        "{errored}"
+    );
+    let log = h.log(run, "plan").await;
+    assert!(log.contains("undefined_thing"), "{log}");
+    assert!(log.contains("Gantry: terraform plan failed"), "{log}");
+}
+
+#[tokio::test]
+async fn three_quick_pushes_run_in_order_each_waiting_for_the_one_before() {
+    let h = Harness::start(None).await;
+    for (n, fixture) in [(1, "outputs"), (2, "outputs-v2"), (3, "outputs")] {
+        h.serve_tarball(&sha(n), fixture).await;
+    }
+    let runs = [
+        h.push(&sha(1)).await,
+        h.push(&sha(2)).await,
+        h.push(&sha(3)).await,
+    ];
+    assert!(runs[0] < runs[1] && runs[1] < runs[2]);
+
+    h.wait_for(runs[0], "planned").await;
+    for later in &runs[1..] {
+        assert_eq!(
+            Harness::states(&h.run(*later).await),
+            ["pending"],
+            "no later run starts, not even its plan, while the first waits for confirmation"
+        );
+    }
+    h.action(runs[0], "confirm").await;
+    h.wait_for(runs[0], "applied").await;
+    h.wait_for(runs[1], "planned").await;
+    assert_eq!(Harness::states(&h.run(runs[2]).await), ["pending"]);
+    h.action(runs[1], "confirm").await;
+    h.wait_for(runs[1], "applied").await;
+    h.wait_for(runs[2], "planned").await;
+}
+
+#[tokio::test]
+async fn a_manual_lock_holds_the_queue_until_unlocked() {
+    let h = Harness::start(None).await;
+    let (status, lock) = h
+        .api_post(
+            "/api/v1/workspaces/prod/actions/lock",
+            serde_json::json!({ "reason": "maintenance window" }),
+        )
+        .await;
+    assert_eq!(status, 200, "{lock}");
+    let (status, again) = h
+        .api_post(
+            "/api/v1/workspaces/prod/actions/lock",
+            serde_json::json!({ "reason": "me too" }),
+        )
+        .await;
+    assert_eq!(status, 409);
+    assert!(
+        again["error"]
+            .as_str()
+            .unwrap()
+            .contains("maintenance window")
+    );
+
+    h.serve_tarball(&sha(1), "outputs").await;
+    let run = h.push(&sha(1)).await;
+    // The scheduler has looked at the workspace (the push marked it) and left the run waiting.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(Harness::states(&h.run(run).await), ["pending"]);
+
+    let (status, _) = h
+        .api_post("/api/v1/workspaces/prod/actions/unlock", Value::Null)
+        .await;
+    assert_eq!(status, 200);
+    h.wait_for(run, "planned").await;
+}
+
+#[tokio::test]
+async fn discarding_a_plan_or_canceling_a_queued_run_hands_the_workspace_on() {
+    let h = Harness::start(None).await;
+    for (n, fixture) in [(1, "outputs"), (2, "outputs-v2"), (3, "outputs")] {
+        h.serve_tarball(&sha(n), fixture).await;
+    }
+    let runs = [
+        h.push(&sha(1)).await,
+        h.push(&sha(2)).await,
+        h.push(&sha(3)).await,
+    ];
+    h.wait_for(runs[0], "planned").await;
+
+    // A queued run is canceled at once; one waiting for confirmation is discarded, not canceled.
+    let (status, canceled) = h.action(runs[1], "cancel").await;
+    assert_eq!(
+        (status, canceled["state"].as_str()),
+        (200, Some("canceled"))
+    );
+    let (status, refused) = h.action(runs[0], "cancel").await;
+    assert_eq!(status, 409, "{refused}");
+    let (status, _) = h.action(runs[0], "confirm-all").await;
+    assert_eq!(status, 404);
+
+    let (status, discarded) = h.action(runs[0], "discard").await;
+    assert_eq!(
+        (status, discarded["state"].as_str()),
+        (200, Some("discarded"))
+    );
+    h.wait_for(runs[2], "planned").await;
+    let (status, _) = h.action(runs[0], "confirm").await;
+    assert_eq!(status, 409, "a discarded plan cannot be confirmed");
+}
+
+#[tokio::test]
+async fn canceling_or_force_canceling_a_plan_stops_terraform() {
+    let marker = tempfile::NamedTempFile::new().unwrap();
+    let h = Harness::start(Some(&slow_plan_terraform(marker.path()))).await;
+    h.serve_tarball(&sha(1), "outputs").await;
+    h.serve_tarball(&sha(2), "outputs").await;
+
+    let first = h.push(&sha(1)).await;
+    h.wait_for(first, "planning").await;
+    wait_until(Duration::from_secs(30), || async {
+        h.log(first, "plan")
+            .await
+            .contains("slow plan")
+            .then_some(())
+    })
+    .await
+    .expect("the plan started");
+    let (status, _) = h.action(first, "cancel").await;
+    assert_eq!(status, 202, "Terraform was told to stop");
+    let canceled = h.wait_for(first, "canceled").await;
+    assert!(canceled["error"].as_str().unwrap().contains("canceled"));
+    assert!(
+        h.log(first, "plan").await.contains("interrupted"),
+        "Terraform got SIGINT"
+    );
+
+    let second = h.push(&sha(2)).await;
+    h.wait_for(second, "planning").await;
+    let (status, _) = h.action(second, "force-cancel").await;
+    assert_eq!(status, 202);
+    h.wait_for(second, "force_canceled").await;
+}
+
+#[tokio::test]
+async fn a_restart_during_a_plan_errors_that_run_and_the_queue_moves_on() {
+    let marker = tempfile::NamedTempFile::new().unwrap();
+    let mut h = Harness::start(Some(&slow_plan_terraform(marker.path()))).await;
+    h.serve_tarball(&sha(1), "outputs").await;
+    h.serve_tarball(&sha(2), "outputs-v2").await;
+    let first = h.push(&sha(1)).await;
+    let second = h.push(&sha(2)).await;
+    h.wait_for(first, "planning").await;
+
+    h.gantry.restart_with(|_| {}).await;
+    std::fs::remove_file(marker.path()).unwrap();
+    let errored = h.wait_for(first, "errored").await;
+    assert_eq!(errored["error"], "interrupted");
+    h.wait_for(second, "planned").await;
+}
+
+#[tokio::test]
+async fn a_tarball_with_path_traversal_is_rejected() {
+    let h = Harness::start(None).await;
+    // A tar entry named `../escape.tf`: the tar crate's builder refuses to write one, so the
+    // header is written by hand.
+    let mut raw = tar::Builder::new(Vec::new());
+    let data = b"output \"x\" { value = 1 }\n";
+    let mut header = tar::Header::new_gnu();
+    header.set_size(data.len() as u64);
+    header.set_mode(0o644);
+    header.set_entry_type(tar::EntryType::Regular);
+    let name = b"octo-org-infra-0000001/../../escape.tf";
+    header.as_gnu_mut().unwrap().name[..name.len()].copy_from_slice(name);
+    header.set_cksum();
+    raw.append(&header, &data[..]).unwrap();
+    let tar = raw.into_inner().unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &tar).unwrap();
+    h.serve_tarball_bytes(&sha(1), gz.finish().unwrap()).await;
+
+    let run = h.push(&sha(1)).await;
+    let errored = h.wait_for(run, "errored").await;
+    let error = errored["error"].as_str().unwrap();
+    assert!(error.contains("the configuration was rejected"), "{error}");
+    assert!(error.contains("leaves its directory"), "{error}");
+    assert!(
+        !h.gantry
+            .data_dir
+            .path()
+            .join("runs")
+            .join("escape.tf")
+            .exists()
+    );
+}
+
+#[tokio::test]
+async fn the_api_wants_a_token_with_the_right_role() {
+    let h = Harness::start(None).await;
+    let url = format!("{}/api/v1/workspaces/prod/runs", h.gantry.url);
+    let anonymous = h.gantry.http.get(&url).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let body: Value = anonymous.json().await.unwrap();
+    assert!(body["error"].is_string());
+    let forged = h
+        .gantry
+        .http
+        .get(&url)
+        .bearer_auth("gantry_forged")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 401);
+
+    let reader = new_token();
+    h.gantry
+        .store
+        .create_api_token("reader", "read", &token_hash(&reader))
+        .await
+        .unwrap();
+    let read = h
+        .gantry
+        .http
+        .get(&url)
+        .bearer_auth(&reader)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), 200);
+    let confirm = h
+        .gantry
+        .http
+        .post(format!("{}/api/v1/runs/1/actions/confirm", h.gantry.url))
+        .bearer_auth(&reader)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(confirm.status(), 403);
+    let missing = h
+        .api_post("/api/v1/runs/999/actions/confirm", Value::Null)
+        .await;
+    assert_eq!(missing.0, 404);
+}

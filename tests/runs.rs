@@ -59,17 +59,15 @@ fn tool_cache_with(dir: &Path, terraform: Option<&str>) -> PathBuf {
     cache
 }
 
-/// A Terraform whose plan sleeps while `marker` exists (a plan that takes long, to cancel or
-/// to restart under). SIGINT ends the sleep the way it ends a real plan.
+/// A Terraform whose plan waits while `marker` exists (a plan that takes long, to cancel or to
+/// restart under); then it is the real one. SIGINT ends the wait the way it ends a real plan.
 fn slow_plan_terraform(marker: &Path) -> String {
     format!(
         "#!/bin/sh\n\
+         trap 'echo interrupted; exit 130' INT TERM\n\
          if [ \"$1\" = plan ] && [ -e '{marker}' ]; then\n\
-           echo 'slow plan: sleeping'\n\
-           sleep 60 >/dev/null 2>&1 </dev/null &\n\
-           pid=$!\n\
-           trap 'kill $pid 2>/dev/null; echo interrupted; exit 130' INT TERM\n\
-           wait $pid\n\
+           echo 'slow plan: waiting'\n\
+           while [ -e '{marker}' ]; do sleep 0.1; done\n\
          fi\n\
          exec '{real}' \"$@\"\n",
         marker = marker.display(),
@@ -664,4 +662,125 @@ async fn the_api_wants_a_token_with_the_right_role() {
         .api_post("/api/v1/runs/999/actions/confirm", Value::Null)
         .await;
     assert_eq!(missing.0, 404);
+}
+
+#[tokio::test]
+async fn an_auto_apply_workspace_applies_its_own_plan() {
+    let auto = WORKSPACE.replace(
+        "terraform_version = \"1.0.3\"",
+        "terraform_version = \"1.0.3\"\nauto_apply = true",
+    );
+    let tools = tempfile::tempdir().unwrap().keep();
+    let cache = tool_cache_with(&tools, None);
+    let h = Harness::start_with(&auto, move |env| {
+        env.insert(
+            "GANTRY_TERRAFORM_TOOL_CACHE".into(),
+            cache.display().to_string(),
+        );
+    })
+    .await;
+    h.serve_tarball(&sha(1), "outputs").await;
+    let run = h.push(&sha(1)).await;
+    let applied = h.wait_for(run, "applied").await;
+    assert_eq!(
+        Harness::states(&applied),
+        [
+            "pending",
+            "fetching",
+            "planning",
+            "planned",
+            "confirmed",
+            "applying",
+            "applied"
+        ]
+    );
+    assert!(h.log(run, "apply").await.contains("Apply complete"));
+}
+
+#[tokio::test]
+async fn a_saved_plan_survives_a_restart_and_is_applied_after_it() {
+    let mut h = Harness::start(None).await;
+    h.serve_tarball(&sha(1), "outputs").await;
+    let run = h.push(&sha(1)).await;
+    h.wait_for(run, "planned").await;
+    h.gantry.restart_with(|_| {}).await;
+    assert_eq!(
+        h.run(run).await["state"],
+        "planned",
+        "waiting runs are not interrupted"
+    );
+    let (status, _) = h.action(run, "confirm").await;
+    assert_eq!(status, 200);
+    h.wait_for(run, "applied").await;
+    let log = h.log(run, "apply").await;
+    assert!(log.contains("Apply complete"), "{log}");
+}
+
+#[tokio::test]
+async fn runs_beyond_the_terraform_process_cap_wait_for_a_slot_in_order() {
+    let marker = tempfile::NamedTempFile::new().unwrap();
+    let tools = tempfile::tempdir().unwrap().keep();
+    let cache = tool_cache_with(&tools, Some(&slow_plan_terraform(marker.path())));
+    let two = format!(
+        "{WORKSPACE}{}",
+        WORKSPACE.replace("name = \"prod\"", "name = \"staging\"")
+    );
+    let h = Harness::start_with(&two, move |env| {
+        env.insert(
+            "GANTRY_TERRAFORM_TOOL_CACHE".into(),
+            cache.display().to_string(),
+        );
+        env.insert("GANTRY_RUNNER_MAX_PROCESSES".into(), "1".into());
+    })
+    .await;
+    h.serve_tarball(&sha(1), "outputs").await;
+    // One push, two workspaces: two runs, one Terraform slot.
+    let prod = h.push(&sha(1)).await;
+    let staging: i64 = h.api_get("/api/v1/workspaces/staging/runs").await[0]["id"]
+        .as_i64()
+        .unwrap();
+    for run in [prod, staging] {
+        h.wait_for(run, "planning").await;
+    }
+    let waiting = wait_until(Duration::from_secs(30), || async {
+        for run in [prod, staging] {
+            if h.log(run, "plan")
+                .await
+                .contains("waiting for a free Terraform slot")
+            {
+                return Some(run);
+            }
+        }
+        None
+    })
+    .await
+    .expect("one run waits for the slot");
+    let holder = if waiting == prod { staging } else { prod };
+    wait_until(Duration::from_secs(30), || async {
+        h.log(holder, "plan")
+            .await
+            .contains("slow plan: waiting")
+            .then_some(())
+    })
+    .await
+    .expect("the run holding the slot plans");
+    assert!(
+        !h.log(waiting, "plan").await.contains("slow plan"),
+        "no second process"
+    );
+
+    std::fs::remove_file(marker.path()).unwrap();
+    let first = h.wait_for(holder, "planned").await;
+    let second = h.wait_for(waiting, "planned").await;
+    let planned_at = |run: &Value| {
+        run["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["state"] == "planned")
+            .unwrap()["at_ms"]
+            .as_i64()
+            .unwrap()
+    };
+    assert!(planned_at(&first) <= planned_at(&second));
 }

@@ -372,3 +372,52 @@ fn sensitive_workspace_variables_do_not_show_in_debug_output() {
     let config = load_str(WORKSPACES, &[]).unwrap();
     assert!(!format!("{config:?}").contains("s3cret"));
 }
+
+#[test]
+fn the_runner_defaults_to_twice_the_cores_and_the_official_releases() {
+    let config = Config::load(None, &env(&[])).unwrap();
+    let cores = std::thread::available_parallelism().unwrap().get();
+    assert!(config.runner.enabled);
+    assert_eq!(config.runner.max_processes, 2 * cores);
+    assert_eq!(config.runner.phase_timeout.as_secs(), 3600);
+    assert_eq!(
+        config.terraform.releases_url.as_str(),
+        "https://releases.hashicorp.com/terraform/"
+    );
+    assert_eq!(
+        config.terraform.tool_cache,
+        std::path::Path::new("data/tools/terraform")
+    );
+}
+
+#[test]
+fn runner_and_terraform_settings_come_from_the_file_or_the_environment() {
+    let config = load_str(
+        "[runner]\nmax_processes = 3\nphase_timeout_secs = 60\n\
+         [terraform]\nreleases_url = \"http://mirror.local/tf/\"\n",
+        &[
+            ("GANTRY_RUNNER_ENABLED", "off"),
+            ("GANTRY_TERRAFORM_TOOL_CACHE", "/tmp/tools"),
+        ],
+    )
+    .unwrap();
+    assert!(!config.runner.enabled);
+    assert_eq!(config.runner.max_processes, 3);
+    assert_eq!(config.runner.phase_timeout.as_secs(), 60);
+    assert_eq!(
+        config.terraform.releases_url.as_str(),
+        "http://mirror.local/tf/"
+    );
+    assert_eq!(
+        config.terraform.tool_cache,
+        std::path::Path::new("/tmp/tools")
+    );
+
+    let zero = Config::load(None, &env(&[("GANTRY_RUNNER_MAX_PROCESSES", "0")])).unwrap_err();
+    assert_eq!(
+        zero.to_string(),
+        "configuration error: `runner.max_processes` (GANTRY_RUNNER_MAX_PROCESSES): must be greater than 0"
+    );
+    let bad = load_str("[terraform]\nreleases_url = \"ftp://x/\"\n", &[]).unwrap_err();
+    assert!(bad.to_string().contains("terraform.releases_url"), "{bad}");
+}

@@ -81,12 +81,16 @@ pub async fn serve_on(
         archived = report.archived,
         "workspaces loaded"
     );
-    for run_id in store
-        .interrupt_executing_runs()
-        .await
-        .context("closing interrupted runs")?
-    {
-        tracing::warn!(run_id, "run interrupted by the restart: errored");
+    // Only a server that executes runs may say its own runs were interrupted: an ingest-only
+    // server must not end runs another server is executing.
+    if config.runner.enabled {
+        for run_id in store
+            .interrupt_executing_runs()
+            .await
+            .context("closing interrupted runs")?
+        {
+            tracing::warn!(run_id, "run interrupted by the restart: errored");
+        }
     }
     let credentials = config
         .github

@@ -784,3 +784,32 @@ async fn runs_beyond_the_terraform_process_cap_wait_for_a_slot_in_order() {
     };
     assert!(planned_at(&first) <= planned_at(&second));
 }
+
+#[tokio::test]
+async fn an_apply_that_fails_after_writing_state_keeps_that_state() {
+    // Terraform applies (writing state) and then fails, as a provider error half-way would.
+    let failing_apply = format!(
+        "#!/bin/sh\nif [ \"$1\" = apply ]; then '{real}' \"$@\"; echo 'Error: provider crashed'; exit 1; fi\nexec '{real}' \"$@\"\n",
+        real = real_terraform().display()
+    );
+    let h = Harness::start(Some(&failing_apply)).await;
+    h.serve_tarball(&sha(1), "outputs").await;
+    let run = h.push(&sha(1)).await;
+    h.wait_for(run, "planned").await;
+    h.action(run, "confirm").await;
+    let errored = h.wait_for(run, "errored").await;
+    assert!(
+        errored["error"]
+            .as_str()
+            .unwrap()
+            .contains("terraform apply failed"),
+        "{errored}"
+    );
+    let versions = h.api_get("/api/v1/workspaces/prod/state-versions").await;
+    assert_eq!(
+        versions.as_array().unwrap().len(),
+        1,
+        "the written state is kept"
+    );
+    assert_eq!(versions[0]["run_id"], run);
+}

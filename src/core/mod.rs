@@ -7,6 +7,7 @@ pub mod push;
 pub mod queue;
 pub mod run;
 pub mod state;
+pub mod status;
 pub mod triggers;
 pub mod workspace;
 

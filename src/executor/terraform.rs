@@ -19,6 +19,8 @@ use tokio_util::sync::CancellationToken;
 pub const VARIABLES_FILE: &str = "zz_gantry.auto.tfvars.json";
 /// How long the output of a process that has exited may take to arrive.
 const DRAIN_GRACE: Duration = Duration::from_secs(2);
+/// How long Terraform may take to stop after SIGINT before it is killed.
+const CANCEL_GRACE: Duration = Duration::from_secs(120);
 /// What a masked value is replaced by in logs.
 pub const MASK: &str = "***";
 
@@ -202,11 +204,16 @@ impl Terraform {
                     interrupt(&child);
                     ended_by = Some(PhaseError::Canceled(phase));
                     interrupted = true;
+                    // A Terraform that does not stop after SIGINT is killed after a grace.
+                    deadline.as_mut().reset(tokio::time::Instant::now() + CANCEL_GRACE);
                 }
-                _ = &mut deadline, if ended_by.is_none() => {
+                _ = &mut deadline, if ended_by.is_none() || interrupted => {
                     // A phase past its time is stuck: no grace.
                     let _ = child.start_kill();
-                    ended_by = Some(PhaseError::TimedOut(phase));
+                    if !interrupted {
+                        ended_by = Some(PhaseError::TimedOut(phase));
+                    }
+                    interrupted = false;
                 }
             }
         };
@@ -257,7 +264,37 @@ pub fn write_variables(dir: &Path, variables: &[(String, String)]) -> std::io::R
     std::fs::write(dir.join(VARIABLES_FILE), serde_json::to_vec_pretty(&map)?)
 }
 
-/// `line` with every sensitive value replaced by [`MASK`].
+/// What to mask for these sensitive values: each value, its JSON-escaped form (Terraform shows
+/// strings escaped), and each line of a multi-line value (Terraform prints those line by line);
+/// longest first, so that a value containing another is masked whole.
+pub fn mask_needles(values: &[String]) -> Vec<String> {
+    let mut needles: Vec<String> = Vec::new();
+    for value in values.iter().filter(|v| !v.is_empty()) {
+        needles.push(value.clone());
+        if let Ok(quoted) = serde_json::to_string(value) {
+            let escaped = &quoted[1..quoted.len() - 1];
+            if escaped != value {
+                needles.push(escaped.to_string());
+            }
+        }
+        if value.contains('\n') {
+            // Short lines ("}", "") would mask too much; the long ones carry the secret.
+            needles.extend(
+                value
+                    .lines()
+                    .map(str::trim)
+                    .filter(|line| line.chars().count() >= 8)
+                    .map(str::to_string),
+            );
+        }
+    }
+    needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
+    needles.dedup();
+    needles
+}
+
+/// `line` with every sensitive value replaced by [`MASK`]. `sensitive` should come from
+/// [`mask_needles`].
 pub fn mask(line: &str, sensitive: &[String]) -> String {
     sensitive
         .iter()
@@ -332,6 +369,16 @@ mod tests {
             "pw=*** again ***"
         );
         assert_eq!(mask("nothing here", &sensitive), "nothing here");
+    }
+
+    #[test]
+    fn escaped_multi_line_and_overlapping_secrets_are_masked() {
+        let pem = "-----BEGIN KEY-----\nMIIEowIBAAKCAQEA1234\n-----END KEY-----".to_string();
+        let quoted = r#"pa"ss\word"#.to_string();
+        let needles = mask_needles(&["abc".into(), "abcdef".into(), pem, quoted]);
+        assert_eq!(mask("value abcdef", &needles), "value ***");
+        assert_eq!(mask("  MIIEowIBAAKCAQEA1234", &needles), "  ***");
+        assert_eq!(mask(r#"x = "pa\"ss\\word""#, &needles), r#"x = "***""#);
     }
 
     #[test]

@@ -214,6 +214,9 @@ impl Store {
             }
             tx.commit().await?;
         });
+        if closing.iter().any(|(_, _, effects)| !effects.is_empty()) {
+            self.notify_outbox();
+        }
         Ok(())
     }
 

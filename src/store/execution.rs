@@ -160,6 +160,44 @@ impl Store {
         Ok(row)
     }
 
+    /// Starts a queued run (pending → fetching) unless its workspace is locked meanwhile: one
+    /// statement, so a lock taken after the scheduler looked still holds the run. Returns
+    /// whether it started.
+    pub async fn start_queued_run(&self, run_id: i64) -> anyhow::Result<bool> {
+        let now = now_ms();
+        let started = on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let started = sqlx::query(
+                "UPDATE runs SET state = 'fetching', updated_at_ms = $1 \
+                 WHERE id = $2 AND state = 'pending' AND NOT EXISTS \
+                 (SELECT 1 FROM workspaces w WHERE w.id = runs.workspace_id \
+                 AND w.locked_by IS NOT NULL)",
+            )
+            .bind(now)
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if started {
+                sqlx::query(
+                    "INSERT INTO run_events (run_id, state, at_ms) VALUES ($1, 'fetching', $2)",
+                )
+                .bind(run_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                super::outbox::enqueue_run_feedback((&mut *tx).into(), run_id).await?;
+            }
+            tx.commit().await?;
+            started
+        });
+        if started {
+            self.notify_outbox();
+        }
+        Ok(started)
+    }
+
     /// Records that a configuration version's tarball is stored under `sha256`.
     pub async fn set_configuration_archive(
         &self,
@@ -296,50 +334,49 @@ impl Store {
             .collect())
     }
 
-    /// Records the state an apply wrote and moves the run from applying to applied, together.
-    /// The caller has checked the state against the current one; the unique serial guards
-    /// against a race all the same.
+    /// Stores a new state version of a workspace (checked by the caller against the current
+    /// one; the unique serial guards against a race all the same). Returns its id.
+    pub async fn record_state_version(
+        &self,
+        workspace_id: i64,
+        run_id: i64,
+        meta: &StateMeta,
+        state: &[u8],
+    ) -> anyhow::Result<i64> {
+        let id = on_pool!(self, pool => {
+            sqlx::query_scalar(
+                "INSERT INTO state_versions (workspace_id, serial, lineage, checksum, state, \
+                 run_id, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            )
+            .bind(workspace_id)
+            .bind(meta.serial)
+            .bind(&meta.lineage)
+            .bind(&meta.checksum)
+            .bind(state)
+            .bind(run_id)
+            .bind(now_ms())
+            .fetch_one(pool)
+            .await?
+        });
+        Ok(id)
+    }
+
+    /// Moves a run from applying to applied (its state version, if any, already stored).
     pub async fn finish_apply(
         &self,
         run_id: i64,
-        workspace_id: i64,
-        new_state: Option<(&StateMeta, &[u8])>,
+        state_version: Option<i64>,
     ) -> anyhow::Result<()> {
-        let now = now_ms();
-        on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
-            if let Some((meta, state)) = new_state {
-                sqlx::query(
-                    "INSERT INTO state_versions (workspace_id, serial, lineage, checksum, state, \
-                     run_id, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                )
-                .bind(workspace_id)
-                .bind(meta.serial)
-                .bind(&meta.lineage)
-                .bind(&meta.checksum)
-                .bind(state)
-                .bind(run_id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            }
-            let moved = sqlx::query(
-                "UPDATE runs SET state = 'applied', updated_at_ms = $1 \
-                 WHERE id = $2 AND state = 'applying'",
+        let detail = state_version.map(|id| format!("state version {id}"));
+        let moved = self
+            .transition_run(
+                run_id,
+                RunState::Applying,
+                RunState::Applied,
+                detail.as_deref(),
             )
-            .bind(now)
-            .bind(run_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            anyhow::ensure!(moved == 1, "run {run_id} was no longer applying");
-            sqlx::query("INSERT INTO run_events (run_id, state, at_ms) VALUES ($1, 'applied', $2)")
-                .bind(run_id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-        });
+            .await?;
+        anyhow::ensure!(moved, "run {run_id} was no longer applying");
         Ok(())
     }
 }

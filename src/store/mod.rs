@@ -9,6 +9,7 @@ mod deliveries;
 mod effects;
 mod execution;
 mod installations;
+mod outbox;
 mod runs;
 mod tokens;
 mod workspaces;
@@ -28,6 +29,7 @@ pub use deliveries::{
 pub use effects::DeliveryEffect;
 pub use execution::{LogChunk, PlanCounts, RunDetail, RunEvent, StateVersion};
 pub use installations::{Installation, InstallationChange};
+pub use outbox::{OutboxItem, OutboxKind, OutboxRow, RawStatus, Reaction, Reply, ShownStatus};
 pub use runs::{NewRuns, RunRecord, RunSource};
 pub use workspaces::{SyncReport, Workspace, WorkspaceLock};
 
@@ -102,6 +104,8 @@ pub(crate) use on_conn;
 #[derive(Clone, Debug)]
 pub struct Store {
     db: Db,
+    /// Woken after a commit that added outbox rows, so that GitHub hears at once.
+    outbox_wake: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl Store {
@@ -114,7 +118,10 @@ impl Store {
         } else {
             Db::Postgres(open_postgres(url).await?)
         };
-        let store = Self { db };
+        let store = Self {
+            db,
+            outbox_wake: Default::default(),
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -131,6 +138,15 @@ impl Store {
     pub async fn ping(&self) -> anyhow::Result<()> {
         on_read_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))?;
         Ok(())
+    }
+
+    /// Completes when rows were added to the outbox since the last wake-up.
+    pub async fn outbox_changed(&self) {
+        self.outbox_wake.notified().await;
+    }
+
+    pub(crate) fn notify_outbox(&self) {
+        self.outbox_wake.notify_one();
     }
 
     pub fn backend_name(&self) -> &'static str {

@@ -3,6 +3,7 @@
 
 use sqlx::Row;
 
+use super::outbox::enqueue_run_feedback;
 use super::{Conn, Store, now_ms, on_conn, on_pool, on_read_pool};
 use crate::core::run::RunState;
 
@@ -103,6 +104,7 @@ impl NewRuns {
                     .bind(now)
                     .execute(&mut *c)
                     .await?;
+                enqueue_run_feedback((&mut *c).into(), run).await?;
             }
         });
         Ok(())
@@ -160,10 +162,14 @@ impl Store {
                 .bind(detail)
                 .execute(&mut *tx)
                 .await?;
+                enqueue_run_feedback((&mut *tx).into(), run_id).await?;
             }
             tx.commit().await?;
             moved
         });
+        if moved {
+            self.notify_outbox();
+        }
         Ok(moved)
     }
 
@@ -190,10 +196,12 @@ impl Store {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
+                enqueue_run_feedback((&mut *tx).into(), *id).await?;
             }
             tx.commit().await?;
             ids
         });
+        self.notify_outbox();
         Ok(interrupted)
     }
 

@@ -14,7 +14,9 @@ use super::log::PhaseLog;
 use crate::core::run::{PlanResult, RunKind, RunState, after_plan};
 use crate::core::state::check_new_state;
 use crate::executor::extract::{Limits, extract_tar_gz};
-use crate::executor::terraform::{LogSink, PhaseError, PlanSummary, Stop, Terraform, mask};
+use crate::executor::terraform::{
+    LogSink, PhaseError, PlanSummary, Stop, Terraform, mask, mask_needles,
+};
 use crate::store::{PlanCounts, RunDetail, Workspace};
 
 /// The plan file, beside the configuration in the run's directory; it outlives a restart.
@@ -23,6 +25,8 @@ const PLAN_FILE: &str = "plan.tfplan";
 const CONFIG_DIR: &str = "config";
 /// Terraform's local state file, in the working directory.
 const STATE_FILE: &str = "terraform.tfstate";
+/// Left in a run's directory whose state file could not be stored: the directory is kept.
+pub const KEEP_MARKER: &str = "KEEP-unstored-state";
 /// The largest tarball Gantry downloads.
 const MAX_TARBALL_BYTES: usize = 256 * 1024 * 1024;
 
@@ -73,6 +77,8 @@ pub struct Execution {
     pub variables: Vec<(String, String, String, bool)>,
     pub stop: Stop,
     pub state: RunState,
+    /// Set when the directory holds something not yet stored (a state file): never deleted.
+    pub keep_dir: bool,
 }
 
 impl Execution {
@@ -92,6 +98,13 @@ impl Execution {
 
     /// Moves the run on, failing if someone else moved it meanwhile (a discard, a restart).
     async fn advance(&mut self, to: RunState) -> Result<(), Failure> {
+        // A cancel that arrived between Terraform's phases stops the run here.
+        if self.stop.force.is_cancelled() {
+            return Err(Failure::ForceCanceled("force-canceled".into()));
+        }
+        if self.stop.cancel.is_cancelled() {
+            return Err(Failure::Canceled("canceled".into()));
+        }
         let moved = self
             .shared
             .store
@@ -182,14 +195,39 @@ impl Execution {
             ));
         }
         let terraform = self.terraform().await?;
-        {
+        let applied = {
             let _slot = self.slot(log).await?;
-            terraform.apply(&plan_file, log, &self.stop).await?;
+            terraform.apply(&plan_file, log, &self.stop).await
+        };
+        // Whatever the apply's outcome (an error half-way, a cancel, a timeout), the state it
+        // wrote describes real infrastructure: keep it before anything else.
+        let stored = self.store_written_state(log).await;
+        if let Err(failure) = &stored {
+            self.keep_dir = true;
+            let _ = std::fs::write(self.run_dir().join(KEEP_MARKER), failure.reason());
+            tracing::error!(
+                run_id = self.run.id,
+                reason = failure.reason(),
+                "the state an apply wrote was not stored; the run's directory is kept"
+            );
         }
+        applied?;
+        let new_version = stored?;
+        self.shared
+            .store
+            .finish_apply(self.run.id, new_version)
+            .await
+            .map_err(errored("recording the applied run"))?;
+        self.state = RunState::Applied;
+        Ok(())
+    }
+
+    /// Stores the state file an apply left, if it is new; returns the state version's id.
+    async fn store_written_state(&self, log: &mut PhaseLog) -> Result<Option<i64>, Failure> {
         let state_path = self.working_dir().join(STATE_FILE);
         let written = match std::fs::read(&state_path) {
-            Ok(bytes) => Some(bytes),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Failure::Errored(format!("reading the new state: {e}"))),
         };
         let current = self
@@ -198,26 +236,19 @@ impl Execution {
             .current_state(self.workspace.id)
             .await
             .map_err(errored("reading the current state"))?;
-        let new_state = match &written {
-            Some(bytes) if current.as_ref().map(|c| &c.state) != Some(bytes) => {
-                let meta = check_new_state(current.as_ref().map(|c| &c.meta), bytes)
-                    .map_err(|e| Failure::Errored(format!("the new state was refused: {e}")))?;
-                log.line(&format!("Gantry: state version serial {}", meta.serial));
-                Some((meta, bytes.as_slice()))
-            }
-            _ => None,
-        };
-        self.shared
+        if current.as_ref().map(|c| &c.state) == Some(&written) {
+            return Ok(None);
+        }
+        let meta = check_new_state(current.as_ref().map(|c| &c.meta), &written)
+            .map_err(|e| Failure::Errored(format!("the new state was refused: {e}")))?;
+        let id = self
+            .shared
             .store
-            .finish_apply(
-                self.run.id,
-                self.workspace.id,
-                new_state.as_ref().map(|(meta, bytes)| (meta, *bytes)),
-            )
+            .record_state_version(self.workspace.id, self.run.id, &meta, &written)
             .await
-            .map_err(errored("recording the applied state"))?;
-        self.state = RunState::Applied;
-        Ok(())
+            .map_err(errored("storing the new state version"))?;
+        log.line(&format!("Gantry: state version serial {}", meta.serial));
+        Ok(Some(id))
     }
 
     /// Ends the run in the failure's state (when the state machine allows it) with its reason.
@@ -252,7 +283,7 @@ impl Execution {
     }
 
     fn cleanup_if_final(&self) {
-        if self.state.is_final() {
+        if self.state.is_final() && !self.keep_dir {
             let _ = std::fs::remove_dir_all(self.run_dir());
         }
     }
@@ -326,11 +357,13 @@ impl Execution {
     }
 
     fn sensitive_values(&self) -> Vec<String> {
-        self.variables
+        let values: Vec<String> = self
+            .variables
             .iter()
             .filter(|v| v.3)
             .map(|v| v.2.clone())
-            .collect()
+            .collect();
+        mask_needles(&values)
     }
 
     /// The run's Terraform: its version's binary, its directory, its pinned variables.

@@ -66,17 +66,19 @@ impl Runner {
         github: Arc<GitHub>,
         control: Arc<RunControl>,
     ) -> Self {
+        // Terraform runs in each run's own directory: every path handed to it must be absolute.
+        let absolute = |path: PathBuf| std::path::absolute(&path).unwrap_or(path);
         let shared = Shared {
             store,
             github,
             control,
             installer: Installer::new(
                 config.terraform.releases_url.clone(),
-                config.terraform.tool_cache.clone(),
+                absolute(config.terraform.tool_cache.clone()),
             ),
             slots: Arc::new(Semaphore::new(config.runner.max_processes)),
-            runs_dir: config.data_dir.join("runs"),
-            blobs_dir: config.data_dir.join("blobs").join("sha256"),
+            runs_dir: absolute(config.data_dir.join("runs")),
+            blobs_dir: absolute(config.data_dir.join("blobs").join("sha256")),
             phase_timeout: config.runner.phase_timeout,
         };
         Self {
@@ -90,7 +92,9 @@ impl Runner {
     pub async fn run(self, cancel: CancellationToken) {
         let signal = self.shared.control.signal().clone();
         tracing::info!("runner started");
-        self.sweep(&signal).await;
+        // The first tick is at once: the sweep at start.
+        let mut sweep = tokio::time::interval(SWEEP);
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             for workspace_id in signal.take() {
                 if let Err(error) = self.schedule(workspace_id, &cancel).await {
@@ -109,7 +113,7 @@ impl Runner {
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 _ = signal.changed() => {}
-                _ = tokio::time::sleep(SWEEP) => self.sweep(&signal).await,
+                _ = sweep.tick() => self.sweep(&signal).await,
             }
         }
         let executing = self.shared.control.executing_runs();
@@ -128,6 +132,33 @@ impl Runner {
         match self.shared.store.workspaces_with_active_runs().await {
             Ok(ids) => signal.workspaces_changed(ids),
             Err(error) => tracing::error!(error = format!("{error:#}"), "sweep failed"),
+        }
+        self.remove_finished_run_dirs().await;
+    }
+
+    /// Run directories hold plan files and variables in clear text: a run that ended outside
+    /// its task (discarded, canceled while queued, interrupted) leaves one behind; remove it.
+    async fn remove_finished_run_dirs(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.shared.runs_dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let Some(run_id) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<i64>().ok())
+            else {
+                continue;
+            };
+            if self.shared.control.is_executing(run_id) {
+                continue;
+            }
+            if let Ok(Some(run)) = self.shared.store.run(run_id).await
+                && run.state.is_final()
+                && !entry.path().join(execute::KEEP_MARKER).exists()
+            {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
         }
     }
 
@@ -149,13 +180,16 @@ impl Runner {
             })
             .collect();
         if let QueueDecision::Start(RunId(id)) = next_to_start(&queued, locked)
-            && self
-                .shared
-                .store
-                .transition_run(id, RunState::Pending, RunState::Fetching, None)
-                .await?
+            && self.shared.store.start_queued_run(id).await?
+            && let Err(error) = self.spawn(id, RunState::Fetching, cancel).await
         {
-            self.spawn(id, RunState::Fetching, cancel).await?;
+            // Started in the store but not executing: end it rather than hold the workspace.
+            let reason = format!("the run could not be started: {error:#}");
+            self.shared
+                .store
+                .end_run(id, RunState::Fetching, RunState::Errored, &reason)
+                .await?;
+            return Err(error);
         }
         Ok(())
     }
@@ -188,6 +222,7 @@ impl Runner {
             variables,
             stop,
             state,
+            keep_dir: false,
         };
         let shared = self.shared.clone();
         let cancel = cancel.clone();

@@ -1,0 +1,170 @@
+//! What a run's commit status says: GitHub's state and a description (at most 140 characters)
+//! that tells a person what they need to know. Pure.
+
+use super::run::RunState;
+
+/// GitHub refuses longer descriptions.
+pub const MAX_DESCRIPTION_CHARS: usize = 140;
+
+/// A status as GitHub shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusView {
+    /// pending | success | failure | error
+    pub state: &'static str,
+    pub description: String,
+}
+
+/// What the status needs to know of a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunFacts<'a> {
+    pub state: RunState,
+    pub speculative: bool,
+    /// (add, change, destroy, has_changes), once planned.
+    pub plan: Option<(i64, i64, i64, bool)>,
+    /// Whether the run got as far as applying (an error then is an apply failure).
+    pub reached_apply: bool,
+    /// The first error line Terraform printed, or Gantry's reason.
+    pub error: Option<&'a str>,
+}
+
+/// The status context of a workspace.
+pub fn context(workspace: &str) -> String {
+    format!("gantry/{workspace}")
+}
+
+pub fn run_status(run: &RunFacts<'_>) -> StatusView {
+    use RunState::*;
+    let counts = run.plan.unwrap_or_default();
+    let plan_line = format!(
+        "Plan: {} to add, {} to change, {} to destroy",
+        counts.0, counts.1, counts.2
+    );
+    let (state, description) = match run.state {
+        Pending => ("pending", "Queued".to_string()),
+        Fetching | Planning => ("pending", "Planning".to_string()),
+        Planned => ("pending", format!("{plan_line}. Needs confirmation")),
+        Confirmed | Applying => ("pending", "Applying".to_string()),
+        Applied => (
+            "success",
+            format!(
+                "Applied: {} added, {} changed, {} destroyed",
+                counts.0, counts.1, counts.2
+            ),
+        ),
+        PlannedAndFinished if run.speculative && counts.3 => ("success", plan_line),
+        PlannedAndFinished => ("success", "No changes".to_string()),
+        Errored => {
+            let phase = if run.reached_apply { "Apply" } else { "Plan" };
+            let reason = run.error.unwrap_or("unknown error");
+            ("failure", format!("{phase} failed: {reason}"))
+        }
+        Canceled | ForceCanceled => ("error", "Canceled".to_string()),
+        Discarded => ("error", "Discarded".to_string()),
+    };
+    StatusView {
+        state,
+        description: truncate(&description, MAX_DESCRIPTION_CHARS),
+    }
+}
+
+/// The first line Terraform marked as an error (`Error: …`), from a log.
+pub fn first_error_line(log: &str) -> Option<&str> {
+    log.lines()
+        .map(|line| line.trim_start_matches(['│', '╷', '╵', ' ']).trim())
+        .find(|line| line.starts_with("Error: "))
+        .map(|line| line.trim_start_matches("Error: "))
+}
+
+/// `text` cut to `max` characters, with an ellipsis when cut.
+pub fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(state: RunState) -> RunFacts<'static> {
+        RunFacts {
+            state,
+            speculative: false,
+            plan: Some((2, 1, 0, true)),
+            reached_apply: false,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn each_state_says_what_a_person_needs() {
+        let cases = [
+            (RunState::Pending, "pending", "Queued"),
+            (RunState::Planning, "pending", "Planning"),
+            (
+                RunState::Planned,
+                "pending",
+                "Plan: 2 to add, 1 to change, 0 to destroy. Needs confirmation",
+            ),
+            (RunState::Applying, "pending", "Applying"),
+            (
+                RunState::Applied,
+                "success",
+                "Applied: 2 added, 1 changed, 0 destroyed",
+            ),
+            (RunState::Canceled, "error", "Canceled"),
+            (RunState::Discarded, "error", "Discarded"),
+        ];
+        for (state, github_state, description) in cases {
+            let view = run_status(&facts(state));
+            assert_eq!(
+                (view.state, view.description.as_str()),
+                (github_state, description)
+            );
+        }
+    }
+
+    #[test]
+    fn finished_plans_and_failures() {
+        let mut run = facts(RunState::PlannedAndFinished);
+        assert_eq!(run_status(&run).description, "No changes");
+        run.speculative = true;
+        assert_eq!(
+            run_status(&run).description,
+            "Plan: 2 to add, 1 to change, 0 to destroy"
+        );
+        let mut failed = facts(RunState::Errored);
+        failed.error = Some("Reference to undeclared resource");
+        let view = run_status(&failed);
+        assert_eq!(view.state, "failure");
+        assert_eq!(
+            view.description,
+            "Plan failed: Reference to undeclared resource"
+        );
+        failed.reached_apply = true;
+        assert!(run_status(&failed).description.starts_with("Apply failed"));
+    }
+
+    #[test]
+    fn descriptions_stay_within_githubs_limit() {
+        let long = "x".repeat(500);
+        let mut failed = facts(RunState::Errored);
+        failed.error = Some(&long);
+        let description = run_status(&failed).description;
+        assert_eq!(description.chars().count(), MAX_DESCRIPTION_CHARS);
+        assert!(description.ends_with('…'));
+    }
+
+    #[test]
+    fn the_first_terraform_error_line_is_found_in_a_boxed_log() {
+        let log = "Initializing...\n╷\n│ Error: Reference to undeclared resource\n│ \n│   on main.tf line 2\n";
+        assert_eq!(
+            first_error_line(log),
+            Some("Reference to undeclared resource")
+        );
+        assert_eq!(first_error_line("all good"), None);
+    }
+}

@@ -1,0 +1,403 @@
+//! The durable outbox: what Gantry must still tell GitHub. Rows are written inside the
+//! transaction that makes them necessary (a run's state change, a closed delivery) and sent by
+//! the outbox worker afterwards; one pending row per (kind, key), so a burst of changes to one
+//! run costs one request, and the worker reads the current state when it sends.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Conn, Store, now_ms, on_conn, on_pool, on_read_pool};
+
+/// What an outbox row asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboxKind {
+    /// The commit status of a run (key: the run id); computed from the run when sent.
+    RunStatus,
+    /// A status not tied to a run (key: repo@sha/context); the payload is a [`RawStatus`].
+    RawStatus,
+    /// The pull request's one Gantry comment (key: repo#number); rendered when sent.
+    PrComment,
+    /// A reaction on a comment (key: repo/comment id); the payload is a [`Reaction`].
+    Reaction,
+    /// A reply comment on a pull request (key: unique); the payload is a [`Reply`].
+    Reply,
+}
+
+impl OutboxKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxKind::RunStatus => "run_status",
+            OutboxKind::RawStatus => "raw_status",
+            OutboxKind::PrComment => "pr_comment",
+            OutboxKind::Reaction => "reaction",
+            OutboxKind::Reply => "reply",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        [
+            OutboxKind::RunStatus,
+            OutboxKind::RawStatus,
+            OutboxKind::PrComment,
+            OutboxKind::Reaction,
+            OutboxKind::Reply,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == name)
+    }
+}
+
+/// A commit status as GitHub takes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RawStatus {
+    pub installation_id: i64,
+    pub repo: String,
+    pub sha: String,
+    pub context: String,
+    /// pending | success | failure | error
+    pub state: String,
+    pub description: String,
+    pub target_url: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reaction {
+    pub installation_id: i64,
+    pub repo: String,
+    pub comment_id: i64,
+    pub content: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reply {
+    pub installation_id: i64,
+    pub repo: String,
+    pub pr_number: i64,
+    pub body: String,
+}
+
+/// Something to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxItem {
+    pub kind: OutboxKind,
+    pub key: String,
+    pub payload: String,
+}
+
+impl OutboxItem {
+    pub fn raw_status(status: &RawStatus) -> Self {
+        Self {
+            kind: OutboxKind::RawStatus,
+            key: format!("{}@{}/{}", status.repo, status.sha, status.context),
+            payload: serde_json::to_string(status).unwrap_or_default(),
+        }
+    }
+
+    pub fn reaction(reaction: &Reaction) -> Self {
+        Self {
+            kind: OutboxKind::Reaction,
+            key: format!(
+                "{}/{}/{}",
+                reaction.repo, reaction.comment_id, reaction.content
+            ),
+            payload: serde_json::to_string(reaction).unwrap_or_default(),
+        }
+    }
+
+    /// `unique` tells replies apart (e.g. the delivery id and the line).
+    pub fn reply(reply: &Reply, unique: &str) -> Self {
+        Self {
+            kind: OutboxKind::Reply,
+            key: format!("{}#{}/{unique}", reply.repo, reply.pr_number),
+            payload: serde_json::to_string(reply).unwrap_or_default(),
+        }
+    }
+
+    /// Adds the row in the caller's transaction; a pending row of the same kind and key already
+    /// covers it.
+    pub(crate) async fn enqueue(&self, conn: Conn<'_>) -> Result<(), sqlx::Error> {
+        on_conn!(conn, c => {
+            sqlx::query(
+                "INSERT INTO outbox (kind, key, payload, created_at_ms) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (kind, key) WHERE state = 'pending' DO NOTHING",
+            )
+            .bind(self.kind.as_str())
+            .bind(&self.key)
+            .bind(&self.payload)
+            .bind(now_ms())
+            .execute(&mut *c)
+            .await?;
+        });
+        Ok(())
+    }
+}
+
+/// After a run changed: its commit status, and the comment of its pull request if it has one.
+/// Called inside the transaction that changed the run.
+pub(crate) async fn enqueue_run_feedback(conn: Conn<'_>, run_id: i64) -> Result<(), sqlx::Error> {
+    let now = now_ms();
+    on_conn!(conn, c => {
+        sqlx::query(
+            "INSERT INTO outbox (kind, key, payload, created_at_ms) VALUES ('run_status', $1, '{}', $2) \
+             ON CONFLICT (kind, key) WHERE state = 'pending' DO NOTHING",
+        )
+        .bind(run_id.to_string())
+        .bind(now)
+        .execute(&mut *c)
+        .await?;
+        sqlx::query(
+            "INSERT INTO outbox (kind, key, payload, created_at_ms) \
+             SELECT 'pr_comment', c.repo || '#' || CAST(r.pr_number AS TEXT), '{}', $2 \
+             FROM runs r JOIN configuration_versions c ON c.id = r.configuration_version_id \
+             WHERE r.id = $1 AND r.pr_number IS NOT NULL \
+             ON CONFLICT (kind, key) WHERE state = 'pending' DO NOTHING",
+        )
+        .bind(run_id)
+        .bind(now)
+        .execute(&mut *c)
+        .await?;
+    });
+    Ok(())
+}
+
+/// An outbox row taken for sending.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub kind: String,
+    pub key: String,
+    pub payload: String,
+    pub attempts: i32,
+}
+
+/// What a commit status context shows now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShownStatus {
+    pub run_id: Option<i64>,
+    pub state: String,
+    pub description: String,
+    pub target_url: Option<String>,
+}
+
+impl Store {
+    /// Adds rows outside any other change (e.g. from the API).
+    pub async fn enqueue_outbox(&self, items: &[OutboxItem]) -> anyhow::Result<()> {
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for item in items {
+                item.enqueue((&mut *tx).into()).await?;
+            }
+            tx.commit().await?;
+        });
+        self.outbox_wake.notify_one();
+        Ok(())
+    }
+
+    /// Takes up to `limit` due rows, oldest first, marking them as being sent: a change made
+    /// meanwhile gets a pending row of its own instead of being folded into one in flight.
+    pub async fn claim_outbox(&self, limit: i64) -> anyhow::Result<Vec<OutboxRow>> {
+        let now = now_ms();
+        let rows = on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let rows: Vec<(i64, String, String, String, i32)> = sqlx::query_as(
+                "SELECT id, kind, key, payload, attempts FROM outbox \
+                 WHERE state = 'pending' AND next_attempt_at_ms <= $1 ORDER BY id LIMIT $2",
+            )
+            .bind(now)
+            .bind(limit)
+            .fetch_all(&mut *tx)
+            .await?;
+            for row in &rows {
+                sqlx::query("UPDATE outbox SET state = 'sending' WHERE id = $1")
+                    .bind(row.0)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            rows
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(id, kind, key, payload, attempts)| OutboxRow {
+                id,
+                kind,
+                key,
+                payload,
+                attempts,
+            })
+            .collect())
+    }
+
+    pub async fn outbox_sent(&self, id: i64) -> anyhow::Result<()> {
+        self.set_outbox_state(id, "sent", None).await
+    }
+
+    pub async fn outbox_failed(&self, id: i64, error: &str) -> anyhow::Result<()> {
+        self.set_outbox_state(id, "failed", Some(error)).await
+    }
+
+    async fn set_outbox_state(
+        &self,
+        id: i64,
+        state: &str,
+        error: Option<&str>,
+    ) -> anyhow::Result<()> {
+        on_pool!(self, pool => {
+            sqlx::query("UPDATE outbox SET state = $1, last_error = $2 WHERE id = $3")
+                .bind(state)
+                .bind(error)
+                .bind(id)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Puts a row back for another try after `delay_ms`; if a newer pending row of the same
+    /// kind and key exists, that one covers it and this one is closed.
+    pub async fn outbox_retry(&self, id: i64, error: &str, delay_ms: i64) -> anyhow::Result<()> {
+        let now = now_ms();
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let covered: Option<i64> = sqlx::query_scalar(
+                "SELECT n.id FROM outbox o JOIN outbox n ON n.kind = o.kind AND n.key = o.key \
+                 AND n.state = 'pending' WHERE o.id = $1",
+            )
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let state = if covered.is_some() { "superseded" } else { "pending" };
+            sqlx::query(
+                "UPDATE outbox SET state = $1, attempts = attempts + 1, last_error = $2, \
+                 next_attempt_at_ms = $3 WHERE id = $4",
+            )
+            .bind(state)
+            .bind(error)
+            .bind(now + delay_ms)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// At start: rows a crash left "sending" are pending again (or closed, if a newer pending
+    /// row covers them). Returns how many were put back.
+    pub async fn reset_sending_outbox(&self) -> anyhow::Result<u64> {
+        let reset = on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "UPDATE outbox SET state = 'superseded' WHERE state = 'sending' AND EXISTS \
+                 (SELECT 1 FROM outbox n WHERE n.kind = outbox.kind AND n.key = outbox.key \
+                 AND n.state = 'pending')",
+            )
+            .execute(&mut *tx)
+            .await?;
+            let reset = sqlx::query("UPDATE outbox SET state = 'pending' WHERE state = 'sending'")
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            tx.commit().await?;
+            reset
+        });
+        Ok(reset)
+    }
+
+    /// Rows still to send, for tests and /readyz.
+    pub async fn outbox_pending(&self) -> anyhow::Result<i64> {
+        let count = on_read_pool!(self, pool => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE state IN ('pending', 'sending')")
+                .fetch_one(pool)
+                .await?
+        });
+        Ok(count)
+    }
+
+    /// What a status context shows now.
+    pub async fn shown_status(
+        &self,
+        repo: &str,
+        sha: &str,
+        context: &str,
+    ) -> anyhow::Result<Option<ShownStatus>> {
+        let row: Option<(Option<i64>, String, String, Option<String>)> = on_read_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT run_id, state, description, target_url FROM commit_statuses \
+                 WHERE repo = $1 AND sha = $2 AND context = $3",
+            )
+            .bind(repo)
+            .bind(sha)
+            .bind(context)
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(
+            row.map(|(run_id, state, description, target_url)| ShownStatus {
+                run_id,
+                state,
+                description,
+                target_url,
+            }),
+        )
+    }
+
+    /// Remembers what a status context shows after posting it.
+    pub async fn record_shown_status(
+        &self,
+        repo: &str,
+        sha: &str,
+        context: &str,
+        shown: &ShownStatus,
+    ) -> anyhow::Result<()> {
+        on_pool!(self, pool => {
+            sqlx::query(
+                "INSERT INTO commit_statuses (repo, sha, context, run_id, state, description, \
+                 target_url) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                 ON CONFLICT (repo, sha, context) DO UPDATE SET run_id = excluded.run_id, \
+                 state = excluded.state, description = excluded.description, \
+                 target_url = excluded.target_url",
+            )
+            .bind(repo)
+            .bind(sha)
+            .bind(context)
+            .bind(shown.run_id)
+            .bind(&shown.state)
+            .bind(&shown.description)
+            .bind(&shown.target_url)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn pr_comment_id(&self, repo: &str, pr_number: i64) -> anyhow::Result<Option<i64>> {
+        let id = on_read_pool!(self, pool => {
+            sqlx::query_scalar("SELECT comment_id FROM pr_comments WHERE repo = $1 AND pr_number = $2")
+                .bind(repo)
+                .bind(pr_number)
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(id)
+    }
+
+    pub async fn set_pr_comment_id(
+        &self,
+        repo: &str,
+        pr_number: i64,
+        comment_id: i64,
+    ) -> anyhow::Result<()> {
+        on_pool!(self, pool => {
+            sqlx::query(
+                "INSERT INTO pr_comments (repo, pr_number, comment_id) VALUES ($1, $2, $3) \
+                 ON CONFLICT (repo, pr_number) DO UPDATE SET comment_id = excluded.comment_id",
+            )
+            .bind(repo)
+            .bind(pr_number)
+            .bind(comment_id)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+}

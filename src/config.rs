@@ -84,6 +84,7 @@ pub struct Config {
     pub dispatcher: DispatcherConfig,
     pub runner: RunnerConfig,
     pub terraform: TerraformConfig,
+    pub pull_requests: PullRequestConfig,
     /// The workspaces declared in the file, in order; the store keeps them (and any made
     /// through the API) so that runs outlive a change of configuration.
     pub workspaces: Vec<WorkspaceSpec>,
@@ -140,6 +141,16 @@ pub struct RunnerConfig {
 }
 
 #[derive(Debug, Clone)]
+pub struct PullRequestConfig {
+    /// Plan draft pull requests too.
+    pub plan_drafts: bool,
+    /// What starts a comment command line.
+    pub command_prefix: String,
+    /// Speculative plans executing at once; more wait, in order.
+    pub max_concurrent_plans: usize,
+}
+
+#[derive(Debug, Clone)]
 pub struct TerraformConfig {
     /// Where Terraform versions are downloaded from (same layout as releases.hashicorp.com).
     pub releases_url: Url,
@@ -166,6 +177,8 @@ struct RawConfig {
     #[serde(default)]
     terraform: RawTerraform,
     #[serde(default)]
+    pull_requests: RawPullRequests,
+    #[serde(default)]
     workspaces: Vec<RawWorkspace>,
 }
 
@@ -180,6 +193,7 @@ struct RawWorkspace {
     auto_apply: Option<bool>,
     terraform_version: Option<String>,
     speculative_enabled: Option<bool>,
+    plan_fork_pull_requests: Option<bool>,
     #[serde(default)]
     vars: std::collections::BTreeMap<String, RawVariable>,
     #[serde(default)]
@@ -227,6 +241,14 @@ struct RawRunner {
     enabled: Option<bool>,
     max_processes: Option<usize>,
     phase_timeout_secs: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPullRequests {
+    plan_drafts: Option<bool>,
+    command_prefix: Option<String>,
+    max_concurrent_plans: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -439,7 +461,31 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         },
         runner: validate_runner(raw.runner)?,
         terraform,
+        pull_requests: validate_pull_requests(raw.pull_requests)?,
         workspaces: validate_workspaces(raw.workspaces)?,
+    })
+}
+
+fn validate_pull_requests(raw: RawPullRequests) -> Result<PullRequestConfig, ConfigError> {
+    let prefix = raw.command_prefix.unwrap_or_else(|| "/gantry".into());
+    if prefix.trim().is_empty() || prefix.contains(char::is_whitespace) {
+        return Err(ConfigError::new(
+            "pull_requests.command_prefix",
+            "must be one word, like /gantry",
+        ));
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let max = raw.max_concurrent_plans.unwrap_or(2 * cores);
+    if max == 0 {
+        return Err(ConfigError::new(
+            "pull_requests.max_concurrent_plans",
+            "must be greater than 0",
+        ));
+    }
+    Ok(PullRequestConfig {
+        plan_drafts: raw.plan_drafts.unwrap_or(true),
+        command_prefix: prefix,
+        max_concurrent_plans: max,
     })
 }
 
@@ -520,6 +566,7 @@ fn validate_workspaces(raw: Vec<RawWorkspace>) -> Result<Vec<WorkspaceSpec>, Con
             auto_apply: ws.auto_apply.unwrap_or(false),
             terraform_version: ws.terraform_version,
             speculative_enabled: ws.speculative_enabled.unwrap_or(true),
+            plan_forks: ws.plan_fork_pull_requests.unwrap_or(false),
             variables,
         };
         spec.triggers()

@@ -14,7 +14,7 @@ use tokio_util::task::TaskTracker;
 use secrecy::SecretString;
 
 use crate::config::{Config, ConfigError, store_setup_token};
-use crate::engine::{Dispatcher, RunControl, RunSignal, Runner};
+use crate::engine::{Dispatcher, OutboxWorker, RunControl, RunSignal, Runner};
 use crate::github::GitHub;
 use crate::store::Store;
 use crate::web::{self, AppState};
@@ -111,6 +111,9 @@ pub async fn serve_on(
     let stored = Arc::new(Notify::new());
     let (committer, committer_task) = Committer::start(store.clone(), stored.clone());
     let run_control = Arc::new(RunControl::new(store.clone(), Arc::new(RunSignal::new())));
+    // Everything Gantry tells GitHub goes through the durable outbox.
+    let outbox = OutboxWorker::new(store.clone(), github.clone(), config.public_url.clone());
+    tasks.spawn(outbox.run(cancel.child_token()));
     if config.runner.enabled {
         let runner = Runner::new(&config, store.clone(), github.clone(), run_control.clone());
         tasks.spawn(runner.run(cancel.child_token()));
@@ -122,7 +125,8 @@ pub async fn serve_on(
             store.clone(),
             github.clone(),
             stored.clone(),
-            run_control.signal().clone(),
+            run_control.clone(),
+            config.pull_requests.clone(),
         );
         tasks.spawn(dispatcher.run(cancel.child_token()));
     } else {

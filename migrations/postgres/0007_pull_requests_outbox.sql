@@ -47,3 +47,4 @@ CREATE TABLE pr_comments (
     comment_id  BIGINT  NOT NULL,
     PRIMARY KEY (repo, pr_number)
 );
+ALTER TABLE workspaces ADD COLUMN plan_forks INTEGER NOT NULL DEFAULT 0;

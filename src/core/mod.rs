@@ -3,6 +3,9 @@
 //! network; the engine feeds it what the store says and stores what it decides.
 
 pub mod access;
+pub mod commands;
+pub mod comment;
+pub mod pull_request;
 pub mod push;
 pub mod queue;
 pub mod run;

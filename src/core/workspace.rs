@@ -159,6 +159,9 @@ pub struct WorkspaceSpec {
     /// None: `terraform` on PATH.
     pub terraform_version: Option<String>,
     pub speculative_enabled: bool,
+    /// Plan pull requests from forks by themselves (they run the fork's code); otherwise they
+    /// wait for `/gantry plan` from someone with write access.
+    pub plan_forks: bool,
     pub variables: BTreeMap<(VariableCategory, String), VariableValue>,
 }
 

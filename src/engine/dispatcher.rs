@@ -11,7 +11,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::handlers::{Context, Handled, handle};
-use super::runner::RunSignal;
+use super::runner::RunControl;
+use crate::config::PullRequestConfig;
 use crate::github::GitHub;
 use crate::store::{DeliveryEffect, DeliveryOutcome, PendingDelivery, Store};
 
@@ -26,15 +27,22 @@ pub struct Dispatcher {
     store: Store,
     context: Context,
     wake: Arc<Notify>,
-    /// Told which workspaces got new runs.
-    runs: Arc<RunSignal>,
+    /// Told which workspaces got new runs, and which speculative plans to stop.
+    runs: Arc<RunControl>,
 }
 
 impl Dispatcher {
-    pub fn new(store: Store, github: Arc<GitHub>, wake: Arc<Notify>, runs: Arc<RunSignal>) -> Self {
+    pub fn new(
+        store: Store,
+        github: Arc<GitHub>,
+        wake: Arc<Notify>,
+        runs: Arc<RunControl>,
+        pull_requests: PullRequestConfig,
+    ) -> Self {
         let context = Context {
             store: store.clone(),
             github,
+            pull_requests,
         };
         Self {
             store,
@@ -116,7 +124,7 @@ impl Dispatcher {
             Ok(()) => {
                 for ((_, outcome, effects), span) in closing.iter().zip(spans) {
                     span.in_scope(|| log_outcome(outcome));
-                    self.announce_runs(effects);
+                    self.announce_runs(effects).await;
                 }
             }
             // One delivery may be what makes the batch fail: close them one by one so that it
@@ -144,7 +152,7 @@ impl Dispatcher {
             .await
         else {
             log_outcome(&outcome);
-            self.announce_runs(&effects);
+            self.announce_runs(&effects).await;
             return Ok(());
         };
         let error = format!("storing the outcome failed: {error:#}");
@@ -166,12 +174,37 @@ impl Dispatcher {
 }
 
 impl Dispatcher {
-    /// Tells the runner about the workspaces that got runs from closed deliveries.
-    fn announce_runs(&self, effects: &[DeliveryEffect]) {
+    /// Tells the runner about the workspaces that got runs from closed deliveries, and stops
+    /// the speculative plans they superseded that are already executing.
+    async fn announce_runs(&self, effects: &[DeliveryEffect]) {
         for effect in effects {
-            if let DeliveryEffect::CreateRuns(runs) = effect {
-                self.runs
-                    .workspaces_changed(runs.workspace_ids.iter().copied());
+            match effect {
+                DeliveryEffect::CreateRuns(runs) => self
+                    .runs
+                    .signal()
+                    .workspaces_changed(runs.workspace_ids.iter().copied()),
+                DeliveryEffect::CancelSpeculative(cancel) => {
+                    let executing = self
+                        .store
+                        .executing_speculative_runs(
+                            &cancel.repo,
+                            cancel.pr_number,
+                            cancel.except_sha.as_deref(),
+                        )
+                        .await;
+                    match executing {
+                        Ok(ids) => {
+                            for id in ids {
+                                self.runs.cancel_executing(id, &cancel.reason);
+                            }
+                        }
+                        Err(error) => tracing::error!(
+                            error = format!("{error:#}"),
+                            "finding superseded plans failed"
+                        ),
+                    }
+                }
+                _ => {}
             }
         }
     }

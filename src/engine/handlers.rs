@@ -5,18 +5,18 @@
 
 use std::sync::Arc;
 
+use crate::config::PullRequestConfig;
 use crate::core::push::{self, Candidate, ChangedFiles, PushDecision};
 use crate::events::{self, Event};
 use crate::github::GitHub;
-use crate::store::{
-    DeliveryEffect, DeliveryOutcome, InstallationChange, NewRuns, RunSource, Store,
-};
+use crate::store::{DeliveryEffect, DeliveryOutcome, InstallationChange, NewRuns, Store};
 
 /// What handlers may read from: the store and GitHub.
 #[derive(Clone)]
 pub struct Context {
     pub store: Store,
     pub github: Arc<GitHub>,
+    pub pull_requests: PullRequestConfig,
 }
 
 pub enum Handled {
@@ -29,21 +29,21 @@ pub enum Handled {
 }
 
 impl Handled {
-    fn processed(effects: Vec<DeliveryEffect>) -> Self {
+    pub(crate) fn processed(effects: Vec<DeliveryEffect>) -> Self {
         Handled::Done {
             outcome: DeliveryOutcome::Processed,
             effects,
         }
     }
 
-    fn ignored(reason: impl Into<String>) -> Self {
+    pub(crate) fn ignored(reason: impl Into<String>) -> Self {
         Handled::Done {
             outcome: DeliveryOutcome::Ignored(reason.into()),
             effects: Vec::new(),
         }
     }
 
-    fn failed(error: impl Into<String>) -> Self {
+    pub(crate) fn failed(error: impl Into<String>) -> Self {
         Handled::Done {
             outcome: DeliveryOutcome::Failed(error.into()),
             effects: Vec::new(),
@@ -61,10 +61,15 @@ pub async fn handle(ctx: &Context, delivery_id: &str, event: &str, payload: &[u8
         Event::Installation(e) => handle_installation(&e),
         Event::InstallationRepositories(e) => handle_installation_repositories(&e),
         Event::Push(e) => handle_push(ctx, delivery_id, &e).await,
-        Event::PullRequest(_)
-        | Event::IssueComment(_)
-        | Event::CheckRun(_)
-        | Event::CheckSuite(_) => Handled::ignored("no workspace tracks this repository"),
+        Event::PullRequest(e) => {
+            super::pull_requests::handle_pull_request(ctx, delivery_id, &e).await
+        }
+        Event::IssueComment(e) => {
+            super::pull_requests::handle_issue_comment(ctx, delivery_id, &e).await
+        }
+        Event::CheckRun(_) | Event::CheckSuite(_) => {
+            Handled::ignored("Gantry does not create check runs yet")
+        }
         Event::Unsupported { event } => {
             Handled::ignored(format!("Gantry does not use {event} events"))
         }
@@ -135,14 +140,13 @@ async fn handle_push(ctx: &Context, delivery_id: &str, e: &events::PushEvent) ->
         PushDecision::Run {
             commit,
             workspace_ids,
-        } => Handled::processed(vec![DeliveryEffect::CreateRuns(NewRuns {
-            repo: repo.clone(),
-            commit_sha: commit,
+        } => Handled::processed(vec![DeliveryEffect::CreateRuns(NewRuns::push(
+            repo.clone(),
+            commit,
             workspace_ids,
-            source: RunSource::Push,
-            delivery_id: delivery_id.to_string(),
-            installation_id: e.installation.as_ref().map(|i| i.id as i64),
-        })]),
+            delivery_id.to_string(),
+            e.installation.as_ref().map(|i| i.id as i64),
+        ))]),
     }
 }
 

@@ -4,7 +4,10 @@
 
 pub mod dispatcher;
 mod handlers;
+pub mod outbox;
+mod pull_requests;
 pub mod runner;
 
 pub use dispatcher::Dispatcher;
+pub use outbox::OutboxWorker;
 pub use runner::{RunControl, RunSignal, Runner};

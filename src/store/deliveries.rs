@@ -56,7 +56,7 @@ impl DeliveryOutcome {
         }
     }
 
-    fn detail(&self) -> Option<&str> {
+    pub fn detail(&self) -> Option<&str> {
         match self {
             DeliveryOutcome::Processed => None,
             DeliveryOutcome::Ignored(why) | DeliveryOutcome::Failed(why) => Some(why),

@@ -1,13 +1,28 @@
 //! What processing a delivery decided to change, applied by the store in the same transaction
 //! that closes the delivery: both happen, or neither does.
 
-use super::{Conn, InstallationChange, NewRuns};
+use super::{Conn, InstallationChange, NewRuns, OutboxItem};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeliveryEffect {
     Installation(InstallationChange),
-    /// A push created a configuration version and runs.
+    /// A push or a pull request created a configuration version and runs.
     CreateRuns(NewRuns),
+    /// A pull request's speculative plans that have not started are canceled (a newer head,
+    /// or the pull request closed). Those already executing are stopped by the dispatcher.
+    CancelSpeculative(SpeculativeCancel),
+    /// Something to tell GitHub.
+    Outbox(OutboxItem),
+}
+
+/// Which speculative plans to cancel, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpeculativeCancel {
+    pub repo: String,
+    pub pr_number: i64,
+    /// Plans of this head commit stay.
+    pub except_sha: Option<String>,
+    pub reason: String,
 }
 
 impl DeliveryEffect {
@@ -15,6 +30,8 @@ impl DeliveryEffect {
         match self {
             DeliveryEffect::Installation(change) => change.apply(conn).await,
             DeliveryEffect::CreateRuns(runs) => runs.create(conn).await,
+            DeliveryEffect::CancelSpeculative(cancel) => cancel.cancel_pending(conn).await,
+            DeliveryEffect::Outbox(item) => item.enqueue(conn).await,
         }
     }
 }

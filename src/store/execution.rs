@@ -32,6 +32,10 @@ pub struct RunDetail {
     pub archive_sha256: Option<String>,
     pub plan: Option<PlanCounts>,
     pub error: Option<String>,
+    /// The pull request of a speculative plan.
+    pub pr_number: Option<i64>,
+    /// The run this one retries.
+    pub retry_of: Option<i64>,
 }
 
 /// The plan summary as stored.
@@ -40,6 +44,9 @@ pub struct PlanCounts {
     pub add: i64,
     pub change: i64,
     pub destroy: i64,
+    /// Changes of any kind, outputs included.
+    #[serde(default)]
+    pub has_changes: bool,
     /// `[{"address": …, "actions": […]}]`
     pub resource_changes: serde_json::Value,
 }
@@ -147,7 +154,7 @@ impl Store {
                 "SELECT r.id, r.workspace_id, r.state, r.speculative, r.source, r.commit_sha, \
                  r.created_at_ms, r.configuration_version_id, c.repo, c.installation_id, \
                  c.archive_sha256, r.plan_add, r.plan_change, r.plan_destroy, \
-                 r.resource_changes, r.error \
+                 r.resource_changes, r.error, r.pr_number, r.retry_of, r.plan_has_changes \
                  FROM runs r JOIN configuration_versions c ON c.id = r.configuration_version_id \
                  WHERE r.id = $1",
             )
@@ -220,13 +227,14 @@ impl Store {
         on_pool!(self, pool => {
             sqlx::query(
                 "UPDATE runs SET plan_add = $1, plan_change = $2, plan_destroy = $3, \
-                 resource_changes = $4 WHERE id = $5",
+                 resource_changes = $4, plan_has_changes = $6 WHERE id = $5",
             )
             .bind(plan.add)
             .bind(plan.change)
             .bind(plan.destroy)
             .bind(&changes)
             .bind(run_id)
+            .bind(i32::from(plan.has_changes))
             .execute(pool)
             .await?;
         });
@@ -401,6 +409,10 @@ where
                 add,
                 change,
                 destroy,
+                has_changes: row
+                    .try_get::<Option<i32>, _>("plan_has_changes")?
+                    .unwrap_or(0)
+                    != 0,
                 resource_changes: changes
                     .map(|c| serde_json::from_str(&c))
                     .transpose()?
@@ -424,5 +436,7 @@ where
         archive_sha256: row.try_get("archive_sha256")?,
         plan,
         error: row.try_get("error")?,
+        pr_number: row.try_get("pr_number")?,
+        retry_of: row.try_get("retry_of")?,
     })
 }

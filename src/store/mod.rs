@@ -26,7 +26,7 @@ use sqlx::{PgPool, SqlitePool};
 pub use deliveries::{
     DeliveryOutcome, InsertOutcome, NewDelivery, PendingDelivery, StoredDelivery,
 };
-pub use effects::DeliveryEffect;
+pub use effects::{DeliveryEffect, SpeculativeCancel};
 pub use execution::{LogChunk, PlanCounts, RunDetail, RunEvent, StateVersion};
 pub use installations::{Installation, InstallationChange};
 pub use outbox::{OutboxItem, OutboxKind, OutboxRow, RawStatus, Reaction, Reply, ShownStatus};

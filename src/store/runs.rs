@@ -11,12 +11,21 @@ use crate::core::run::RunState;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunSource {
     Push,
+    /// A speculative plan for a pull request event.
+    PullRequest,
+    /// A speculative plan asked for by a comment command (`/gantry plan`).
+    Command,
+    /// A new run for a failed or canceled one (`/gantry retry`).
+    Retry,
 }
 
 impl RunSource {
     fn as_str(self) -> &'static str {
         match self {
             RunSource::Push => "push",
+            RunSource::PullRequest => "pull_request",
+            RunSource::Command => "command",
+            RunSource::Retry => "retry",
         }
     }
 }
@@ -31,6 +40,34 @@ pub struct NewRuns {
     pub delivery_id: String,
     /// The GitHub App installation the configuration is fetched with.
     pub installation_id: Option<i64>,
+    /// Speculative plans (pull requests): plan only, outside the workspace's queue.
+    pub speculative: bool,
+    pub pr_number: Option<i64>,
+    /// The run each new run retries, by workspace id (retries only).
+    pub retry_of: Vec<(i64, i64)>,
+}
+
+impl NewRuns {
+    /// Runs for a push.
+    pub fn push(
+        repo: String,
+        commit_sha: String,
+        workspace_ids: Vec<i64>,
+        delivery_id: String,
+        installation_id: Option<i64>,
+    ) -> Self {
+        Self {
+            repo,
+            commit_sha,
+            workspace_ids,
+            source: RunSource::Push,
+            delivery_id,
+            installation_id,
+            speculative: false,
+            pr_number: None,
+            retry_of: Vec::new(),
+        }
+    }
 }
 
 /// A run as stored.
@@ -70,10 +107,33 @@ impl NewRuns {
             .fetch_one(&mut *c)
             .await?;
             for workspace_id in &self.workspace_ids {
+                if self.speculative && self.source == RunSource::PullRequest {
+                    // A pull request event for a head that is already being planned (opened and
+                    // ready_for_review together, a redelivery) plans it once.
+                    let planning: Option<i64> = sqlx::query_scalar(
+                        "SELECT id FROM runs WHERE workspace_id = $1 AND commit_sha = $2 \
+                         AND speculative = 1 AND pr_number = $3 AND state IN \
+                         ('pending', 'fetching', 'planning')",
+                    )
+                    .bind(workspace_id)
+                    .bind(&self.commit_sha)
+                    .bind(self.pr_number)
+                    .fetch_optional(&mut *c)
+                    .await?;
+                    if planning.is_some() {
+                        continue;
+                    }
+                }
+                let retry_of = self
+                    .retry_of
+                    .iter()
+                    .find(|(ws, _)| ws == workspace_id)
+                    .map(|(_, run)| *run);
                 let run: Option<i64> = sqlx::query_scalar(
                     "INSERT INTO runs (workspace_id, configuration_version_id, commit_sha, \
-                     speculative, state, source, delivery_id, created_at_ms, updated_at_ms) \
-                     VALUES ($1, $2, $3, 0, 'pending', $4, $5, $6, $6) \
+                     speculative, state, source, delivery_id, created_at_ms, updated_at_ms, \
+                     pr_number, retry_of) \
+                     VALUES ($1, $2, $3, $7, 'pending', $4, $5, $6, $6, $8, $9) \
                      ON CONFLICT (workspace_id, commit_sha) WHERE speculative = 0 DO NOTHING \
                      RETURNING id",
                 )
@@ -83,6 +143,9 @@ impl NewRuns {
                 .bind(self.source.as_str())
                 .bind(&self.delivery_id)
                 .bind(now)
+                .bind(i32::from(self.speculative))
+                .bind(self.pr_number)
+                .bind(retry_of)
                 .fetch_optional(&mut *c)
                 .await?;
                 let Some(run) = run else {
@@ -111,7 +174,94 @@ impl NewRuns {
     }
 }
 
+impl super::effects::SpeculativeCancel {
+    pub(crate) async fn cancel_pending(&self, conn: Conn<'_>) -> Result<(), sqlx::Error> {
+        let now = now_ms();
+        on_conn!(conn, c => {
+            let ids: Vec<i64> = sqlx::query_scalar(
+                "UPDATE runs SET state = 'canceled', updated_at_ms = $1, error = $2 \
+                 WHERE speculative = 1 AND state = 'pending' AND pr_number = $3 \
+                 AND ($4 IS NULL OR commit_sha <> $4) AND configuration_version_id IN \
+                 (SELECT id FROM configuration_versions WHERE repo = $5) RETURNING id",
+            )
+            .bind(now)
+            .bind(&self.reason)
+            .bind(self.pr_number)
+            .bind(&self.except_sha)
+            .bind(&self.repo)
+            .fetch_all(&mut *c)
+            .await?;
+            for id in ids {
+                sqlx::query(
+                    "INSERT INTO run_events (run_id, state, at_ms, detail) \
+                     VALUES ($1, 'canceled', $2, $3)",
+                )
+                .bind(id)
+                .bind(now)
+                .bind(&self.reason)
+                .execute(&mut *c)
+                .await?;
+                enqueue_run_feedback((&mut *c).into(), id).await?;
+            }
+        });
+        Ok(())
+    }
+}
+
 impl Store {
+    /// A pull request's speculative plans that are executing (fetching or planning), except
+    /// those of `except_sha`.
+    pub async fn executing_speculative_runs(
+        &self,
+        repo: &str,
+        pr_number: i64,
+        except_sha: Option<&str>,
+    ) -> anyhow::Result<Vec<i64>> {
+        let ids = on_read_pool!(self, pool => {
+            sqlx::query_scalar(
+                "SELECT r.id FROM runs r JOIN configuration_versions c \
+                 ON c.id = r.configuration_version_id WHERE r.speculative = 1 \
+                 AND r.state IN ('fetching', 'planning') AND r.pr_number = $1 \
+                 AND c.repo = $2 AND ($3 IS NULL OR r.commit_sha <> $3) ORDER BY r.id",
+            )
+            .bind(pr_number)
+            .bind(repo)
+            .bind(except_sha)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(ids)
+    }
+
+    /// Speculative plans waiting to start, oldest first.
+    pub async fn pending_speculative_runs(&self) -> anyhow::Result<Vec<i64>> {
+        let ids = on_read_pool!(self, pool => {
+            sqlx::query_scalar(
+                "SELECT id FROM runs WHERE speculative = 1 AND state = 'pending' ORDER BY id",
+            )
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(ids)
+    }
+
+    /// The latest speculative plan of each workspace for a pull request, by workspace id.
+    pub async fn pull_request_runs(&self, repo: &str, pr_number: i64) -> anyhow::Result<Vec<i64>> {
+        let ids = on_read_pool!(self, pool => {
+            sqlx::query_scalar(
+                "SELECT MAX(r.id) FROM runs r JOIN configuration_versions c \
+                 ON c.id = r.configuration_version_id WHERE r.speculative = 1 \
+                 AND r.pr_number = $1 AND c.repo = $2 GROUP BY r.workspace_id \
+                 ORDER BY r.workspace_id",
+            )
+            .bind(pr_number)
+            .bind(repo)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(ids)
+    }
+
     /// Moves a run from `from` to `to` if the state machine allows it and the run is still in
     /// `from` (another process may have moved it), recording the event. Returns whether it moved.
     pub async fn transition_run(

@@ -93,14 +93,15 @@ impl Store {
                 let id: i64 = sqlx::query_scalar(
                     "INSERT INTO workspaces (name, repo, branch, working_directory, \
                      trigger_patterns, auto_apply, terraform_version, speculative_enabled, \
-                     source, archived, created_at_ms, updated_at_ms) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'config', 0, $9, $9) \
+                     source, archived, created_at_ms, updated_at_ms, plan_forks) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'config', 0, $9, $9, $10) \
                      ON CONFLICT (name) DO UPDATE SET repo = excluded.repo, \
                      branch = excluded.branch, working_directory = excluded.working_directory, \
                      trigger_patterns = excluded.trigger_patterns, \
                      auto_apply = excluded.auto_apply, \
                      terraform_version = excluded.terraform_version, \
                      speculative_enabled = excluded.speculative_enabled, source = 'config', \
+                     plan_forks = excluded.plan_forks, \
                      archived = 0, updated_at_ms = excluded.updated_at_ms RETURNING id",
                 )
                 .bind(spec.name.as_str())
@@ -112,6 +113,7 @@ impl Store {
                 .bind(&spec.terraform_version)
                 .bind(i32::from(spec.speculative_enabled))
                 .bind(now)
+                .bind(i32::from(spec.plan_forks))
                 .fetch_one(&mut *tx)
                 .await?;
                 sqlx::query("DELETE FROM workspace_variables WHERE workspace_id = $1")
@@ -184,7 +186,8 @@ impl Store {
         let (rows, variables) = on_read_pool!(self, pool => {
             let rows = sqlx::query(
                 "SELECT id, name, repo, branch, working_directory, trigger_patterns, auto_apply, \
-                 terraform_version, speculative_enabled, source, archived, locked_by, lock_reason, \
+                 terraform_version, speculative_enabled, plan_forks, source, archived, locked_by, \
+                 lock_reason, \
                  locked_at_ms FROM workspaces \
                  WHERE ($1 IS NULL OR (repo = $1 AND archived = 0)) \
                  AND ($2 IS NULL OR id = $2) AND ($3 IS NULL OR name = $3) ORDER BY name",
@@ -206,6 +209,7 @@ impl Store {
                     auto_apply: row.try_get::<i32, _>("auto_apply")? != 0,
                     terraform_version: row.try_get("terraform_version")?,
                     speculative_enabled: row.try_get::<i32, _>("speculative_enabled")? != 0,
+                    plan_forks: row.try_get::<i32, _>("plan_forks")? != 0,
                     from_config: row.try_get::<String, _>("source")? == "config",
                     archived: row.try_get::<i32, _>("archived")? != 0,
                     lock: match row.try_get::<Option<String>, _>("locked_by")? {
@@ -248,6 +252,7 @@ struct WorkspaceRow {
     auto_apply: bool,
     terraform_version: Option<String>,
     speculative_enabled: bool,
+    plan_forks: bool,
     from_config: bool,
     archived: bool,
     lock: Option<WorkspaceLock>,
@@ -283,6 +288,7 @@ impl WorkspaceRow {
             auto_apply: self.auto_apply,
             terraform_version: self.terraform_version,
             speculative_enabled: self.speculative_enabled,
+            plan_forks: self.plan_forks,
             variables: vars,
         };
         Ok(Workspace {

@@ -34,6 +34,8 @@ pub struct RunControl {
     store: Store,
     signal: Arc<RunSignal>,
     executing: Mutex<HashMap<i64, Stop>>,
+    /// Why a run was canceled, when it was not a person (e.g. "superseded").
+    reasons: Mutex<HashMap<i64, String>>,
 }
 
 impl RunControl {
@@ -42,6 +44,7 @@ impl RunControl {
             store,
             signal,
             executing: Mutex::new(HashMap::new()),
+            reasons: Mutex::new(HashMap::new()),
         }
     }
 
@@ -100,6 +103,26 @@ impl RunControl {
                 "a run that is {other} cannot be canceled"
             ))),
         }
+    }
+
+    /// Cancels a run executing here for `reason` (a newer commit superseded it, its pull
+    /// request closed); the run ends canceled with that reason.
+    pub fn cancel_executing(&self, run_id: i64, reason: &str) {
+        if let Some(stop) = self.stop_of(run_id) {
+            self.reasons
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(run_id, reason.to_string());
+            stop.cancel.cancel();
+        }
+    }
+
+    /// The reason given to [`RunControl::cancel_executing`], once.
+    pub(super) fn take_reason(&self, run_id: i64) -> Option<String> {
+        self.reasons
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&run_id)
     }
 
     /// Locks a workspace by hand; its queued runs wait until it is unlocked.

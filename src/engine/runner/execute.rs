@@ -121,6 +121,54 @@ impl Execution {
         Ok(())
     }
 
+    /// A speculative plan: waits for a speculative slot, starts (unless it was canceled
+    /// meanwhile) and plans; it never applies.
+    pub async fn speculative_plan(mut self) {
+        let slots = self.shared.speculative_slots.clone();
+        let _slot = match until_stopped(&self.stop, slots.acquire_owned()).await {
+            Ok(Ok(slot)) => slot,
+            Ok(Err(_)) => return, // the runner is stopping
+            Err(_) => {
+                // Canceled while waiting for a slot: it never started.
+                let reason = self
+                    .shared
+                    .control
+                    .take_reason(self.run.id)
+                    .unwrap_or_else(|| "canceled".into());
+                let ended = self
+                    .shared
+                    .store
+                    .end_run(self.run.id, RunState::Pending, RunState::Canceled, &reason)
+                    .await;
+                if let Err(error) = ended {
+                    tracing::error!(
+                        run_id = self.run.id,
+                        error = format!("{error:#}"),
+                        "canceling failed"
+                    );
+                }
+                return;
+            }
+        };
+        match self
+            .shared
+            .store
+            .transition_run(self.run.id, RunState::Pending, RunState::Fetching, None)
+            .await
+        {
+            Ok(true) => {
+                self.state = RunState::Fetching;
+                self.plan().await;
+            }
+            Ok(false) => {} // canceled (superseded) before it started
+            Err(error) => tracing::error!(
+                run_id = self.run.id,
+                error = format!("{error:#}"),
+                "starting a speculative plan failed"
+            ),
+        }
+    }
+
     /// Fetching → planning → planned (or planned_and_finished); an auto-apply run goes on to
     /// confirmed and applies.
     pub async fn plan(mut self) {
@@ -254,7 +302,11 @@ impl Execution {
     /// Ends the run in the failure's state (when the state machine allows it) with its reason.
     async fn finish(&mut self, result: Result<(), Failure>, log: &mut PhaseLog) {
         let Err(failure) = result else { return };
-        let reason = mask(failure.reason(), &self.sensitive_values());
+        let given = self.shared.control.take_reason(self.run.id);
+        let reason = match (&failure, given) {
+            (Failure::Canceled(_), Some(given)) => given,
+            _ => mask(failure.reason(), &self.sensitive_values()),
+        };
         log.line(&format!("Gantry: {reason}"));
         let to = failure.state();
         if !self.state.can_become(to) {
@@ -423,6 +475,7 @@ fn plan_counts(summary: &PlanSummary) -> PlanCounts {
         add: summary.add as i64,
         change: summary.change as i64,
         destroy: summary.destroy as i64,
+        has_changes: summary.has_changes,
         resource_changes: serde_json::Value::Array(
             summary
                 .resource_changes

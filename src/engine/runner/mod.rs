@@ -42,6 +42,8 @@ pub struct Shared {
     control: Arc<RunControl>,
     installer: Installer,
     slots: Arc<Semaphore>,
+    /// Speculative plans executing at once.
+    speculative_slots: Arc<Semaphore>,
     runs_dir: PathBuf,
     blobs_dir: PathBuf,
     phase_timeout: Duration,
@@ -77,6 +79,7 @@ impl Runner {
                 absolute(config.terraform.tool_cache.clone()),
             ),
             slots: Arc::new(Semaphore::new(config.runner.max_processes)),
+            speculative_slots: Arc::new(Semaphore::new(config.pull_requests.max_concurrent_plans)),
             runs_dir: absolute(config.data_dir.join("runs")),
             blobs_dir: absolute(config.data_dir.join("blobs").join("sha256")),
             phase_timeout: config.runner.phase_timeout,
@@ -109,6 +112,12 @@ impl Runner {
                         signal.workspace_changed(workspace_id);
                     });
                 }
+            }
+            if let Err(error) = self.start_speculative(&cancel).await {
+                tracing::error!(
+                    error = format!("{error:#}"),
+                    "starting speculative plans failed"
+                );
             }
             tokio::select! {
                 _ = cancel.cancelled() => break,
@@ -194,7 +203,19 @@ impl Runner {
         Ok(())
     }
 
-    /// Executes run `id`, now in `state` (fetching: plan; confirmed: apply), in its own task.
+    /// Speculative plans do not queue: each pending one gets a task at once, which waits for a
+    /// speculative slot (in order) and then plans.
+    async fn start_speculative(&self, cancel: &CancellationToken) -> anyhow::Result<()> {
+        for run_id in self.shared.store.pending_speculative_runs().await? {
+            if !self.shared.control.is_executing(run_id) {
+                self.spawn(run_id, RunState::Pending, cancel).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Executes run `id`, now in `state` (fetching: plan; confirmed: apply; pending: a
+    /// speculative plan, once it has a slot), in its own task.
     async fn spawn(
         &self,
         run_id: i64,
@@ -233,6 +254,7 @@ impl Runner {
                 let work = async {
                     match state {
                         RunState::Confirmed => execution.apply().await,
+                        RunState::Pending => execution.speculative_plan().await,
                         _ => execution.plan().await,
                     }
                 };

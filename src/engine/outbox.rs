@@ -1,0 +1,359 @@
+//! Sends what the outbox holds to GitHub: run statuses (computed from the run when sent, so a
+//! burst of transitions costs one request), other statuses, the pull request comment,
+//! reactions and replies. A failure GitHub may get over (5xx, rate limits, no answer) is
+//! retried with backoff; one it will not (4xx) is recorded and dropped.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+use crate::core::comment::{self, MAX_COMMENT_CHARS, WorkspacePlan};
+use crate::core::run::RunState;
+use crate::core::status::{self, RunFacts, first_error_line};
+use crate::github::{GitHub, GitHubError};
+use crate::store::{
+    OutboxKind, OutboxRow, RawStatus, Reaction, Reply, RunDetail, ShownStatus, Store,
+};
+
+/// Rows taken at a time.
+const BATCH: i64 = 32;
+/// Looked at this often even without a wake-up (retries that came due, other replicas).
+const IDLE_POLL: Duration = Duration::from_secs(1);
+/// A row that keeps failing for passing reasons is given up after this many tries.
+const MAX_ATTEMPTS: i32 = 12;
+
+enum SendError {
+    /// Try again later.
+    Passing(String),
+    /// GitHub refused it for good.
+    Final(String),
+}
+
+impl From<GitHubError> for SendError {
+    fn from(error: GitHubError) -> Self {
+        match error.status() {
+            // Rate limits (403/429) and server errors pass; other refusals do not.
+            Some(403 | 429) | Some(500..) | None => SendError::Passing(error.to_string()),
+            Some(_) => SendError::Final(error.to_string()),
+        }
+    }
+}
+
+impl From<anyhow::Error> for SendError {
+    fn from(error: anyhow::Error) -> Self {
+        SendError::Passing(format!("{error:#}"))
+    }
+}
+
+pub struct OutboxWorker {
+    store: Store,
+    github: Arc<GitHub>,
+    public_url: Url,
+}
+
+impl OutboxWorker {
+    pub fn new(store: Store, github: Arc<GitHub>, public_url: Url) -> Self {
+        Self {
+            store,
+            github,
+            public_url,
+        }
+    }
+
+    /// The page a status or comment links to for a run.
+    pub fn run_url(public_url: &Url, run_id: i64) -> String {
+        format!("{}runs/{run_id}", public_url.as_str())
+    }
+
+    pub async fn run(self, cancel: CancellationToken) {
+        match self.store.reset_sending_outbox().await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(rows = n, "outbox rows a stop left in flight are sent again"),
+            Err(error) => tracing::error!(error = format!("{error:#}"), "outbox reset failed"),
+        }
+        while !cancel.is_cancelled() {
+            let rows = match self.store.claim_outbox(BATCH).await {
+                Ok(rows) => rows,
+                Err(error) => {
+                    tracing::error!(error = format!("{error:#}"), "reading the outbox failed");
+                    Vec::new()
+                }
+            };
+            if rows.is_empty() {
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = self.store.outbox_changed() => {}
+                    _ = tokio::time::sleep(IDLE_POLL) => {}
+                }
+                continue;
+            }
+            for row in rows {
+                self.deliver(row).await;
+            }
+        }
+    }
+
+    async fn deliver(&self, row: OutboxRow) {
+        let span = tracing::info_span!("outbox", id = row.id, kind = %row.kind, key = %row.key);
+        let _enter = span.enter();
+        let result = self.send(&row).await;
+        let stored = match result {
+            Ok(()) => self.store.outbox_sent(row.id).await,
+            Err(SendError::Final(error)) => {
+                tracing::warn!(error, "GitHub refused; not retried");
+                self.store.outbox_failed(row.id, &error).await
+            }
+            Err(SendError::Passing(error)) if row.attempts + 1 >= MAX_ATTEMPTS => {
+                tracing::error!(error, "giving up after {MAX_ATTEMPTS} tries");
+                self.store.outbox_failed(row.id, &error).await
+            }
+            Err(SendError::Passing(error)) => {
+                let delay = backoff_ms(row.attempts);
+                tracing::warn!(error, delay_ms = delay, "sending failed; will retry");
+                self.store.outbox_retry(row.id, &error, delay).await
+            }
+        };
+        if let Err(error) = stored {
+            tracing::error!(
+                error = format!("{error:#}"),
+                "recording an outbox row failed"
+            );
+        }
+    }
+
+    async fn send(&self, row: &OutboxRow) -> Result<(), SendError> {
+        let kind = OutboxKind::parse(&row.kind)
+            .ok_or_else(|| SendError::Final(format!("unknown outbox kind {}", row.kind)))?;
+        let payload = |what: &str| SendError::Final(format!("bad {what} payload"));
+        match kind {
+            OutboxKind::RunStatus => {
+                let run_id: i64 = row.key.parse().map_err(|_| payload("run status"))?;
+                self.send_run_status(run_id).await
+            }
+            OutboxKind::RawStatus => {
+                let status: RawStatus =
+                    serde_json::from_str(&row.payload).map_err(|_| payload("status"))?;
+                self.send_raw_status(&status).await
+            }
+            OutboxKind::PrComment => {
+                let (repo, number) = row
+                    .key
+                    .rsplit_once('#')
+                    .and_then(|(repo, n)| Some((repo, n.parse::<i64>().ok()?)))
+                    .ok_or_else(|| payload("comment"))?;
+                self.send_pr_comment(repo, number).await
+            }
+            OutboxKind::Reaction => {
+                let reaction: Reaction =
+                    serde_json::from_str(&row.payload).map_err(|_| payload("reaction"))?;
+                self.github
+                    .add_reaction(
+                        reaction.installation_id as u64,
+                        &reaction.repo,
+                        reaction.comment_id,
+                        &reaction.content,
+                    )
+                    .await?;
+                Ok(())
+            }
+            OutboxKind::Reply => {
+                let reply: Reply =
+                    serde_json::from_str(&row.payload).map_err(|_| payload("reply"))?;
+                self.github
+                    .create_comment(
+                        reply.installation_id as u64,
+                        &reply.repo,
+                        reply.pr_number as u64,
+                        &reply.body,
+                    )
+                    .await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// What a run's status says now, from the run as stored.
+    async fn run_view(&self, run: &RunDetail) -> anyhow::Result<status::StatusView> {
+        let timeline = self.store.run_timeline(run.id).await?;
+        let reached_apply = timeline.iter().any(|e| e.state == "applying");
+        let terraform_error = if run.state == RunState::Errored {
+            let phase = if reached_apply { "apply" } else { "plan" };
+            let log: String = self
+                .store
+                .run_log(run.id, phase, 0)
+                .await?
+                .into_iter()
+                .map(|c| c.chunk)
+                .collect();
+            first_error_line(&log).map(str::to_string)
+        } else {
+            None
+        };
+        let facts = RunFacts {
+            state: run.state,
+            speculative: run.speculative,
+            plan: run
+                .plan
+                .as_ref()
+                .map(|p| (p.add, p.change, p.destroy, p.has_changes)),
+            reached_apply,
+            error: terraform_error.as_deref().or(run.error.as_deref()),
+        };
+        Ok(status::run_status(&facts))
+    }
+
+    async fn send_run_status(&self, run_id: i64) -> Result<(), SendError> {
+        let Some(run) = self.store.run(run_id).await? else {
+            return Ok(());
+        };
+        let Some(workspace) = self.store.workspace(run.workspace_id).await? else {
+            return Ok(());
+        };
+        let installation = run
+            .installation_id
+            .ok_or_else(|| SendError::Final("the run has no installation to post with".into()))?;
+        let view = self.run_view(&run).await?;
+        let context = status::context(workspace.spec.name.as_str());
+        let wanted = ShownStatus {
+            run_id: Some(run.id),
+            state: view.state.to_string(),
+            description: view.description,
+            target_url: Some(Self::run_url(&self.public_url, run.id)),
+        };
+        let shown = self
+            .store
+            .shown_status(&run.repo, &run.commit_sha, &context)
+            .await?;
+        if let Some(shown) = &shown {
+            if shown.run_id > wanted.run_id {
+                return Ok(()); // a newer run owns this commit's context
+            }
+            if shown == &wanted {
+                return Ok(()); // GitHub shows it already
+            }
+        }
+        self.github
+            .post_status(
+                installation as u64,
+                &run.repo,
+                &run.commit_sha,
+                &crate::github::StatusRequest {
+                    context: &context,
+                    state: &wanted.state,
+                    description: &wanted.description,
+                    target_url: wanted.target_url.as_deref(),
+                },
+            )
+            .await?;
+        self.store
+            .record_shown_status(&run.repo, &run.commit_sha, &context, &wanted)
+            .await?;
+        Ok(())
+    }
+
+    async fn send_raw_status(&self, status: &RawStatus) -> Result<(), SendError> {
+        let shown = self
+            .store
+            .shown_status(&status.repo, &status.sha, &status.context)
+            .await?;
+        let wanted = ShownStatus {
+            run_id: None,
+            state: status.state.clone(),
+            description: status.description.clone(),
+            target_url: status.target_url.clone(),
+        };
+        if let Some(shown) = &shown
+            && (shown.run_id.is_some() || shown == &wanted)
+        {
+            return Ok(()); // a run's status wins; an equal one is not sent again
+        }
+        self.github
+            .post_status(
+                status.installation_id as u64,
+                &status.repo,
+                &status.sha,
+                &crate::github::StatusRequest {
+                    context: &status.context,
+                    state: &status.state,
+                    description: &status.description,
+                    target_url: status.target_url.as_deref(),
+                },
+            )
+            .await?;
+        self.store
+            .record_shown_status(&status.repo, &status.sha, &status.context, &wanted)
+            .await?;
+        Ok(())
+    }
+
+    async fn send_pr_comment(&self, repo: &str, number: i64) -> Result<(), SendError> {
+        let mut plans = Vec::new();
+        let mut installation = None;
+        for run_id in self.store.pull_request_runs(repo, number).await? {
+            let Some(run) = self.store.run(run_id).await? else {
+                continue;
+            };
+            let Some(workspace) = self.store.workspace(run.workspace_id).await? else {
+                continue;
+            };
+            installation = installation.or(run.installation_id);
+            let output: String = self
+                .store
+                .run_log(run.id, "plan", 0)
+                .await?
+                .into_iter()
+                .map(|c| c.chunk)
+                .collect();
+            let view = self.run_view(&run).await?;
+            plans.push(WorkspacePlan {
+                workspace: workspace.spec.name.as_str().to_string(),
+                state: run.state.to_string(),
+                summary: view.description,
+                run_url: Self::run_url(&self.public_url, run.id),
+                commit_sha: run.commit_sha.clone(),
+                output,
+            });
+        }
+        let Some(installation) = installation else {
+            return Ok(());
+        };
+        let installation = installation as u64;
+        let body = comment::render(&plans, MAX_COMMENT_CHARS);
+        let known = match self.store.pr_comment_id(repo, number).await? {
+            Some(id) => Some(id),
+            None => {
+                self.github
+                    .find_comment(installation, repo, number as u64, comment::MARKER)
+                    .await?
+            }
+        };
+        if let Some(id) = known {
+            match self
+                .github
+                .update_comment(installation, repo, id, &body)
+                .await
+            {
+                Ok(()) => {
+                    self.store.set_pr_comment_id(repo, number, id).await?;
+                    return Ok(());
+                }
+                // Someone deleted it: make a new one.
+                Err(error) if error.status() == Some(404) => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+        let id = self
+            .github
+            .create_comment(installation, repo, number as u64, &body)
+            .await?;
+        self.store.set_pr_comment_id(repo, number, id).await?;
+        Ok(())
+    }
+}
+
+/// 1 s, 2 s, 4 s … capped at 5 minutes.
+fn backoff_ms(attempts: i32) -> i64 {
+    (1000_i64 << attempts.clamp(0, 20)).min(300_000)
+}

@@ -1,0 +1,140 @@
+//! What Gantry tells GitHub: commit statuses, the pull request comment, reactions and replies.
+//! Called only by the outbox worker, which makes them durable and retries them.
+
+use serde::Deserialize;
+use serde_json::json;
+use tracing::instrument;
+
+use super::{GitHub, Result};
+
+#[derive(Deserialize)]
+struct Created {
+    id: i64,
+}
+
+#[derive(Deserialize)]
+struct IssueComment {
+    id: i64,
+    #[serde(default)]
+    body: Option<String>,
+}
+
+/// A commit status to post.
+#[derive(Debug, Clone, Copy)]
+pub struct StatusRequest<'a> {
+    pub context: &'a str,
+    /// pending | success | failure | error
+    pub state: &'a str,
+    pub description: &'a str,
+    pub target_url: Option<&'a str>,
+}
+
+impl GitHub {
+    /// `POST /repos/{repo}/statuses/{sha}`.
+    #[instrument(skip(self, status), fields(context = status.context, state = status.state))]
+    pub async fn post_status(
+        &self,
+        installation_id: u64,
+        repo: &str,
+        sha: &str,
+        status: &StatusRequest<'_>,
+    ) -> Result<()> {
+        let client = self.installation_client(installation_id).await?;
+        let mut body = json!({
+            "state": status.state,
+            "description": status.description,
+            "context": status.context,
+        });
+        if let Some(url) = status.target_url {
+            body["target_url"] = url.into();
+        }
+        let _: serde_json::Value = client
+            .post(format!("/repos/{repo}/statuses/{sha}"), Some(&body))
+            .await?;
+        Ok(())
+    }
+
+    /// `POST /repos/{repo}/issues/{number}/comments`; returns the comment's id.
+    #[instrument(skip(self, body))]
+    pub async fn create_comment(
+        &self,
+        installation_id: u64,
+        repo: &str,
+        number: u64,
+        body: &str,
+    ) -> Result<i64> {
+        let client = self.installation_client(installation_id).await?;
+        let created: Created = client
+            .post(
+                format!("/repos/{repo}/issues/{number}/comments"),
+                Some(&json!({ "body": body })),
+            )
+            .await?;
+        Ok(created.id)
+    }
+
+    /// `PATCH /repos/{repo}/issues/comments/{id}`.
+    #[instrument(skip(self, body))]
+    pub async fn update_comment(
+        &self,
+        installation_id: u64,
+        repo: &str,
+        comment_id: i64,
+        body: &str,
+    ) -> Result<()> {
+        let client = self.installation_client(installation_id).await?;
+        let _: serde_json::Value = client
+            .patch(
+                format!("/repos/{repo}/issues/comments/{comment_id}"),
+                Some(&json!({ "body": body })),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The id of the first comment on the pull request whose body contains `marker`
+    /// (`GET /repos/{repo}/issues/{number}/comments`, every page).
+    #[instrument(skip(self, marker))]
+    pub async fn find_comment(
+        &self,
+        installation_id: u64,
+        repo: &str,
+        number: u64,
+        marker: &str,
+    ) -> Result<Option<i64>> {
+        let client = self.installation_client(installation_id).await?;
+        for page in 1..=50 {
+            let route = format!("/repos/{repo}/issues/{number}/comments?per_page=100&page={page}");
+            let comments: Vec<IssueComment> = client.get(route, None::<&()>).await?;
+            if let Some(found) = comments
+                .iter()
+                .find(|c| c.body.as_deref().is_some_and(|b| b.contains(marker)))
+            {
+                return Ok(Some(found.id));
+            }
+            if comments.len() < 100 {
+                break;
+            }
+        }
+        Ok(None)
+    }
+
+    /// `POST /repos/{repo}/issues/comments/{id}/reactions`.
+    #[instrument(skip(self))]
+    pub async fn add_reaction(
+        &self,
+        installation_id: u64,
+        repo: &str,
+        comment_id: i64,
+        content: &str,
+    ) -> Result<()> {
+        let client = self.installation_client(installation_id).await?;
+        let _: serde_json::Value = client
+            .post(
+                format!("/repos/{repo}/issues/comments/{comment_id}/reactions"),
+                Some(&json!({ "content": content })),
+            )
+            .await?;
+        Ok(())
+    }
+}

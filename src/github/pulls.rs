@@ -1,0 +1,121 @@
+//! What Gantry reads about pull requests and people: a pull request's changed files (all
+//! pages), the pull request itself (for comment commands), and a user's permission.
+
+use serde::Deserialize;
+use tracing::instrument;
+
+use super::{GitHub, Result};
+
+/// GitHub lists at most this many files of a pull request.
+pub const MAX_PULL_REQUEST_FILES: usize = 3000;
+const PER_PAGE: usize = 100;
+
+/// A pull request's changed files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullRequestFiles {
+    pub files: Vec<String>,
+    /// GitHub's list stopped at its limit: more files changed than it names.
+    pub truncated: bool,
+}
+
+#[derive(Deserialize)]
+struct FileEntry {
+    filename: String,
+    #[serde(default)]
+    previous_filename: Option<String>,
+}
+
+/// The parts of a pull request that comment commands need.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct PullRequestInfo {
+    pub number: u64,
+    pub state: String,
+    pub head: PullRef,
+    pub base: PullRef,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct PullRef {
+    #[serde(rename = "ref")]
+    pub git_ref: String,
+    pub sha: String,
+    pub repo: Option<PullRepo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct PullRepo {
+    pub full_name: String,
+}
+
+impl PullRequestInfo {
+    pub fn is_from_fork(&self) -> bool {
+        match (&self.head.repo, &self.base.repo) {
+            (Some(head), Some(base)) => head.full_name != base.full_name,
+            _ => true,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Permission {
+    permission: String,
+}
+
+impl GitHub {
+    /// `GET /repos/{repo}/pulls/{number}/files`, every page (GitHub stops at 3,000 files).
+    #[instrument(skip(self))]
+    pub async fn pull_request_files(
+        &self,
+        installation_id: u64,
+        repo: &str,
+        number: u64,
+    ) -> Result<PullRequestFiles> {
+        let client = self.installation_client(installation_id).await?;
+        let mut files = Vec::new();
+        for page in 1..=(MAX_PULL_REQUEST_FILES / PER_PAGE) {
+            let route =
+                format!("/repos/{repo}/pulls/{number}/files?per_page={PER_PAGE}&page={page}");
+            let entries: Vec<FileEntry> = client.get(route, None::<&()>).await?;
+            let count = entries.len();
+            for entry in entries {
+                // A rename touches both paths.
+                files.extend(entry.previous_filename);
+                files.push(entry.filename);
+            }
+            if count < PER_PAGE {
+                return Ok(PullRequestFiles {
+                    files,
+                    truncated: false,
+                });
+            }
+        }
+        Ok(PullRequestFiles {
+            files,
+            truncated: true,
+        })
+    }
+
+    /// `GET /repos/{repo}/pulls/{number}`.
+    #[instrument(skip(self))]
+    pub async fn pull_request(
+        &self,
+        installation_id: u64,
+        repo: &str,
+        number: u64,
+    ) -> Result<PullRequestInfo> {
+        let client = self.installation_client(installation_id).await?;
+        Ok(client
+            .get(format!("/repos/{repo}/pulls/{number}"), None::<&()>)
+            .await?)
+    }
+
+    /// `GET /repos/{repo}/collaborators/{user}/permission`: admin, maintain, write, triage,
+    /// read or none.
+    #[instrument(skip(self))]
+    pub async fn permission(&self, installation_id: u64, repo: &str, user: &str) -> Result<String> {
+        let client = self.installation_client(installation_id).await?;
+        let route = format!("/repos/{repo}/collaborators/{user}/permission");
+        let permission: Permission = client.get(route, None::<&()>).await?;
+        Ok(permission.permission)
+    }
+}

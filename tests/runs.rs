@@ -4,23 +4,16 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{TestGantry, fixture_path, push_payload, wait_until};
-use gantry::executor::terraform_install::platform;
+use common::runs::{
+    Harness, real_terraform, sha, slow_plan_terraform, terraform_mirror, tool_cache_with,
+};
+use common::wait_until;
 use gantry::web::api::auth::{new_token, token_hash};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
-use wiremock::matchers::{header, method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
 
-const REPO: &str = "octo-org/infra";
 const SECRET_VALUE: &str = "hunter2-do-not-print";
-
-fn sha(n: u32) -> String {
-    format!("{n:040x}")
-}
 
 const WORKSPACE: &str = r#"
 [[workspaces]]
@@ -31,278 +24,6 @@ terraform_version = "1.0.3"
 name = "world"
 secret = { value = "hunter2-do-not-print", sensitive = true }
 "#;
-
-fn real_terraform() -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".tools/bin/terraform");
-    assert!(
-        path.exists(),
-        "{} missing: run scripts/install-terraform",
-        path.display()
-    );
-    path
-}
-
-/// A tool cache holding "Terraform 1.0.3": the real binary, or a stand-in script that runs it.
-fn tool_cache_with(dir: &Path, terraform: Option<&str>) -> PathBuf {
-    let cache = dir.join("tool-cache");
-    let version = cache.join("1.0.3");
-    std::fs::create_dir_all(&version).unwrap();
-    match terraform {
-        None => std::os::unix::fs::symlink(real_terraform(), version.join("terraform")).unwrap(),
-        Some(script) => {
-            use std::os::unix::fs::PermissionsExt;
-            let file = version.join("terraform");
-            std::fs::write(&file, script).unwrap();
-            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755)).unwrap();
-        }
-    }
-    cache
-}
-
-/// A Terraform whose plan waits while `marker` exists (a plan that takes long, to cancel or to
-/// restart under); then it is the real one. SIGINT ends the wait the way it ends a real plan.
-fn slow_plan_terraform(marker: &Path) -> String {
-    format!(
-        "#!/bin/sh\n\
-         trap 'echo interrupted; exit 130' INT TERM\n\
-         if [ \"$1\" = plan ] && [ -e '{marker}' ]; then\n\
-           echo 'slow plan: waiting'\n\
-           while [ -e '{marker}' ]; do sleep 0.1; done\n\
-         fi\n\
-         exec '{real}' \"$@\"\n",
-        marker = marker.display(),
-        real = real_terraform().display()
-    )
-}
-
-struct Harness {
-    gantry: TestGantry,
-    token: String,
-}
-
-impl Harness {
-    /// Gantry with the runner on, the workspace above, and an admin API token. `terraform`:
-    /// None for the real binary in the tool cache, or a stand-in script.
-    async fn start(terraform: Option<&str>) -> Self {
-        let tools = tempfile::tempdir().unwrap().keep();
-        let cache = tool_cache_with(&tools, terraform);
-        Self::start_with(WORKSPACE, move |env| {
-            env.insert(
-                "GANTRY_TERRAFORM_TOOL_CACHE".into(),
-                cache.display().to_string(),
-            );
-        })
-        .await
-    }
-
-    async fn start_with(
-        toml: &str,
-        adjust: impl FnOnce(&mut std::collections::HashMap<String, String>),
-    ) -> Self {
-        let gantry = TestGantry::start_configured(Some(toml), |env| {
-            env.insert("GANTRY_RUNNER_ENABLED".into(), "true".into());
-            adjust(env);
-        })
-        .await;
-        Mock::given(method("POST"))
-            .and(path("/app/installations/99/access_tokens"))
-            .respond_with(ResponseTemplate::new(201).set_body_json(serde_json::json!({
-                "token": "ghs_test", "expires_at": "2099-01-01T00:00:00Z"
-            })))
-            .mount(&gantry.github)
-            .await;
-        let token = new_token();
-        gantry
-            .store
-            .create_api_token("tester", "admin", &token_hash(&token))
-            .await
-            .unwrap();
-        Self { gantry, token }
-    }
-
-    /// The fake GitHub serves `fixture` as the repository's tarball at `commit`: the API
-    /// redirects to a download URL, as GitHub does.
-    async fn serve_tarball(&self, commit: &str, fixture: &str) {
-        self.serve_tarball_bytes(commit, tarball_of(fixture, commit))
-            .await;
-    }
-
-    async fn serve_tarball_bytes(&self, commit: &str, bytes: Vec<u8>) {
-        let download = format!("/codeload/{REPO}/legacy.tar.gz/{commit}");
-        Mock::given(method("GET"))
-            .and(path(format!("/repos/{REPO}/tarball/{commit}")))
-            .and(header("authorization", "Bearer ghs_test"))
-            .respond_with(ResponseTemplate::new(302).insert_header(
-                "location",
-                format!("{}{download}", self.gantry.github.uri()),
-            ))
-            .mount(&self.gantry.github)
-            .await;
-        Mock::given(method("GET"))
-            .and(path(download))
-            .respond_with(ResponseTemplate::new(200).set_body_bytes(bytes))
-            .mount(&self.gantry.github)
-            .await;
-    }
-
-    /// Pushes `commit` to main touching main.tf; returns the run it created.
-    async fn push(&self, commit: &str) -> i64 {
-        let delivery = format!("push-{commit}");
-        let body = push_payload(REPO, "main", commit, &["main.tf"], |_| {});
-        assert_eq!(
-            self.gantry.send("push", &delivery, &body).await.status(),
-            202
-        );
-        let done = self.gantry.wait_for_outcome(&delivery).await;
-        assert_eq!(done.status, "processed", "{done:?}");
-        let runs = self.api_get("/api/v1/workspaces/prod/runs").await;
-        runs.as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["commit_sha"] == commit)
-            .expect("the push made a run")["id"]
-            .as_i64()
-            .unwrap()
-    }
-
-    async fn api_get(&self, route: &str) -> Value {
-        let response = self
-            .gantry
-            .http
-            .get(format!("{}{route}", self.gantry.url))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            response.status().is_success(),
-            "GET {route}: {}",
-            response.status()
-        );
-        response.json().await.unwrap()
-    }
-
-    async fn api_post(&self, route: &str, body: Value) -> (u16, Value) {
-        let response = self
-            .gantry
-            .http
-            .post(format!("{}{route}", self.gantry.url))
-            .bearer_auth(&self.token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        (response.status().as_u16(), response.json().await.unwrap())
-    }
-
-    async fn action(&self, run: i64, action: &str) -> (u16, Value) {
-        self.api_post(&format!("/api/v1/runs/{run}/actions/{action}"), Value::Null)
-            .await
-    }
-
-    async fn run(&self, run: i64) -> Value {
-        self.api_get(&format!("/api/v1/runs/{run}")).await
-    }
-
-    async fn log(&self, run: i64, phase: &str) -> String {
-        self.gantry
-            .http
-            .get(format!(
-                "{}/api/v1/runs/{run}/logs/{phase}",
-                self.gantry.url
-            ))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    }
-
-    /// Waits until the run is in `state`; fails early if it ends elsewhere.
-    async fn wait_for(&self, run: i64, state: &str) -> Value {
-        let reached = wait_until(Duration::from_secs(90), || async {
-            let current = self.run(run).await;
-            let now = current["state"].as_str().unwrap().to_string();
-            let final_states = [
-                "applied",
-                "planned_and_finished",
-                "errored",
-                "discarded",
-                "canceled",
-                "force_canceled",
-            ];
-            if now == state || final_states.contains(&now.as_str()) {
-                Some(current)
-            } else {
-                None
-            }
-        })
-        .await;
-        let current = reached.unwrap_or_else(|| panic!("run {run} never reached {state}"));
-        assert_eq!(
-            current["state"],
-            state,
-            "run {run}: {current:#}\nplan log:\n{}",
-            self.log(run, "plan").await
-        );
-        current
-    }
-
-    fn states(run: &Value) -> Vec<String> {
-        run["events"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["state"].as_str().unwrap().to_string())
-            .collect()
-    }
-}
-
-/// A gzipped tar of a fixture configuration, wrapped in `owner-repo-sha/` as GitHub does.
-fn tarball_of(fixture: &str, commit: &str) -> Vec<u8> {
-    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
-        Vec::new(),
-        flate2::Compression::fast(),
-    ));
-    builder
-        .append_dir_all(
-            format!("octo-org-infra-{}", &commit[..7]),
-            fixture_path(&format!("terraform/{fixture}")),
-        )
-        .unwrap();
-    builder.into_inner().unwrap().finish().unwrap()
-}
-
-/// A local releases mirror serving the real Terraform 1.0.3 with its SHA256SUMS.
-async fn terraform_mirror() -> MockServer {
-    use std::io::Write;
-    let binary = std::fs::read(real_terraform()).unwrap();
-    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let options = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Stored)
-        .unix_permissions(0o755);
-    zip.start_file("terraform", options).unwrap();
-    zip.write_all(&binary).unwrap();
-    let archive = zip.finish().unwrap().into_inner();
-    let zip_name = format!("terraform_1.0.3_{}.zip", platform());
-    let sums = format!("{}  {zip_name}\n", hex::encode(Sha256::digest(&archive)));
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/terraform/1.0.3/terraform_1.0.3_SHA256SUMS"))
-        .respond_with(ResponseTemplate::new(200).set_body_string(sums))
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path(format!("/terraform/1.0.3/{zip_name}")))
-        .respond_with(ResponseTemplate::new(200).set_body_bytes(archive))
-        .expect(1)
-        .mount(&server)
-        .await;
-    server
-}
 
 #[tokio::test]
 async fn a_push_plans_waits_for_confirmation_applies_and_keeps_state_versions() {
@@ -414,7 +135,7 @@ async fn a_push_plans_waits_for_confirmation_applies_and_keeps_state_versions() 
 
 #[tokio::test]
 async fn a_broken_configuration_errors_with_terraforms_message_in_the_log() {
-    let h = Harness::start(None).await;
+    let h = Harness::start(WORKSPACE, None).await;
     h.serve_tarball(&sha(1), "broken").await;
     let run = h.push(&sha(1)).await;
     let errored = h.wait_for(run, "errored").await;
@@ -432,7 +153,7 @@ async fn a_broken_configuration_errors_with_terraforms_message_in_the_log() {
 
 #[tokio::test]
 async fn three_quick_pushes_run_in_order_each_waiting_for_the_one_before() {
-    let h = Harness::start(None).await;
+    let h = Harness::start(WORKSPACE, None).await;
     for (n, fixture) in [(1, "outputs"), (2, "outputs-v2"), (3, "outputs")] {
         h.serve_tarball(&sha(n), fixture).await;
     }
@@ -462,7 +183,7 @@ async fn three_quick_pushes_run_in_order_each_waiting_for_the_one_before() {
 
 #[tokio::test]
 async fn a_manual_lock_holds_the_queue_until_unlocked() {
-    let h = Harness::start(None).await;
+    let h = Harness::start(WORKSPACE, None).await;
     let (status, lock) = h
         .api_post(
             "/api/v1/workspaces/prod/actions/lock",
@@ -499,7 +220,7 @@ async fn a_manual_lock_holds_the_queue_until_unlocked() {
 
 #[tokio::test]
 async fn discarding_a_plan_or_canceling_a_queued_run_hands_the_workspace_on() {
-    let h = Harness::start(None).await;
+    let h = Harness::start(WORKSPACE, None).await;
     for (n, fixture) in [(1, "outputs"), (2, "outputs-v2"), (3, "outputs")] {
         h.serve_tarball(&sha(n), fixture).await;
     }
@@ -534,7 +255,7 @@ async fn discarding_a_plan_or_canceling_a_queued_run_hands_the_workspace_on() {
 #[tokio::test]
 async fn canceling_or_force_canceling_a_plan_stops_terraform() {
     let marker = tempfile::NamedTempFile::new().unwrap();
-    let h = Harness::start(Some(&slow_plan_terraform(marker.path()))).await;
+    let h = Harness::start(WORKSPACE, Some(&slow_plan_terraform(marker.path()))).await;
     h.serve_tarball(&sha(1), "outputs").await;
     h.serve_tarball(&sha(2), "outputs").await;
 
@@ -567,7 +288,7 @@ async fn canceling_or_force_canceling_a_plan_stops_terraform() {
 #[tokio::test]
 async fn a_restart_during_a_plan_errors_that_run_and_the_queue_moves_on() {
     let marker = tempfile::NamedTempFile::new().unwrap();
-    let mut h = Harness::start(Some(&slow_plan_terraform(marker.path()))).await;
+    let mut h = Harness::start(WORKSPACE, Some(&slow_plan_terraform(marker.path()))).await;
     h.serve_tarball(&sha(1), "outputs").await;
     h.serve_tarball(&sha(2), "outputs-v2").await;
     let first = h.push(&sha(1)).await;
@@ -583,7 +304,7 @@ async fn a_restart_during_a_plan_errors_that_run_and_the_queue_moves_on() {
 
 #[tokio::test]
 async fn a_tarball_with_path_traversal_is_rejected() {
-    let h = Harness::start(None).await;
+    let h = Harness::start(WORKSPACE, None).await;
     // A tar entry named `../escape.tf`: the tar crate's builder refuses to write one, so the
     // header is written by hand.
     let mut raw = tar::Builder::new(Vec::new());
@@ -618,7 +339,7 @@ async fn a_tarball_with_path_traversal_is_rejected() {
 
 #[tokio::test]
 async fn the_api_wants_a_token_with_the_right_role() {
-    let h = Harness::start(None).await;
+    let h = Harness::start(WORKSPACE, None).await;
     let url = format!("{}/api/v1/workspaces/prod/runs", h.gantry.url);
     let anonymous = h.gantry.http.get(&url).send().await.unwrap();
     assert_eq!(anonymous.status(), 401);
@@ -699,7 +420,7 @@ async fn an_auto_apply_workspace_applies_its_own_plan() {
 
 #[tokio::test]
 async fn a_saved_plan_survives_a_restart_and_is_applied_after_it() {
-    let mut h = Harness::start(None).await;
+    let mut h = Harness::start(WORKSPACE, None).await;
     h.serve_tarball(&sha(1), "outputs").await;
     let run = h.push(&sha(1)).await;
     h.wait_for(run, "planned").await;
@@ -792,7 +513,7 @@ async fn an_apply_that_fails_after_writing_state_keeps_that_state() {
         "#!/bin/sh\nif [ \"$1\" = apply ]; then '{real}' \"$@\"; echo 'Error: provider crashed'; exit 1; fi\nexec '{real}' \"$@\"\n",
         real = real_terraform().display()
     );
-    let h = Harness::start(Some(&failing_apply)).await;
+    let h = Harness::start(WORKSPACE, Some(&failing_apply)).await;
     h.serve_tarball(&sha(1), "outputs").await;
     let run = h.push(&sha(1)).await;
     h.wait_for(run, "planned").await;

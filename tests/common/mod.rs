@@ -15,6 +15,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use wiremock::MockServer;
 
+pub mod runs;
+
 pub const SECRET: &str = "test-webhook-secret";
 pub const APP_ID: u64 = 4242;
 
@@ -34,6 +36,8 @@ pub fn base_env(data_dir: &Path, github_url: &str) -> HashMap<String, String> {
     [
         ("GANTRY_DATA_DIR", data_dir.to_str().unwrap()),
         ("GANTRY_LISTEN", "127.0.0.1:0"),
+        // What statuses and comments link to.
+        ("GANTRY_PUBLIC_URL", "https://gantry.test/"),
         ("GANTRY_WEBHOOK_SECRET", SECRET),
         ("GANTRY_APP_ID", "4242"),
         ("GANTRY_APP_PRIVATE_KEY_PATH", key.to_str().unwrap()),

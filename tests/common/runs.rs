@@ -1,0 +1,293 @@
+//! Executing runs in tests: a tool cache with the real Terraform 1.0.3 (or a stand-in script
+//! around it), fixture configurations served as repository tarballs through GitHub's redirect,
+//! a local releases mirror, and the JSON API to watch and steer runs.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use gantry::executor::terraform_install::platform;
+use gantry::web::api::auth::{new_token, token_hash};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use wiremock::matchers::{header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use super::{TestGantry, fixture_path, push_payload, wait_until};
+
+pub const REPO: &str = "octo-org/infra";
+
+pub fn sha(n: u32) -> String {
+    format!("{n:040x}")
+}
+
+pub fn real_terraform() -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".tools/bin/terraform");
+    assert!(
+        path.exists(),
+        "{} missing: run scripts/install-terraform",
+        path.display()
+    );
+    path
+}
+
+/// A tool cache holding "Terraform 1.0.3": the real binary, or a stand-in script that runs it.
+pub fn tool_cache_with(dir: &Path, terraform: Option<&str>) -> PathBuf {
+    let cache = dir.join("tool-cache");
+    let version = cache.join("1.0.3");
+    std::fs::create_dir_all(&version).unwrap();
+    match terraform {
+        None => std::os::unix::fs::symlink(real_terraform(), version.join("terraform")).unwrap(),
+        Some(script) => {
+            use std::os::unix::fs::PermissionsExt;
+            let file = version.join("terraform");
+            std::fs::write(&file, script).unwrap();
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+    }
+    cache
+}
+
+/// A Terraform whose plan waits while `marker` exists (a plan that takes long, to cancel or to
+/// restart under); then it is the real one. SIGINT ends the wait the way it ends a real plan.
+pub fn slow_plan_terraform(marker: &Path) -> String {
+    format!(
+        "#!/bin/sh\n\
+         trap 'echo interrupted; exit 130' INT TERM\n\
+         if [ \"$1\" = plan ] && [ -e '{marker}' ]; then\n\
+           echo 'slow plan: waiting'\n\
+           while [ -e '{marker}' ]; do sleep 0.1; done\n\
+         fi\n\
+         exec '{real}' \"$@\"\n",
+        marker = marker.display(),
+        real = real_terraform().display()
+    )
+}
+
+pub struct Harness {
+    pub gantry: TestGantry,
+    pub token: String,
+}
+
+impl Harness {
+    /// Gantry with the runner on, the workspace above, and an admin API token. `terraform`:
+    /// None for the real binary in the tool cache, or a stand-in script.
+    pub async fn start(toml: &str, terraform: Option<&str>) -> Self {
+        let tools = tempfile::tempdir().unwrap().keep();
+        let cache = tool_cache_with(&tools, terraform);
+        Self::start_with(toml, move |env| {
+            env.insert(
+                "GANTRY_TERRAFORM_TOOL_CACHE".into(),
+                cache.display().to_string(),
+            );
+        })
+        .await
+    }
+
+    pub async fn start_with(
+        toml: &str,
+        adjust: impl FnOnce(&mut std::collections::HashMap<String, String>),
+    ) -> Self {
+        let gantry = TestGantry::start_configured(Some(toml), |env| {
+            env.insert("GANTRY_RUNNER_ENABLED".into(), "true".into());
+            adjust(env);
+        })
+        .await;
+        Mock::given(method("POST"))
+            .and(path("/app/installations/99/access_tokens"))
+            .respond_with(ResponseTemplate::new(201).set_body_json(serde_json::json!({
+                "token": "ghs_test", "expires_at": "2099-01-01T00:00:00Z"
+            })))
+            .mount(&gantry.github)
+            .await;
+        let token = new_token();
+        gantry
+            .store
+            .create_api_token("tester", "admin", &token_hash(&token))
+            .await
+            .unwrap();
+        Self { gantry, token }
+    }
+
+    /// The fake GitHub serves `fixture` as the repository's tarball at `commit`: the API
+    /// redirects to a download URL, as GitHub does.
+    pub async fn serve_tarball(&self, commit: &str, fixture: &str) {
+        self.serve_tarball_bytes(commit, tarball_of(fixture, commit))
+            .await;
+    }
+
+    pub async fn serve_tarball_bytes(&self, commit: &str, bytes: Vec<u8>) {
+        let download = format!("/codeload/{REPO}/legacy.tar.gz/{commit}");
+        Mock::given(method("GET"))
+            .and(path(format!("/repos/{REPO}/tarball/{commit}")))
+            .and(header("authorization", "Bearer ghs_test"))
+            .respond_with(ResponseTemplate::new(302).insert_header(
+                "location",
+                format!("{}{download}", self.gantry.github.uri()),
+            ))
+            .mount(&self.gantry.github)
+            .await;
+        Mock::given(method("GET"))
+            .and(path(download))
+            .respond_with(ResponseTemplate::new(200).set_body_bytes(bytes))
+            .mount(&self.gantry.github)
+            .await;
+    }
+
+    /// Pushes `commit` to main touching main.tf; returns the run it created.
+    pub async fn push(&self, commit: &str) -> i64 {
+        let delivery = format!("push-{commit}");
+        let body = push_payload(REPO, "main", commit, &["main.tf"], |_| {});
+        assert_eq!(
+            self.gantry.send("push", &delivery, &body).await.status(),
+            202
+        );
+        let done = self.gantry.wait_for_outcome(&delivery).await;
+        assert_eq!(done.status, "processed", "{done:?}");
+        let runs = self.api_get("/api/v1/workspaces/prod/runs").await;
+        runs.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["commit_sha"] == commit)
+            .expect("the push made a run")["id"]
+            .as_i64()
+            .unwrap()
+    }
+
+    pub async fn api_get(&self, route: &str) -> Value {
+        let response = self
+            .gantry
+            .http
+            .get(format!("{}{route}", self.gantry.url))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "GET {route}: {}",
+            response.status()
+        );
+        response.json().await.unwrap()
+    }
+
+    pub async fn api_post(&self, route: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .gantry
+            .http
+            .post(format!("{}{route}", self.gantry.url))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    }
+
+    pub async fn action(&self, run: i64, action: &str) -> (u16, Value) {
+        self.api_post(&format!("/api/v1/runs/{run}/actions/{action}"), Value::Null)
+            .await
+    }
+
+    pub async fn run(&self, run: i64) -> Value {
+        self.api_get(&format!("/api/v1/runs/{run}")).await
+    }
+
+    pub async fn log(&self, run: i64, phase: &str) -> String {
+        self.gantry
+            .http
+            .get(format!(
+                "{}/api/v1/runs/{run}/logs/{phase}",
+                self.gantry.url
+            ))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// Waits until the run is in `state`; fails early if it ends elsewhere.
+    pub async fn wait_for(&self, run: i64, state: &str) -> Value {
+        let reached = wait_until(Duration::from_secs(90), || async {
+            let current = self.run(run).await;
+            let now = current["state"].as_str().unwrap().to_string();
+            let final_states = [
+                "applied",
+                "planned_and_finished",
+                "errored",
+                "discarded",
+                "canceled",
+                "force_canceled",
+            ];
+            if now == state || final_states.contains(&now.as_str()) {
+                Some(current)
+            } else {
+                None
+            }
+        })
+        .await;
+        let current = reached.unwrap_or_else(|| panic!("run {run} never reached {state}"));
+        assert_eq!(
+            current["state"],
+            state,
+            "run {run}: {current:#}\nplan log:\n{}",
+            self.log(run, "plan").await
+        );
+        current
+    }
+
+    pub fn states(run: &Value) -> Vec<String> {
+        run["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["state"].as_str().unwrap().to_string())
+            .collect()
+    }
+}
+
+/// A gzipped tar of a fixture configuration, wrapped in `owner-repo-sha/` as GitHub does.
+pub fn tarball_of(fixture: &str, commit: &str) -> Vec<u8> {
+    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
+    builder
+        .append_dir_all(
+            format!("octo-org-infra-{}", &commit[..7]),
+            fixture_path(&format!("terraform/{fixture}")),
+        )
+        .unwrap();
+    builder.into_inner().unwrap().finish().unwrap()
+}
+
+/// A local releases mirror serving the real Terraform 1.0.3 with its SHA256SUMS.
+pub async fn terraform_mirror() -> MockServer {
+    use std::io::Write;
+    let binary = std::fs::read(real_terraform()).unwrap();
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .unix_permissions(0o755);
+    zip.start_file("terraform", options).unwrap();
+    zip.write_all(&binary).unwrap();
+    let archive = zip.finish().unwrap().into_inner();
+    let zip_name = format!("terraform_1.0.3_{}.zip", platform());
+    let sums = format!("{}  {zip_name}\n", hex::encode(Sha256::digest(&archive)));
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/terraform/1.0.3/terraform_1.0.3_SHA256SUMS"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(sums))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/terraform/1.0.3/{zip_name}")))
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(archive))
+        .expect(1)
+        .mount(&server)
+        .await;
+    server
+}

@@ -1,0 +1,682 @@
+//! Pull requests end to end against a fake GitHub: speculative plans with the real Terraform,
+//! and the exact requests Gantry sends back (commit statuses, the PR comment, reactions,
+//! replies), driven by signed pull_request and issue_comment webhooks.
+
+mod common;
+
+use std::time::Duration;
+
+use common::runs::{Harness, REPO, sha, slow_plan_terraform};
+use common::{fixture, wait_until};
+use gantry::core::run::RunState;
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, ResponseTemplate};
+
+const PR: u64 = 7;
+
+const MONOREPO: &str = r#"
+[[workspaces]]
+name = "prod"
+repo = "octo-org/infra"
+working_directory = "prod"
+terraform_version = "1.0.3"
+[workspaces.vars]
+name = "prod"
+
+[[workspaces]]
+name = "staging"
+repo = "octo-org/infra"
+working_directory = "staging"
+terraform_version = "1.0.3"
+[workspaces.vars]
+name = "staging"
+
+[[workspaces]]
+name = "network"
+repo = "octo-org/infra"
+working_directory = "network"
+terraform_version = "1.0.3"
+[workspaces.vars]
+name = "network"
+"#;
+
+const ROOT: &str = r#"
+[[workspaces]]
+name = "prod"
+repo = "octo-org/infra"
+terraform_version = "1.0.3"
+[workspaces.vars]
+name = "world"
+"#;
+
+/// GitHub's example pull_request payload, moved to our repository, PR, head and action.
+fn pr_payload(action: &str, head: &str, fork: bool) -> Vec<u8> {
+    let mut p: Value =
+        serde_json::from_slice(&fixture("webhooks/pull_request.opened.json")).unwrap();
+    p["action"] = action.into();
+    p["number"] = PR.into();
+    p["pull_request"]["number"] = PR.into();
+    p["pull_request"]["head"]["sha"] = head.into();
+    p["pull_request"]["head"]["repo"]["full_name"] =
+        if fork { "someone/infra" } else { REPO }.into();
+    p["pull_request"]["base"]["ref"] = "main".into();
+    p["pull_request"]["base"]["repo"]["full_name"] = REPO.into();
+    p["repository"]["full_name"] = REPO.into();
+    p["repository"]["default_branch"] = "main".into();
+    p["installation"] = json!({ "id": 99, "node_id": "x" });
+    serde_json::to_vec(&p).unwrap()
+}
+
+/// GitHub's example issue_comment payload, as a comment on our pull request.
+fn comment_payload(id: u64, user: &str, body: &str) -> Vec<u8> {
+    let mut p: Value =
+        serde_json::from_slice(&fixture("webhooks/issue_comment.created.json")).unwrap();
+    p["issue"]["number"] = PR.into();
+    p["issue"]["pull_request"] =
+        json!({ "url": format!("https://api.github.com/repos/{REPO}/pulls/{PR}") });
+    p["comment"]["id"] = id.into();
+    p["comment"]["body"] = body.into();
+    p["comment"]["user"]["login"] = user.into();
+    p["sender"]["login"] = user.into();
+    p["repository"]["full_name"] = REPO.into();
+    p["repository"]["default_branch"] = "main".into();
+    p["installation"] = json!({ "id": 99, "node_id": "x" });
+    serde_json::to_vec(&p).unwrap()
+}
+
+/// The fake GitHub's answers for the pull request: its files, the PR itself (for commands),
+/// statuses, comments and reactions.
+async fn fake_pull_request(h: &Harness, files: &[&str], head: &str, fork: bool) {
+    let github = &h.gantry.github;
+    let listed: Vec<Value> = files.iter().map(|f| json!({ "filename": f })).collect();
+    Mock::given(method("GET"))
+        .and(path(format!("/repos/{REPO}/pulls/{PR}/files")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(listed))
+        .mount(github)
+        .await;
+    let head_repo = if fork { "someone/infra" } else { REPO };
+    Mock::given(method("GET"))
+        .and(path(format!("/repos/{REPO}/pulls/{PR}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "number": PR, "state": "open",
+            "head": { "ref": "feature", "sha": head, "repo": { "full_name": head_repo } },
+            "base": { "ref": "main", "sha": sha(900), "repo": { "full_name": REPO } },
+        })))
+        .mount(github)
+        .await;
+    Mock::given(method("POST"))
+        .and(path_regex_statuses())
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({ "id": 1 })))
+        .mount(github)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/repos/{REPO}/issues/{PR}/comments")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+        .mount(github)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("/repos/{REPO}/issues/{PR}/comments")))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({ "id": 555 })))
+        .mount(github)
+        .await;
+    Mock::given(method("PATCH"))
+        .and(path(format!("/repos/{REPO}/issues/comments/555")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "id": 555 })))
+        .mount(github)
+        .await;
+    Mock::given(method("POST"))
+        .and(wiremock::matchers::path_regex(
+            r"^/repos/octo-org/infra/issues/comments/\d+/reactions$",
+        ))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({ "id": 1 })))
+        .mount(github)
+        .await;
+}
+
+fn path_regex_statuses() -> wiremock::matchers::PathRegexMatcher {
+    wiremock::matchers::path_regex(r"^/repos/octo-org/infra/statuses/[0-9a-f]{40}$")
+}
+
+async fn grant_permission(h: &Harness, user: &str, permission: &str) {
+    Mock::given(method("GET"))
+        .and(path(format!(
+            "/repos/{REPO}/collaborators/{user}/permission"
+        )))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "permission": permission })))
+        .mount(&h.gantry.github)
+        .await;
+}
+
+/// Every request Gantry sent with this method to paths starting with `prefix`: (path, body).
+async fn sent(h: &Harness, verb: &str, prefix: &str) -> Vec<(String, Value)> {
+    h.gantry
+        .github
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.method.as_str() == verb && r.url.path().starts_with(prefix))
+        .map(|r| {
+            let body = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+            (r.url.path().to_string(), body)
+        })
+        .collect()
+}
+
+/// The status requests for one commit and context, in the order sent.
+async fn statuses(h: &Harness, commit: &str, context: &str) -> Vec<Value> {
+    sent(h, "POST", &format!("/repos/{REPO}/statuses/{commit}"))
+        .await
+        .into_iter()
+        .map(|(_, body)| body)
+        .filter(|body| body["context"] == context)
+        .collect()
+}
+
+/// Waits until the outbox has sent everything.
+async fn outbox_drained(h: &Harness) {
+    wait_until(Duration::from_secs(30), || async {
+        (h.gantry.store.outbox_pending().await.unwrap() == 0).then_some(())
+    })
+    .await
+    .expect("the outbox drained");
+}
+
+async fn send(h: &Harness, event: &str, delivery: &str, body: &[u8]) {
+    assert_eq!(h.gantry.send(event, delivery, body).await.status(), 202);
+    h.gantry.wait_for_outcome(delivery).await;
+}
+
+/// The latest speculative plan of each workspace for the pull request.
+async fn pr_runs(h: &Harness) -> Vec<gantry::store::RunDetail> {
+    let mut runs = Vec::new();
+    for id in h
+        .gantry
+        .store
+        .pull_request_runs(REPO, PR as i64)
+        .await
+        .unwrap()
+    {
+        runs.push(h.gantry.store.run(id).await.unwrap().unwrap());
+    }
+    runs
+}
+
+async fn wait_for_pr_runs(h: &Harness, count: usize, state: &str) -> Vec<gantry::store::RunDetail> {
+    let done = wait_until(Duration::from_secs(60), || async {
+        let runs = pr_runs(h).await;
+        (runs.len() == count && runs.iter().all(|r| r.state.as_str() == state)).then_some(runs)
+    })
+    .await;
+    match done {
+        Some(runs) => runs,
+        None => panic!(
+            "the plans never all became {state}: {:#?}",
+            pr_runs(h).await
+        ),
+    }
+}
+
+/// The run page a status links to (the tests' public URL is https://gantry.test/).
+fn run_url(_h: &Harness, run_id: i64) -> String {
+    format!("https://gantry.test/runs/{run_id}")
+}
+
+#[tokio::test]
+async fn a_pull_request_plans_its_workspaces_at_once_past_a_lock_and_a_queued_run() {
+    let h = Harness::start(MONOREPO, None).await;
+    let head = sha(10);
+    fake_pull_request(&h, &["prod/main.tf", "staging/main.tf"], &head, false).await;
+    h.serve_tarball(&head, "monorepo").await;
+
+    // prod is locked and has a push run waiting in its queue.
+    let (status, _) = h
+        .api_post(
+            "/api/v1/workspaces/prod/actions/lock",
+            json!({ "reason": "freeze" }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let push = common::push_payload(REPO, "main", &sha(1), &["prod/main.tf"], |_| {});
+    send(&h, "push", "push-1", &push).await;
+
+    send(
+        &h,
+        "pull_request",
+        "pr-opened",
+        &pr_payload("opened", &head, false),
+    )
+    .await;
+    let runs = wait_for_pr_runs(&h, 2, "planned_and_finished").await;
+
+    // Both planned while the other was planning: concurrently, not queued.
+    let window = |run: &gantry::store::RunDetail| {
+        let h = &h;
+        let id = run.id;
+        async move {
+            let events = h.gantry.store.run_timeline(id).await.unwrap();
+            let at = |s: &str| events.iter().find(|e| e.state == s).unwrap().at_ms;
+            (at("planning"), at("planned_and_finished"))
+        }
+    };
+    let (a, b) = (window(&runs[0]).await, window(&runs[1]).await);
+    assert!(a.0 < b.1 && b.0 < a.1, "the plans overlapped: {a:?} {b:?}");
+
+    // The locked workspace's queue is untouched and its run list has no speculative plan.
+    let prod_runs = h.api_get("/api/v1/workspaces/prod/runs").await;
+    let prod_runs = prod_runs.as_array().unwrap();
+    assert_eq!(prod_runs.len(), 1);
+    assert_eq!(prod_runs[0]["state"], "pending");
+    assert_eq!(prod_runs[0]["commit_sha"], sha(1));
+    let one = h.api_get(&format!("/api/v1/runs/{}", runs[0].id)).await;
+    assert_eq!(one["speculative"], true, "reached by its direct link");
+
+    outbox_drained(&h).await;
+    for run in &runs {
+        let workspace = h
+            .gantry
+            .store
+            .workspace(run.workspace_id)
+            .await
+            .unwrap()
+            .unwrap();
+        let context = format!("gantry/{}", workspace.spec.name);
+        let posted = statuses(&h, &head, &context).await;
+        assert_eq!(
+            posted.last().unwrap(),
+            &json!({
+                "state": "success",
+                "description": "Plan: 0 to add, 0 to change, 0 to destroy",
+                "context": context,
+                "target_url": run_url(&h, run.id),
+            })
+        );
+        assert!(
+            posted.len() <= 4,
+            "one request per change at most: {posted:#?}"
+        );
+        for pair in posted.windows(2) {
+            assert_ne!(
+                pair[0], pair[1],
+                "the same status is never posted twice in a row"
+            );
+        }
+    }
+    assert_eq!(
+        statuses(&h, &head, "gantry/network").await,
+        [json!({
+            "state": "success",
+            "description": "No changes in this workspace",
+            "context": "gantry/network",
+        })]
+    );
+
+    // One comment, created once and edited afterwards.
+    let created = sent(&h, "POST", &format!("/repos/{REPO}/issues/{PR}/comments")).await;
+    assert_eq!(created.len(), 1, "{created:#?}");
+    let edits = sent(&h, "PATCH", &format!("/repos/{REPO}/issues/comments/555")).await;
+    let last = edits.last().map_or(&created[0].1, |(_, body)| body);
+    let text = last["body"].as_str().unwrap();
+    assert!(text.starts_with(gantry::core::comment::MARKER));
+    assert!(text.contains("| [prod]("), "{text}");
+    assert!(text.contains("| [staging]("), "{text}");
+    assert!(text.contains("planned_and_finished"));
+    assert!(
+        text.contains("hello prod"),
+        "the plan output is in the comment"
+    );
+}
+
+#[tokio::test]
+async fn a_new_head_commit_supersedes_a_plan_still_running() {
+    let marker = tempfile::NamedTempFile::new().unwrap();
+    let h = Harness::start(ROOT, Some(&slow_plan_terraform(marker.path()))).await;
+    let (old, new) = (sha(1), sha(2));
+    fake_pull_request(&h, &["main.tf"], &new, false).await;
+    h.serve_tarball(&old, "outputs").await;
+    h.serve_tarball(&new, "outputs-v2").await;
+
+    send(
+        &h,
+        "pull_request",
+        "pr-opened",
+        &pr_payload("opened", &old, false),
+    )
+    .await;
+    let first = wait_for_pr_runs(&h, 1, "planning").await.remove(0);
+    send(
+        &h,
+        "pull_request",
+        "pr-sync",
+        &pr_payload("synchronize", &new, false),
+    )
+    .await;
+
+    let canceled = wait_until(Duration::from_secs(30), || async {
+        let run = h.gantry.store.run(first.id).await.unwrap().unwrap();
+        (run.state == RunState::Canceled).then_some(run)
+    })
+    .await
+    .expect("the older plan was canceled");
+    assert_eq!(canceled.error.as_deref(), Some("superseded"));
+    std::fs::remove_file(marker.path()).unwrap();
+    let second = wait_for_pr_runs(&h, 1, "planned_and_finished")
+        .await
+        .remove(0);
+    assert_eq!(second.commit_sha, new);
+
+    outbox_drained(&h).await;
+    assert_eq!(
+        statuses(&h, &old, "gantry/prod").await.last().unwrap()["description"],
+        "Canceled"
+    );
+    assert_eq!(
+        statuses(&h, &new, "gantry/prod").await.last().unwrap()["state"],
+        "success"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_plan_is_retried_by_a_comment_with_the_same_configuration_version() {
+    let h = Harness::start(ROOT, None).await;
+    let head = sha(3);
+    fake_pull_request(&h, &["main.tf"], &head, false).await;
+    grant_permission(&h, "alice", "write").await;
+    h.serve_tarball(&head, "broken").await;
+
+    send(
+        &h,
+        "pull_request",
+        "pr-opened",
+        &pr_payload("opened", &head, false),
+    )
+    .await;
+    let failed = wait_for_pr_runs(&h, 1, "errored").await.remove(0);
+    outbox_drained(&h).await;
+    let first_status = statuses(&h, &head, "gantry/prod")
+        .await
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(first_status["state"], "failure");
+    assert!(
+        first_status["description"]
+            .as_str()
+            .unwrap()
+            .starts_with("Plan failed: Reference to undeclared resource"),
+        "{first_status}"
+    );
+
+    send(
+        &h,
+        "issue_comment",
+        "retry-1",
+        &comment_payload(901, "alice", "/gantry retry"),
+    )
+    .await;
+    let retried = wait_until(Duration::from_secs(60), || async {
+        let run = pr_runs(&h).await.remove(0);
+        (run.id != failed.id && run.state == RunState::Errored).then_some(run)
+    })
+    .await
+    .expect("the retry ran");
+    assert_eq!(retried.retry_of, Some(failed.id));
+    assert_eq!(
+        retried.configuration_version_id,
+        failed.configuration_version_id
+    );
+    assert_eq!(retried.source, "retry");
+
+    outbox_drained(&h).await;
+    let last = statuses(&h, &head, "gantry/prod")
+        .await
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        last["target_url"],
+        run_url(&h, retried.id),
+        "the status links to the new run"
+    );
+    assert_eq!(
+        sent(
+            &h,
+            "POST",
+            &format!("/repos/{REPO}/issues/comments/901/reactions")
+        )
+        .await,
+        [(
+            format!("/repos/{REPO}/issues/comments/901/reactions"),
+            json!({ "content": "eyes" })
+        )]
+    );
+}
+
+#[tokio::test]
+async fn a_command_from_a_read_only_user_is_politely_refused() {
+    let h = Harness::start(ROOT, None).await;
+    let head = sha(4);
+    fake_pull_request(&h, &["main.tf"], &head, false).await;
+    grant_permission(&h, "mallory", "read").await;
+
+    send(
+        &h,
+        "issue_comment",
+        "plan-1",
+        &comment_payload(902, "mallory", "/gantry plan"),
+    )
+    .await;
+    outbox_drained(&h).await;
+    let replies = sent(&h, "POST", &format!("/repos/{REPO}/issues/{PR}/comments")).await;
+    assert_eq!(replies.len(), 1);
+    let body = replies[0].1["body"].as_str().unwrap();
+    assert!(body.starts_with("Sorry @mallory"), "{body}");
+    assert!(
+        sent(
+            &h,
+            "POST",
+            &format!("/repos/{REPO}/issues/comments/902/reactions")
+        )
+        .await
+        .is_empty()
+    );
+    assert!(pr_runs(&h).await.is_empty(), "nothing was planned");
+    assert!(
+        sent(&h, "GET", &format!("/repos/{REPO}/pulls/{PR}"))
+            .await
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_fork_waits_for_approval_and_is_planned_after_a_maintainer_asks() {
+    let h = Harness::start(ROOT, None).await;
+    let head = sha(5);
+    fake_pull_request(&h, &["main.tf"], &head, true).await;
+    grant_permission(&h, "maria", "maintain").await;
+    h.serve_tarball(&head, "outputs").await;
+
+    send(
+        &h,
+        "pull_request",
+        "pr-fork",
+        &pr_payload("opened", &head, true),
+    )
+    .await;
+    outbox_drained(&h).await;
+    assert!(
+        pr_runs(&h).await.is_empty(),
+        "a fork's code is not run by itself"
+    );
+    assert_eq!(
+        statuses(&h, &head, "gantry/prod").await,
+        [json!({
+            "state": "pending",
+            "description": "Waiting for approval to plan: a maintainer can comment /gantry plan",
+            "context": "gantry/prod",
+        })]
+    );
+
+    send(
+        &h,
+        "issue_comment",
+        "approve",
+        &comment_payload(903, "maria", "LGTM\n/gantry plan"),
+    )
+    .await;
+    let run = wait_for_pr_runs(&h, 1, "planned_and_finished")
+        .await
+        .remove(0);
+    assert_eq!(run.source, "command");
+    outbox_drained(&h).await;
+    let last = statuses(&h, &head, "gantry/prod")
+        .await
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["state"], "success");
+    assert_eq!(last["target_url"], run_url(&h, run.id));
+}
+
+#[tokio::test]
+async fn unknown_commands_get_the_usage_and_start_nothing() {
+    let h = Harness::start(ROOT, None).await;
+    fake_pull_request(&h, &["main.tf"], &sha(6), false).await;
+    grant_permission(&h, "alice", "admin").await;
+    send(
+        &h,
+        "issue_comment",
+        "bad",
+        &comment_payload(904, "alice", "/gantry apply --now"),
+    )
+    .await;
+    outbox_drained(&h).await;
+    let replies = sent(&h, "POST", &format!("/repos/{REPO}/issues/{PR}/comments")).await;
+    let body = replies[0].1["body"].as_str().unwrap();
+    assert!(body.contains("unknown command `apply`"), "{body}");
+    assert!(body.contains("/gantry plan [-w WORKSPACE]"), "{body}");
+    assert!(pr_runs(&h).await.is_empty());
+}
+
+#[tokio::test]
+async fn the_pr_comment_is_trimmed_to_githubs_limit() {
+    let h = Harness::start(ROOT, None).await;
+    let head = sha(7);
+    fake_pull_request(&h, &["main.tf"], &head, false).await;
+    h.serve_tarball(&head, "huge").await;
+    send(
+        &h,
+        "pull_request",
+        "pr-huge",
+        &pr_payload("opened", &head, false),
+    )
+    .await;
+    let run = wait_for_pr_runs(&h, 1, "planned_and_finished")
+        .await
+        .remove(0);
+    let log_chars = h.log(run.id, "plan").await.chars().count();
+    assert!(
+        log_chars > 65_536,
+        "the plan output is longer than a comment: {log_chars}"
+    );
+    outbox_drained(&h).await;
+    let mut bodies: Vec<Value> = sent(&h, "POST", &format!("/repos/{REPO}/issues/{PR}/comments"))
+        .await
+        .into_iter()
+        .map(|(_, b)| b)
+        .collect();
+    bodies.extend(
+        sent(&h, "PATCH", "/repos/octo-org/infra/issues/comments/555")
+            .await
+            .into_iter()
+            .map(|(_, b)| b),
+    );
+    let last = bodies.last().unwrap()["body"].as_str().unwrap().to_string();
+    assert!(last.chars().count() <= 65_536);
+    assert!(
+        last.contains(&format!(
+            "trimmed to fit in a GitHub comment; the whole plan: {}",
+            run_url(&h, run.id)
+        )),
+        "{}",
+        &last[..500]
+    );
+}
+
+#[tokio::test]
+async fn a_late_older_run_never_overwrites_a_newer_runs_status() {
+    // The runner is off: the test moves the runs itself, in the order that matters.
+    let gantry = common::TestGantry::start_with_config(ROOT).await;
+    let h = Harness {
+        gantry,
+        token: String::new(),
+    };
+    let head = sha(8);
+    Mock::given(method("POST"))
+        .and(path("/app/installations/99/access_tokens"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({
+            "token": "ghs_test", "expires_at": "2099-01-01T00:00:00Z"
+        })))
+        .mount(&h.gantry.github)
+        .await;
+    fake_pull_request(&h, &["main.tf"], &head, false).await;
+    grant_permission(&h, "alice", "write").await;
+
+    send(
+        &h,
+        "pull_request",
+        "pr-opened",
+        &pr_payload("opened", &head, false),
+    )
+    .await;
+    let older = pr_runs(&h).await.remove(0);
+    send(
+        &h,
+        "issue_comment",
+        "plan-again",
+        &comment_payload(905, "alice", "/gantry plan"),
+    )
+    .await;
+    let newer = pr_runs(&h).await.remove(0);
+    assert!(newer.id > older.id);
+
+    let store = &h.gantry.store;
+    use RunState::*;
+    for (from, to) in [
+        (Pending, Fetching),
+        (Fetching, Planning),
+        (Planning, PlannedAndFinished),
+    ] {
+        assert!(
+            store
+                .transition_run(newer.id, from, to, None)
+                .await
+                .unwrap()
+        );
+    }
+    outbox_drained(&h).await;
+    // The older plan finishes late, with an error.
+    assert!(
+        store
+            .transition_run(older.id, Pending, Fetching, None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .end_run(older.id, Fetching, Errored, "late")
+            .await
+            .unwrap()
+    );
+    outbox_drained(&h).await;
+
+    let posted = statuses(&h, &head, "gantry/prod").await;
+    let last = posted.last().unwrap();
+    assert_eq!(last["target_url"], run_url(&h, newer.id));
+    assert_eq!(last["state"], "success");
+    assert!(
+        posted.iter().all(|s| s["state"] != "failure"),
+        "the older run's failure was never posted: {posted:#?}"
+    );
+}

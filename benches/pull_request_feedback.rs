@@ -1,0 +1,209 @@
+//! Pull request feedback, measured end to end against a fake GitHub on loopback:
+//!
+//! 1. latency: from a pull_request delivery's 202 to the first commit status request arriving
+//!    at the fake GitHub (runner off, so only ingest, dispatch, the files request and the
+//!    outbox are measured);
+//! 2. fan-out: one pull request touching 50 workspaces, planned with the real Terraform under
+//!    the speculative-plan cap: the time until all are planned and the most plans seen at once.
+//!
+//! Run: `cargo bench --bench pull_request_feedback` (under `cargo test --all-targets` it runs a
+//! small round of each, as a smoke test).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use common::runs::{Harness, REPO, sha};
+use common::{TestGantry, fixture, wait_until};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use wiremock::matchers::{method, path, path_regex};
+use wiremock::{Mock, Request, Respond, ResponseTemplate};
+
+/// Answers a status request and says when it arrived.
+struct Arrivals(mpsc::UnboundedSender<(String, Instant)>);
+
+impl Respond for Arrivals {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let _ = self
+            .0
+            .send((request.url.path().to_string(), Instant::now()));
+        ResponseTemplate::new(201).set_body_json(json!({ "id": 1 }))
+    }
+}
+
+fn pr_payload(number: u64, head: &str) -> Vec<u8> {
+    let mut p: Value =
+        serde_json::from_slice(&fixture("webhooks/pull_request.opened.json")).unwrap();
+    p["number"] = number.into();
+    p["pull_request"]["number"] = number.into();
+    p["pull_request"]["head"]["sha"] = head.into();
+    p["pull_request"]["head"]["repo"]["full_name"] = REPO.into();
+    p["pull_request"]["base"]["ref"] = "main".into();
+    p["pull_request"]["base"]["repo"]["full_name"] = REPO.into();
+    p["repository"]["full_name"] = REPO.into();
+    p["repository"]["default_branch"] = "main".into();
+    p["installation"] = json!({ "id": 99, "node_id": "x" });
+    serde_json::to_vec(&p).unwrap()
+}
+
+fn workspaces_toml(count: usize) -> String {
+    (0..count)
+        .map(|i| {
+            format!(
+                "[[workspaces]]\nname = \"ws-{i}\"\nrepo = \"{REPO}\"\nworking_directory = \"ws-{i}\"\n\
+                 terraform_version = \"1.0.3\"\n[workspaces.vars]\nname = \"ws-{i}\"\n\n"
+            )
+        })
+        .collect()
+}
+
+async fn mock_common(github: &wiremock::MockServer, files: Vec<Value>) {
+    Mock::given(method("POST"))
+        .and(path("/app/installations/99/access_tokens"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({
+            "token": "ghs_bench", "expires_at": "2099-01-01T00:00:00Z"
+        })))
+        .mount(github)
+        .await;
+    Mock::given(method("GET"))
+        .and(path_regex(r"^/repos/octo-org/infra/pulls/\d+/files$"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(files))
+        .mount(github)
+        .await;
+    Mock::given(method("GET"))
+        .and(path_regex(r"^/repos/octo-org/infra/issues/\d+/comments$"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+        .mount(github)
+        .await;
+    Mock::given(method("POST"))
+        .and(path_regex(r"^/repos/octo-org/infra/issues/\d+/comments$"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({ "id": 555 })))
+        .mount(github)
+        .await;
+    Mock::given(method("PATCH"))
+        .and(path_regex(r"^/repos/octo-org/infra/issues/comments/\d+$"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "id": 555 })))
+        .mount(github)
+        .await;
+}
+
+async fn latency(rounds: usize) -> Vec<Duration> {
+    let gantry = TestGantry::start_with_config(&workspaces_toml(1)).await;
+    mock_common(&gantry.github, vec![json!({ "filename": "ws-0/main.tf" })]).await;
+    let (tx, mut arrivals) = mpsc::unbounded_channel();
+    Mock::given(method("POST"))
+        .and(path_regex(r"^/repos/octo-org/infra/statuses/[0-9a-f]{40}$"))
+        .respond_with(Arrivals(tx))
+        .mount(&gantry.github)
+        .await;
+    let mut samples = Vec::new();
+    for round in 0..rounds {
+        let head = sha(10_000 + round as u32);
+        let body = pr_payload(100 + round as u64, &head);
+        let response = gantry
+            .send("pull_request", &format!("lat-{round}"), &body)
+            .await;
+        let accepted = Instant::now();
+        assert_eq!(response.status(), 202);
+        let expected = format!("/repos/{REPO}/statuses/{head}");
+        loop {
+            let (arrived_path, at) = tokio::time::timeout(Duration::from_secs(10), arrivals.recv())
+                .await
+                .expect("a status arrived")
+                .unwrap();
+            if arrived_path == expected {
+                samples.push(at.saturating_duration_since(accepted));
+                break;
+            }
+        }
+    }
+    samples
+}
+
+/// A repository tarball with `count` workspace directories of the offline outputs fixture.
+fn monorepo_tarball(count: usize) -> Vec<u8> {
+    let main_tf = fixture("terraform/outputs/main.tf");
+    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
+    for i in 0..count {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(main_tf.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder
+            .append_data(
+                &mut header,
+                format!("octo-org-infra-0000001/ws-{i}/main.tf"),
+                &main_tf[..],
+            )
+            .unwrap();
+    }
+    builder.into_inner().unwrap().finish().unwrap()
+}
+
+async fn fan_out(count: usize) -> (Duration, usize, usize) {
+    let h = Harness::start(&workspaces_toml(count), None).await;
+    let files = (0..count)
+        .map(|i| json!({ "filename": format!("ws-{i}/main.tf") }))
+        .collect();
+    mock_common(&h.gantry.github, files).await;
+    Mock::given(method("POST"))
+        .and(path_regex(r"^/repos/octo-org/infra/statuses/[0-9a-f]{40}$"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({ "id": 1 })))
+        .mount(&h.gantry.github)
+        .await;
+    let head = sha(20_000);
+    h.serve_tarball_bytes(&head, monorepo_tarball(count)).await;
+    let start = Instant::now();
+    assert_eq!(
+        h.gantry
+            .send("pull_request", "fan-out", &pr_payload(500, &head))
+            .await
+            .status(),
+        202
+    );
+    let most_at_once = std::sync::atomic::AtomicUsize::new(0);
+    let most_ref = &most_at_once;
+    let store = &h.gantry.store;
+    let done = wait_until(Duration::from_secs(600), || async {
+        let ids = store.pull_request_runs(REPO, 500).await.ok()?;
+        let mut states: HashMap<String, usize> = HashMap::new();
+        for id in &ids {
+            let run = store.run(*id).await.ok()??;
+            *states.entry(run.state.to_string()).or_default() += 1;
+        }
+        let executing = states.get("fetching").copied().unwrap_or(0)
+            + states.get("planning").copied().unwrap_or(0);
+        most_ref.fetch_max(executing, std::sync::atomic::Ordering::Relaxed);
+        (ids.len() == count && states.get("planned_and_finished") == Some(&count)).then_some(())
+    })
+    .await;
+    assert!(done.is_some(), "all {count} workspaces planned");
+    let elapsed = start.elapsed();
+    let cap = std::thread::available_parallelism().map_or(1, |n| n.get()) * 2;
+    (elapsed, most_at_once.into_inner(), cap)
+}
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let (rounds, workspaces) = if full { (50, 50) } else { (3, 3) };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut samples = runtime.block_on(latency(rounds));
+    samples.sort();
+    let (elapsed, most, cap) = runtime.block_on(fan_out(workspaces));
+    println!("pull_request_feedback");
+    println!(
+        "  202 -> first status at GitHub ({rounds} PRs): median {:.1?}, p90 {:.1?}, max {:.1?}",
+        samples[samples.len() / 2],
+        samples[samples.len() * 9 / 10],
+        samples[samples.len() - 1]
+    );
+    println!(
+        "  {workspaces} workspaces planned for one PR: {elapsed:.1?} (at most {most} at once; cap {cap})"
+    );
+}

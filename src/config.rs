@@ -85,6 +85,7 @@ pub struct Config {
     pub runner: RunnerConfig,
     pub terraform: TerraformConfig,
     pub pull_requests: PullRequestConfig,
+    pub feedback: FeedbackConfig,
     /// The workspaces declared in the file, in order; the store keeps them (and any made
     /// through the API) so that runs outlive a change of configuration.
     pub workspaces: Vec<WorkspaceSpec>,
@@ -140,6 +141,13 @@ pub struct RunnerConfig {
     pub phase_timeout: std::time::Duration,
 }
 
+/// How Gantry reports runs on GitHub.
+#[derive(Debug, Clone, Copy)]
+pub struct FeedbackConfig {
+    pub commit_statuses: bool,
+    pub check_runs: bool,
+}
+
 #[derive(Debug, Clone)]
 pub struct PullRequestConfig {
     /// Plan draft pull requests too.
@@ -178,6 +186,8 @@ struct RawConfig {
     terraform: RawTerraform,
     #[serde(default)]
     pull_requests: RawPullRequests,
+    #[serde(default)]
+    feedback: RawFeedback,
     #[serde(default)]
     workspaces: Vec<RawWorkspace>,
 }
@@ -241,6 +251,13 @@ struct RawRunner {
     enabled: Option<bool>,
     max_processes: Option<usize>,
     phase_timeout_secs: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFeedback {
+    commit_statuses: Option<bool>,
+    check_runs: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -462,6 +479,10 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         runner: validate_runner(raw.runner)?,
         terraform,
         pull_requests: validate_pull_requests(raw.pull_requests)?,
+        feedback: FeedbackConfig {
+            commit_statuses: raw.feedback.commit_statuses.unwrap_or(true),
+            check_runs: raw.feedback.check_runs.unwrap_or(true),
+        },
         workspaces: validate_workspaces(raw.workspaces)?,
     })
 }

@@ -112,7 +112,12 @@ pub async fn serve_on(
     let (committer, committer_task) = Committer::start(store.clone(), stored.clone());
     let run_control = Arc::new(RunControl::new(store.clone(), Arc::new(RunSignal::new())));
     // Everything Gantry tells GitHub goes through the durable outbox.
-    let outbox = OutboxWorker::new(store.clone(), github.clone(), config.public_url.clone());
+    let outbox = OutboxWorker::new(
+        store.clone(),
+        github.clone(),
+        config.public_url.clone(),
+        config.feedback,
+    );
     tasks.spawn(outbox.run(cancel.child_token()));
     if config.runner.enabled {
         let runner = Runner::new(&config, store.clone(), github.clone(), run_control.clone());

@@ -110,6 +110,18 @@ async fn fake_pull_request(h: &Harness, files: &[&str], head: &str, fork: bool) 
         .respond_with(ResponseTemplate::new(201).set_body_json(json!({ "id": 1 })))
         .mount(github)
         .await;
+    Mock::given(method("POST"))
+        .and(path(format!("/repos/{REPO}/check-runs")))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({ "id": 4242 })))
+        .mount(github)
+        .await;
+    Mock::given(method("PATCH"))
+        .and(wiremock::matchers::path_regex(
+            r"^/repos/octo-org/infra/check-runs/\d+$",
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "id": 4242 })))
+        .mount(github)
+        .await;
     Mock::given(method("GET"))
         .and(path(format!("/repos/{REPO}/issues/{PR}/comments")))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
@@ -678,5 +690,66 @@ async fn a_late_older_run_never_overwrites_a_newer_runs_status() {
     assert!(
         posted.iter().all(|s| s["state"] != "failure"),
         "the older run's failure was never posted: {posted:#?}"
+    );
+}
+
+#[tokio::test]
+async fn check_runs_follow_each_plan_and_githubs_re_run_retries_it() {
+    let h = Harness::start(ROOT, None).await;
+    let head = sha(9);
+    fake_pull_request(&h, &["main.tf"], &head, false).await;
+    h.serve_tarball(&head, "broken").await;
+    send(
+        &h,
+        "pull_request",
+        "pr-opened",
+        &pr_payload("opened", &head, false),
+    )
+    .await;
+    let failed = wait_for_pr_runs(&h, 1, "errored").await.remove(0);
+    outbox_drained(&h).await;
+
+    let created = sent(&h, "POST", &format!("/repos/{REPO}/check-runs")).await;
+    assert_eq!(created.len(), 1, "one check run per run: {created:#?}");
+    assert_eq!(created[0].1["name"], "gantry/prod");
+    assert_eq!(created[0].1["head_sha"], head);
+    assert_eq!(created[0].1["external_id"], failed.id.to_string());
+    assert_eq!(created[0].1["details_url"], run_url(&h, failed.id));
+    let updates = sent(&h, "PATCH", &format!("/repos/{REPO}/check-runs/4242")).await;
+    let last = updates.last().map_or(&created[0].1, |(_, body)| body);
+    assert_eq!(last["status"], "completed");
+    assert_eq!(last["conclusion"], "failure");
+    assert!(
+        last["output"]["title"]
+            .as_str()
+            .unwrap()
+            .starts_with("Plan failed: Reference to undeclared resource"),
+        "{last}"
+    );
+
+    // GitHub's "Re-run" button on that check run.
+    let mut rerun: Value =
+        serde_json::from_slice(&fixture("webhooks/check_run.rerequested.json")).unwrap();
+    rerun["check_run"]["external_id"] = failed.id.to_string().into();
+    rerun["check_run"]["head_sha"] = head.clone().into();
+    rerun["repository"]["full_name"] = REPO.into();
+    rerun["installation"] = json!({ "id": 99, "node_id": "x" });
+    send(
+        &h,
+        "check_run",
+        "rerun-1",
+        &serde_json::to_vec(&rerun).unwrap(),
+    )
+    .await;
+    let retried = wait_until(Duration::from_secs(60), || async {
+        let run = pr_runs(&h).await.remove(0);
+        (run.id != failed.id && run.state == RunState::Errored).then_some(run)
+    })
+    .await
+    .expect("the re-run ran");
+    assert_eq!(retried.retry_of, Some(failed.id));
+    assert_eq!(
+        retried.configuration_version_id,
+        failed.configuration_version_id
     );
 }

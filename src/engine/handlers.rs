@@ -67,8 +67,9 @@ pub async fn handle(ctx: &Context, delivery_id: &str, event: &str, payload: &[u8
         Event::IssueComment(e) => {
             super::pull_requests::handle_issue_comment(ctx, delivery_id, &e).await
         }
-        Event::CheckRun(_) | Event::CheckSuite(_) => {
-            Handled::ignored("Gantry does not create check runs yet")
+        Event::CheckRun(e) => super::pull_requests::handle_check_run(ctx, delivery_id, &e).await,
+        Event::CheckSuite(e) => {
+            super::pull_requests::handle_check_suite(ctx, delivery_id, &e).await
         }
         Event::Unsupported { event } => {
             Handled::ignored(format!("Gantry does not use {event} events"))

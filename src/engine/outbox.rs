@@ -9,10 +9,12 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
+use crate::config::FeedbackConfig;
+use crate::core::checks::{Change, check_view};
 use crate::core::comment::{self, MAX_COMMENT_CHARS, WorkspacePlan};
 use crate::core::run::RunState;
 use crate::core::status::{self, RunFacts, first_error_line};
-use crate::github::{GitHub, GitHubError};
+use crate::github::{CheckRunRequest, GitHub, GitHubError};
 use crate::store::{
     OutboxKind, OutboxRow, RawStatus, Reaction, Reply, RunDetail, ShownStatus, Store,
 };
@@ -51,14 +53,21 @@ pub struct OutboxWorker {
     store: Store,
     github: Arc<GitHub>,
     public_url: Url,
+    feedback: FeedbackConfig,
 }
 
 impl OutboxWorker {
-    pub fn new(store: Store, github: Arc<GitHub>, public_url: Url) -> Self {
+    pub fn new(
+        store: Store,
+        github: Arc<GitHub>,
+        public_url: Url,
+        feedback: FeedbackConfig,
+    ) -> Self {
         Self {
             store,
             github,
             public_url,
+            feedback,
         }
     }
 
@@ -128,9 +137,17 @@ impl OutboxWorker {
             .ok_or_else(|| SendError::Final(format!("unknown outbox kind {}", row.kind)))?;
         let payload = |what: &str| SendError::Final(format!("bad {what} payload"));
         match kind {
+            OutboxKind::RunStatus | OutboxKind::RawStatus if !self.feedback.commit_statuses => {
+                Ok(())
+            }
+            OutboxKind::RunCheck if !self.feedback.check_runs => Ok(()),
             OutboxKind::RunStatus => {
                 let run_id: i64 = row.key.parse().map_err(|_| payload("run status"))?;
                 self.send_run_status(run_id).await
+            }
+            OutboxKind::RunCheck => {
+                let run_id: i64 = row.key.parse().map_err(|_| payload("run check"))?;
+                self.send_run_check(run_id).await
             }
             OutboxKind::RawStatus => {
                 let status: RawStatus =
@@ -176,6 +193,10 @@ impl OutboxWorker {
 
     /// What a run's status says now, from the run as stored.
     async fn run_view(&self, run: &RunDetail) -> anyhow::Result<status::StatusView> {
+        Ok(status::run_status(&self.run_facts(run).await?.as_facts()))
+    }
+
+    async fn run_facts(&self, run: &RunDetail) -> anyhow::Result<OwnedFacts> {
         let timeline = self.store.run_timeline(run.id).await?;
         let reached_apply = timeline.iter().any(|e| e.state == "applying");
         let terraform_error = if run.state == RunState::Errored {
@@ -191,7 +212,7 @@ impl OutboxWorker {
         } else {
             None
         };
-        let facts = RunFacts {
+        Ok(OwnedFacts {
             state: run.state,
             speculative: run.speculative,
             plan: run
@@ -199,9 +220,65 @@ impl OutboxWorker {
                 .as_ref()
                 .map(|p| (p.add, p.change, p.destroy, p.has_changes)),
             reached_apply,
-            error: terraform_error.as_deref().or(run.error.as_deref()),
+            error: terraform_error.or_else(|| run.error.clone()),
+        })
+    }
+
+    async fn send_run_check(&self, run_id: i64) -> Result<(), SendError> {
+        let Some(run) = self.store.run(run_id).await? else {
+            return Ok(());
         };
-        Ok(status::run_status(&facts))
+        let Some(workspace) = self.store.workspace(run.workspace_id).await? else {
+            return Ok(());
+        };
+        let installation = run
+            .installation_id
+            .ok_or_else(|| SendError::Final("the run has no installation to post with".into()))?;
+        let facts = self.run_facts(&run).await?;
+        let changes_json = run
+            .plan
+            .as_ref()
+            .and_then(|p| p.resource_changes.as_array().cloned())
+            .unwrap_or_default();
+        let changes: Vec<Change<'_>> = changes_json
+            .iter()
+            .map(|c| Change {
+                address: c["address"].as_str().unwrap_or_default(),
+                actions: c["actions"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|x| x.as_str()).collect())
+                    .unwrap_or_default(),
+            })
+            .collect();
+        let url = Self::run_url(&self.public_url, run.id);
+        let view = check_view(&facts.as_facts(), &changes, &url);
+        let shown = serde_json::to_string(&view).unwrap_or_default();
+        let (existing, last_shown) = self.store.run_check(run.id).await?;
+        if last_shown.as_deref() == Some(shown.as_str()) {
+            return Ok(());
+        }
+        let name = status::context(workspace.spec.name.as_str());
+        let external_id = run.id.to_string();
+        let id = self
+            .github
+            .put_check_run(
+                installation as u64,
+                &run.repo,
+                existing,
+                &CheckRunRequest {
+                    name: &name,
+                    head_sha: &run.commit_sha,
+                    external_id: &external_id,
+                    details_url: &url,
+                    status: view.status,
+                    conclusion: view.conclusion,
+                    title: &view.title,
+                    summary: &view.summary,
+                },
+            )
+            .await?;
+        self.store.set_run_check(run.id, id, &shown).await?;
+        Ok(())
     }
 
     async fn send_run_status(&self, run_id: i64) -> Result<(), SendError> {
@@ -350,6 +427,27 @@ impl OutboxWorker {
             .await?;
         self.store.set_pr_comment_id(repo, number, id).await?;
         Ok(())
+    }
+}
+
+/// [`RunFacts`] with owned text, read from the store.
+struct OwnedFacts {
+    state: RunState,
+    speculative: bool,
+    plan: Option<(i64, i64, i64, bool)>,
+    reached_apply: bool,
+    error: Option<String>,
+}
+
+impl OwnedFacts {
+    fn as_facts(&self) -> RunFacts<'_> {
+        RunFacts {
+            state: self.state,
+            speculative: self.speculative,
+            plan: self.plan,
+            reached_apply: self.reached_apply,
+            error: self.error.as_deref(),
+        }
     }
 }
 

@@ -10,10 +10,10 @@ use crate::core::pull_request::{
 use crate::core::run::RunState;
 use crate::core::status;
 use crate::core::workspace::WorkspaceName;
-use crate::events::{IssueCommentEvent, PullRequestEvent};
+use crate::events::{CheckRunEvent, CheckSuiteEvent, IssueCommentEvent, PullRequestEvent};
 use crate::store::{
-    DeliveryEffect, NewRuns, OutboxItem, RawStatus, Reaction, Reply, RunSource, SpeculativeCancel,
-    Workspace,
+    DeliveryEffect, NewRuns, OutboxItem, RawStatus, Reaction, Reply, RunDetail, RunSource,
+    SpeculativeCancel, Workspace,
 };
 
 /// Who may run comment commands.
@@ -359,4 +359,87 @@ async fn retry(
         pr_number: Some(number as i64),
         retry_of,
     }))
+}
+
+/// GitHub's "Re-run" on one of Gantry's check runs: retried like `/gantry retry`.
+pub async fn handle_check_run(ctx: &Context, delivery_id: &str, e: &CheckRunEvent) -> Handled {
+    if e.action != "rerequested" {
+        return Handled::ignored(format!("check_run {} needs nothing", e.action));
+    }
+    let Some(run_id) = e
+        .check_run
+        .external_id
+        .as_deref()
+        .and_then(|id| id.parse::<i64>().ok())
+    else {
+        return Handled::ignored("the check run is not one of Gantry's runs");
+    };
+    let run = match ctx.store.run(run_id).await {
+        Ok(Some(run)) if run.repo == e.repository.full_name => run,
+        Ok(_) => return Handled::ignored("the check run names no run of this repository"),
+        Err(error) => return Handled::RetryLater(format!("reading run {run_id}: {error:#}")),
+    };
+    retry_effects(
+        delivery_id,
+        e.installation.as_ref().map(|i| i.id),
+        vec![run],
+    )
+}
+
+/// GitHub's "Re-run all" on a check suite: every failed plan of its commit is retried.
+pub async fn handle_check_suite(ctx: &Context, delivery_id: &str, e: &CheckSuiteEvent) -> Handled {
+    if e.action != "rerequested" {
+        return Handled::ignored(format!("check_suite {} needs nothing", e.action));
+    }
+    let repo = &e.repository.full_name;
+    let ids = match ctx
+        .store
+        .latest_speculative_runs_at(repo, &e.check_suite.head_sha)
+        .await
+    {
+        Ok(ids) => ids,
+        Err(error) => return Handled::RetryLater(format!("reading the plans: {error:#}")),
+    };
+    let mut runs = Vec::new();
+    for id in ids {
+        match ctx.store.run(id).await {
+            Ok(Some(run)) => runs.push(run),
+            Ok(None) => {}
+            Err(error) => return Handled::RetryLater(format!("reading run {id}: {error:#}")),
+        }
+    }
+    retry_effects(delivery_id, e.installation.as_ref().map(|i| i.id), runs)
+}
+
+/// New runs (same configuration version) for those of `runs` that failed or were canceled.
+/// Only speculative plans are retried: a push run's commit runs once per workspace.
+fn retry_effects(delivery_id: &str, installation: Option<u64>, runs: Vec<RunDetail>) -> Handled {
+    let failed: Vec<RunDetail> = runs
+        .into_iter()
+        .filter(|r| {
+            r.speculative
+                && matches!(
+                    r.state,
+                    RunState::Errored | RunState::Canceled | RunState::ForceCanceled
+                )
+        })
+        .collect();
+    if failed.is_empty() {
+        return Handled::ignored("no failed or canceled plan to retry");
+    }
+    let mut effects: Vec<DeliveryEffect> = Vec::new();
+    for run in failed {
+        effects.push(DeliveryEffect::CreateRuns(NewRuns {
+            repo: run.repo.clone(),
+            commit_sha: run.commit_sha.clone(),
+            workspace_ids: vec![run.workspace_id],
+            source: RunSource::Retry,
+            delivery_id: delivery_id.to_string(),
+            installation_id: installation.map(|i| i as i64).or(run.installation_id),
+            speculative: true,
+            pr_number: run.pr_number,
+            retry_of: vec![(run.workspace_id, run.id)],
+        }));
+    }
+    Handled::processed(effects)
 }

@@ -29,6 +29,20 @@ pub struct StatusRequest<'a> {
     pub target_url: Option<&'a str>,
 }
 
+/// A check run to create or update.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckRunRequest<'a> {
+    pub name: &'a str,
+    pub head_sha: &'a str,
+    /// The run id: a "Re-run" request names it.
+    pub external_id: &'a str,
+    pub details_url: &'a str,
+    pub status: &'a str,
+    pub conclusion: Option<&'a str>,
+    pub title: &'a str,
+    pub summary: &'a str,
+}
+
 impl GitHub {
     /// `POST /repos/{repo}/statuses/{sha}`.
     #[instrument(skip(self, status), fields(context = status.context, state = status.state))]
@@ -52,6 +66,43 @@ impl GitHub {
             .post(format!("/repos/{repo}/statuses/{sha}"), Some(&body))
             .await?;
         Ok(())
+    }
+
+    /// `POST /repos/{repo}/check-runs` (new) or `PATCH /repos/{repo}/check-runs/{id}`; returns
+    /// the check run's id.
+    #[instrument(skip(self, check))]
+    pub async fn put_check_run(
+        &self,
+        installation_id: u64,
+        repo: &str,
+        existing: Option<i64>,
+        check: &CheckRunRequest<'_>,
+    ) -> Result<i64> {
+        let client = self.installation_client(installation_id).await?;
+        let mut body = json!({
+            "name": check.name,
+            "head_sha": check.head_sha,
+            "external_id": check.external_id,
+            "details_url": check.details_url,
+            "status": check.status,
+            "output": { "title": check.title, "summary": check.summary },
+        });
+        if let Some(conclusion) = check.conclusion {
+            body["conclusion"] = conclusion.into();
+        }
+        let saved: Created = match existing {
+            Some(id) => {
+                client
+                    .patch(format!("/repos/{repo}/check-runs/{id}"), Some(&body))
+                    .await?
+            }
+            None => {
+                client
+                    .post(format!("/repos/{repo}/check-runs"), Some(&body))
+                    .await?
+            }
+        };
+        Ok(saved.id)
     }
 
     /// `POST /repos/{repo}/issues/{number}/comments`; returns the comment's id.

@@ -20,7 +20,7 @@ use url::Url;
 pub use app::{AppCredentials, AppJwtClaims};
 pub use compare::{ComparedFiles, MAX_COMPARE_FILES};
 pub use error::GitHubError;
-pub use feedback::StatusRequest;
+pub use feedback::{CheckRunRequest, StatusRequest};
 pub use manifest::{ManifestCode, ManifestConversion};
 pub use pulls::{MAX_PULL_REQUEST_FILES, PullRequestFiles, PullRequestInfo};
 pub use tokens::{InstallationToken, RENEW_BEFORE_EXPIRY, needs_renewal};

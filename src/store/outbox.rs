@@ -12,6 +12,8 @@ use super::{Conn, Store, now_ms, on_conn, on_pool, on_read_pool};
 pub enum OutboxKind {
     /// The commit status of a run (key: the run id); computed from the run when sent.
     RunStatus,
+    /// The check run of a run (key: the run id); computed from the run when sent.
+    RunCheck,
     /// A status not tied to a run (key: repo@sha/context); the payload is a [`RawStatus`].
     RawStatus,
     /// The pull request's one Gantry comment (key: repo#number); rendered when sent.
@@ -26,6 +28,7 @@ impl OutboxKind {
     pub fn as_str(self) -> &'static str {
         match self {
             OutboxKind::RunStatus => "run_status",
+            OutboxKind::RunCheck => "run_check",
             OutboxKind::RawStatus => "raw_status",
             OutboxKind::PrComment => "pr_comment",
             OutboxKind::Reaction => "reaction",
@@ -36,6 +39,7 @@ impl OutboxKind {
     pub fn parse(name: &str) -> Option<Self> {
         [
             OutboxKind::RunStatus,
+            OutboxKind::RunCheck,
             OutboxKind::RawStatus,
             OutboxKind::PrComment,
             OutboxKind::Reaction,
@@ -136,14 +140,17 @@ impl OutboxItem {
 pub(crate) async fn enqueue_run_feedback(conn: Conn<'_>, run_id: i64) -> Result<(), sqlx::Error> {
     let now = now_ms();
     on_conn!(conn, c => {
-        sqlx::query(
-            "INSERT INTO outbox (kind, key, payload, created_at_ms) VALUES ('run_status', $1, '{}', $2) \
-             ON CONFLICT (kind, key) WHERE state = 'pending' DO NOTHING",
-        )
-        .bind(run_id.to_string())
-        .bind(now)
-        .execute(&mut *c)
-        .await?;
+        for kind in ["run_status", "run_check"] {
+            sqlx::query(
+                "INSERT INTO outbox (kind, key, payload, created_at_ms) VALUES ($3, $1, '{}', $2) \
+                 ON CONFLICT (kind, key) WHERE state = 'pending' DO NOTHING",
+            )
+            .bind(run_id.to_string())
+            .bind(now)
+            .bind(kind)
+            .execute(&mut *c)
+            .await?;
+        }
         sqlx::query(
             "INSERT INTO outbox (kind, key, payload, created_at_ms) \
              SELECT 'pr_comment', c.repo || '#' || CAST(r.pr_number AS TEXT), '{}', $2 \
@@ -366,6 +373,34 @@ impl Store {
             .bind(&shown.target_url)
             .execute(pool)
             .await?;
+        });
+        Ok(())
+    }
+
+    /// The check run of a run, once created, and what it last showed.
+    pub async fn run_check(&self, run_id: i64) -> anyhow::Result<(Option<i64>, Option<String>)> {
+        let row: Option<(Option<i64>, Option<String>)> = on_read_pool!(self, pool => {
+            sqlx::query_as("SELECT check_run_id, check_run_shown FROM runs WHERE id = $1")
+                .bind(run_id)
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(row.unwrap_or((None, None)))
+    }
+
+    pub async fn set_run_check(
+        &self,
+        run_id: i64,
+        check_run_id: i64,
+        shown: &str,
+    ) -> anyhow::Result<()> {
+        on_pool!(self, pool => {
+            sqlx::query("UPDATE runs SET check_run_id = $1, check_run_shown = $2 WHERE id = $3")
+                .bind(check_run_id)
+                .bind(shown)
+                .bind(run_id)
+                .execute(pool)
+                .await?;
         });
         Ok(())
     }

@@ -245,6 +245,27 @@ impl Store {
         Ok(ids)
     }
 
+    /// The latest speculative plan of each workspace at a commit.
+    pub async fn latest_speculative_runs_at(
+        &self,
+        repo: &str,
+        sha: &str,
+    ) -> anyhow::Result<Vec<i64>> {
+        let ids = on_read_pool!(self, pool => {
+            sqlx::query_scalar(
+                "SELECT MAX(r.id) FROM runs r JOIN configuration_versions c \
+                 ON c.id = r.configuration_version_id WHERE r.speculative = 1 \
+                 AND r.commit_sha = $1 AND c.repo = $2 GROUP BY r.workspace_id \
+                 ORDER BY r.workspace_id",
+            )
+            .bind(sha)
+            .bind(repo)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(ids)
+    }
+
     /// The latest speculative plan of each workspace for a pull request, by workspace id.
     pub async fn pull_request_runs(&self, repo: &str, pr_number: i64) -> anyhow::Result<Vec<i64>> {
         let ids = on_read_pool!(self, pool => {

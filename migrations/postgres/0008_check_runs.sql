@@ -1,0 +1,3 @@
+-- The GitHub check run of each run, once created, and what it last showed.
+ALTER TABLE runs ADD COLUMN check_run_id BIGINT;
+ALTER TABLE runs ADD COLUMN check_run_shown TEXT;

@@ -1,0 +1,159 @@
+//! What a run's GitHub check run shows: its status, conclusion and output (the plan summary and
+//! the resource changes in Markdown). Pure.
+
+use super::run::RunState;
+use super::status::{RunFacts, run_status};
+
+/// A check run as GitHub takes it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CheckView {
+    /// queued | in_progress | completed
+    pub status: &'static str,
+    /// Set when completed: success | failure | neutral | cancelled | action_required
+    pub conclusion: Option<&'static str>,
+    pub title: String,
+    pub summary: String,
+}
+
+/// One resource change, as the check's output lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change<'a> {
+    pub address: &'a str,
+    pub actions: Vec<&'a str>,
+}
+
+pub fn check_view(run: &RunFacts<'_>, changes: &[Change<'_>], run_url: &str) -> CheckView {
+    use RunState::*;
+    let has_changes = run.plan.is_some_and(|p| p.3);
+    let (status, conclusion) = match run.state {
+        Pending => ("queued", None),
+        Fetching | Planning | Confirmed | Applying => ("in_progress", None),
+        Planned => ("completed", Some("action_required")),
+        Applied => ("completed", Some("success")),
+        PlannedAndFinished if run.speculative && has_changes => ("completed", Some("success")),
+        PlannedAndFinished => ("completed", Some("neutral")),
+        Errored => ("completed", Some("failure")),
+        Canceled | ForceCanceled | Discarded => ("completed", Some("cancelled")),
+    };
+    let title = run_status(run).description;
+    let mut summary = format!("**{title}**\n\n[The run in Gantry]({run_url})\n");
+    if !changes.is_empty() {
+        summary.push_str("\n| Action | Resource |\n| --- | --- |\n");
+        for change in changes {
+            summary.push_str(&format!(
+                "| {} | `{}` |\n",
+                action_label(&change.actions),
+                change.address.replace('`', "'")
+            ));
+        }
+    }
+    CheckView {
+        status,
+        conclusion,
+        title,
+        summary: super::status::truncate(&summary, 65_535),
+    }
+}
+
+/// Terraform's symbols for what happens to a resource.
+fn action_label(actions: &[&str]) -> &'static str {
+    match actions {
+        ["create"] => "+ create",
+        ["update"] => "~ update",
+        ["delete"] => "- destroy",
+        ["delete", "create"] | ["create", "delete"] => "-/+ replace",
+        ["read"] => "<= read",
+        _ => "~ change",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(state: RunState, speculative: bool, has_changes: bool) -> RunFacts<'static> {
+        RunFacts {
+            state,
+            speculative,
+            plan: Some((1, 0, 1, has_changes)),
+            reached_apply: false,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn conclusions_follow_the_run() {
+        let cases = [
+            (facts(RunState::Pending, true, false), "queued", None),
+            (facts(RunState::Planning, true, false), "in_progress", None),
+            (
+                facts(RunState::Planned, false, true),
+                "completed",
+                Some("action_required"),
+            ),
+            (
+                facts(RunState::PlannedAndFinished, true, true),
+                "completed",
+                Some("success"),
+            ),
+            (
+                facts(RunState::PlannedAndFinished, true, false),
+                "completed",
+                Some("neutral"),
+            ),
+            (
+                facts(RunState::Errored, true, false),
+                "completed",
+                Some("failure"),
+            ),
+            (
+                facts(RunState::Canceled, true, false),
+                "completed",
+                Some("cancelled"),
+            ),
+            (
+                facts(RunState::Applied, false, true),
+                "completed",
+                Some("success"),
+            ),
+        ];
+        for (run, status, conclusion) in cases {
+            let view = check_view(&run, &[], "https://g/runs/1");
+            assert_eq!(
+                (view.status, view.conclusion),
+                (status, conclusion),
+                "{:?}",
+                run.state
+            );
+        }
+    }
+
+    #[test]
+    fn the_output_lists_resource_changes_in_markdown() {
+        let changes = [
+            Change {
+                address: "aws_s3_bucket.logs",
+                actions: vec!["create"],
+            },
+            Change {
+                address: "aws_instance.web",
+                actions: vec!["delete", "create"],
+            },
+        ];
+        let view = check_view(
+            &facts(RunState::PlannedAndFinished, true, true),
+            &changes,
+            "https://g/runs/9",
+        );
+        assert_eq!(view.title, "Plan: 1 to add, 0 to change, 1 to destroy");
+        assert!(
+            view.summary
+                .contains("[The run in Gantry](https://g/runs/9)")
+        );
+        assert!(view.summary.contains("| + create | `aws_s3_bucket.logs` |"));
+        assert!(
+            view.summary
+                .contains("| -/+ replace | `aws_instance.web` |")
+        );
+    }
+}

@@ -753,3 +753,41 @@ async fn check_runs_follow_each_plan_and_githubs_re_run_retries_it() {
         failed.configuration_version_id
     );
 }
+
+#[tokio::test]
+async fn closing_the_pull_request_cancels_its_waiting_plans() {
+    // The runner is off, so the plan waits.
+    let gantry = common::TestGantry::start_with_config(ROOT).await;
+    let h = Harness {
+        gantry,
+        token: String::new(),
+    };
+    let head = sha(11);
+    Mock::given(method("POST"))
+        .and(path("/app/installations/99/access_tokens"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({
+            "token": "ghs_test", "expires_at": "2099-01-01T00:00:00Z"
+        })))
+        .mount(&h.gantry.github)
+        .await;
+    fake_pull_request(&h, &["main.tf"], &head, false).await;
+    send(
+        &h,
+        "pull_request",
+        "pr-opened",
+        &pr_payload("opened", &head, false),
+    )
+    .await;
+    let waiting = pr_runs(&h).await.remove(0);
+    assert_eq!(waiting.state, RunState::Pending);
+    send(
+        &h,
+        "pull_request",
+        "pr-closed",
+        &pr_payload("closed", &head, false),
+    )
+    .await;
+    let closed = h.gantry.store.run(waiting.id).await.unwrap().unwrap();
+    assert_eq!(closed.state, RunState::Canceled);
+    assert_eq!(closed.error.as_deref(), Some("the pull request was closed"));
+}

@@ -60,8 +60,8 @@ fn bare_round(fixture: &Path) -> Duration {
         assert!(status.success());
     };
     let start = Instant::now();
-    terraform(&["init", "-input=false", "-no-color"]);
-    terraform(&["plan", "-input=false", "-no-color", "-out=plan.tfplan"]);
+    terraform(&["init", "-input=false"]);
+    terraform(&["plan", "-input=false", "-out=plan.tfplan"]);
     start.elapsed()
 }
 

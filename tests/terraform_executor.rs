@@ -105,7 +105,8 @@ async fn a_broken_configuration_fails_with_its_error_in_the_log() {
         matches!(result, Err(PhaseError::Failed { .. })),
         "{result:?}"
     );
-    let text = log.join("\n");
+    // Terraform's colors are kept in the log.
+    let text = gantry::core::status::plain_text(&log.join("\n"));
     assert!(
         text.contains("Error: Reference to undeclared resource"),
         "{text}"

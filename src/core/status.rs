@@ -67,12 +67,18 @@ pub fn run_status(run: &RunFacts<'_>) -> StatusView {
     }
 }
 
-/// The first line Terraform marked as an error (`Error: …`), from a log.
-pub fn first_error_line(log: &str) -> Option<&str> {
-    log.lines()
+/// The first line Terraform marked as an error (`Error: …`), from a log (colors or not).
+pub fn first_error_line(log: &str) -> Option<String> {
+    plain_text(log)
+        .lines()
         .map(|line| line.trim_start_matches(['│', '╷', '╵', ' ']).trim())
         .find(|line| line.starts_with("Error: "))
-        .map(|line| line.trim_start_matches("Error: "))
+        .map(|line| line.trim_start_matches("Error: ").to_string())
+}
+
+/// `text` without ANSI color codes, for places that show plain text (statuses, comments).
+pub fn plain_text(text: &str) -> String {
+    strip_ansi_escapes::strip_str(text)
 }
 
 /// `text` cut to `max` characters, with an ellipsis when cut.
@@ -160,9 +166,9 @@ mod tests {
 
     #[test]
     fn the_first_terraform_error_line_is_found_in_a_boxed_log() {
-        let log = "Initializing...\n╷\n│ Error: Reference to undeclared resource\n│ \n│   on main.tf line 2\n";
+        let log = "Initializing...\n╷\n│ \u{1b}[31mError: \u{1b}[0m\u{1b}[1mReference to undeclared resource\u{1b}[0m\n│ \n│   on main.tf line 2\n";
         assert_eq!(
-            first_error_line(log),
+            first_error_line(log).as_deref(),
             Some("Reference to undeclared resource")
         );
         assert_eq!(first_error_line("all good"), None);

@@ -208,7 +208,7 @@ impl OutboxWorker {
                 .into_iter()
                 .map(|c| c.chunk)
                 .collect();
-            first_error_line(&log).map(str::to_string)
+            first_error_line(&log)
         } else {
             None
         };
@@ -384,6 +384,7 @@ impl OutboxWorker {
                 .map(|c| c.chunk)
                 .collect();
             let view = self.run_view(&run).await?;
+            let output = status::plain_text(&output);
             plans.push(WorkspacePlan {
                 workspace: workspace.spec.name.as_str().to_string(),
                 state: run.state.to_string(),

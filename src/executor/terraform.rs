@@ -95,7 +95,8 @@ pub struct Terraform {
 
 impl Terraform {
     pub async fn init(&self, log: &mut dyn LogSink, stop: &Stop) -> Result<(), PhaseError> {
-        self.run("init", &["init", "-input=false", "-no-color"], log, stop)
+        // Colors are kept: the run page renders them; comments and statuses strip them.
+        self.run("init", &["init", "-input=false"], log, stop)
             .await
             .map(|_| ())
     }
@@ -108,13 +109,7 @@ impl Terraform {
         stop: &Stop,
     ) -> Result<PlanSummary, PhaseError> {
         let out = format!("-out={}", plan_file.display());
-        let args = [
-            "plan",
-            "-input=false",
-            "-no-color",
-            "-detailed-exitcode",
-            &out,
-        ];
+        let args = ["plan", "-input=false", "-detailed-exitcode", &out];
         let code = self.run_allowing("plan", &args, &[0, 2], log, stop).await?;
         let mut summary = self.show_json(plan_file, stop).await?;
         // -detailed-exitcode: 2 means changes (output-only changes included), 0 none.
@@ -132,7 +127,7 @@ impl Terraform {
         let plan = plan_file.display().to_string();
         self.run(
             "apply",
-            &["apply", "-input=false", "-no-color", "-auto-approve", &plan],
+            &["apply", "-input=false", "-auto-approve", &plan],
             log,
             stop,
         )
@@ -143,8 +138,13 @@ impl Terraform {
     async fn show_json(&self, plan_file: &Path, stop: &Stop) -> Result<PlanSummary, PhaseError> {
         let mut json = Vec::new();
         let plan = plan_file.display().to_string();
-        self.run("show", &["show", "-json", &plan], &mut json, stop)
-            .await?;
+        self.run(
+            "show",
+            &["show", "-json", "-no-color", &plan],
+            &mut json,
+            stop,
+        )
+        .await?;
         parse_plan_json(&json.concat())
     }
 

@@ -146,6 +146,8 @@ pub struct RunnerConfig {
 pub struct FeedbackConfig {
     pub commit_statuses: bool,
     pub check_runs: bool,
+    /// One more status, `gantry`, that sums up every workspace's on a commit.
+    pub aggregate_status: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -258,6 +260,7 @@ struct RawRunner {
 struct RawFeedback {
     commit_statuses: Option<bool>,
     check_runs: Option<bool>,
+    aggregate_status: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -482,6 +485,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         feedback: FeedbackConfig {
             commit_statuses: raw.feedback.commit_statuses.unwrap_or(true),
             check_runs: raw.feedback.check_runs.unwrap_or(true),
+            aggregate_status: raw.feedback.aggregate_status.unwrap_or(false),
         },
         workspaces: validate_workspaces(raw.workspaces)?,
     })

@@ -791,3 +791,40 @@ async fn closing_the_pull_request_cancels_its_waiting_plans() {
     assert_eq!(closed.state, RunState::Canceled);
     assert_eq!(closed.error.as_deref(), Some("the pull request was closed"));
 }
+
+#[tokio::test]
+async fn an_aggregate_status_sums_up_every_workspace_when_asked_for() {
+    // The runner is off: prod's plan stays queued, the others are untouched.
+    // `[feedback]` comes before the workspace tables, as TOML wants.
+    let config = format!("[feedback]\naggregate_status = true\n{MONOREPO}");
+    let gantry = common::TestGantry::start_with_config(&config).await;
+    let h = Harness {
+        gantry,
+        token: String::new(),
+    };
+    let head = sha(12);
+    Mock::given(method("POST"))
+        .and(path("/app/installations/99/access_tokens"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({
+            "token": "ghs_test", "expires_at": "2099-01-01T00:00:00Z"
+        })))
+        .mount(&h.gantry.github)
+        .await;
+    fake_pull_request(&h, &["prod/main.tf"], &head, false).await;
+    send(
+        &h,
+        "pull_request",
+        "pr-opened",
+        &pr_payload("opened", &head, false),
+    )
+    .await;
+    outbox_drained(&h).await;
+    assert_eq!(
+        statuses(&h, &head, "gantry").await.last().unwrap(),
+        &json!({
+            "state": "pending",
+            "description": "3 workspaces: 1 pending, 2 succeeded",
+            "context": "gantry",
+        })
+    );
+}

@@ -67,6 +67,53 @@ pub fn run_status(run: &RunFacts<'_>) -> StatusView {
     }
 }
 
+/// The context that sums up every workspace of a commit.
+pub const AGGREGATE_CONTEXT: &str = "gantry";
+
+/// The aggregate status from each workspace's (GitHub state): the worst state wins (failure,
+/// then error, then pending), and the description counts them.
+pub fn aggregate(states: &[&str]) -> StatusView {
+    let count = |s: &str| states.iter().filter(|x| **x == s).count();
+    let (failed, errors, pending, succeeded) = (
+        count("failure"),
+        count("error"),
+        count("pending"),
+        count("success"),
+    );
+    let state = if failed > 0 {
+        "failure"
+    } else if errors > 0 {
+        "error"
+    } else if pending > 0 {
+        "pending"
+    } else {
+        "success"
+    };
+    let mut parts = Vec::new();
+    for (n, what) in [
+        (failed, "failed"),
+        (errors, "canceled"),
+        (pending, "pending"),
+        (succeeded, "succeeded"),
+    ] {
+        if n > 0 {
+            parts.push(format!("{n} {what}"));
+        }
+    }
+    let noun = if states.len() == 1 {
+        "workspace"
+    } else {
+        "workspaces"
+    };
+    StatusView {
+        state,
+        description: truncate(
+            &format!("{} {noun}: {}", states.len(), parts.join(", ")),
+            MAX_DESCRIPTION_CHARS,
+        ),
+    }
+}
+
 /// The first line Terraform marked as an error (`Error: …`), from a log (colors or not).
 pub fn first_error_line(log: &str) -> Option<String> {
     plain_text(log)
@@ -152,6 +199,18 @@ mod tests {
         );
         failed.reached_apply = true;
         assert!(run_status(&failed).description.starts_with("Apply failed"));
+    }
+
+    #[test]
+    fn the_aggregate_takes_the_worst_state_and_counts() {
+        let view = aggregate(&["success", "pending", "success"]);
+        assert_eq!(view.state, "pending");
+        assert_eq!(view.description, "3 workspaces: 1 pending, 2 succeeded");
+        assert_eq!(aggregate(&["success", "failure", "error"]).state, "failure");
+        assert_eq!(
+            aggregate(&["success"]).description,
+            "1 workspace: 1 succeeded"
+        );
     }
 
     #[test]

@@ -16,7 +16,8 @@ use crate::core::run::RunState;
 use crate::core::status::{self, RunFacts, first_error_line};
 use crate::github::{CheckRunRequest, GitHub, GitHubError};
 use crate::store::{
-    OutboxKind, OutboxRow, RawStatus, Reaction, Reply, RunDetail, ShownStatus, Store,
+    AggregateTarget, OutboxItem, OutboxKind, OutboxRow, RawStatus, Reaction, Reply, RunDetail,
+    ShownStatus, Store,
 };
 
 /// Rows taken at a time.
@@ -141,6 +142,12 @@ impl OutboxWorker {
                 Ok(())
             }
             OutboxKind::RunCheck if !self.feedback.check_runs => Ok(()),
+            OutboxKind::AggregateStatus if !self.feedback.aggregate_status => Ok(()),
+            OutboxKind::AggregateStatus => {
+                let target: AggregateTarget =
+                    serde_json::from_str(&row.payload).map_err(|_| payload("aggregate"))?;
+                self.send_aggregate(&target).await
+            }
             OutboxKind::RunStatus => {
                 let run_id: i64 = row.key.parse().map_err(|_| payload("run status"))?;
                 self.send_run_status(run_id).await
@@ -327,6 +334,8 @@ impl OutboxWorker {
         self.store
             .record_shown_status(&run.repo, &run.commit_sha, &context, &wanted)
             .await?;
+        self.aggregate_later(installation, &run.repo, &run.commit_sha)
+            .await?;
         Ok(())
     }
 
@@ -361,6 +370,77 @@ impl OutboxWorker {
             .await?;
         self.store
             .record_shown_status(&status.repo, &status.sha, &status.context, &wanted)
+            .await?;
+        self.aggregate_later(status.installation_id, &status.repo, &status.sha)
+            .await?;
+        Ok(())
+    }
+
+    /// A context of the commit changed: its aggregate status is due (computed when sent, from
+    /// what every context then shows).
+    async fn aggregate_later(
+        &self,
+        installation_id: i64,
+        repo: &str,
+        sha: &str,
+    ) -> anyhow::Result<()> {
+        if !self.feedback.aggregate_status {
+            return Ok(());
+        }
+        let target = AggregateTarget {
+            installation_id,
+            repo: repo.to_string(),
+            sha: sha.to_string(),
+        };
+        self.store
+            .enqueue_outbox(&[OutboxItem::aggregate(&target)])
+            .await
+    }
+
+    async fn send_aggregate(&self, target: &AggregateTarget) -> Result<(), SendError> {
+        let shown = self.store.shown_statuses(&target.repo, &target.sha).await?;
+        let states: Vec<&str> = shown
+            .iter()
+            .filter(|(context, _)| context != status::AGGREGATE_CONTEXT)
+            .map(|(_, state)| state.as_str())
+            .collect();
+        if states.is_empty() {
+            return Ok(());
+        }
+        let view = status::aggregate(&states);
+        let wanted = ShownStatus {
+            run_id: None,
+            state: view.state.to_string(),
+            description: view.description,
+            target_url: None,
+        };
+        let current = self
+            .store
+            .shown_status(&target.repo, &target.sha, status::AGGREGATE_CONTEXT)
+            .await?;
+        if current.as_ref() == Some(&wanted) {
+            return Ok(());
+        }
+        self.github
+            .post_status(
+                target.installation_id as u64,
+                &target.repo,
+                &target.sha,
+                &crate::github::StatusRequest {
+                    context: status::AGGREGATE_CONTEXT,
+                    state: &wanted.state,
+                    description: &wanted.description,
+                    target_url: None,
+                },
+            )
+            .await?;
+        self.store
+            .record_shown_status(
+                &target.repo,
+                &target.sha,
+                status::AGGREGATE_CONTEXT,
+                &wanted,
+            )
             .await?;
         Ok(())
     }

@@ -29,7 +29,9 @@ pub use deliveries::{
 pub use effects::{DeliveryEffect, SpeculativeCancel};
 pub use execution::{LogChunk, PlanCounts, RunDetail, RunEvent, StateVersion};
 pub use installations::{Installation, InstallationChange};
-pub use outbox::{OutboxItem, OutboxKind, OutboxRow, RawStatus, Reaction, Reply, ShownStatus};
+pub use outbox::{
+    AggregateTarget, OutboxItem, OutboxKind, OutboxRow, RawStatus, Reaction, Reply, ShownStatus,
+};
 pub use runs::{NewRuns, RunRecord, RunSource};
 pub use workspaces::{SyncReport, Workspace, WorkspaceLock};
 

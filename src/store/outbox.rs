@@ -16,6 +16,9 @@ pub enum OutboxKind {
     RunCheck,
     /// A status not tied to a run (key: repo@sha/context); the payload is a [`RawStatus`].
     RawStatus,
+    /// The `gantry` status summing up a commit's workspaces (key: repo@sha); the payload is an
+    /// [`AggregateTarget`]; computed from what the other contexts show when sent.
+    AggregateStatus,
     /// The pull request's one Gantry comment (key: repo#number); rendered when sent.
     PrComment,
     /// A reaction on a comment (key: repo/comment id); the payload is a [`Reaction`].
@@ -30,6 +33,7 @@ impl OutboxKind {
             OutboxKind::RunStatus => "run_status",
             OutboxKind::RunCheck => "run_check",
             OutboxKind::RawStatus => "raw_status",
+            OutboxKind::AggregateStatus => "aggregate_status",
             OutboxKind::PrComment => "pr_comment",
             OutboxKind::Reaction => "reaction",
             OutboxKind::Reply => "reply",
@@ -41,6 +45,7 @@ impl OutboxKind {
             OutboxKind::RunStatus,
             OutboxKind::RunCheck,
             OutboxKind::RawStatus,
+            OutboxKind::AggregateStatus,
             OutboxKind::PrComment,
             OutboxKind::Reaction,
             OutboxKind::Reply,
@@ -61,6 +66,14 @@ pub struct RawStatus {
     pub state: String,
     pub description: String,
     pub target_url: Option<String>,
+}
+
+/// Which commit an aggregate status is for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AggregateTarget {
+    pub installation_id: i64,
+    pub repo: String,
+    pub sha: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,6 +106,14 @@ impl OutboxItem {
             kind: OutboxKind::RawStatus,
             key: format!("{}@{}/{}", status.repo, status.sha, status.context),
             payload: serde_json::to_string(status).unwrap_or_default(),
+        }
+    }
+
+    pub fn aggregate(target: &AggregateTarget) -> Self {
+        Self {
+            kind: OutboxKind::AggregateStatus,
+            key: format!("{}@{}", target.repo, target.sha),
+            payload: serde_json::to_string(target).unwrap_or_default(),
         }
     }
 
@@ -346,6 +367,25 @@ impl Store {
                 target_url,
             }),
         )
+    }
+
+    /// The GitHub state every context of a commit shows: (context, state).
+    pub async fn shown_statuses(
+        &self,
+        repo: &str,
+        sha: &str,
+    ) -> anyhow::Result<Vec<(String, String)>> {
+        let rows = on_read_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT context, state FROM commit_statuses WHERE repo = $1 AND sha = $2 \
+                 ORDER BY context",
+            )
+            .bind(repo)
+            .bind(sha)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows)
     }
 
     /// Remembers what a status context shows after posting it.

@@ -33,6 +33,7 @@ pub use outbox::{
     AggregateTarget, OutboxItem, OutboxKind, OutboxRow, RawStatus, Reaction, Reply, ShownStatus,
 };
 pub use runs::{NewRuns, RunRecord, RunSource};
+pub use tokens::Session;
 pub use workspaces::{SyncReport, Workspace, WorkspaceLock};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");

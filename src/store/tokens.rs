@@ -36,3 +36,66 @@ impl Store {
         Ok(found)
     }
 }
+
+/// A signed-in web session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub token_name: String,
+    pub role: String,
+    pub csrf: String,
+}
+
+impl Store {
+    /// Opens a session (its id's hash) for a token's name and role, until `expires_at_ms`.
+    pub async fn create_session(
+        &self,
+        id_sha256: &str,
+        session: &Session,
+        expires_at_ms: i64,
+    ) -> anyhow::Result<()> {
+        on_pool!(self, pool => {
+            sqlx::query(
+                "INSERT INTO sessions (id_sha256, token_name, role, csrf, expires_at_ms) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(id_sha256)
+            .bind(&session.token_name)
+            .bind(&session.role)
+            .bind(&session.csrf)
+            .bind(expires_at_ms)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// The live session with this id hash.
+    pub async fn session(&self, id_sha256: &str) -> anyhow::Result<Option<Session>> {
+        let row: Option<(String, String, String)> = on_read_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT token_name, role, csrf FROM sessions WHERE id_sha256 = $1 \
+                 AND expires_at_ms > $2",
+            )
+            .bind(id_sha256)
+            .bind(now_ms())
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(row.map(|(token_name, role, csrf)| Session {
+            token_name,
+            role,
+            csrf,
+        }))
+    }
+
+    pub async fn delete_session(&self, id_sha256: &str) -> anyhow::Result<()> {
+        on_pool!(self, pool => {
+            sqlx::query("DELETE FROM sessions WHERE id_sha256 = $1 OR expires_at_ms <= $2")
+                .bind(id_sha256)
+                .bind(now_ms())
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+}

@@ -246,7 +246,7 @@ fn is_github_login(name: &str) -> bool {
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
-fn render(page: &impl Template) -> Response {
+pub(super) fn render(page: &impl Template) -> Response {
     match page.render() {
         Ok(html) => Html(html).into_response(),
         Err(error) => {
@@ -260,6 +260,6 @@ fn render(page: &impl Template) -> Response {
     }
 }
 
-fn error_page(status: StatusCode, title: &str, message: &str) -> Response {
+pub(super) fn error_page(status: StatusCode, title: &str, message: &str) -> Response {
     (status, render(&ErrorPage { title, message })).into_response()
 }

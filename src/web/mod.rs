@@ -4,6 +4,7 @@
 pub mod api;
 mod github_app;
 mod health;
+pub mod ui;
 
 use std::sync::Arc;
 
@@ -42,6 +43,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(webhooks)
         .merge(api::router())
+        .merge(ui::router())
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/github-app/setup", get(github_app::setup))

@@ -18,6 +18,10 @@ pub fn router() -> Router<Arc<AppState>> {
     Router::new()
         .route("/api/v1/runs/{id}", get(runs::show))
         .route("/api/v1/runs/{id}/logs/{phase}", get(runs::log))
+        .route(
+            "/api/v1/runs/{id}/logs/{phase}/stream",
+            get(runs::log_stream),
+        )
         .route("/api/v1/runs/{id}/actions/{action}", post(runs::action))
         .route("/api/v1/workspaces/{name}/runs", get(workspaces::runs))
         .route(

@@ -125,3 +125,27 @@ pub async fn action(
     let run = find(&state, id).await?;
     Ok((status, Json(run_json(&state, run).await?)))
 }
+
+/// `GET /api/v1/runs/{id}/logs/{phase}/stream[?after=N]`: server-sent events, one per chunk
+/// (`{"text": …}`, id = the chunk's offset), then `end` with the run's state.
+pub async fn log_stream(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path((id, phase)): Path<(i64, String)>,
+    axum::extract::Query(query): axum::extract::Query<crate::web::ui::AfterQuery>,
+    headers: axum::http::HeaderMap,
+) -> Result<axum::response::Response, ApiError> {
+    caller.require(Role::Read)?;
+    let phase: &'static str = match phase.as_str() {
+        "plan" => "plan",
+        "apply" => "apply",
+        other => {
+            return Err(ApiError::NotFound(format!(
+                "a run has no {other} phase (plan or apply)"
+            )));
+        }
+    };
+    find(&state, id).await?;
+    let after = crate::web::ui::stream::start_after(query.after, &headers);
+    Ok(crate::web::ui::stream::log_events(state.store.clone(), id, phase, after).into_response())
+}

@@ -1,0 +1,55 @@
+//! The web UI: server-rendered pages (askama) with a little JavaScript for live logs, behind a
+//! sign-in with an API token.
+
+pub mod pages;
+pub mod session;
+pub mod stream;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+
+use super::AppState;
+use session::Viewer;
+
+#[derive(Deserialize)]
+pub struct AfterQuery {
+    pub after: Option<i64>,
+}
+
+/// `GET /runs/{id}/logs/{phase}/stream`
+async fn log_stream(
+    State(state): State<Arc<AppState>>,
+    _viewer: Viewer,
+    Path((id, phase)): Path<(i64, String)>,
+    Query(query): Query<AfterQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let phase: &'static str = match phase.as_str() {
+        "plan" => "plan",
+        "apply" => "apply",
+        _ => return axum::http::StatusCode::NOT_FOUND.into_response(),
+    };
+    let after = stream::start_after(query.after, &headers);
+    stream::log_events(state.store.clone(), id, phase, after).into_response()
+}
+
+pub fn router() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/", get(pages::workspaces))
+        .route(
+            "/sign-in",
+            get(session::sign_in_page).post(session::sign_in),
+        )
+        .route("/sign-out", post(session::sign_out))
+        .route("/workspaces/{name}", get(pages::workspace))
+        .route("/workspaces/{name}/{action}", post(pages::workspace_action))
+        .route("/runs/{id}", get(pages::run))
+        .route("/runs/{id}/{action}", post(pages::run_action))
+        .route("/runs/{id}/logs/{phase}/stream", get(log_stream))
+}

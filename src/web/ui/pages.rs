@@ -1,0 +1,487 @@
+//! The web UI's pages: workspaces, a workspace (current run, queue, history, lock), and a run
+//! (the page commit statuses link to: timeline, plan, resource changes, logs that follow live,
+//! and the actions the viewer's role allows). Forms post back here with the session's CSRF
+//! token and act through the same `RunControl` as the API.
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use super::session::{CsrfForm, Viewer};
+use crate::core::access::Role;
+use crate::core::run::RunState;
+use crate::core::status::{RunFacts, run_status};
+use crate::store::{RunDetail, Workspace};
+use crate::web::AppState;
+use crate::web::github_app::{error_page, render};
+
+fn internal(error: anyhow::Error) -> Response {
+    tracing::error!(error = format!("{error:#}"), "page failed");
+    error_page(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Something went wrong",
+        "Gantry could not show this page. The error is in its log.",
+    )
+}
+
+fn not_found(what: &str) -> Response {
+    error_page(
+        StatusCode::NOT_FOUND,
+        "Not found",
+        &format!("There is no {what}."),
+    )
+}
+
+/// The CSS class of a state's badge.
+fn state_class(state: RunState) -> &'static str {
+    use RunState::*;
+    match state {
+        Applied | PlannedAndFinished => "state-ok",
+        Pending | Planned => "state-wait",
+        Fetching | Planning | Confirmed | Applying => "state-run",
+        Errored => "state-bad",
+        Discarded | Canceled | ForceCanceled => "state-off",
+    }
+}
+
+/// A run in a list.
+struct RunItem {
+    id: i64,
+    state: String,
+    class: &'static str,
+    short_sha: String,
+    summary: String,
+}
+
+fn run_item(run: &RunDetail) -> RunItem {
+    let facts = RunFacts {
+        state: run.state,
+        speculative: run.speculative,
+        plan: run
+            .plan
+            .as_ref()
+            .map(|p| (p.add, p.change, p.destroy, p.has_changes)),
+        reached_apply: false,
+        error: run.error.as_deref(),
+    };
+    RunItem {
+        id: run.id,
+        state: run.state.to_string(),
+        class: state_class(run.state),
+        short_sha: run.commit_sha.chars().take(7).collect(),
+        summary: run_status(&facts).description,
+    }
+}
+
+fn lock_text(workspace: &Workspace) -> Option<String> {
+    workspace.lock.as_ref().map(|lock| {
+        let at = chrono::DateTime::from_timestamp_millis(lock.at_ms)
+            .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+            .unwrap_or_default();
+        format!("by {} since {at}: {}", lock.by, lock.reason)
+    })
+}
+
+/// A workspace's non-speculative runs, oldest first, as stored.
+async fn runs_of(state: &AppState, workspace_id: i64) -> anyhow::Result<Vec<RunDetail>> {
+    let mut runs = Vec::new();
+    for record in state.store.workspace_runs(workspace_id).await? {
+        if let Some(run) = state.store.run(record.id).await? {
+            runs.push(run);
+        }
+    }
+    Ok(runs)
+}
+
+struct WorkspaceRow {
+    name: String,
+    repo: String,
+    branch: String,
+    current: Option<RunItem>,
+    queued: usize,
+    lock: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "workspaces.html")]
+struct WorkspacesPage {
+    viewer: String,
+    role: Role,
+    csrf: String,
+    rows: Vec<WorkspaceRow>,
+}
+
+/// `GET /`
+pub async fn workspaces(State(state): State<Arc<AppState>>, viewer: Viewer) -> Response {
+    let result: anyhow::Result<Vec<WorkspaceRow>> = async {
+        let mut rows = Vec::new();
+        for workspace in state.store.workspaces().await? {
+            if workspace.archived {
+                continue;
+            }
+            let runs = runs_of(&state, workspace.id).await?;
+            let current = runs
+                .iter()
+                .find(|r| r.state.holds_workspace())
+                .or_else(|| runs.iter().rev().find(|r| r.state != RunState::Pending))
+                .or(runs.last());
+            rows.push(WorkspaceRow {
+                name: workspace.spec.name.as_str().to_string(),
+                repo: workspace.spec.repo.as_str().to_string(),
+                branch: workspace
+                    .spec
+                    .branch
+                    .clone()
+                    .unwrap_or_else(|| "default branch".into()),
+                current: current.map(run_item),
+                queued: runs.iter().filter(|r| r.state == RunState::Pending).count(),
+                lock: lock_text(&workspace),
+            });
+        }
+        Ok(rows)
+    }
+    .await;
+    match result {
+        Ok(rows) => render(&WorkspacesPage {
+            viewer: viewer.name,
+            role: viewer.role,
+            csrf: viewer.csrf,
+            rows,
+        }),
+        Err(error) => internal(error),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "workspace.html")]
+struct WorkspacePage {
+    viewer: String,
+    role: Role,
+    csrf: String,
+    name: String,
+    repo: String,
+    branch: String,
+    working_directory: String,
+    auto_apply: bool,
+    lock: Option<String>,
+    can_lock: bool,
+    current: Option<RunItem>,
+    queue: Vec<RunItem>,
+    history: Vec<RunItem>,
+}
+
+/// `GET /workspaces/{name}`
+pub async fn workspace(
+    State(state): State<Arc<AppState>>,
+    viewer: Viewer,
+    Path(name): Path<String>,
+) -> Response {
+    let workspace = match state.store.workspace_named(&name).await {
+        Ok(Some(workspace)) => workspace,
+        Ok(None) => return not_found(&format!("workspace {name}")),
+        Err(error) => return internal(error),
+    };
+    let runs = match runs_of(&state, workspace.id).await {
+        Ok(runs) => runs,
+        Err(error) => return internal(error),
+    };
+    let current = runs.iter().find(|r| r.state.holds_workspace());
+    let queue = runs
+        .iter()
+        .filter(|r| r.state == RunState::Pending)
+        .map(run_item)
+        .collect();
+    let history = runs
+        .iter()
+        .rev()
+        .filter(|r| r.state.is_final())
+        .take(50)
+        .map(run_item)
+        .collect();
+    render(&WorkspacePage {
+        can_lock: viewer.role.allows(Role::Admin),
+        viewer: viewer.name,
+        role: viewer.role,
+        csrf: viewer.csrf,
+        name: workspace.spec.name.as_str().to_string(),
+        repo: workspace.spec.repo.as_str().to_string(),
+        branch: workspace
+            .spec
+            .branch
+            .clone()
+            .unwrap_or_else(|| "default branch".into()),
+        working_directory: workspace.spec.working_directory.clone(),
+        auto_apply: workspace.spec.auto_apply,
+        lock: lock_text(&workspace),
+        current: current.map(run_item),
+        queue,
+        history,
+    })
+}
+
+struct Bar {
+    state: String,
+    width: String,
+    duration: String,
+}
+
+struct Change {
+    address: String,
+    label: &'static str,
+    class: &'static str,
+}
+
+struct LogView {
+    phase: &'static str,
+    title: &'static str,
+    text: String,
+    last_id: i64,
+    live: bool,
+}
+
+#[derive(Template)]
+#[template(path = "run.html")]
+struct RunPage {
+    viewer: String,
+    role: Role,
+    csrf: String,
+    id: i64,
+    workspace: String,
+    state: String,
+    state_class: &'static str,
+    speculative: bool,
+    repo: String,
+    short_sha: String,
+    commit_url: String,
+    pr_url: Option<String>,
+    error: Option<String>,
+    /// add, change, destroy, has changes
+    plan: Option<(i64, i64, i64, bool)>,
+    changes: Vec<Change>,
+    bars: Vec<Bar>,
+    /// state, time, detail
+    events: Vec<(String, String, Option<String>)>,
+    logs: Vec<LogView>,
+    can_write: bool,
+    can_confirm: bool,
+    can_discard: bool,
+    can_cancel: bool,
+}
+
+fn human(ms: i64) -> String {
+    let secs = ms as f64 / 1000.0;
+    if secs < 60.0 {
+        format!("{secs:.1}s")
+    } else {
+        format!("{}m {:02}s", (secs / 60.0) as i64, (secs % 60.0) as i64)
+    }
+}
+
+/// Whether a phase's log may still grow.
+pub fn phase_active(state: RunState, phase: &str) -> bool {
+    use RunState::*;
+    match phase {
+        "plan" => matches!(state, Pending | Fetching | Planning),
+        _ => matches!(state, Planned | Confirmed | Applying),
+    }
+}
+
+/// `GET /runs/{id}`
+pub async fn run(
+    State(state): State<Arc<AppState>>,
+    viewer: Viewer,
+    Path(id): Path<i64>,
+) -> Response {
+    let run = match state.store.run(id).await {
+        Ok(Some(run)) => run,
+        Ok(None) => return not_found(&format!("run {id}")),
+        Err(error) => return internal(error),
+    };
+    match run_page(&state, viewer, run).await {
+        Ok(page) => render(&page),
+        Err(error) => internal(error),
+    }
+}
+
+async fn run_page(state: &AppState, viewer: Viewer, run: RunDetail) -> anyhow::Result<RunPage> {
+    let workspace = state
+        .store
+        .workspace(run.workspace_id)
+        .await?
+        .map(|w| w.spec.name.as_str().to_string())
+        .unwrap_or_default();
+    let events = state.store.run_timeline(run.id).await?;
+    let now = crate::store::now_ms();
+    let mut bars = Vec::new();
+    let start = events.first().map_or(now, |e| e.at_ms);
+    let end = if run.state.is_final() {
+        events.last().map_or(now, |e| e.at_ms)
+    } else {
+        now
+    };
+    let total = (end - start).max(1) as f64;
+    for (i, event) in events.iter().enumerate() {
+        let until = events.get(i + 1).map_or(end, |next| next.at_ms);
+        if until <= event.at_ms && i + 1 < events.len() {
+            continue;
+        }
+        if RunState::parse(&event.state).is_some_and(RunState::is_final) {
+            continue;
+        }
+        bars.push(Bar {
+            state: event.state.clone(),
+            width: format!("{:.2}", (until - event.at_ms) as f64 / total * 100.0),
+            duration: human(until - event.at_ms),
+        });
+    }
+    let mut logs = Vec::new();
+    for (phase, title) in [("plan", "Plan log"), ("apply", "Apply log")] {
+        let chunks = state.store.run_log(run.id, phase, 0).await?;
+        let live = phase_active(run.state, phase);
+        if chunks.is_empty() && !(live && (phase == "plan" || run.state != RunState::Planned)) {
+            continue;
+        }
+        logs.push(LogView {
+            phase,
+            title,
+            last_id: chunks.last().map_or(0, |c| c.id),
+            text: chunks.into_iter().map(|c| c.chunk).collect(),
+            live,
+        });
+    }
+    let changes = run
+        .plan
+        .as_ref()
+        .and_then(|p| p.resource_changes.as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .map(|c| {
+            let actions: Vec<&str> = c["actions"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|x| x.as_str()).collect())
+                .unwrap_or_default();
+            let (label, class) = match actions.as_slice() {
+                ["create"] => ("+ create", "add"),
+                ["delete"] => ("− destroy", "destroy"),
+                ["update"] => ("~ update", "change"),
+                _ => ("± replace", "destroy"),
+            };
+            Change {
+                address: c["address"].as_str().unwrap_or_default().to_string(),
+                label,
+                class,
+            }
+        })
+        .collect();
+    let web = state.config.github.web_url.as_str().trim_end_matches('/');
+    let can_write = viewer.role.allows(Role::Write);
+    Ok(RunPage {
+        viewer: viewer.name,
+        role: viewer.role,
+        csrf: viewer.csrf,
+        id: run.id,
+        workspace,
+        state: run.state.to_string(),
+        state_class: state_class(run.state),
+        speculative: run.speculative,
+        short_sha: run.commit_sha.chars().take(7).collect(),
+        commit_url: format!("{web}/{}/commit/{}", run.repo, run.commit_sha),
+        pr_url: run
+            .pr_number
+            .map(|n| format!("{web}/{}/pull/{n}", run.repo)),
+        repo: run.repo.clone(),
+        error: run.error.clone(),
+        plan: run
+            .plan
+            .as_ref()
+            .map(|p| (p.add, p.change, p.destroy, p.has_changes)),
+        changes,
+        bars,
+        events: events
+            .iter()
+            .map(|e| {
+                let at = chrono::DateTime::from_timestamp_millis(e.at_ms)
+                    .map(|t| t.format("%H:%M:%S%.3f").to_string())
+                    .unwrap_or_default();
+                (e.state.clone(), at, e.detail.clone())
+            })
+            .collect(),
+        logs,
+        can_write,
+        can_confirm: can_write && run.state == RunState::Planned,
+        can_discard: can_write && matches!(run.state, RunState::Pending | RunState::Planned),
+        can_cancel: can_write && (run.state == RunState::Pending || run.state.is_executing()),
+    })
+}
+
+/// `POST /runs/{id}/{action}`: confirm, discard, cancel.
+pub async fn run_action(
+    State(state): State<Arc<AppState>>,
+    viewer: Viewer,
+    Path((id, action)): Path<(i64, String)>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    if let Err(refused) = viewer.authorize(&form.csrf, Role::Write) {
+        return *refused;
+    }
+    let done = match action.as_str() {
+        "confirm" => state.runs.confirm(id).await.map(|_| ()),
+        "discard" => state.runs.discard(id).await.map(|_| ()),
+        "cancel" => state.runs.cancel(id, false).await.map(|_| ()),
+        _ => return not_found("such action"),
+    };
+    match done {
+        Ok(()) => {
+            tracing::info!(
+                run_id = id,
+                action,
+                by = viewer.name,
+                "run action from the UI"
+            );
+            Redirect::to(&format!("/runs/{id}")).into_response()
+        }
+        Err(error) => error_page(StatusCode::CONFLICT, "Not done", &error.to_string()),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct LockForm {
+    csrf: String,
+    reason: Option<String>,
+}
+
+/// `POST /workspaces/{name}/{lock|unlock}`
+pub async fn workspace_action(
+    State(state): State<Arc<AppState>>,
+    viewer: Viewer,
+    Path((name, action)): Path<(String, String)>,
+    Form(form): Form<LockForm>,
+) -> Response {
+    if let Err(refused) = viewer.authorize(&form.csrf, Role::Admin) {
+        return *refused;
+    }
+    let done = match action.as_str() {
+        "lock" => {
+            let reason = form.reason.unwrap_or_default();
+            if reason.trim().is_empty() {
+                return error_page(
+                    StatusCode::BAD_REQUEST,
+                    "Not locked",
+                    "A lock needs a reason.",
+                );
+            }
+            state.runs.lock(&name, &viewer.name, reason.trim()).await
+        }
+        "unlock" => state.runs.unlock(&name).await,
+        _ => return not_found("such action"),
+    };
+    match done {
+        Ok(()) => Redirect::to(&format!("/workspaces/{name}")).into_response(),
+        Err(error) => error_page(StatusCode::CONFLICT, "Not done", &error.to_string()),
+    }
+}

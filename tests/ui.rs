@@ -1,0 +1,289 @@
+//! The web UI over HTTP: sign-in with a token into a session cookie, CSRF on every form, the
+//! workspaces, workspace and run pages, actions by role, and the live log stream.
+
+mod common;
+
+use common::runs::{Harness, sha};
+use gantry::web::api::auth::{new_token, token_hash};
+use reqwest::redirect::Policy;
+use reqwest::{Client, StatusCode};
+
+const ROOT: &str = r#"
+[[workspaces]]
+name = "prod"
+repo = "octo-org/infra"
+terraform_version = "1.0.3"
+[workspaces.vars]
+name = "world"
+"#;
+
+/// A browser-like client: no redirects followed, cookies kept by hand.
+struct Browser {
+    http: Client,
+    base: String,
+    cookies: Vec<(String, String)>,
+}
+
+impl Browser {
+    fn new(base: &str) -> Self {
+        Self {
+            http: Client::builder().redirect(Policy::none()).build().unwrap(),
+            base: base.to_string(),
+            cookies: Vec::new(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn keep_cookies(&mut self, response: &reqwest::Response) -> Vec<String> {
+        let mut raw = Vec::new();
+        for value in response.headers().get_all("set-cookie") {
+            let text = value.to_str().unwrap().to_string();
+            let pair = text.split(';').next().unwrap();
+            let (name, value) = pair.split_once('=').unwrap();
+            self.cookies.retain(|(k, _)| k != name);
+            if !value.is_empty() {
+                self.cookies.push((name.to_string(), value.to_string()));
+            }
+            raw.push(text);
+        }
+        raw
+    }
+
+    async fn get(&mut self, path: &str) -> (StatusCode, String, Option<String>) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .send()
+            .await
+            .unwrap();
+        self.keep_cookies(&response);
+        let status = response.status();
+        let location = response
+            .headers()
+            .get("location")
+            .map(|l| l.to_str().unwrap().to_string());
+        (status, response.text().await.unwrap(), location)
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> (StatusCode, Option<String>) {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        self.keep_cookies(&response);
+        let location = response
+            .headers()
+            .get("location")
+            .map(|l| l.to_str().unwrap().to_string());
+        (response.status(), location)
+    }
+
+    /// Signs in with `token` the way the form does.
+    async fn sign_in(&mut self, token: &str) -> (StatusCode, Option<String>) {
+        let (status, page, _) = self.get("/sign-in?next=/workspaces/prod").await;
+        assert_eq!(status, 200);
+        let csrf = hidden(&page, "csrf");
+        self.post(
+            "/sign-in",
+            &[
+                ("token", token),
+                ("csrf", &csrf),
+                ("next", "/workspaces/prod"),
+            ],
+        )
+        .await
+    }
+}
+
+/// The value of a hidden form field in a page.
+fn hidden(page: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = page
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} in {page}"))
+        + marker.len();
+    page[start..].split('"').next().unwrap().to_string()
+}
+
+async fn token(h: &Harness, name: &str, role: &str) -> String {
+    let token = new_token();
+    h.gantry
+        .store
+        .create_api_token(name, role, &token_hash(&token))
+        .await
+        .unwrap();
+    token
+}
+
+#[tokio::test]
+async fn signing_in_opens_a_session_and_pages_need_one() {
+    let h = Harness::start(ROOT, None).await;
+    let mut browser = Browser::new(&h.gantry.url);
+    let (status, _, location) = browser.get("/runs/1").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(location.as_deref(), Some("/sign-in?next=%2Fruns%2F1"));
+
+    let (status, _) = browser.sign_in("gantry_not-a-token").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    let writer = token(&h, "alice", "write").await;
+    let (status, page, _) = browser.get("/sign-in").await;
+    assert_eq!(status, 200);
+    let csrf = hidden(&page, "csrf");
+    let response = browser
+        .http
+        .post(format!("{}/sign-in", h.gantry.url))
+        .header("cookie", browser.cookie_header())
+        .form(&[
+            ("token", writer.as_str()),
+            ("csrf", &csrf),
+            ("next", "https://evil.example/"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let cookies = browser.keep_cookies(&response);
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        response.headers()["location"],
+        "/",
+        "a sign-in never sends anyone off-site"
+    );
+    let session = cookies
+        .iter()
+        .find(|c| c.starts_with("gantry_session="))
+        .unwrap();
+    assert!(session.contains("HttpOnly"), "{session}");
+    assert!(session.contains("SameSite=Lax"), "{session}");
+    assert!(
+        session.contains("Secure"),
+        "the public URL is https: {session}"
+    );
+
+    let (status, page, _) = browser.get("/").await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("<a href=\"/workspaces/prod\"><strong>prod</strong></a>"),
+        "{page}"
+    );
+    assert!(page.contains("alice (write)"));
+
+    // A forged sign-in form (no sign-in cookie) is refused.
+    let mut stranger = Browser::new(&h.gantry.url);
+    let (status, _) = stranger
+        .post(
+            "/sign-in",
+            &[("token", writer.as_str()), ("csrf", "guess"), ("next", "/")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn the_run_page_shows_the_plan_and_confirms_with_the_forms_csrf_token() {
+    let h = Harness::start(ROOT, None).await;
+    h.serve_tarball(&sha(1), "outputs").await;
+    let run = h.push(&sha(1)).await;
+    h.wait_for(run, "planned").await;
+
+    // A reader sees the run but no buttons.
+    let reader = token(&h, "rita", "read").await;
+    let mut browser = Browser::new(&h.gantry.url);
+    browser.sign_in(&reader).await;
+    let (status, page, _) = browser.get(&format!("/runs/{run}")).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("id=\"run-state\">planned</span>"), "{page}");
+    assert!(page.contains("+0 to add"));
+    assert!(
+        page.contains("Changes to Outputs"),
+        "the plan log is on the page"
+    );
+    assert!(!page.contains("Confirm &amp; apply"));
+    assert!(page.contains("with a read-only token"));
+
+    // A writer confirms; without the form's CSRF token nothing happens.
+    let writer = token(&h, "alice", "write").await;
+    let mut browser = Browser::new(&h.gantry.url);
+    browser.sign_in(&writer).await;
+    let (_, page, _) = browser.get(&format!("/runs/{run}")).await;
+    assert!(page.contains("Confirm &amp; apply"));
+    let csrf = hidden(&page, "csrf");
+    let (status, _) = browser
+        .post(&format!("/runs/{run}/confirm"), &[("csrf", "forged")])
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(h.run(run).await["state"], "planned");
+    let (status, location) = browser
+        .post(&format!("/runs/{run}/confirm"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(location, Some(format!("/runs/{run}")));
+    h.wait_for(run, "applied").await;
+    let (_, page, _) = browser.get(&format!("/runs/{run}")).await;
+    assert!(page.contains("Apply log"));
+    assert!(
+        page.contains("class=\"bar-planning\""),
+        "the timeline draws each phase"
+    );
+
+    let (_, page, _) = browser.get("/workspaces/prod").await;
+    assert!(page.contains("History"));
+    assert!(
+        page.contains(&format!("<a href=\"/runs/{run}\">{run}</a>")),
+        "{page}"
+    );
+    assert!(!page.contains("name=\"reason\""), "locking is for admins");
+}
+
+#[tokio::test]
+async fn the_log_stream_starts_at_an_offset_and_ends_with_the_phase() {
+    let h = Harness::start(ROOT, None).await;
+    h.serve_tarball(&sha(1), "outputs").await;
+    let run = h.push(&sha(1)).await;
+    h.wait_for(run, "planned").await;
+    let stream = |after: i64| {
+        let h = &h;
+        async move {
+            h.gantry
+                .http
+                .get(format!(
+                    "{}/api/v1/runs/{run}/logs/plan/stream?after={after}",
+                    h.gantry.url
+                ))
+                .bearer_auth(&h.token)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    let whole = stream(0).await;
+    assert!(whole.contains("event: end"), "{whole}");
+    assert!(whole.contains("Changes to Outputs"));
+    let first_id: i64 = whole
+        .lines()
+        .find_map(|l| l.strip_prefix("id: "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let rest = stream(first_id).await;
+    assert!(
+        !rest.contains(&format!("id: {first_id}\n")),
+        "starts after the offset"
+    );
+    assert!(rest.ends_with("\n\n") && rest.contains("event: end"));
+}

@@ -8,6 +8,8 @@ use clap::{Parser, Subcommand};
 
 use crate::config::Config;
 
+mod client;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "gantry",
@@ -32,11 +34,68 @@ enum Command {
         #[arg(long, short, env = "GANTRY_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Runs, through a running Gantry's API.
+    Runs {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(subcommand)]
+        command: RunsCommand,
+    },
+    /// Workspaces, through a running Gantry's API.
+    Workspaces {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(subcommand)]
+        command: WorkspacesCommand,
+    },
+    /// Lock a workspace: its queued runs wait until it is unlocked.
+    Lock {
+        #[command(flatten)]
+        api: ApiArgs,
+        workspace: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Unlock a workspace.
+    Unlock {
+        #[command(flatten)]
+        api: ApiArgs,
+        workspace: String,
+    },
     /// Manage API tokens.
     Token {
         #[command(subcommand)]
         command: TokenCommand,
     },
+}
+
+/// Where the API is and who asks.
+#[derive(Debug, clap::Args)]
+struct ApiArgs {
+    /// Gantry's URL.
+    #[arg(
+        long,
+        env = "GANTRY_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    url: String,
+    /// An API token (`gantry token create`).
+    #[arg(long, env = "GANTRY_TOKEN", hide_env_values = true, global = true)]
+    token: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum RunsCommand {
+    /// Stream a run's logs and state changes until it ends; exit 1 if it errored, 3 if it was
+    /// canceled or discarded, 4 if the API could not be used.
+    Watch { run_id: i64 },
+}
+
+#[derive(Debug, Subcommand)]
+enum WorkspacesCommand {
+    /// List the workspaces.
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -88,6 +147,29 @@ pub fn run() -> ExitCode {
             }
             None => ExitCode::from(EXIT_CONFIG),
         },
+        Command::Runs {
+            api,
+            command: RunsCommand::Watch { run_id },
+        } => with_client(api, |client| async move { client.watch(run_id).await }),
+        Command::Workspaces {
+            api,
+            command: WorkspacesCommand::List,
+        } => with_client(api, |client| async move {
+            client.workspaces().await.map(|()| ExitCode::SUCCESS)
+        }),
+        Command::Lock {
+            api,
+            workspace,
+            reason,
+        } => with_client(api, |client| async move {
+            client
+                .lock(&workspace, &reason)
+                .await
+                .map(|()| ExitCode::SUCCESS)
+        }),
+        Command::Unlock { api, workspace } => with_client(api, |client| async move {
+            client.unlock(&workspace).await.map(|()| ExitCode::SUCCESS)
+        }),
         Command::Token {
             command: TokenCommand::Create { name, role, config },
         } => {
@@ -115,6 +197,36 @@ async fn create_token(config: Config, name: String, role: String) -> anyhow::Res
     println!("{token}");
     eprintln!("token {name} ({role}) created; it is shown only this once");
     Ok(())
+}
+
+/// Runs an API command; a missing token is a usage error (2), an API failure exit code 4.
+fn with_client<F, Fut>(api: ApiArgs, command: F) -> ExitCode
+where
+    F: FnOnce(client::Client) -> Fut,
+    Fut: Future<Output = Result<ExitCode, client::ClientError>>,
+{
+    let Some(token) = api.token.filter(|t| !t.trim().is_empty()) else {
+        eprintln!("gantry: an API token is needed: --token or GANTRY_TOKEN (gantry token create)");
+        return ExitCode::from(EXIT_CONFIG);
+    };
+    let client = client::Client::new(&api.url, token.trim());
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("gantry: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(command(client)) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("gantry: {error}");
+            ExitCode::from(client::EXIT_API)
+        }
+    }
 }
 
 fn load_config(path: Option<PathBuf>) -> Option<Config> {

@@ -23,6 +23,7 @@ pub fn router() -> Router<Arc<AppState>> {
             get(runs::log_stream),
         )
         .route("/api/v1/runs/{id}/actions/{action}", post(runs::action))
+        .route("/api/v1/workspaces", get(workspaces::list))
         .route("/api/v1/workspaces/{name}/runs", get(workspaces::runs))
         .route(
             "/api/v1/workspaces/{name}/state-versions",

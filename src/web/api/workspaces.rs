@@ -13,6 +13,43 @@ use crate::core::access::Role;
 use crate::store::Workspace;
 use crate::web::AppState;
 
+#[derive(Serialize)]
+pub struct WorkspaceJson {
+    pub name: String,
+    pub repo: String,
+    pub branch: Option<String>,
+    pub working_directory: String,
+    pub auto_apply: bool,
+    pub terraform_version: Option<String>,
+    pub locked_by: Option<String>,
+    pub lock_reason: Option<String>,
+}
+
+/// `GET /api/v1/workspaces`: the active workspaces, by name.
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+) -> Result<Json<Vec<WorkspaceJson>>, ApiError> {
+    caller.require(Role::Read)?;
+    let workspaces = state.store.workspaces().await?;
+    Ok(Json(
+        workspaces
+            .into_iter()
+            .filter(|w| !w.archived)
+            .map(|w| WorkspaceJson {
+                name: w.spec.name.as_str().to_string(),
+                repo: w.spec.repo.as_str().to_string(),
+                branch: w.spec.branch.clone(),
+                working_directory: w.spec.working_directory.clone(),
+                auto_apply: w.spec.auto_apply,
+                terraform_version: w.spec.terraform_version.clone(),
+                locked_by: w.lock.as_ref().map(|l| l.by.clone()),
+                lock_reason: w.lock.as_ref().map(|l| l.reason.clone()),
+            })
+            .collect(),
+    ))
+}
+
 async fn find(state: &AppState, name: &str) -> Result<Workspace, ApiError> {
     state
         .store

@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod config;
 pub mod core;
+pub mod demo;
 pub mod engine;
 pub mod events;
 pub mod executor;

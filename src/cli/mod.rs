@@ -29,6 +29,13 @@ enum Command {
         #[arg(long, short, env = "GANTRY_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Try Gantry: a local stand-in for GitHub, a sample repository with two workspaces, a push
+    /// and a pull request, on SQLite in a temporary directory. Needs Terraform on PATH.
+    Demo {
+        /// Where the UI listens.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+    },
     /// Check a configuration file and the environment, print what Gantry would use, and exit.
     CheckConfig {
         #[arg(long, short, env = "GANTRY_CONFIG")]
@@ -147,6 +154,7 @@ pub fn run() -> ExitCode {
             }
             None => ExitCode::from(EXIT_CONFIG),
         },
+        Command::Demo { listen } => run_async(crate::demo::run(listen)),
         Command::Runs {
             api,
             command: RunsCommand::Watch { run_id },

@@ -1,0 +1,236 @@
+//! `gantry demo`: Gantry on the embedded default (SQLite in a temporary data dir) with a local
+//! stand-in for GitHub and a sample repository of two workspaces. It sends a push and a pull
+//! request, and prints where to watch and confirm the runs. Terraform is the real one, found on
+//! PATH or in `.tools/bin` (scripts/install-terraform puts it there).
+
+mod fake_github;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::store::Store;
+use crate::web::api::auth::{new_token, token_hash};
+use crate::webhook::signature::sign;
+use fake_github::FakeGitHub;
+
+/// A key that signs the demo app's JWTs for the stand-in GitHub, which checks nothing. It is
+/// the test suite's key and must never be trusted by a real GitHub App.
+const DEMO_ONLY_KEY: &str = include_str!("../../fixtures/keys/test-app.pem");
+const PUSH_EXAMPLE: &[u8] = include_bytes!("../../fixtures/webhooks/push.5.json");
+const PR_EXAMPLE: &[u8] = include_bytes!("../../fixtures/webhooks/pull_request.opened.json");
+const APP_TF: &str = include_str!("sample/app/main.tf");
+const NETWORK_TF: &str = include_str!("sample/network/main.tf");
+const REPO: &str = "demo-org/infrastructure";
+const MAIN_SHA: &str = "c0ffee0000000000000000000000000000000001";
+const PR_SHA: &str = "beef000000000000000000000000000000000002";
+
+/// Finds the Terraform to run: on PATH, else where scripts/install-terraform puts it.
+fn find_terraform() -> Option<PathBuf> {
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("terraform"))
+            .find(|candidate| candidate.is_file())
+    });
+    on_path.or_else(|| {
+        let local = PathBuf::from(".tools/bin/terraform");
+        local
+            .is_file()
+            .then(|| std::path::absolute(&local).unwrap_or(local))
+    })
+}
+
+/// The version a Terraform binary reports (`terraform version -json`).
+async fn terraform_version(binary: &Path) -> anyhow::Result<String> {
+    let output = tokio::process::Command::new(binary)
+        .args(["version", "-json"])
+        .env("CHECKPOINT_DISABLE", "1")
+        .output()
+        .await
+        .with_context(|| format!("running {}", binary.display()))?;
+    let version: Value = serde_json::from_slice(&output.stdout).context("terraform version")?;
+    version["terraform_version"]
+        .as_str()
+        .map(str::to_string)
+        .context("terraform did not say its version")
+}
+
+/// The sample repository at a commit, as GitHub's tarball (wrapped in one directory).
+fn tarball(network_tf: &str) -> anyhow::Result<Vec<u8>> {
+    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
+    for (path, text) in [("app/main.tf", APP_TF), ("network/main.tf", network_tf)] {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(text.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder.append_data(
+            &mut header,
+            format!("demo-org-infrastructure-dea0000/{path}"),
+            text.as_bytes(),
+        )?;
+    }
+    Ok(builder.into_inner()?.finish()?)
+}
+
+fn workspaces_toml(terraform_version: &str) -> String {
+    ["app", "network"]
+        .iter()
+        .map(|name| {
+            format!(
+                "[[workspaces]]\nname = \"demo-{name}\"\nrepo = \"{REPO}\"\n\
+                 working_directory = \"{name}\"\nterraform_version = \"{terraform_version}\"\n\
+                 [workspaces.vars]\nenvironment = \"demo\"\n\n"
+            )
+        })
+        .collect()
+}
+
+fn push_payload() -> anyhow::Result<Vec<u8>> {
+    let mut push: Value = serde_json::from_slice(PUSH_EXAMPLE)?;
+    push["ref"] = "refs/heads/main".into();
+    push["before"] = "0000000000000000000000000000000000000001".into();
+    push["after"] = MAIN_SHA.into();
+    push["created"] = false.into();
+    push["deleted"] = false.into();
+    push["forced"] = false.into();
+    push["repository"]["full_name"] = REPO.into();
+    push["repository"]["default_branch"] = "main".into();
+    push["installation"] = json!({ "id": 1, "node_id": "demo" });
+    push["commits"][0]["id"] = MAIN_SHA.into();
+    push["commits"][0]["added"] = json!(["app/main.tf", "network/main.tf"]);
+    push["commits"][0]["modified"] = json!([]);
+    push["commits"][0]["removed"] = json!([]);
+    Ok(serde_json::to_vec(&push)?)
+}
+
+fn pull_request_payload() -> anyhow::Result<Vec<u8>> {
+    let mut pr: Value = serde_json::from_slice(PR_EXAMPLE)?;
+    pr["number"] = 1.into();
+    pr["pull_request"]["number"] = 1.into();
+    pr["pull_request"]["title"] = "Widen the private network".into();
+    pr["pull_request"]["head"]["sha"] = PR_SHA.into();
+    pr["pull_request"]["head"]["repo"]["full_name"] = REPO.into();
+    pr["pull_request"]["base"]["ref"] = "main".into();
+    pr["pull_request"]["base"]["repo"]["full_name"] = REPO.into();
+    pr["repository"]["full_name"] = REPO.into();
+    pr["repository"]["default_branch"] = "main".into();
+    pr["installation"] = json!({ "id": 1, "node_id": "demo" });
+    Ok(serde_json::to_vec(&pr)?)
+}
+
+/// Runs the demo until Ctrl-C.
+pub async fn run(listen: SocketAddr) -> anyhow::Result<()> {
+    let Some(terraform) = find_terraform() else {
+        anyhow::bail!(
+            "the demo runs the real Terraform, and none was found on PATH or in .tools/bin: \
+             install it (https://developer.hashicorp.com/terraform/install), or run \
+             scripts/install-terraform from Gantry's repository"
+        );
+    };
+    let version = terraform_version(&terraform).await?;
+    let data = tempfile::Builder::new().prefix("gantry-demo-").tempdir()?;
+    // The tool cache holds the Terraform found, under its version.
+    let cache = data.path().join("tools");
+    std::fs::create_dir_all(cache.join(&version))?;
+    std::os::unix::fs::symlink(&terraform, cache.join(&version).join("terraform"))?;
+
+    let fake = Arc::new(FakeGitHub::default());
+    {
+        let mut tarballs = fake.tarballs.lock().unwrap_or_else(|e| e.into_inner());
+        tarballs.insert(MAIN_SHA.into(), tarball(NETWORK_TF)?);
+        tarballs.insert(
+            PR_SHA.into(),
+            tarball(&NETWORK_TF.replace("10.0.16.0/20", "10.0.16.0/19"))?,
+        );
+        fake.pull_files
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(1, vec!["network/main.tf".into()]);
+    }
+    let github_listener = TcpListener::bind("127.0.0.1:0").await?;
+    let github_url = format!("http://{}", github_listener.local_addr()?);
+    tokio::spawn(async move {
+        let _ = axum::serve(github_listener, fake_github::router(fake)).await;
+    });
+
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    let url = format!("http://{}/", listener.local_addr()?);
+    let config_path = data.path().join("gantry.toml");
+    std::fs::write(&config_path, workspaces_toml(&version))?;
+    let secret = hex::encode(rand::random::<[u8; 16]>());
+    let env: HashMap<String, String> = [
+        ("GANTRY_DATA_DIR", data.path().display().to_string()),
+        ("GANTRY_PUBLIC_URL", url.clone()),
+        ("GANTRY_GITHUB_API_URL", github_url.clone()),
+        ("GANTRY_GITHUB_WEB_URL", github_url),
+        ("GANTRY_APP_ID", "1".into()),
+        ("GANTRY_APP_PRIVATE_KEY", DEMO_ONLY_KEY.into()),
+        ("GANTRY_WEBHOOK_SECRET", secret.clone()),
+        ("GANTRY_TERRAFORM_TOOL_CACHE", cache.display().to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let config = Config::load(Some(&config_path), &env)?;
+
+    let token = new_token();
+    let store = Store::open(&config.database_url).await?;
+    store
+        .create_api_token("demo", "admin", &token_hash(&token))
+        .await?;
+    store.close().await;
+
+    let server = tokio::spawn(crate::server::serve_on(
+        listener,
+        config,
+        crate::server::shutdown_signal(),
+        None,
+    ));
+    let http = reqwest::Client::new();
+    for _ in 0..100 {
+        if http.get(format!("{url}readyz")).send().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for (event, delivery, body) in [
+        ("push", "demo-push", push_payload()?),
+        ("pull_request", "demo-pull-request", pull_request_payload()?),
+    ] {
+        http.post(format!("{url}webhooks/github"))
+            .header("X-GitHub-Event", event)
+            .header("X-GitHub-Delivery", delivery)
+            .header("X-Hub-Signature-256", sign(&secret, &body))
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .context("sending the demo's webhooks")?;
+    }
+    println!(
+        "Gantry demo is running (Terraform {version}, data in {}).",
+        data.path().display()
+    );
+    println!("  UI:    {url}");
+    println!("  token: {token}");
+    println!(
+        "Sign in with the token. A push to main is planning demo-app and demo-network (confirm"
+    );
+    println!(
+        "them on their run pages); pull request #1 is being planned too. Ctrl-C stops the demo."
+    );
+    server.await??;
+    Ok(())
+}

@@ -111,6 +111,11 @@ pub async fn serve_on(
     let stored = Arc::new(Notify::new());
     let (committer, committer_task) = Committer::start(store.clone(), stored.clone());
     let run_control = Arc::new(RunControl::new(store.clone(), Arc::new(RunSignal::new())));
+    // Webhooks missed while Gantry was down are asked for again (needs the App's credentials).
+    if config.dispatcher.enabled && config.github.app.is_some() {
+        let catch_up = crate::engine::catch_up::CatchUp::new(store.clone(), github.clone());
+        tasks.spawn(catch_up.run(cancel.child_token()));
+    }
     // Everything Gantry tells GitHub goes through the durable outbox.
     let outbox = OutboxWorker::new(
         store.clone(),

@@ -2,6 +2,7 @@
 //! and executes runs. Decisions that need no I/O live in `crate::core`; this layer only wires
 //! them to the world.
 
+pub mod catch_up;
 pub mod dispatcher;
 mod handlers;
 pub mod outbox;

@@ -532,7 +532,9 @@ impl OwnedFacts {
     }
 }
 
-/// 1 s, 2 s, 4 s … capped at 5 minutes.
+/// 1 s, 2 s, 4 s … capped at 5 minutes, each with up to 25 % of random jitter so that rows
+/// failed together are not retried together.
 fn backoff_ms(attempts: i32) -> i64 {
-    (1000_i64 << attempts.clamp(0, 20)).min(300_000)
+    let base = (1000_i64 << attempts.clamp(0, 20)).min(300_000);
+    base + rand::random_range(0..=base / 4)
 }

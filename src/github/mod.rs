@@ -4,6 +4,7 @@
 
 mod app;
 mod compare;
+mod deliveries;
 mod error;
 mod feedback;
 mod http;

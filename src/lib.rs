@@ -12,6 +12,7 @@ pub mod engine;
 pub mod events;
 pub mod executor;
 pub mod github;
+pub mod metrics;
 pub mod server;
 pub mod store;
 pub mod web;

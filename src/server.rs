@@ -111,6 +111,7 @@ pub async fn serve_on(
     let stored = Arc::new(Notify::new());
     let (committer, committer_task) = Committer::start(store.clone(), stored.clone());
     let run_control = Arc::new(RunControl::new(store.clone(), Arc::new(RunSignal::new())));
+    let metrics = crate::metrics::Metrics::new();
     // Webhooks missed while Gantry was down are asked for again (needs the App's credentials).
     if config.dispatcher.enabled && config.github.app.is_some() {
         let catch_up = crate::engine::catch_up::CatchUp::new(store.clone(), github.clone());
@@ -122,6 +123,7 @@ pub async fn serve_on(
         github.clone(),
         config.public_url.clone(),
         config.feedback,
+        metrics.clone(),
     );
     tasks.spawn(outbox.run(cancel.child_token()));
     if config.runner.enabled {
@@ -137,6 +139,7 @@ pub async fn serve_on(
             stored.clone(),
             run_control.clone(),
             config.pull_requests.clone(),
+            metrics.clone(),
         );
         tasks.spawn(dispatcher.run(cancel.child_token()));
     } else {
@@ -162,6 +165,7 @@ pub async fn serve_on(
         github,
         setup_token,
         runs: run_control,
+        metrics,
     });
     let address = listener.local_addr()?;
     tracing::info!(%address, database = store.backend_name(), "gantry listening");

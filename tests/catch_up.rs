@@ -15,7 +15,13 @@ async fn at_start_missed_deliveries_are_redelivered_and_nothing_else() {
     let mut gantry = TestGantry::start().await;
     // One delivery arrived before; three were attempted while Gantry was "down".
     let body = common::fixture("webhooks/ping.json");
-    assert_eq!(gantry.send("installation", "stored-1", &body).await.status(), 202);
+    assert_eq!(
+        gantry
+            .send("installation", "stored-1", &body)
+            .await
+            .status(),
+        202
+    );
     Mock::given(method("GET"))
         .and(path("/app/hook/deliveries"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!([
@@ -48,7 +54,10 @@ async fn at_start_missed_deliveries_are_redelivered_and_nothing_else() {
     .expect("redeliveries were asked for");
     assert_eq!(
         asked,
-        ["/app/hook/deliveries/12/attempts", "/app/hook/deliveries/15/attempts"]
+        [
+            "/app/hook/deliveries/12/attempts",
+            "/app/hook/deliveries/15/attempts"
+        ]
     );
     let listing = gantry
         .github
@@ -58,6 +67,14 @@ async fn at_start_missed_deliveries_are_redelivered_and_nothing_else() {
         .into_iter()
         .find(|r| r.url.path() == "/app/hook/deliveries")
         .unwrap();
-    let auth = listing.headers.get("authorization").unwrap().to_str().unwrap();
-    assert!(auth.starts_with("Bearer ey"), "asked with the App's JWT: {auth}");
+    let auth = listing
+        .headers
+        .get("authorization")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert!(
+        auth.starts_with("Bearer ey"),
+        "asked with the App's JWT: {auth}"
+    );
 }

@@ -534,3 +534,29 @@ async fn an_apply_that_fails_after_writing_state_keeps_that_state() {
     );
     assert_eq!(versions[0]["run_id"], run);
 }
+
+#[tokio::test]
+async fn metrics_count_deliveries_ingest_runs_queues_and_the_outbox() {
+    let h = Harness::start(WORKSPACE, None).await;
+    let (status, _) = h
+        .api_post(
+            "/api/v1/workspaces/prod/actions/lock",
+            serde_json::json!({ "reason": "hold the queue" }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    h.serve_tarball(&sha(1), "outputs").await;
+    h.push(&sha(1)).await;
+    let text = h.gantry.get("/metrics").await.text().await.unwrap();
+    for expected in [
+        "gantry_deliveries_total{event=\"push\",outcome=\"processed\"} 1",
+        "gantry_ingest_seconds_count{status=\"202\"} 1",
+        "gantry_runs{state=\"pending\"} 1",
+        "gantry_queue_depth{workspace=\"prod\"} 1",
+        "gantry_outbox_backlog",
+    ] {
+        assert!(text.contains(expected), "{expected} missing:\n{text}");
+    }
+    assert!(text.trim_end().ends_with("# EOF"), "one EOF, last");
+    assert_eq!(text.matches("# EOF").count(), 1);
+}

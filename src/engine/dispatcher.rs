@@ -14,6 +14,7 @@ use super::handlers::{Context, Handled, handle};
 use super::runner::RunControl;
 use crate::config::PullRequestConfig;
 use crate::github::GitHub;
+use crate::metrics::{DeliveryLabels, Metrics};
 use crate::store::{DeliveryEffect, DeliveryOutcome, PendingDelivery, Store};
 
 /// Deliveries taken from the store at a time.
@@ -29,6 +30,7 @@ pub struct Dispatcher {
     wake: Arc<Notify>,
     /// Told which workspaces got new runs, and which speculative plans to stop.
     runs: Arc<RunControl>,
+    metrics: Arc<Metrics>,
 }
 
 impl Dispatcher {
@@ -38,6 +40,7 @@ impl Dispatcher {
         wake: Arc<Notify>,
         runs: Arc<RunControl>,
         pull_requests: PullRequestConfig,
+        metrics: Arc<Metrics>,
     ) -> Self {
         let context = Context {
             store: store.clone(),
@@ -49,6 +52,7 @@ impl Dispatcher {
             context,
             wake,
             runs,
+            metrics,
         }
     }
 
@@ -106,6 +110,13 @@ impl Dispatcher {
                 .await;
             match decided {
                 Decided::Close(outcome, effects) => {
+                    self.metrics
+                        .deliveries
+                        .get_or_create(&DeliveryLabels {
+                            event: delivery.event.clone(),
+                            outcome: outcome.status().to_string(),
+                        })
+                        .inc();
                     closing.push((delivery.seq, outcome, effects));
                     spans.push(span);
                 }

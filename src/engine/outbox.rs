@@ -15,6 +15,7 @@ use crate::core::comment::{self, MAX_COMMENT_CHARS, WorkspacePlan};
 use crate::core::run::RunState;
 use crate::core::status::{self, RunFacts, first_error_line};
 use crate::github::{CheckRunRequest, GitHub, GitHubError};
+use crate::metrics::{Metrics, OutboxLabels};
 use crate::store::{
     AggregateTarget, OutboxItem, OutboxKind, OutboxRow, RawStatus, Reaction, Reply, RunDetail,
     ShownStatus, Store,
@@ -55,6 +56,7 @@ pub struct OutboxWorker {
     github: Arc<GitHub>,
     public_url: Url,
     feedback: FeedbackConfig,
+    metrics: Arc<Metrics>,
 }
 
 impl OutboxWorker {
@@ -63,12 +65,14 @@ impl OutboxWorker {
         github: Arc<GitHub>,
         public_url: Url,
         feedback: FeedbackConfig,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             store,
             github,
             public_url,
             feedback,
+            metrics,
         }
     }
 
@@ -109,6 +113,18 @@ impl OutboxWorker {
         let span = tracing::info_span!("outbox", id = row.id, kind = %row.kind, key = %row.key);
         let _enter = span.enter();
         let result = self.send(&row).await;
+        let counted = match &result {
+            Ok(()) => "sent",
+            Err(SendError::Passing(_)) if row.attempts + 1 < MAX_ATTEMPTS => "retried",
+            Err(_) => "failed",
+        };
+        self.metrics
+            .outbox
+            .get_or_create(&OutboxLabels {
+                kind: row.kind.clone(),
+                result: counted.into(),
+            })
+            .inc();
         let stored = match result {
             Ok(()) => self.store.outbox_sent(row.id).await,
             Err(SendError::Final(error)) => {

@@ -48,7 +48,7 @@ pub enum DeliveryOutcome {
 }
 
 impl DeliveryOutcome {
-    fn status(&self) -> &'static str {
+    pub fn status(&self) -> &'static str {
         match self {
             DeliveryOutcome::Processed => "processed",
             DeliveryOutcome::Ignored(_) => "ignored",

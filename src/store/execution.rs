@@ -99,6 +99,30 @@ impl Store {
             .collect())
     }
 
+    /// How many runs are in each state.
+    pub async fn run_counts(&self) -> anyhow::Result<Vec<(String, i64)>> {
+        let rows = on_read_pool!(self, pool => {
+            sqlx::query_as("SELECT state, COUNT(*) FROM runs GROUP BY state ORDER BY state")
+                .fetch_all(pool)
+                .await?
+        });
+        Ok(rows)
+    }
+
+    /// How many runs wait in each workspace's queue (pending, non-speculative).
+    pub async fn queue_depths(&self) -> anyhow::Result<Vec<(String, i64)>> {
+        let rows = on_read_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT w.name, COUNT(r.id) FROM workspaces w LEFT JOIN runs r \
+                 ON r.workspace_id = w.id AND r.state = 'pending' AND r.speculative = 0 \
+                 WHERE w.archived = 0 GROUP BY w.name ORDER BY w.name",
+            )
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows)
+    }
+
     /// Workspaces with at least one unfinished, non-speculative run: where the scheduler looks
     /// at start and on its periodic sweep.
     pub async fn workspaces_with_active_runs(&self) -> anyhow::Result<Vec<i64>> {

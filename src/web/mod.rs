@@ -30,6 +30,7 @@ pub struct AppState {
     pub setup_token: Option<SecretString>,
     /// Confirm, discard, cancel, lock: checked, then handed to the runner.
     pub runs: Arc<RunControl>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -46,6 +47,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(ui::router())
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
         .route("/github-app/setup", get(github_app::setup))
         .route("/github-app/callback", get(github_app::callback))
         // Spans name the method and path only: a query may hold the manifest flow's code.

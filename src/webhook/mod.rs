@@ -98,14 +98,23 @@ pub struct Ingest {
 /// `POST /webhooks/github`.
 #[tracing::instrument(name = "webhook", skip_all, fields(delivery_id, event))]
 pub async fn receive(State(state): State<Arc<AppState>>, request: Request) -> Response {
-    match accept(&state, request).await {
+    let started = std::time::Instant::now();
+    let response = match accept(&state, request).await {
         Ok(response) => response,
         Err(error) => {
             // Logged here, inside the span, so the line carries the delivery id when known.
             tracing::warn!(status = error.status().as_u16(), error = %error, "webhook refused");
             error.into_response()
         }
-    }
+    };
+    state
+        .metrics
+        .ingest_seconds
+        .get_or_create(&crate::metrics::IngestLabels {
+            status: response.status().as_u16().to_string(),
+        })
+        .observe(started.elapsed().as_secs_f64());
+    response
 }
 
 async fn accept(state: &AppState, request: Request) -> Result<Response, WebhookError> {

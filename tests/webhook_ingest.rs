@@ -378,5 +378,10 @@ async fn health_and_readiness() {
     assert_eq!(health.status(), 200);
     let ready: serde_json::Value = gantry.get("/readyz").await.json().await.unwrap();
     assert_eq!(ready["status"], "ready");
-    assert_eq!(ready["database"], "sqlite");
+    let expected = if std::env::var_os("GANTRY_TEST_POSTGRES_URL").is_some() {
+        "postgres"
+    } else {
+        "sqlite"
+    };
+    assert_eq!(ready["database"], expected);
 }

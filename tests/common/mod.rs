@@ -87,6 +87,9 @@ impl TestGantry {
         let data_dir = tempfile::tempdir().unwrap();
         let github = MockServer::start().await;
         let mut env = base_env(data_dir.path(), &github.uri());
+        if let Some(url) = fresh_postgres_database().await {
+            env.insert("GANTRY_DATABASE_URL".into(), url);
+        }
         adjust(&mut env);
         let config_path = toml.map(|text| {
             let path = data_dir.path().join("gantry.toml");
@@ -207,6 +210,23 @@ impl TestGantry {
             ),
         }
     }
+}
+
+/// With `GANTRY_TEST_POSTGRES_URL` set (scripts/start-postgres), a new empty database on that
+/// server for one test; without it, None (the test uses SQLite in its data dir).
+pub async fn fresh_postgres_database() -> Option<String> {
+    use sqlx::Connection;
+    let admin = std::env::var("GANTRY_TEST_POSTGRES_URL").ok()?;
+    let name = format!("gantry_test_{}", hex::encode(rand::random::<[u8; 8]>()));
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .expect("the test PostgreSQL answers");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let (base, _) = admin.rsplit_once('/').unwrap();
+    Some(format!("{base}/{name}"))
 }
 
 /// Polls `check` until it returns Some or the deadline passes: the way tests wait, never sleeps.

@@ -216,6 +216,8 @@ impl Execution {
         let plan = PlanResult {
             has_changes: summary.has_changes,
         };
+        // Readers of the next state (a status, the PR comment) find the whole plan log.
+        log.flush().await;
         for next in after_plan(kind, plan) {
             self.advance(*next).await?;
         }
@@ -261,6 +263,7 @@ impl Execution {
         }
         applied?;
         let new_version = stored?;
+        log.flush().await;
         self.shared
             .store
             .finish_apply(self.run.id, new_version)
@@ -308,6 +311,8 @@ impl Execution {
             _ => mask(failure.reason(), &self.sensitive_values()),
         };
         log.line(&format!("Gantry: {reason}"));
+        // The status of the ended run quotes the log's first error: store the log first.
+        log.flush().await;
         let to = failure.state();
         if !self.state.can_become(to) {
             tracing::warn!(run_id = self.run.id, state = %self.state, %reason, "run not ended");

@@ -38,7 +38,11 @@ impl CatchUp {
                 _ = cancel.cancelled() => return,
                 _ = every.tick() => {}
             }
-            match self.once().await {
+            let once = tokio::select! {
+                _ = cancel.cancelled() => return,
+                once = self.once() => once,
+            };
+            match once {
                 Ok(0) => {}
                 Ok(n) => {
                     tracing::info!(redelivered = n, "asked GitHub to redeliver missed webhooks")

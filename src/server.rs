@@ -117,7 +117,8 @@ pub async fn serve_on(
         let catch_up = crate::engine::catch_up::CatchUp::new(store.clone(), github.clone());
         tasks.spawn(catch_up.run(cancel.child_token()));
     }
-    // Everything Gantry tells GitHub goes through the durable outbox.
+    // Everything Gantry tells GitHub goes through the durable outbox, sent by the server that
+    // dispatches (one per database until replicas share the work with leases).
     let outbox = OutboxWorker::new(
         store.clone(),
         github.clone(),
@@ -125,7 +126,9 @@ pub async fn serve_on(
         config.feedback,
         metrics.clone(),
     );
-    tasks.spawn(outbox.run(cancel.child_token()));
+    if config.dispatcher.enabled {
+        tasks.spawn(outbox.run(cancel.child_token()));
+    }
     if config.runner.enabled {
         let runner = Runner::new(&config, store.clone(), github.clone(), run_control.clone());
         tasks.spawn(runner.run(cancel.child_token()));

@@ -828,3 +828,52 @@ async fn an_aggregate_status_sums_up_every_workspace_when_asked_for() {
         })
     );
 }
+
+#[tokio::test]
+async fn a_comment_carrying_the_marker_but_not_written_by_gantry_is_never_edited() {
+    let gantry = common::TestGantry::start_with_config(ROOT).await;
+    let h = Harness {
+        gantry,
+        token: String::new(),
+    };
+    let head = sha(13);
+    Mock::given(method("POST"))
+        .and(path("/app/installations/99/access_tokens"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({
+            "token": "ghs_test", "expires_at": "2099-01-01T00:00:00Z"
+        })))
+        .mount(&h.gantry.github)
+        .await;
+    // Someone posted a comment with Gantry's hidden marker, hoping Gantry writes its plan there.
+    Mock::given(method("GET"))
+        .and(path(format!("/repos/{REPO}/issues/{PR}/comments")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([{
+            "id": 666,
+            "body": format!("{}\nNo changes. Ship it!", gantry::core::comment::MARKER),
+            "user": { "login": "mallory", "type": "User" },
+            "performed_via_github_app": null,
+        }])))
+        .mount(&h.gantry.github)
+        .await;
+    fake_pull_request(&h, &["main.tf"], &head, false).await;
+    send(
+        &h,
+        "pull_request",
+        "pr-opened",
+        &pr_payload("opened", &head, false),
+    )
+    .await;
+    outbox_drained(&h).await;
+    assert!(
+        sent(&h, "PATCH", &format!("/repos/{REPO}/issues/comments/666"))
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        sent(&h, "POST", &format!("/repos/{REPO}/issues/{PR}/comments"))
+            .await
+            .len(),
+        1,
+        "Gantry made its own comment"
+    );
+}

@@ -331,7 +331,10 @@ impl OutboxWorker {
                 return Ok(()); // a newer run owns this commit's context
             }
             if shown == &wanted {
-                return Ok(()); // GitHub shows it already
+                // GitHub shows it already; the aggregate may still be due (a failed enqueue).
+                self.aggregate_later(installation, &run.repo, &run.commit_sha)
+                    .await?;
+                return Ok(());
             }
         }
         self.github
@@ -513,8 +516,8 @@ impl OutboxWorker {
                     self.store.set_pr_comment_id(repo, number, id).await?;
                     return Ok(());
                 }
-                // Someone deleted it: make a new one.
-                Err(error) if error.status() == Some(404) => {}
+                // Deleted, or not ours to edit any more: make a new one.
+                Err(error) if matches!(error.status(), Some(403 | 404)) => {}
                 Err(error) => return Err(error.into()),
             }
         }

@@ -379,11 +379,31 @@ pub async fn handle_check_run(ctx: &Context, delivery_id: &str, e: &CheckRunEven
         Ok(_) => return Handled::ignored("the check run names no run of this repository"),
         Err(error) => return Handled::RetryLater(format!("reading run {run_id}: {error:#}")),
     };
-    retry_effects(
-        delivery_id,
-        e.installation.as_ref().map(|i| i.id),
-        vec![run],
-    )
+    match latest_of_their_pull_requests(ctx, vec![run]).await {
+        Ok(runs) => retry_effects(delivery_id, e.installation.as_ref().map(|i| i.id), runs),
+        Err(handled) => handled,
+    }
+}
+
+/// Only a workspace's latest plan of its pull request may be re-run: an older one (superseded,
+/// or already retried) would run stale code, or twice.
+async fn latest_of_their_pull_requests(
+    ctx: &Context,
+    runs: Vec<RunDetail>,
+) -> Result<Vec<RunDetail>, Handled> {
+    let mut latest = Vec::new();
+    for run in runs {
+        let Some(pr) = run.pr_number else { continue };
+        let current = ctx
+            .store
+            .pull_request_runs(&run.repo, pr)
+            .await
+            .map_err(|e| Handled::RetryLater(format!("reading the plans: {e:#}")))?;
+        if current.contains(&run.id) {
+            latest.push(run);
+        }
+    }
+    Ok(latest)
 }
 
 /// GitHub's "Re-run all" on a check suite: every failed plan of its commit is retried.
@@ -408,7 +428,10 @@ pub async fn handle_check_suite(ctx: &Context, delivery_id: &str, e: &CheckSuite
             Err(error) => return Handled::RetryLater(format!("reading run {id}: {error:#}")),
         }
     }
-    retry_effects(delivery_id, e.installation.as_ref().map(|i| i.id), runs)
+    match latest_of_their_pull_requests(ctx, runs).await {
+        Ok(runs) => retry_effects(delivery_id, e.installation.as_ref().map(|i| i.id), runs),
+        Err(handled) => handled,
+    }
 }
 
 /// New runs (same configuration version) for those of `runs` that failed or were canceled.

@@ -17,6 +17,14 @@ struct IssueComment {
     id: i64,
     #[serde(default)]
     body: Option<String>,
+    /// Set on comments an app made; only Gantry's own comment is ever edited.
+    #[serde(default)]
+    performed_via_github_app: Option<AppRef>,
+}
+
+#[derive(Deserialize)]
+struct AppRef {
+    id: u64,
 }
 
 /// A commit status to post.
@@ -159,6 +167,10 @@ impl GitHub {
             let comments: Vec<IssueComment> = client.get(route, None::<&()>).await?;
             if let Some(found) = comments
                 .iter()
+                .filter(|c| {
+                    // Anyone can write the marker; only the app's own comment counts.
+                    c.performed_via_github_app.as_ref().map(|a| a.id) == self.app_id()
+                })
                 .find(|c| c.body.as_deref().is_some_and(|b| b.contains(marker)))
             {
                 return Ok(Some(found.id));

@@ -141,9 +141,12 @@ impl OutboxItem {
     /// covers it.
     pub(crate) async fn enqueue(&self, conn: Conn<'_>) -> Result<(), sqlx::Error> {
         on_conn!(conn, c => {
+            // The newest payload wins: a raw status queued twice before it is sent posts the
+            // later text. (Other kinds compute what they send when they send it.)
             sqlx::query(
                 "INSERT INTO outbox (kind, key, payload, created_at_ms) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (kind, key) WHERE state = 'pending' DO NOTHING",
+                 ON CONFLICT (kind, key) WHERE state = 'pending' \
+                 DO UPDATE SET payload = excluded.payload",
             )
             .bind(self.kind.as_str())
             .bind(&self.key)
@@ -234,14 +237,24 @@ impl Store {
             .bind(limit)
             .fetch_all(&mut *tx)
             .await?;
-            for row in &rows {
-                sqlx::query("UPDATE outbox SET state = 'sending' WHERE id = $1")
-                    .bind(row.0)
-                    .execute(&mut *tx)
-                    .await?;
+            // Only rows still pending are taken: a row another worker claimed meanwhile is not
+            // sent twice.
+            let mut claimed = Vec::with_capacity(rows.len());
+            for row in rows {
+                let taken = sqlx::query(
+                    "UPDATE outbox SET state = 'sending' WHERE id = $1 AND state = 'pending'",
+                )
+                .bind(row.0)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    == 1;
+                if taken {
+                    claimed.push(row);
+                }
             }
             tx.commit().await?;
-            rows
+            claimed
         });
         Ok(rows
             .into_iter()

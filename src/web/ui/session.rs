@@ -108,7 +108,15 @@ fn urlencode(text: &str) -> String {
 /// Only local paths: a sign-in link cannot send anyone elsewhere.
 fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => {
+        // A local path only: no host, and no whitespace, control characters or backslashes
+        // that a browser would strip or turn into `//host`.
+        Some(path)
+            if path.starts_with('/')
+                && !path.starts_with("//")
+                && !path
+                    .chars()
+                    .any(|c| c == '\\' || c.is_whitespace() || c.is_control()) =>
+        {
             path.to_string()
         }
         _ => "/".to_string(),
@@ -239,4 +247,25 @@ pub async fn sign_out(
     }
     let jar = jar.remove(Cookie::build(SESSION_COOKIE).path("/"));
     (jar, Redirect::to("/sign-in")).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn sign_in_only_returns_to_local_paths() {
+        assert_eq!(safe_next(Some("/runs/7")), "/runs/7");
+        for hostile in [
+            "https://evil.example/",
+            "//evil.example",
+            "/\t/evil.example",
+            "/\\evil.example",
+            "/ /evil.example",
+            "evil",
+        ] {
+            assert_eq!(safe_next(Some(hostile)), "/", "{hostile:?}");
+        }
+        assert_eq!(safe_next(None), "/");
+    }
 }

@@ -143,6 +143,7 @@ pub async fn serve_on(
             run_control.clone(),
             config.pull_requests.clone(),
             metrics.clone(),
+            config.public_url.clone(),
         );
         tasks.spawn(dispatcher.run(cancel.child_token()));
     } else {

@@ -530,6 +530,13 @@ async fn a_fork_waits_for_approval_and_is_planned_after_a_maintainer_asks() {
         })]
     );
 
+    let checks = sent(&h, "POST", &format!("/repos/{REPO}/check-runs")).await;
+    assert_eq!(checks.len(), 1, "{checks:#?}");
+    assert_eq!(checks[0].1["name"], "gantry/prod");
+    assert_eq!(checks[0].1["head_sha"], head);
+    assert_eq!(checks[0].1["status"], "completed");
+    assert_eq!(checks[0].1["conclusion"], "action_required");
+
     send(
         &h,
         "issue_comment",

@@ -41,11 +41,13 @@ impl Dispatcher {
         runs: Arc<RunControl>,
         pull_requests: PullRequestConfig,
         metrics: Arc<Metrics>,
+        public_url: url::Url,
     ) -> Self {
         let context = Context {
             store: store.clone(),
             github,
             pull_requests,
+            public_url,
         };
         Self {
             store,

@@ -17,6 +17,8 @@ pub struct Context {
     pub store: Store,
     pub github: Arc<GitHub>,
     pub pull_requests: PullRequestConfig,
+    /// Where people reach Gantry (links in what Gantry posts).
+    pub public_url: url::Url,
 }
 
 pub enum Handled {

@@ -17,8 +17,8 @@ use crate::core::status::{self, RunFacts, first_error_line};
 use crate::github::{CheckRunRequest, GitHub, GitHubError};
 use crate::metrics::{Metrics, OutboxLabels};
 use crate::store::{
-    AggregateTarget, OutboxItem, OutboxKind, OutboxRow, RawStatus, Reaction, Reply, RunDetail,
-    ShownStatus, Store,
+    AggregateTarget, OutboxItem, OutboxKind, OutboxRow, RawCheck, RawStatus, Reaction, Reply,
+    RunDetail, ShownStatus, Store,
 };
 
 /// Rows taken at a time.
@@ -157,7 +157,37 @@ impl OutboxWorker {
             OutboxKind::RunStatus | OutboxKind::RawStatus if !self.feedback.commit_statuses => {
                 Ok(())
             }
-            OutboxKind::RunCheck if !self.feedback.check_runs => Ok(()),
+            OutboxKind::RunCheck | OutboxKind::RawCheck if !self.feedback.check_runs => Ok(()),
+            OutboxKind::RawCheck => {
+                let check: RawCheck =
+                    serde_json::from_str(&row.payload).map_err(|_| payload("check"))?;
+                let existing = self
+                    .store
+                    .raw_check_id(&check.repo, &check.sha, &check.name)
+                    .await?;
+                let id = self
+                    .github
+                    .put_check_run(
+                        check.installation_id as u64,
+                        &check.repo,
+                        existing,
+                        &CheckRunRequest {
+                            name: &check.name,
+                            head_sha: &check.sha,
+                            external_id: "",
+                            details_url: &check.details_url,
+                            status: &check.status,
+                            conclusion: check.conclusion.as_deref(),
+                            title: &check.title,
+                            summary: &check.summary,
+                        },
+                    )
+                    .await?;
+                self.store
+                    .set_raw_check_id(&check.repo, &check.sha, &check.name, id)
+                    .await?;
+                Ok(())
+            }
             OutboxKind::AggregateStatus if !self.feedback.aggregate_status => Ok(()),
             OutboxKind::AggregateStatus => {
                 let target: AggregateTarget =

@@ -12,8 +12,8 @@ use crate::core::status;
 use crate::core::workspace::WorkspaceName;
 use crate::events::{CheckRunEvent, CheckSuiteEvent, IssueCommentEvent, PullRequestEvent};
 use crate::store::{
-    DeliveryEffect, NewRuns, OutboxItem, RawStatus, Reaction, Reply, RunDetail, RunSource,
-    SpeculativeCancel, Workspace,
+    DeliveryEffect, NewRuns, OutboxItem, RawCheck, RawStatus, Reaction, Reply, RunDetail,
+    RunSource, SpeculativeCancel, Workspace,
 };
 
 /// Who may run comment commands.
@@ -170,14 +170,24 @@ async fn plan(ctx: &Context, request: &PlanRequest<'_>) -> Result<Vec<DeliveryEf
                 effects.push(raw(id, "success", "No changes in this workspace".into()));
             }
             for id in awaiting_approval {
-                effects.push(raw(
-                    id,
-                    "pending",
-                    format!(
-                        "Waiting for approval to plan: a maintainer can comment {} plan",
-                        ctx.pull_requests.command_prefix
-                    ),
-                ));
+                let waiting = format!(
+                    "Waiting for approval to plan: a maintainer can comment {} plan",
+                    ctx.pull_requests.command_prefix
+                );
+                effects.push(raw(id, "pending", waiting.clone()));
+                effects.push(DeliveryEffect::Outbox(OutboxItem::raw_check(&RawCheck {
+                    installation_id: request.installation_id as i64,
+                    repo: request.repo.to_string(),
+                    sha: request.head_sha.to_string(),
+                    name: status::context(&name_of(id)),
+                    status: "completed".into(),
+                    conclusion: Some("action_required".into()),
+                    title: waiting,
+                    summary: "This pull request comes from a fork: its code runs only after \
+                              someone with write access to the repository asks for a plan."
+                        .into(),
+                    details_url: ctx.public_url.to_string(),
+                })));
             }
             Ok(effects)
         }

@@ -30,7 +30,8 @@ pub use effects::{DeliveryEffect, SpeculativeCancel};
 pub use execution::{LogChunk, PlanCounts, RunDetail, RunEvent, StateVersion};
 pub use installations::{Installation, InstallationChange};
 pub use outbox::{
-    AggregateTarget, OutboxItem, OutboxKind, OutboxRow, RawStatus, Reaction, Reply, ShownStatus,
+    AggregateTarget, OutboxItem, OutboxKind, OutboxRow, RawCheck, RawStatus, Reaction, Reply,
+    ShownStatus,
 };
 pub use runs::{NewRuns, RunRecord, RunSource};
 pub use tokens::Session;

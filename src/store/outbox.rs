@@ -16,6 +16,8 @@ pub enum OutboxKind {
     RunCheck,
     /// A status not tied to a run (key: repo@sha/context); the payload is a [`RawStatus`].
     RawStatus,
+    /// A check run not tied to a run (key: repo@sha/name); the payload is a [`RawCheck`].
+    RawCheck,
     /// The `gantry` status summing up a commit's workspaces (key: repo@sha); the payload is an
     /// [`AggregateTarget`]; computed from what the other contexts show when sent.
     AggregateStatus,
@@ -33,6 +35,7 @@ impl OutboxKind {
             OutboxKind::RunStatus => "run_status",
             OutboxKind::RunCheck => "run_check",
             OutboxKind::RawStatus => "raw_status",
+            OutboxKind::RawCheck => "raw_check",
             OutboxKind::AggregateStatus => "aggregate_status",
             OutboxKind::PrComment => "pr_comment",
             OutboxKind::Reaction => "reaction",
@@ -45,6 +48,7 @@ impl OutboxKind {
             OutboxKind::RunStatus,
             OutboxKind::RunCheck,
             OutboxKind::RawStatus,
+            OutboxKind::RawCheck,
             OutboxKind::AggregateStatus,
             OutboxKind::PrComment,
             OutboxKind::Reaction,
@@ -66,6 +70,20 @@ pub struct RawStatus {
     pub state: String,
     pub description: String,
     pub target_url: Option<String>,
+}
+
+/// A check run as GitHub takes it, for something that is not a run (a fork's approval).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RawCheck {
+    pub installation_id: i64,
+    pub repo: String,
+    pub sha: String,
+    pub name: String,
+    pub status: String,
+    pub conclusion: Option<String>,
+    pub title: String,
+    pub summary: String,
+    pub details_url: String,
 }
 
 /// Which commit an aggregate status is for.
@@ -106,6 +124,14 @@ impl OutboxItem {
             kind: OutboxKind::RawStatus,
             key: format!("{}@{}/{}", status.repo, status.sha, status.context),
             payload: serde_json::to_string(status).unwrap_or_default(),
+        }
+    }
+
+    pub fn raw_check(check: &RawCheck) -> Self {
+        Self {
+            kind: OutboxKind::RawCheck,
+            key: format!("{}@{}/{}", check.repo, check.sha, check.name),
+            payload: serde_json::to_string(check).unwrap_or_default(),
         }
     }
 
@@ -454,6 +480,48 @@ impl Store {
                 .bind(run_id)
                 .execute(pool)
                 .await?;
+        });
+        Ok(())
+    }
+
+    /// The check run made for (repo, sha, name) outside any run.
+    pub async fn raw_check_id(
+        &self,
+        repo: &str,
+        sha: &str,
+        name: &str,
+    ) -> anyhow::Result<Option<i64>> {
+        let id = on_read_pool!(self, pool => {
+            sqlx::query_scalar(
+                "SELECT check_run_id FROM raw_checks WHERE repo = $1 AND sha = $2 AND name = $3",
+            )
+            .bind(repo)
+            .bind(sha)
+            .bind(name)
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(id)
+    }
+
+    pub async fn set_raw_check_id(
+        &self,
+        repo: &str,
+        sha: &str,
+        name: &str,
+        check_run_id: i64,
+    ) -> anyhow::Result<()> {
+        on_pool!(self, pool => {
+            sqlx::query(
+                "INSERT INTO raw_checks (repo, sha, name, check_run_id) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (repo, sha, name) DO UPDATE SET check_run_id = excluded.check_run_id",
+            )
+            .bind(repo)
+            .bind(sha)
+            .bind(name)
+            .bind(check_run_id)
+            .execute(pool)
+            .await?;
         });
         Ok(())
     }

@@ -9,14 +9,7 @@ use std::path::PathBuf;
 
 use common::runs::{Harness, sha, tool_cache_with};
 
-const ROOT: &str = r#"
-[[workspaces]]
-name = "prod"
-repo = "octo-org/infra"
-terraform_version = "1.0.3"
-[workspaces.vars]
-name = "world"
-"#;
+const ROOT: &str = common::runs::ROOT_WORKSPACE;
 
 #[tokio::test]
 async fn a_person_confirms_a_plan_in_the_browser_and_watches_it_apply() {

@@ -13,14 +13,7 @@ use common::wait_until;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
-const ROOT: &str = r#"
-[[workspaces]]
-name = "prod"
-repo = "octo-org/infra"
-terraform_version = "1.0.3"
-[workspaces.vars]
-name = "world"
-"#;
+const ROOT: &str = common::runs::ROOT_WORKSPACE;
 
 fn gantry(h: &Harness, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_gantry"));

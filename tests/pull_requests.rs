@@ -41,14 +41,7 @@ terraform_version = "1.0.3"
 name = "network"
 "#;
 
-const ROOT: &str = r#"
-[[workspaces]]
-name = "prod"
-repo = "octo-org/infra"
-terraform_version = "1.0.3"
-[workspaces.vars]
-name = "world"
-"#;
+const ROOT: &str = common::runs::ROOT_WORKSPACE;
 
 /// GitHub's example pull_request payload, moved to our repository, PR, head and action.
 fn pr_payload(action: &str, head: &str, fork: bool) -> Vec<u8> {
@@ -626,19 +619,8 @@ async fn the_pr_comment_is_trimmed_to_githubs_limit() {
 #[tokio::test]
 async fn a_late_older_run_never_overwrites_a_newer_runs_status() {
     // The runner is off: the test moves the runs itself, in the order that matters.
-    let gantry = common::TestGantry::start_with_config(ROOT).await;
-    let h = Harness {
-        gantry,
-        token: String::new(),
-    };
+    let h = Harness::without_runner(ROOT).await;
     let head = sha(8);
-    Mock::given(method("POST"))
-        .and(path("/app/installations/99/access_tokens"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({
-            "token": "ghs_test", "expires_at": "2099-01-01T00:00:00Z"
-        })))
-        .mount(&h.gantry.github)
-        .await;
     fake_pull_request(&h, &["main.tf"], &head, false).await;
     grant_permission(&h, "alice", "write").await;
 
@@ -764,19 +746,8 @@ async fn check_runs_follow_each_plan_and_githubs_re_run_retries_it() {
 #[tokio::test]
 async fn closing_the_pull_request_cancels_its_waiting_plans() {
     // The runner is off, so the plan waits.
-    let gantry = common::TestGantry::start_with_config(ROOT).await;
-    let h = Harness {
-        gantry,
-        token: String::new(),
-    };
+    let h = Harness::without_runner(ROOT).await;
     let head = sha(11);
-    Mock::given(method("POST"))
-        .and(path("/app/installations/99/access_tokens"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({
-            "token": "ghs_test", "expires_at": "2099-01-01T00:00:00Z"
-        })))
-        .mount(&h.gantry.github)
-        .await;
     fake_pull_request(&h, &["main.tf"], &head, false).await;
     send(
         &h,
@@ -804,19 +775,8 @@ async fn an_aggregate_status_sums_up_every_workspace_when_asked_for() {
     // The runner is off: prod's plan stays queued, the others are untouched.
     // `[feedback]` comes before the workspace tables, as TOML wants.
     let config = format!("[feedback]\naggregate_status = true\n{MONOREPO}");
-    let gantry = common::TestGantry::start_with_config(&config).await;
-    let h = Harness {
-        gantry,
-        token: String::new(),
-    };
+    let h = Harness::without_runner(&config).await;
     let head = sha(12);
-    Mock::given(method("POST"))
-        .and(path("/app/installations/99/access_tokens"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({
-            "token": "ghs_test", "expires_at": "2099-01-01T00:00:00Z"
-        })))
-        .mount(&h.gantry.github)
-        .await;
     fake_pull_request(&h, &["prod/main.tf"], &head, false).await;
     send(
         &h,
@@ -838,19 +798,8 @@ async fn an_aggregate_status_sums_up_every_workspace_when_asked_for() {
 
 #[tokio::test]
 async fn a_comment_carrying_the_marker_but_not_written_by_gantry_is_never_edited() {
-    let gantry = common::TestGantry::start_with_config(ROOT).await;
-    let h = Harness {
-        gantry,
-        token: String::new(),
-    };
+    let h = Harness::without_runner(ROOT).await;
     let head = sha(13);
-    Mock::given(method("POST"))
-        .and(path("/app/installations/99/access_tokens"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({
-            "token": "ghs_test", "expires_at": "2099-01-01T00:00:00Z"
-        })))
-        .mount(&h.gantry.github)
-        .await;
     // Someone posted a comment with Gantry's hidden marker, hoping Gantry writes its plan there.
     Mock::given(method("GET"))
         .and(path(format!("/repos/{REPO}/issues/{PR}/comments")))

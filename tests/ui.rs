@@ -8,14 +8,7 @@ use gantry::web::api::auth::{new_token, token_hash};
 use reqwest::redirect::Policy;
 use reqwest::{Client, StatusCode};
 
-const ROOT: &str = r#"
-[[workspaces]]
-name = "prod"
-repo = "octo-org/infra"
-terraform_version = "1.0.3"
-[workspaces.vars]
-name = "world"
-"#;
+const ROOT: &str = common::runs::ROOT_WORKSPACE;
 
 /// A browser-like client: no redirects followed, cookies kept by hand.
 struct Browser {

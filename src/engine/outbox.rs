@@ -277,16 +277,31 @@ impl OutboxWorker {
         })
     }
 
-    async fn send_run_check(&self, run_id: i64) -> Result<(), SendError> {
+    /// The run, its workspace's name and its installation; None when the run is gone.
+    async fn run_to_report(
+        &self,
+        run_id: i64,
+    ) -> Result<Option<(RunDetail, String, i64)>, SendError> {
         let Some(run) = self.store.run(run_id).await? else {
-            return Ok(());
+            return Ok(None);
         };
         let Some(workspace) = self.store.workspace(run.workspace_id).await? else {
-            return Ok(());
+            return Ok(None);
         };
         let installation = run
             .installation_id
             .ok_or_else(|| SendError::Final("the run has no installation to post with".into()))?;
+        Ok(Some((
+            run,
+            workspace.spec.name.as_str().to_string(),
+            installation,
+        )))
+    }
+
+    async fn send_run_check(&self, run_id: i64) -> Result<(), SendError> {
+        let Some((run, workspace, installation)) = self.run_to_report(run_id).await? else {
+            return Ok(());
+        };
         let facts = self.run_facts(&run).await?;
         let changes_json = run
             .plan
@@ -310,7 +325,7 @@ impl OutboxWorker {
         if last_shown.as_deref() == Some(shown.as_str()) {
             return Ok(());
         }
-        let name = status::context(workspace.spec.name.as_str());
+        let name = status::context(&workspace);
         let external_id = run.id.to_string();
         let id = self
             .github
@@ -335,17 +350,11 @@ impl OutboxWorker {
     }
 
     async fn send_run_status(&self, run_id: i64) -> Result<(), SendError> {
-        let Some(run) = self.store.run(run_id).await? else {
+        let Some((run, workspace, installation)) = self.run_to_report(run_id).await? else {
             return Ok(());
         };
-        let Some(workspace) = self.store.workspace(run.workspace_id).await? else {
-            return Ok(());
-        };
-        let installation = run
-            .installation_id
-            .ok_or_else(|| SendError::Final("the run has no installation to post with".into()))?;
         let view = self.run_view(&run).await?;
-        let context = status::context(workspace.spec.name.as_str());
+        let context = status::context(&workspace);
         let wanted = ShownStatus {
             run_id: Some(run.id),
             state: view.state.to_string(),

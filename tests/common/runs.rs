@@ -16,6 +16,27 @@ use super::{TestGantry, fixture_path, push_payload, wait_until};
 
 pub const REPO: &str = "octo-org/infra";
 
+/// One workspace at the repository's root, Terraform 1.0.3 from the tool cache.
+pub const ROOT_WORKSPACE: &str = r#"
+[[workspaces]]
+name = "prod"
+repo = "octo-org/infra"
+terraform_version = "1.0.3"
+[workspaces.vars]
+name = "world"
+"#;
+
+/// The fake GitHub hands out installation tokens for the test installation (99).
+pub async fn grant_installation_token(github: &MockServer) {
+    Mock::given(method("POST"))
+        .and(path("/app/installations/99/access_tokens"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(serde_json::json!({
+            "token": "ghs_test", "expires_at": "2099-01-01T00:00:00Z"
+        })))
+        .mount(github)
+        .await;
+}
+
 pub fn sha(n: u32) -> String {
     format!("{n:040x}")
 }
@@ -71,6 +92,17 @@ pub struct Harness {
 impl Harness {
     /// Gantry with the runner on, the workspace above, and an admin API token. `terraform`:
     /// None for the real binary in the tool cache, or a stand-in script.
+    /// Gantry with the runner off (runs stay where the test puts them), the token mock, and
+    /// no API token.
+    pub async fn without_runner(toml: &str) -> Self {
+        let gantry = TestGantry::start_with_config(toml).await;
+        grant_installation_token(&gantry.github).await;
+        Self {
+            gantry,
+            token: String::new(),
+        }
+    }
+
     pub async fn start(toml: &str, terraform: Option<&str>) -> Self {
         let tools = tempfile::tempdir().unwrap().keep();
         let cache = tool_cache_with(&tools, terraform);
@@ -92,13 +124,7 @@ impl Harness {
             adjust(env);
         })
         .await;
-        Mock::given(method("POST"))
-            .and(path("/app/installations/99/access_tokens"))
-            .respond_with(ResponseTemplate::new(201).set_body_json(serde_json::json!({
-                "token": "ghs_test", "expires_at": "2099-01-01T00:00:00Z"
-            })))
-            .mount(&gantry.github)
-            .await;
+        grant_installation_token(&gantry.github).await;
         let token = new_token();
         gantry
             .store

@@ -70,7 +70,15 @@ fn parse_words(words: Vec<&str>) -> Result<Command, String> {
     }
 }
 
+/// More workspaces than any repository has is not a command a person wrote.
+pub const MAX_WORKSPACE_OPTIONS: usize = 50;
+
 fn workspace_options(options: &[&str]) -> Result<Vec<WorkspaceName>, String> {
+    if options.len() > 2 * MAX_WORKSPACE_OPTIONS {
+        return Err(format!(
+            "too many options: name at most {MAX_WORKSPACE_OPTIONS} workspaces"
+        ));
+    }
     let mut names = Vec::new();
     let mut words = options.iter();
     while let Some(&word) = words.next() {
@@ -138,6 +146,17 @@ mod tests {
             [Err("unknown option `--force`".to_string())]
         );
         assert!(parsed("/gantry plan -w ../etc").first().unwrap().is_err());
+    }
+
+    #[test]
+    fn a_huge_option_list_is_refused() {
+        let body = format!("/gantry plan {}", "-w a ".repeat(1000));
+        assert!(
+            parsed(&body)[0]
+                .as_ref()
+                .unwrap_err()
+                .starts_with("too many options")
+        );
     }
 
     #[test]

@@ -264,6 +264,18 @@ pub async fn handle_issue_comment(
             Ok(Command::Plan { workspaces }) => {
                 let pr = match ctx.github.pull_request(installation_id, repo, number).await {
                     Ok(pr) => pr,
+                    // GitHub says no for good: tell the person instead of retrying.
+                    Err(error)
+                        if error
+                            .status()
+                            .is_some_and(|s| (400..500).contains(&s) && s != 403 && s != 429) =>
+                    {
+                        effects.push(reply(
+                            format!("Gantry cannot read this pull request on GitHub ({error})."),
+                            &unique,
+                        ));
+                        continue;
+                    }
                     Err(error) => {
                         return Handled::RetryLater(format!("reading the pull request: {error}"));
                     }

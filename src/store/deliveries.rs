@@ -192,7 +192,7 @@ impl Store {
                 query
                     .push_bind(outcome.status())
                     .push(", outcome_detail = ")
-                    .push_bind(outcome.detail())
+                    .push_bind(outcome.detail().map(|d| super::storable(d).into_owned()))
                     .push(", processed_at_ms = ")
                     .push_bind(now)
                     .push(", attempts = attempts + 1 WHERE status = 'pending' AND seq IN (");
@@ -233,7 +233,7 @@ impl Store {
                  outcome_detail = $2 WHERE seq = $3 AND status = 'pending'",
             )
             .bind(now_ms() + delay_ms)
-            .bind(error)
+            .bind(super::storable(error).as_ref())
             .bind(seq)
             .execute(pool)
             .await?;

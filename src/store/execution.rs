@@ -299,7 +299,7 @@ impl Store {
                 )
                 .bind(run_id)
                 .bind(phase)
-                .bind(chunk)
+                .bind(super::storable(chunk).as_ref())
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;

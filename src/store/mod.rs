@@ -213,6 +213,16 @@ async fn open_postgres(url: &str) -> anyhow::Result<PgPool> {
         .context("connecting to PostgreSQL")
 }
 
+/// Text as both databases can keep it: PostgreSQL refuses NUL in text, and webhook payloads
+/// (a branch name, a comment) can carry one into an outcome or an error.
+pub(crate) fn storable(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains('\0') {
+        std::borrow::Cow::Owned(text.replace('\0', "\u{FFFD}"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
 /// Milliseconds since the Unix epoch: the one time format in the store, the same in both
 /// dialects and cheap to compare.
 pub fn now_ms() -> i64 {

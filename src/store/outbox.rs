@@ -311,7 +311,7 @@ impl Store {
         on_pool!(self, pool => {
             sqlx::query("UPDATE outbox SET state = $1, last_error = $2 WHERE id = $3")
                 .bind(state)
-                .bind(error)
+                .bind(error.map(super::storable).as_deref())
                 .bind(id)
                 .execute(pool)
                 .await?;
@@ -338,7 +338,7 @@ impl Store {
                  next_attempt_at_ms = $3 WHERE id = $4",
             )
             .bind(state)
-            .bind(error)
+            .bind(super::storable(error).as_ref())
             .bind(now + delay_ms)
             .bind(id)
             .execute(&mut *tx)

@@ -307,6 +307,10 @@ impl Store {
         error: Option<&str>,
     ) -> anyhow::Result<bool> {
         from.transition(to)?;
+        let error = error.map(super::storable);
+        let error = error.as_deref();
+        let detail = detail.map(super::storable);
+        let detail = detail.as_deref();
         let now = now_ms();
         let moved = on_pool!(self, pool => {
             let mut tx = pool.begin().await?;

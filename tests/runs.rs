@@ -560,3 +560,28 @@ async fn metrics_count_deliveries_ingest_runs_queues_and_the_outbox() {
     assert!(text.trim_end().ends_with("# EOF"), "one EOF, last");
     assert_eq!(text.matches("# EOF").count(), 1);
 }
+
+#[tokio::test]
+async fn a_discarded_plan_leaves_no_directory_behind_after_the_sweep() {
+    let mut h = Harness::start(WORKSPACE, None).await;
+    h.serve_tarball(&sha(1), "outputs").await;
+    let run = h.push(&sha(1)).await;
+    h.wait_for(run, "planned").await;
+    let dir = h.gantry.data_dir.path().join("runs").join(run.to_string());
+    assert!(
+        dir.join("plan.tfplan").is_file(),
+        "the saved plan waits in the run's directory"
+    );
+    let (status, _) = h.action(run, "discard").await;
+    assert_eq!(status, 200);
+    // The sweep (at start, then every 30 s) removes what runs ended outside their task left.
+    h.gantry.restart_with(|_| {}).await;
+    let gone = wait_until(Duration::from_secs(10), || async {
+        (!dir.exists()).then_some(())
+    })
+    .await;
+    assert!(
+        gone.is_some(),
+        "the plan file and variables of a discarded run are removed"
+    );
+}

@@ -55,8 +55,34 @@ pub fn check_view(run: &RunFacts<'_>, changes: &[Change<'_>], run_url: &str) -> 
     }
 }
 
+/// The resource changes of a stored plan summary (`[{"address", "actions"}]`).
+pub fn changes_from_json(resource_changes: &serde_json::Value) -> Vec<Change<'_>> {
+    resource_changes
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|c| Change {
+            address: c["address"].as_str().unwrap_or_default(),
+            actions: c["actions"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|x| x.as_str()).collect())
+                .unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// Whether a change adds, changes or destroys (a replacement destroys), for coloring.
+pub fn action_class(actions: &[&str]) -> &'static str {
+    match actions {
+        ["create"] => "add",
+        ["update"] | ["read"] => "change",
+        _ => "destroy",
+    }
+}
+
 /// Terraform's symbols for what happens to a resource.
-fn action_label(actions: &[&str]) -> &'static str {
+pub fn action_label(actions: &[&str]) -> &'static str {
     match actions {
         ["create"] => "+ create",
         ["update"] => "~ update",

@@ -47,12 +47,6 @@ pub fn next_to_start(runs: &[QueuedRun], locked: bool) -> QueueDecision {
     QueueDecision::Start(first_pending.id)
 }
 
-/// Runs that are ready to execute but wait for one of the limited Terraform slots, in the order
-/// they became ready: the first `free_slots` of them may go.
-pub fn admit(ready_in_order: &[RunId], free_slots: usize) -> &[RunId] {
-    &ready_in_order[..free_slots.min(ready_in_order.len())]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,13 +137,5 @@ mod tests {
             next_to_start(&runs(&[Applied]), true),
             QueueDecision::Wait(WaitReason::Empty)
         );
-    }
-
-    #[test]
-    fn slots_go_to_the_runs_that_became_ready_first() {
-        let ready = [RunId(7), RunId(3), RunId(9)];
-        assert_eq!(admit(&ready, 2), [RunId(7), RunId(3)]);
-        assert_eq!(admit(&ready, 0), []);
-        assert_eq!(admit(&ready, 10), ready);
     }
 }

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use crate::config::FeedbackConfig;
-use crate::core::checks::{Change, check_view};
+use crate::core::checks::{changes_from_json, check_view};
 use crate::core::comment::{self, MAX_COMMENT_CHARS, WorkspacePlan};
 use crate::core::run::RunState;
 use crate::core::status::{self, RunFacts, first_error_line};
@@ -303,21 +303,11 @@ impl OutboxWorker {
             return Ok(());
         };
         let facts = self.run_facts(&run).await?;
-        let changes_json = run
+        let changes = run
             .plan
             .as_ref()
-            .and_then(|p| p.resource_changes.as_array().cloned())
+            .map(|p| changes_from_json(&p.resource_changes))
             .unwrap_or_default();
-        let changes: Vec<Change<'_>> = changes_json
-            .iter()
-            .map(|c| Change {
-                address: c["address"].as_str().unwrap_or_default(),
-                actions: c["actions"]
-                    .as_array()
-                    .map(|a| a.iter().filter_map(|x| x.as_str()).collect())
-                    .unwrap_or_default(),
-            })
-            .collect();
         let url = Self::run_url(&self.public_url, run.id);
         let view = check_view(&facts.as_facts(), &changes, &url);
         let shown = serde_json::to_string(&view).unwrap_or_default();

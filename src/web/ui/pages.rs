@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use super::session::{CsrfForm, Viewer};
 use crate::core::access::Role;
+use crate::core::checks::{action_class, action_label, changes_from_json};
 use crate::core::run::RunState;
 use crate::core::status::{RunFacts, run_status};
 use crate::store::{RunDetail, Workspace};
@@ -357,25 +358,13 @@ async fn run_page(state: &AppState, viewer: Viewer, run: RunDetail) -> anyhow::R
     let changes = run
         .plan
         .as_ref()
-        .and_then(|p| p.resource_changes.as_array().cloned())
+        .map(|p| changes_from_json(&p.resource_changes))
         .unwrap_or_default()
         .iter()
-        .map(|c| {
-            let actions: Vec<&str> = c["actions"]
-                .as_array()
-                .map(|a| a.iter().filter_map(|x| x.as_str()).collect())
-                .unwrap_or_default();
-            let (label, class) = match actions.as_slice() {
-                ["create"] => ("+ create", "add"),
-                ["delete"] => ("− destroy", "destroy"),
-                ["update"] => ("~ update", "change"),
-                _ => ("± replace", "destroy"),
-            };
-            Change {
-                address: c["address"].as_str().unwrap_or_default().to_string(),
-                label,
-                class,
-            }
+        .map(|c| Change {
+            address: c.address.to_string(),
+            label: action_label(&c.actions),
+            class: action_class(&c.actions),
         })
         .collect();
     let web = state.config.github.web_url.as_str().trim_end_matches('/');

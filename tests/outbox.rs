@@ -1,0 +1,71 @@
+//! The outbox against a failing GitHub: a 500 that outlasts the client's immediate retries is
+//! retried by the outbox (with backoff) until the status arrives; a 422 is final: tried once, recorded as failed, never blocking the rest.
+
+mod common;
+
+use std::time::Duration;
+
+use common::runs::{Harness, REPO, ROOT_WORKSPACE, sha};
+use common::{push_payload, wait_until};
+use serde_json::json;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, ResponseTemplate};
+
+#[tokio::test]
+async fn a_500_is_retried_until_the_status_arrives_and_a_422_is_given_up_at_once() {
+    // The runner is off: the push's run stays queued, its "Queued" status and check go out.
+    let h = Harness::without_runner(ROOT_WORKSPACE).await;
+    let commit = sha(1);
+    let statuses = format!("/repos/{REPO}/statuses/{commit}");
+    Mock::given(method("POST"))
+        .and(path(statuses.clone()))
+        .respond_with(ResponseTemplate::new(500))
+        // The client retries a 5xx a few times at once; past those, the outbox retries later.
+        .up_to_n_times(4)
+        .with_priority(1)
+        .mount(&h.gantry.github)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(statuses.clone()))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({ "id": 1 })))
+        .with_priority(2)
+        .mount(&h.gantry.github)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("/repos/{REPO}/check-runs")))
+        .respond_with(
+            ResponseTemplate::new(422).set_body_json(json!({ "message": "Validation Failed" })),
+        )
+        .mount(&h.gantry.github)
+        .await;
+
+    let body = push_payload(REPO, "main", &commit, &["main.tf"], |_| {});
+    assert_eq!(h.gantry.send("push", "push-1", &body).await.status(), 202);
+    h.gantry.wait_for_outcome("push-1").await;
+    wait_until(Duration::from_secs(15), || async {
+        (h.gantry.store.outbox_pending().await.ok()? == 0).then_some(())
+    })
+    .await
+    .expect("the outbox drained after the retry");
+
+    let requests = h.gantry.github.received_requests().await.unwrap();
+    let count = |p: &str| requests.iter().filter(|r| r.url.path() == p).count();
+    assert_eq!(
+        count(&statuses),
+        5,
+        "four 500s (the client's own 3 retries included), then the outbox's retry arrived"
+    );
+    assert_eq!(
+        count(&format!("/repos/{REPO}/check-runs")),
+        1,
+        "a 422 is not retried"
+    );
+    let metrics = h.gantry.get("/metrics").await.text().await.unwrap();
+    for line in [
+        "gantry_github_outbox_sends_total{kind=\"run_status\",result=\"retried\"} 1",
+        "gantry_github_outbox_sends_total{kind=\"run_status\",result=\"sent\"} 1",
+        "gantry_github_outbox_sends_total{kind=\"run_check\",result=\"failed\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line}\n{metrics}");
+    }
+}

@@ -65,6 +65,11 @@ const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("GANTRY_APP_PRIVATE_KEY", "github.private_key"),
     ("GANTRY_APP_PRIVATE_KEY_PATH", "github.private_key_path"),
     ("GANTRY_WEBHOOK_SECRET", "github.webhook_secret"),
+    (
+        "GANTRY_GITHUB_CONTENT_REQUESTS_PER_MINUTE",
+        "github.content_requests_per_minute",
+    ),
+    ("GANTRY_GITHUB_TIMEOUT_SECS", "github.timeout_secs"),
     ("GANTRY_DISPATCHER_ENABLED", "dispatcher.enabled"),
     ("GANTRY_RUNNER_ENABLED", "runner.enabled"),
     ("GANTRY_RUNNER_MAX_PROCESSES", "runner.max_processes"),
@@ -101,6 +106,10 @@ pub struct GitHubConfig {
     pub app: Option<AppSettings>,
     /// Every secret accepted on incoming webhooks; more than one during a rotation.
     pub webhook_secrets: Vec<SecretString>,
+    /// Content-creating requests (statuses, comments, check runs) per installation a minute.
+    pub content_requests_per_minute: std::num::NonZeroU32,
+    /// How long one request to GitHub may take before it counts as failed and is retried.
+    pub timeout: std::time::Duration,
 }
 
 #[derive(Clone)]
@@ -233,6 +242,8 @@ struct RawGitHub {
     private_key: Option<String>,
     private_key_path: Option<PathBuf>,
     webhook_secret: Option<SecretList>,
+    content_requests_per_minute: Option<u32>,
+    timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -403,6 +414,13 @@ fn apply_env(raw: &mut RawConfig, env: &HashMap<String, String>) -> Result<(), C
     if let Some(v) = get("GANTRY_RUNNER_ENABLED") {
         raw.runner.enabled = Some(parse_bool("runner.enabled", &v)?);
     }
+    if let Some(v) = get("GANTRY_GITHUB_CONTENT_REQUESTS_PER_MINUTE") {
+        let key = "github.content_requests_per_minute";
+        raw.github.content_requests_per_minute = Some(parse_whole(key, &v)?);
+    }
+    if let Some(v) = get("GANTRY_GITHUB_TIMEOUT_SECS") {
+        raw.github.timeout_secs = Some(parse_whole("github.timeout_secs", &v)?);
+    }
     if let Some(v) = get("GANTRY_RUNNER_MAX_PROCESSES") {
         let n = v
             .trim()
@@ -417,6 +435,13 @@ fn apply_env(raw: &mut RawConfig, env: &HashMap<String, String>) -> Result<(), C
         raw.terraform.tool_cache = Some(v.into());
     }
     Ok(())
+}
+
+fn parse_whole<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ConfigError> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| ConfigError::new(key, "must be a whole number"))
 }
 
 fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
@@ -683,11 +708,25 @@ fn validate_github(raw: RawGitHub, data_dir: &Path) -> Result<GitHubConfig, Conf
             "is required once the GitHub App is configured",
         ));
     }
+    let content_requests_per_minute = std::num::NonZeroU32::new(
+        raw.content_requests_per_minute
+            .unwrap_or(crate::github::DEFAULT_CONTENT_REQUESTS_PER_MINUTE),
+    )
+    .ok_or_else(|| ConfigError::new("github.content_requests_per_minute", "must be at least 1"))?;
+    let timeout_secs = raw.timeout_secs.unwrap_or(30);
+    if !(1..=600).contains(&timeout_secs) {
+        return Err(ConfigError::new(
+            "github.timeout_secs",
+            "must be between 1 and 600",
+        ));
+    }
     Ok(GitHubConfig {
         api_url,
         web_url,
         app,
         webhook_secrets,
+        content_requests_per_minute,
+        timeout: std::time::Duration::from_secs(timeout_secs),
     })
 }
 

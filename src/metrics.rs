@@ -35,11 +35,19 @@ pub struct OutboxLabels {
     pub result: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GitHubCallLabels {
+    pub method: String,
+    /// The HTTP status GitHub answered, or `error` when no answer came.
+    pub status: String,
+}
+
 /// The metrics kept as things happen.
 pub struct Metrics {
     pub deliveries: Family<DeliveryLabels, Counter>,
     pub ingest_seconds: Family<IngestLabels, Histogram>,
     pub outbox: Family<OutboxLabels, Counter>,
+    pub github_calls: Family<GitHubCallLabels, Counter>,
     registry: Registry,
 }
 
@@ -73,10 +81,17 @@ impl Metrics {
             "Requests the outbox made to GitHub, by kind and result",
             outbox.clone(),
         );
+        let github_calls = Family::<GitHubCallLabels, Counter>::default();
+        registry.register(
+            "github_api_calls",
+            "Requests Gantry made to GitHub's API, by method and answer",
+            github_calls.clone(),
+        );
         Arc::new(Self {
             deliveries,
             ingest_seconds,
             outbox,
+            github_calls,
             registry,
         })
     }

@@ -97,9 +97,15 @@ pub async fn serve_on(
         .app
         .as_ref()
         .map(|app| app.credentials.clone());
+    let metrics = crate::metrics::Metrics::new();
     let github = Arc::new(
         GitHub::new(config.github.api_url.clone(), credentials)
-            .context("setting up the GitHub client")?,
+            .context("setting up the GitHub client")?
+            .with_limits(
+                config.github.content_requests_per_minute,
+                config.github.timeout,
+            )
+            .with_call_counter(metrics.github_calls.clone()),
     );
     let setup_token = match &config.github.app {
         Some(_) => None,
@@ -111,7 +117,6 @@ pub async fn serve_on(
     let stored = Arc::new(Notify::new());
     let (committer, committer_task) = Committer::start(store.clone(), stored.clone());
     let run_control = Arc::new(RunControl::new(store.clone(), Arc::new(RunSignal::new())));
-    let metrics = crate::metrics::Metrics::new();
     // Webhooks missed while Gantry was down are asked for again (needs the App's credentials).
     if config.dispatcher.enabled && config.github.app.is_some() {
         let catch_up = crate::engine::catch_up::CatchUp::new(store.clone(), github.clone());

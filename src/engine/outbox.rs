@@ -31,12 +31,18 @@ const MAX_ATTEMPTS: i32 = 12;
 enum SendError {
     /// Try again later.
     Passing(String),
+    /// A rate limit (GitHub's, or Gantry's own allowance) says to wait this long; not a
+    /// failed try.
+    Wait(String, Duration),
     /// GitHub refused it for good.
     Final(String),
 }
 
 impl From<GitHubError> for SendError {
     fn from(error: GitHubError) -> Self {
+        if let Some(wait) = error.retry_after() {
+            return SendError::Wait(error.to_string(), wait);
+        }
         match error.status() {
             // Rate limits (403/429) and server errors pass; other refusals do not.
             Some(403 | 429) | Some(500..) | None => SendError::Passing(error.to_string()),
@@ -116,6 +122,7 @@ impl OutboxWorker {
         let counted = match &result {
             Ok(()) => "sent",
             Err(SendError::Passing(_)) if row.attempts + 1 < MAX_ATTEMPTS => "retried",
+            Err(SendError::Wait(..)) => "rate_limited",
             Err(_) => "failed",
         };
         self.metrics
@@ -138,7 +145,12 @@ impl OutboxWorker {
             Err(SendError::Passing(error)) => {
                 let delay = backoff_ms(row.attempts);
                 tracing::warn!(error, delay_ms = delay, "sending failed; will retry");
-                self.store.outbox_retry(row.id, &error, delay).await
+                self.store.outbox_retry(row.id, &error, delay, true).await
+            }
+            Err(SendError::Wait(error, wait)) => {
+                let delay = i64::try_from(wait.as_millis()).unwrap_or(i64::MAX / 2);
+                tracing::info!(error, delay_ms = delay, "rate limited; will send later");
+                self.store.outbox_retry(row.id, &error, delay, false).await
             }
         };
         if let Err(error) = stored {
@@ -545,8 +557,11 @@ impl OutboxWorker {
                     self.store.set_pr_comment_id(repo, number, id).await?;
                     return Ok(());
                 }
-                // Deleted, or not ours to edit any more: make a new one.
-                Err(error) if matches!(error.status(), Some(403 | 404)) => {}
+                // Deleted, or not ours to edit any more: make a new one. (A 403 that is a
+                // rate limit is not a refusal: wait, and edit it then.)
+                Err(error)
+                    if error.retry_after().is_none()
+                        && matches!(error.status(), Some(403 | 404)) => {}
                 Err(error) => return Err(error.into()),
             }
         }

@@ -1,6 +1,7 @@
 //! `GET /repos/{repo}/compare/{base}...{head}`: which files changed between two commits, for a
 //! push whose payload cannot say (a new branch, a forced push, more than 20 commits).
 
+use http::Method;
 use serde::Deserialize;
 use tracing::instrument;
 
@@ -51,7 +52,9 @@ impl GitHub {
         }
         let client = self.installation_client(installation_id).await?;
         let route = format!("/repos/{repo}/compare/{base}...{head}");
-        let comparison: Comparison = client.get(route, None::<&()>).await?;
+        let comparison: Comparison = self
+            .call(Some(installation_id), &client, Method::GET, &route, None)
+            .await?;
         let truncated = comparison.files.len() >= MAX_COMPARE_FILES;
         Ok(ComparedFiles {
             files: comparison.files.into_iter().map(|f| f.filename).collect(),

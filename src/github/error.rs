@@ -31,9 +31,19 @@ pub enum GitHubError {
     )]
     InvalidManifestCode,
 
-    /// GitHub answered with a status other than success.
+    /// GitHub answered with a status other than success. `retry_after`: it was a rate limit,
+    /// and GitHub asked for this wait before the next request.
     #[error("GitHub answered {status}: {message}")]
-    Http { status: u16, message: String },
+    Http {
+        status: u16,
+        message: String,
+        retry_after: Option<std::time::Duration>,
+    },
+
+    /// Not sent: Gantry's own limits hold this installation's requests back for `wait` (GitHub
+    /// asked for a pause, or the minute's allowance of content-creating requests is used up).
+    #[error("held back by rate limits for {} s", wait.as_secs().max(1))]
+    Throttled { wait: std::time::Duration },
 
     /// GitHub answered with success but a body we cannot use. The text names what was wrong
     /// (a field's path), never a value.
@@ -65,6 +75,16 @@ impl GitHubError {
             _ => None,
         }
     }
+
+    /// How long to wait before trying again, when a rate limit (GitHub's or Gantry's own)
+    /// says so.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Self::Http { retry_after, .. } => *retry_after,
+            Self::Throttled { wait } => Some(*wait),
+            _ => None,
+        }
+    }
 }
 
 impl From<octocrab::Error> for GitHubError {
@@ -73,6 +93,7 @@ impl From<octocrab::Error> for GitHubError {
             octocrab::Error::GitHub { source, .. } => Self::Http {
                 status: source.status_code.as_u16(),
                 message: first_line(&source.message),
+                retry_after: None,
             },
             // A body we asked octocrab to decode; its serde message may quote a value.
             octocrab::Error::Json { source, .. } => {
@@ -87,7 +108,7 @@ impl From<octocrab::Error> for GitHubError {
 }
 
 /// The first line of GitHub's message, bounded, so an error page cannot flood a log line.
-fn first_line(message: &str) -> String {
+pub(crate) fn first_line(message: &str) -> String {
     let line = message.lines().next().unwrap_or_default().trim();
     line.chars().take(MAX_MESSAGE_CHARS).collect()
 }
@@ -108,6 +129,7 @@ mod tests {
         let http = GitHubError::Http {
             status: 401,
             message: "Bad credentials".into(),
+            retry_after: None,
         };
         assert_eq!(http.status(), Some(401));
         assert_eq!(GitHubError::NotConfigured.status(), None);

@@ -1,7 +1,9 @@
 //! What Gantry tells GitHub: commit statuses, the pull request comment, reactions and replies.
 //! Called only by the outbox worker, which makes them durable and retries them.
 
+use http::Method;
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 use serde_json::json;
 use tracing::instrument;
 
@@ -70,8 +72,15 @@ impl GitHub {
         if let Some(url) = status.target_url {
             body["target_url"] = url.into();
         }
-        let _: serde_json::Value = client
-            .post(format!("/repos/{repo}/statuses/{sha}"), Some(&body))
+        let route = format!("/repos/{repo}/statuses/{sha}");
+        let _: IgnoredAny = self
+            .call(
+                Some(installation_id),
+                &client,
+                Method::POST,
+                &route,
+                Some(&body),
+            )
             .await?;
         Ok(())
     }
@@ -98,18 +107,13 @@ impl GitHub {
         if let Some(conclusion) = check.conclusion {
             body["conclusion"] = conclusion.into();
         }
-        let saved: Created = match existing {
-            Some(id) => {
-                client
-                    .patch(format!("/repos/{repo}/check-runs/{id}"), Some(&body))
-                    .await?
-            }
-            None => {
-                client
-                    .post(format!("/repos/{repo}/check-runs"), Some(&body))
-                    .await?
-            }
+        let (method, route) = match existing {
+            Some(id) => (Method::PATCH, format!("/repos/{repo}/check-runs/{id}")),
+            None => (Method::POST, format!("/repos/{repo}/check-runs")),
         };
+        let saved: Created = self
+            .call(Some(installation_id), &client, method, &route, Some(&body))
+            .await?;
         Ok(saved.id)
     }
 
@@ -123,10 +127,15 @@ impl GitHub {
         body: &str,
     ) -> Result<i64> {
         let client = self.installation_client(installation_id).await?;
-        let created: Created = client
-            .post(
-                format!("/repos/{repo}/issues/{number}/comments"),
-                Some(&json!({ "body": body })),
+        let route = format!("/repos/{repo}/issues/{number}/comments");
+        let body = json!({ "body": body });
+        let created: Created = self
+            .call(
+                Some(installation_id),
+                &client,
+                Method::POST,
+                &route,
+                Some(&body),
             )
             .await?;
         Ok(created.id)
@@ -142,10 +151,15 @@ impl GitHub {
         body: &str,
     ) -> Result<()> {
         let client = self.installation_client(installation_id).await?;
-        let _: serde_json::Value = client
-            .patch(
-                format!("/repos/{repo}/issues/comments/{comment_id}"),
-                Some(&json!({ "body": body })),
+        let route = format!("/repos/{repo}/issues/comments/{comment_id}");
+        let body = json!({ "body": body });
+        let _: IgnoredAny = self
+            .call(
+                Some(installation_id),
+                &client,
+                Method::PATCH,
+                &route,
+                Some(&body),
             )
             .await?;
         Ok(())
@@ -164,7 +178,9 @@ impl GitHub {
         let client = self.installation_client(installation_id).await?;
         for page in 1..=50 {
             let route = format!("/repos/{repo}/issues/{number}/comments?per_page=100&page={page}");
-            let comments: Vec<IssueComment> = client.get(route, None::<&()>).await?;
+            let comments: Vec<IssueComment> = self
+                .call(Some(installation_id), &client, Method::GET, &route, None)
+                .await?;
             if let Some(found) = comments
                 .iter()
                 .filter(|c| {
@@ -192,10 +208,15 @@ impl GitHub {
         content: &str,
     ) -> Result<()> {
         let client = self.installation_client(installation_id).await?;
-        let _: serde_json::Value = client
-            .post(
-                format!("/repos/{repo}/issues/comments/{comment_id}/reactions"),
-                Some(&json!({ "content": content })),
+        let route = format!("/repos/{repo}/issues/comments/{comment_id}/reactions");
+        let body = json!({ "content": content });
+        let _: IgnoredAny = self
+            .call(
+                Some(installation_id),
+                &client,
+                Method::POST,
+                &route,
+                Some(&body),
             )
             .await?;
         Ok(())

@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use chrono::Utc;
+use http::Method;
 use octocrab::{
     DefaultOctocrabBuilderConfig, NoAuth, NoSvc, NotLayerReady, Octocrab, OctocrabBuilder,
 };
@@ -16,44 +18,101 @@ use super::GitHubError;
 
 /// A client for `api_url` that sends `Authorization: Bearer <token>` on every request (octocrab
 /// sends it only to `api_url`'s host, so a redirect elsewhere does not leak it).
-pub(crate) fn bearer_client(api_url: &Url, token: &SecretString) -> Result<Octocrab, GitHubError> {
+///
+/// It never retries by itself: what failed is retried by its caller's own policy (the outbox,
+/// the dispatcher), with backoff and rate limits honoured, so every request GitHub sees is
+/// one Gantry decided to send.
+pub(crate) fn bearer_client(
+    api_url: &Url,
+    token: &SecretString,
+    timeout: Duration,
+) -> Result<Octocrab, GitHubError> {
     // octocrab panics on a token that is not a valid header value; refuse it first.
     check_header_safe(token, "token")?;
-    Ok(builder(api_url)?.personal_token(token.clone()).build()?)
+    Ok(builder(api_url, timeout)?
+        .add_retry_config(octocrab::service::middleware::retry::RetryConfig::None)
+        .personal_token(token.clone())
+        .build()?)
 }
 
 /// A client for `api_url` that sends no credentials and never retries: it carries the
 /// manifest flow's one-time code, which a retry after a lost answer would find already used.
 pub(crate) fn anonymous_client(api_url: &Url) -> Result<Octocrab, GitHubError> {
-    Ok(builder(api_url)?
+    Ok(builder(api_url, DEFAULT_TIMEOUT)?
         .add_retry_config(octocrab::service::middleware::retry::RetryConfig::None)
         .build()?)
 }
 
 type Builder = OctocrabBuilder<NoSvc, DefaultOctocrabBuilderConfig, NoAuth, NotLayerReady>;
 
+/// How long a request may wait for GitHub unless configured otherwise.
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Bounded waits: a token renewal holds its installation's slot, so a GitHub that never answers
 /// must not hold it for ever.
-fn builder(api_url: &Url) -> Result<Builder, GitHubError> {
+fn builder(api_url: &Url, timeout: Duration) -> Result<Builder, GitHubError> {
     Ok(Octocrab::builder()
         .base_uri(api_url.as_str())?
-        .set_connect_timeout(Some(Duration::from_secs(10)))
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .set_write_timeout(Some(Duration::from_secs(30))))
+        .set_connect_timeout(Some(timeout.min(Duration::from_secs(10))))
+        .set_read_timeout(Some(timeout))
+        .set_write_timeout(Some(timeout)))
 }
 
-/// POSTs no body to `route` (relative to the client's base URI) and decodes the JSON answer.
-///
-/// The body is decoded here rather than by octocrab so a decoding error can name the field
-/// without quoting its value, which may be a secret.
-pub(crate) async fn post_json<T: DeserializeOwned>(
+/// Sends one API request and decodes the JSON answer; also says how GitHub answered (the
+/// status, or `error` when no answer came), for counting. A refusal carries GitHub's message
+/// (one bounded line) and, for a rate limit, how long GitHub asked to wait.
+pub(crate) async fn send_json<T: DeserializeOwned>(
     client: &Octocrab,
+    method: &Method,
     route: &str,
-) -> Result<T, GitHubError> {
-    let response = client._post(route, None::<&()>).await?;
-    let response = octocrab::map_github_error(response).await?;
-    let body = client.body_to_string(response).await?;
-    decode(&body)
+    body: Option<&serde_json::Value>,
+) -> (String, Result<T, GitHubError>) {
+    let sent = match *method {
+        Method::GET => client._get(route).await,
+        Method::PATCH => client._patch(route, body).await,
+        Method::PUT => client._put(route, body).await,
+        _ => client._post(route, body).await,
+    };
+    let response = match sent {
+        Ok(response) => response,
+        Err(error) => return ("error".to_owned(), Err(error.into())),
+    };
+    let status = response.status();
+    let headers = response.headers().clone();
+    let text = match client.body_to_string(response).await {
+        Ok(text) => text,
+        Err(error) => return ("error".to_owned(), Err(error.into())),
+    };
+    let answer = if status.is_success() {
+        decode(if text.trim().is_empty() {
+            "null"
+        } else {
+            &text
+        })
+    } else {
+        let message = error_message(&text, status);
+        let retry_after =
+            super::limits::wait_from_response(status.as_u16(), &headers, &message, Utc::now());
+        Err(GitHubError::Http {
+            status: status.as_u16(),
+            message,
+            retry_after,
+        })
+    };
+    (status.as_u16().to_string(), answer)
+}
+
+/// GitHub's `message`, or the status's reason when the body has none.
+fn error_message(body: &str, status: http::StatusCode) -> String {
+    #[derive(serde::Deserialize)]
+    struct ErrorBody {
+        message: Option<String>,
+    }
+    let message = serde_json::from_str::<ErrorBody>(body)
+        .ok()
+        .and_then(|b| b.message)
+        .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_owned());
+    super::error::first_line(&message)
 }
 
 /// Decodes `body`, naming only the path of a field that does not fit.
@@ -114,6 +173,7 @@ mod tests {
     async fn clients_build_for_a_path_prefixed_api_url() {
         let api = Url::parse("https://ghe.example.com/api/v3").unwrap();
         assert!(anonymous_client(&api).is_ok());
-        assert!(bearer_client(&api, &SecretString::from("ghs_abc")).is_ok());
+        let token = SecretString::from("ghs_abc");
+        assert!(bearer_client(&api, &token, DEFAULT_TIMEOUT).is_ok());
     }
 }

@@ -8,20 +8,32 @@ mod deliveries;
 mod error;
 mod feedback;
 mod http;
+mod limits;
 mod manifest;
 mod pulls;
 mod tarball;
 mod tokens;
 
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use ::http::Method;
 use chrono::{DateTime, Utc};
 use octocrab::Octocrab;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use serde::de::DeserializeOwned;
 use tracing::{info, instrument, warn};
 use url::Url;
+
+use crate::metrics::GitHubCallLabels;
+use limits::Limits;
 
 pub use app::{AppCredentials, AppJwtClaims};
 pub use compare::{ComparedFiles, MAX_COMPARE_FILES};
 pub use error::GitHubError;
 pub use feedback::{CheckRunRequest, StatusRequest};
+pub use limits::{DEFAULT_CONTENT_REQUESTS_PER_MINUTE, wait_from_response};
 pub use manifest::{ManifestCode, ManifestConversion};
 pub use pulls::{MAX_PULL_REQUEST_FILES, PullRequestFiles, PullRequestInfo};
 pub use tokens::{InstallationToken, RENEW_BEFORE_EXPIRY, needs_renewal};
@@ -42,6 +54,11 @@ pub struct GitHub {
     installations: TokenCache<Installation>,
     /// For downloads octocrab does not stream (tarballs).
     downloads: reqwest::Client,
+    /// Rate limits GitHub announced, and the allowance of content-creating requests.
+    limits: Limits,
+    timeout: Duration,
+    /// Every request, by method and how GitHub answered.
+    calls: Family<GitHubCallLabels, Counter>,
 }
 
 /// What is cached per installation: the token and the client that sends it.
@@ -72,7 +89,67 @@ impl GitHub {
                 .timeout(std::time::Duration::from_secs(300))
                 .build()
                 .map_err(|e| GitHubError::Download(e.to_string()))?,
+            limits: Limits::new(
+                NonZeroU32::new(DEFAULT_CONTENT_REQUESTS_PER_MINUTE).expect("not zero"),
+            ),
+            timeout: http::DEFAULT_TIMEOUT,
+            calls: Family::default(),
         })
+    }
+
+    /// The allowance of content-creating requests per installation a minute, and how long a
+    /// request may wait for an answer.
+    pub fn with_limits(mut self, content_per_minute: NonZeroU32, timeout: Duration) -> Self {
+        self.limits = Limits::new(content_per_minute);
+        self.timeout = timeout;
+        self
+    }
+
+    /// Counts requests into `calls` (the `/metrics` family) instead of a private one.
+    pub fn with_call_counter(mut self, calls: Family<GitHubCallLabels, Counter>) -> Self {
+        self.calls = calls;
+        self
+    }
+
+    /// Every API request goes through here: not sent while a rate limit holds the
+    /// installation back, counted by how GitHub answered, and a rate limit GitHub announces
+    /// holds the installation's next requests back until it lifts.
+    async fn call<T: DeserializeOwned>(
+        &self,
+        installation: Option<u64>,
+        client: &Octocrab,
+        method: Method,
+        route: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<T> {
+        if let Some(id) = installation {
+            let creates_content = method != Method::GET;
+            self.limits
+                .admit(id, creates_content)
+                .map_err(|wait| GitHubError::Throttled { wait })?;
+        }
+        let (status, answer) = http::send_json(client, &method, route, body).await;
+        self.count(&method, status);
+        if let (Some(id), Err(error)) = (installation, &answer)
+            && let Some(wait) = error.retry_after()
+        {
+            warn!(
+                installation_id = id,
+                wait_secs = wait.as_secs(),
+                "GitHub rate limit: holding requests back"
+            );
+            self.limits.hold(id, wait);
+        }
+        answer
+    }
+
+    fn count(&self, method: &Method, status: String) {
+        self.calls
+            .get_or_create(&GitHubCallLabels {
+                method: method.as_str().to_owned(),
+                status,
+            })
+            .inc();
     }
 
     pub fn api_url(&self) -> &Url {
@@ -88,7 +165,7 @@ impl GitHub {
     /// Call it inside a tokio runtime.
     pub fn app_client(&self) -> Result<Octocrab> {
         let jwt = self.credentials()?.app_jwt(Utc::now())?;
-        http::bearer_client(&self.api_url, &jwt)
+        http::bearer_client(&self.api_url, &jwt, self.timeout)
     }
 
     /// A client that acts as installation `installation_id`, reused while its token is fresh.
@@ -110,9 +187,12 @@ impl GitHub {
         let code = ManifestCode::parse(code)?;
         let client = http::anonymous_client(&self.api_url)?;
         let route = format!("/app-manifests/{}/conversions", code.as_str());
-        let response: ConversionResponse = http::post_json(&client, &route).await.inspect_err(
-            |e| warn!(status = e.status(), error = %e, "manifest conversion failed"),
-        )?;
+        let response: ConversionResponse = self
+            .call(None, &client, Method::POST, &route, None)
+            .await
+            .inspect_err(
+                |e| warn!(status = e.status(), error = %e, "manifest conversion failed"),
+            )?;
         let conversion = ManifestConversion::try_from(response)?;
         info!(app_id = conversion.id, slug = %conversion.slug, "registered the GitHub App");
         Ok(conversion)
@@ -135,13 +215,19 @@ impl GitHub {
         installation_id: u64,
     ) -> Result<(Installation, DateTime<Utc>)> {
         let app = self.app_client()?;
-        let token = tokens::create_installation_token(&app, installation_id)
+        let route = format!("/app/installations/{installation_id}/access_tokens");
+        let token: InstallationToken = self
+            .call(None, &app, Method::POST, &route, None)
             .await
+            .and_then(|token: InstallationToken| {
+                http::check_header_safe(&token.token, "token")?;
+                Ok(token)
+            })
             .inspect_err(|e| {
                 let status = e.status();
                 warn!(installation_id, status, error = %e, "installation token request failed");
             })?;
-        let client = http::bearer_client(&self.api_url, &token.token)?;
+        let client = http::bearer_client(&self.api_url, &token.token, self.timeout)?;
         let expires_at = token.expires_at;
         info!(installation_id, %expires_at, "created an installation token");
         Ok((Installation { token, client }, expires_at))

@@ -1,6 +1,7 @@
 //! What Gantry reads about pull requests and people: a pull request's changed files (all
 //! pages), the pull request itself (for comment commands), and a user's permission.
 
+use http::Method;
 use serde::Deserialize;
 use tracing::instrument;
 
@@ -75,7 +76,9 @@ impl GitHub {
         for page in 1..=(MAX_PULL_REQUEST_FILES / PER_PAGE) {
             let route =
                 format!("/repos/{repo}/pulls/{number}/files?per_page={PER_PAGE}&page={page}");
-            let entries: Vec<FileEntry> = client.get(route, None::<&()>).await?;
+            let entries: Vec<FileEntry> = self
+                .call(Some(installation_id), &client, Method::GET, &route, None)
+                .await?;
             let count = entries.len();
             for entry in entries {
                 // A rename touches both paths.
@@ -104,9 +107,9 @@ impl GitHub {
         number: u64,
     ) -> Result<PullRequestInfo> {
         let client = self.installation_client(installation_id).await?;
-        Ok(client
-            .get(format!("/repos/{repo}/pulls/{number}"), None::<&()>)
-            .await?)
+        let route = format!("/repos/{repo}/pulls/{number}");
+        self.call(Some(installation_id), &client, Method::GET, &route, None)
+            .await
     }
 
     /// `GET /repos/{repo}/collaborators/{user}/permission`: admin, maintain, write, triage,
@@ -115,7 +118,9 @@ impl GitHub {
     pub async fn permission(&self, installation_id: u64, repo: &str, user: &str) -> Result<String> {
         let client = self.installation_client(installation_id).await?;
         let route = format!("/repos/{repo}/collaborators/{user}/permission");
-        let permission: Permission = client.get(route, None::<&()>).await?;
+        let permission: Permission = self
+            .call(Some(installation_id), &client, Method::GET, &route, None)
+            .await?;
         Ok(permission.permission)
     }
 }

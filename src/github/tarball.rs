@@ -37,10 +37,12 @@ impl GitHub {
             .await
             .map_err(|e| GitHubError::Download(e.without_url().to_string()))?;
         let status = response.status();
+        self.count(&::http::Method::GET, status.as_u16().to_string());
         if !status.is_success() {
             return Err(GitHubError::Http {
                 status: status.as_u16(),
                 message: format!("downloading the tarball of {repo} at {sha}"),
+                retry_after: None,
             });
         }
         if response.content_length().unwrap_or(0) > max_bytes as u64 {

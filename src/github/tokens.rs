@@ -7,11 +7,10 @@ use std::future::Future;
 use std::sync::{Arc, PoisonError};
 
 use chrono::{DateTime, TimeDelta, Utc};
-use octocrab::Octocrab;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::{GitHubError, http};
+use super::GitHubError;
 
 /// A cached token is renewed once it has this little time left, so a caller never starts work
 /// with a token that dies halfway through.
@@ -27,17 +26,6 @@ pub struct InstallationToken {
 /// Whether something expiring at `expires_at` must be renewed before use at `now`.
 pub fn needs_renewal(expires_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
     expires_at - now <= RENEW_BEFORE_EXPIRY
-}
-
-/// Asks GitHub for a new token for `installation_id`; `app` must authenticate with the app JWT.
-pub(crate) async fn create_installation_token(
-    app: &Octocrab,
-    installation_id: u64,
-) -> Result<InstallationToken, GitHubError> {
-    let route = format!("/app/installations/{installation_id}/access_tokens");
-    let token: InstallationToken = http::post_json(app, &route).await?;
-    http::check_header_safe(&token.token, "token")?;
-    Ok(token)
 }
 
 /// Values that expire (a token and the client built on it), one slot per installation.

@@ -321,7 +321,15 @@ impl Store {
 
     /// Puts a row back for another try after `delay_ms`; if a newer pending row of the same
     /// kind and key exists, that one covers it and this one is closed.
-    pub async fn outbox_retry(&self, id: i64, error: &str, delay_ms: i64) -> anyhow::Result<()> {
+    /// `attempt`: whether this try counts toward giving up (a wait a rate limit asked for
+    /// does not).
+    pub async fn outbox_retry(
+        &self,
+        id: i64,
+        error: &str,
+        delay_ms: i64,
+        attempt: bool,
+    ) -> anyhow::Result<()> {
         let now = now_ms();
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
@@ -334,13 +342,14 @@ impl Store {
             .await?;
             let state = if covered.is_some() { "superseded" } else { "pending" };
             sqlx::query(
-                "UPDATE outbox SET state = $1, attempts = attempts + 1, last_error = $2, \
+                "UPDATE outbox SET state = $1, attempts = attempts + $5, last_error = $2, \
                  next_attempt_at_ms = $3 WHERE id = $4",
             )
             .bind(state)
             .bind(super::storable(error).as_ref())
             .bind(now + delay_ms)
             .bind(id)
+            .bind(i32::from(attempt))
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;

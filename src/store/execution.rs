@@ -193,12 +193,13 @@ impl Store {
 
     /// Starts a queued run (pending → fetching) unless its workspace is locked meanwhile: one
     /// statement, so a lock taken after the scheduler looked still holds the run. Returns
-    /// whether it started.
+    /// whether it started. A run already holding the workspace (another runner's) makes the
+    /// start fail on the database's one-active-run index: not started.
     pub async fn start_queued_run(&self, run_id: i64) -> anyhow::Result<bool> {
         let now = now_ms();
         let started = on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            let started = sqlx::query(
+            let updated = sqlx::query(
                 "UPDATE runs SET state = 'fetching', updated_at_ms = $1 \
                  WHERE id = $2 AND state = 'pending' AND NOT EXISTS \
                  (SELECT 1 FROM workspaces w WHERE w.id = runs.workspace_id \
@@ -207,9 +208,15 @@ impl Store {
             .bind(now)
             .bind(run_id)
             .execute(&mut *tx)
-            .await?
-            .rows_affected()
-                == 1;
+            .await;
+            let started = match updated {
+                Ok(done) => done.rows_affected() == 1,
+                Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
+                    tracing::warn!(run_id, "another run holds the workspace; not started");
+                    return Ok(false);
+                }
+                Err(error) => return Err(error.into()),
+            };
             if started {
                 sqlx::query(
                     "INSERT INTO run_events (run_id, state, at_ms) VALUES ($1, 'fetching', $2)",

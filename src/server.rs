@@ -141,6 +141,11 @@ pub async fn serve_on(
         tracing::warn!("runner disabled: runs are queued but not executed here");
     }
     if config.dispatcher.enabled {
+        // Deliveries another replica stores wake this dispatcher too (PostgreSQL).
+        store
+            .wake_on_new_deliveries(stored.clone())
+            .await
+            .context("listening for new deliveries")?;
         let dispatcher = Dispatcher::new(
             store.clone(),
             github.clone(),

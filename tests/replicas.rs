@@ -36,3 +36,123 @@ async fn the_database_refuses_a_second_run_holding_a_workspace() {
         .unwrap();
     assert!(store.start_queued_run(second).await.unwrap());
 }
+
+/// The count of processed pushes a server's `/metrics` reports.
+async fn processed_pushes(gantry: &common::TestGantry) -> u64 {
+    let metrics = gantry.get("/metrics").await.text().await.unwrap();
+    metrics
+        .lines()
+        .find(|l| l.starts_with("gantry_deliveries_total{event=\"push\",outcome=\"processed\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+#[tokio::test]
+async fn two_dispatchers_on_one_postgres_database_process_each_delivery_once() {
+    if std::env::var_os("GANTRY_TEST_POSTGRES_URL").is_none() {
+        eprintln!("replicas share a PostgreSQL database; skipped on SQLite (one server per file)");
+        return;
+    }
+    let mut database_url = String::new();
+    let a = common::TestGantry::start_configured(Some(ROOT_WORKSPACE), |env| {
+        env.insert("GANTRY_RUNNER_ENABLED".into(), "false".into());
+        database_url = env["GANTRY_DATABASE_URL"].clone();
+    })
+    .await;
+    let b = common::TestGantry::start_configured(Some(ROOT_WORKSPACE), |env| {
+        env.insert("GANTRY_RUNNER_ENABLED".into(), "false".into());
+        env.insert("GANTRY_DATABASE_URL".into(), database_url.clone());
+    })
+    .await;
+    for gantry in [&a, &b] {
+        common::runs::grant_installation_token(&gantry.github).await;
+    }
+
+    // Pushes to alternate replicas, eight at a time, as GitHub's deliveries might come.
+    let ids: Vec<String> = (0..80).map(|n| format!("push-{n}")).collect();
+    for chunk in ids.chunks(8) {
+        let sends = chunk.iter().enumerate().map(|(i, id)| {
+            let n: u32 = id[5..].parse().unwrap();
+            let body = common::push_payload(
+                common::runs::REPO,
+                "main",
+                &sha(100 + n),
+                &["main.tf"],
+                |_| {},
+            );
+            let target = if i % 2 == 0 { &a } else { &b };
+            async move { target.send("push", id, &body).await.status().as_u16() }
+        });
+        for status in futures::future::join_all(sends).await {
+            assert_eq!(status, 202);
+        }
+    }
+    for id in &ids {
+        let closed = a.wait_for_outcome(id).await;
+        assert_eq!(closed.status, "processed", "{closed:?}");
+        assert_eq!(closed.attempts, 1, "{id} closed once");
+    }
+    let (by_a, by_b) = (processed_pushes(&a).await, processed_pushes(&b).await);
+    assert_eq!(
+        by_a + by_b,
+        ids.len() as u64,
+        "each delivery handled by one replica (a: {by_a}, b: {by_b})"
+    );
+}
+
+#[tokio::test]
+async fn deliveries_leased_by_a_replica_that_died_are_taken_over_when_the_lease_expires() {
+    if std::env::var_os("GANTRY_TEST_POSTGRES_URL").is_none() {
+        eprintln!("leases are PostgreSQL's; skipped on SQLite (one server per file)");
+        return;
+    }
+    let mut database_url = String::new();
+    // An ingest-only replica stores the deliveries.
+    let ingest = common::TestGantry::start_configured(Some(ROOT_WORKSPACE), |env| {
+        env.insert("GANTRY_DISPATCHER_ENABLED".into(), "false".into());
+        env.insert("GANTRY_RUNNER_ENABLED".into(), "false".into());
+        database_url = env["GANTRY_DATABASE_URL"].clone();
+    })
+    .await;
+    let ids: Vec<String> = (0..5).map(|n| format!("leased-{n}")).collect();
+    for (n, id) in ids.iter().enumerate() {
+        let body = common::push_payload(
+            common::runs::REPO,
+            "main",
+            &sha(200 + n as u32),
+            &["main.tf"],
+            |_| {},
+        );
+        assert_eq!(ingest.send("push", id, &body).await.status(), 202);
+    }
+    // A replica takes them and dies holding a lease of 2 s.
+    let taken = ingest
+        .store
+        .claim_deliveries("replica-that-died", 64, 2000)
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), ids.len());
+    let leased_at = std::time::Instant::now();
+
+    let survivor = common::TestGantry::start_configured(Some(ROOT_WORKSPACE), |env| {
+        env.insert("GANTRY_RUNNER_ENABLED".into(), "false".into());
+        env.insert("GANTRY_DATABASE_URL".into(), database_url.clone());
+    })
+    .await;
+    common::runs::grant_installation_token(&survivor.github).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    if leased_at.elapsed() < std::time::Duration::from_millis(1500) {
+        let first = survivor.delivery(&ids[0]).await.unwrap();
+        assert_eq!(first.status, "pending", "a live lease is respected");
+    }
+    for id in &ids {
+        let closed = survivor.wait_for_outcome(id).await;
+        assert_eq!(closed.status, "processed", "{closed:?}");
+        assert_eq!(closed.attempts, 1);
+    }
+    assert!(
+        leased_at.elapsed() >= std::time::Duration::from_secs(2),
+        "taken over after expiry"
+    );
+    assert_eq!(processed_pushes(&survivor).await, ids.len() as u64);
+}

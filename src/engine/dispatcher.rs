@@ -23,6 +23,9 @@ const BATCH: i64 = 64;
 const IDLE_POLL: Duration = Duration::from_secs(2);
 /// A delivery whose handling keeps failing for passing reasons is given up after this many tries.
 const MAX_ATTEMPTS: i32 = 8;
+/// How long deliveries taken by this dispatcher are its own (PostgreSQL replicas): a batch is
+/// done long before; a replica that died frees its deliveries after this.
+const LEASE: Duration = Duration::from_secs(60);
 
 pub struct Dispatcher {
     store: Store,
@@ -31,6 +34,8 @@ pub struct Dispatcher {
     /// Told which workspaces got new runs, and which speculative plans to stop.
     runs: Arc<RunControl>,
     metrics: Arc<Metrics>,
+    /// Names this dispatcher's leases among the replicas'.
+    owner: String,
 }
 
 impl Dispatcher {
@@ -55,6 +60,7 @@ impl Dispatcher {
             wake,
             runs,
             metrics,
+            owner: format!("dispatcher-{:016x}", rand::random::<u64>()),
         }
     }
 
@@ -89,7 +95,11 @@ impl Dispatcher {
     /// Processes one batch of pending deliveries, in order, and closes them in one
     /// transaction; returns how many it took.
     pub async fn dispatch_pending(&self) -> anyhow::Result<usize> {
-        let pending = self.store.pending_deliveries(BATCH).await?;
+        let lease_ms = LEASE.as_millis() as i64;
+        let pending = self
+            .store
+            .claim_deliveries(&self.owner, BATCH, lease_ms)
+            .await?;
         let count = pending.len();
         let mut closing = Vec::with_capacity(count);
         let mut spans = Vec::with_capacity(count);

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use sqlx::{QueryBuilder, Row};
 
-use super::{DeliveryEffect, Store, now_ms, on_pool, on_read_pool};
+use super::{Db, DeliveryEffect, Store, now_ms, on_pool, on_read_pool};
 
 /// A verified delivery as ingest hands it over: the few fields picked out of the payload beside
 /// the raw bytes; the full parse happens later, in the dispatcher.
@@ -119,6 +119,15 @@ impl Store {
                 .map(|row| row.try_get::<String, _>(0))
                 .collect::<Result<_, _>>()?
         });
+        if let Db::Postgres(pool) = &self.db
+            && !inserted.is_empty()
+        {
+            // Wakes every replica's dispatcher (this one's too).
+            sqlx::query("SELECT pg_notify($1, '')")
+                .bind(super::DELIVERIES_CHANNEL)
+                .execute(pool)
+                .await?;
+        }
         // Only the first occurrence of an id in the batch can be the stored one.
         let mut claimed = HashSet::new();
         Ok(batch
@@ -149,20 +158,52 @@ impl Store {
             .bind(limit)
             .fetch_all(pool)
             .await?
-            .into_iter()
-            .map(|row| {
-                Ok(PendingDelivery {
-                    seq: row.try_get("seq")?,
-                    delivery_id: row.try_get("delivery_id")?,
-                    event: row.try_get("event")?,
-                    repository: row.try_get("repository")?,
-                    payload: row.try_get("payload")?,
-                    attempts: row.try_get("attempts")?,
-                })
-            })
+            .iter()
+            .map(pending_from_row)
             .collect::<Result<Vec<_>, sqlx::Error>>()?
         });
         Ok(rows)
+    }
+
+    /// The deliveries this dispatcher (`owner`) may process next, leased to it for `lease_ms`.
+    ///
+    /// On PostgreSQL several replicas dispatch at once: each takes the oldest pending
+    /// deliveries no live lease holds (`FOR UPDATE SKIP LOCKED`, so replicas never wait on
+    /// each other) and leases them; a replica that dies leaves leases that expire, and another
+    /// replica takes the deliveries over. A repository's later delivery is not taken while an
+    /// earlier one is leased by another replica, which keeps each repository in order across
+    /// replicas. SQLite has one dispatcher per database: it reads, without leases.
+    pub async fn claim_deliveries(
+        &self,
+        owner: &str,
+        limit: i64,
+        lease_ms: i64,
+    ) -> anyhow::Result<Vec<PendingDelivery>> {
+        let Db::Postgres(pool) = &self.db else {
+            return self.pending_deliveries(limit).await;
+        };
+        let now = now_ms();
+        let mut claimed = sqlx::query(
+            "UPDATE deliveries SET lease_owner = $1, lease_expires_ms = $2 WHERE seq IN (\
+             SELECT seq FROM deliveries d WHERE status = 'pending' AND next_attempt_ms <= $3 \
+             AND (lease_expires_ms IS NULL OR lease_expires_ms <= $3 OR lease_owner = $1) \
+             AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.status = 'pending' \
+             AND e.repository = d.repository AND e.seq < d.seq AND (e.next_attempt_ms > $3 \
+             OR (e.lease_expires_ms > $3 AND e.lease_owner <> $1))) \
+             ORDER BY seq LIMIT $4 FOR UPDATE SKIP LOCKED) \
+             RETURNING seq, delivery_id, event, repository, payload, attempts",
+        )
+        .bind(owner)
+        .bind(now + lease_ms)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?
+        .into_iter()
+        .map(|row| pending_from_row(&row))
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        claimed.sort_by_key(|d| d.seq);
+        Ok(claimed)
     }
 
     /// Closes deliveries with their outcomes and applies what processing them decided, all in
@@ -290,5 +331,24 @@ where
         attempts: row.try_get("attempts")?,
         received_at_ms: row.try_get("received_at_ms")?,
         processed_at_ms: row.try_get("processed_at_ms")?,
+    })
+}
+
+fn pending_from_row<R: Row>(row: &R) -> Result<PendingDelivery, sqlx::Error>
+where
+    for<'r> &'r str: sqlx::ColumnIndex<R>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i32: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Vec<u8>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(PendingDelivery {
+        seq: row.try_get("seq")?,
+        delivery_id: row.try_get("delivery_id")?,
+        event: row.try_get("event")?,
+        repository: row.try_get("repository")?,
+        payload: row.try_get("payload")?,
+        attempts: row.try_get("attempts")?,
     })
 }

@@ -37,6 +37,9 @@ pub use runs::{NewRuns, RunRecord, RunSource};
 pub use tokens::Session;
 pub use workspaces::{SyncReport, Workspace, WorkspaceLock};
 
+/// The PostgreSQL channel a commit of new deliveries is announced on, for other replicas.
+const DELIVERIES_CHANNEL: &str = "gantry_deliveries";
+
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
@@ -151,6 +154,35 @@ impl Store {
 
     pub(crate) fn notify_outbox(&self) {
         self.outbox_wake.notify_one();
+    }
+
+    /// On PostgreSQL, wakes `wake` whenever any replica stores new deliveries (LISTEN/NOTIFY),
+    /// so that a dispatcher starts on them at once instead of at its next poll. Nothing on
+    /// SQLite, which has one server per database.
+    pub async fn wake_on_new_deliveries(
+        &self,
+        wake: std::sync::Arc<tokio::sync::Notify>,
+    ) -> anyhow::Result<()> {
+        let Db::Postgres(pool) = &self.db else {
+            return Ok(());
+        };
+        let mut listener = sqlx::postgres::PgListener::connect_with(pool)
+            .await
+            .context("listening for new deliveries")?;
+        listener.listen(DELIVERIES_CHANNEL).await?;
+        tokio::spawn(async move {
+            loop {
+                match listener.recv().await {
+                    Ok(_) => wake.notify_one(),
+                    // The listener reconnects on the next recv; meanwhile the poll covers.
+                    Err(error) => {
+                        tracing::warn!(error = %error, "listening for new deliveries failed");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        });
+        Ok(())
     }
 
     pub fn backend_name(&self) -> &'static str {

@@ -5,7 +5,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Conn, Store, now_ms, on_conn, on_pool, on_read_pool};
+use super::{Conn, Db, Store, now_ms, on_conn, on_pool, on_read_pool};
+
+/// How long a claimed row is its worker's: past this (two request timeouts), the worker is
+/// taken for dead and the row is claimed again, by any replica.
+const SENDING_LEASE_MS: i64 = 60_000;
 
 /// What an outbox row asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -257,7 +261,8 @@ impl Store {
             let mut tx = pool.begin().await?;
             let rows: Vec<(i64, String, String, String, i32)> = sqlx::query_as(
                 "SELECT id, kind, key, payload, attempts FROM outbox \
-                 WHERE state = 'pending' AND next_attempt_at_ms <= $1 ORDER BY id LIMIT $2",
+                 WHERE (state = 'pending' AND next_attempt_at_ms <= $1) \
+                 OR (state = 'sending' AND lease_expires_ms <= $1) ORDER BY id LIMIT $2",
             )
             .bind(now)
             .bind(limit)
@@ -268,9 +273,12 @@ impl Store {
             let mut claimed = Vec::with_capacity(rows.len());
             for row in rows {
                 let taken = sqlx::query(
-                    "UPDATE outbox SET state = 'sending' WHERE id = $1 AND state = 'pending'",
+                    "UPDATE outbox SET state = 'sending', lease_expires_ms = $2 WHERE id = $1 \
+                     AND (state = 'pending' OR (state = 'sending' AND lease_expires_ms <= $3))",
                 )
                 .bind(row.0)
+                .bind(now + SENDING_LEASE_MS)
+                .bind(now)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected()
@@ -360,19 +368,31 @@ impl Store {
     /// At start: rows a crash left "sending" are pending again (or closed, if a newer pending
     /// row covers them). Returns how many were put back.
     pub async fn reset_sending_outbox(&self) -> anyhow::Result<u64> {
+        // On SQLite this server is the only sender: whatever is `sending` was its own. On
+        // PostgreSQL another replica may be sending it now: only expired leases are reset.
+        let expired_before = match self.db {
+            Db::Sqlite { .. } => i64::MAX,
+            Db::Postgres(_) => now_ms(),
+        };
         let reset = on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             sqlx::query(
-                "UPDATE outbox SET state = 'superseded' WHERE state = 'sending' AND EXISTS \
+                "UPDATE outbox SET state = 'superseded' WHERE state = 'sending' \
+                 AND COALESCE(lease_expires_ms, 0) <= $1 AND EXISTS \
                  (SELECT 1 FROM outbox n WHERE n.kind = outbox.kind AND n.key = outbox.key \
                  AND n.state = 'pending')",
             )
+            .bind(expired_before)
             .execute(&mut *tx)
             .await?;
-            let reset = sqlx::query("UPDATE outbox SET state = 'pending' WHERE state = 'sending'")
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+            let reset = sqlx::query(
+                "UPDATE outbox SET state = 'pending' WHERE state = 'sending' \
+                 AND COALESCE(lease_expires_ms, 0) <= $1",
+            )
+            .bind(expired_before)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
             tx.commit().await?;
             reset
         });

@@ -83,9 +83,11 @@ pub async fn serve_on(
     );
     // Only a server that executes runs may say its own runs were interrupted: an ingest-only
     // server must not end runs another server is executing.
+    let replica = replica_id(&config.data_dir)?;
     if config.runner.enabled {
+        let stale_before = crate::engine::runner::stale_before(&store);
         for run_id in store
-            .interrupt_executing_runs()
+            .interrupt_executing_runs(&replica, stale_before)
             .await
             .context("closing interrupted runs")?
         {
@@ -135,7 +137,13 @@ pub async fn serve_on(
         tasks.spawn(outbox.run(cancel.child_token()));
     }
     if config.runner.enabled {
-        let runner = Runner::new(&config, store.clone(), github.clone(), run_control.clone());
+        let runner = Runner::new(
+            &config,
+            store.clone(),
+            github.clone(),
+            run_control.clone(),
+            replica.clone(),
+        );
         tasks.spawn(runner.run(cancel.child_token()));
     } else {
         tracing::warn!("runner disabled: runs are queued but not executed here");
@@ -249,4 +257,20 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
             _ = wait(interrupt) => {}
         }
     }
+}
+
+/// This server's replica id, kept in its data dir so that a restarted server knows the runs
+/// it was executing before as its own.
+fn replica_id(data_dir: &std::path::Path) -> anyhow::Result<String> {
+    let path = data_dir.join("replica-id");
+    if let Ok(id) = std::fs::read_to_string(&path)
+        && !id.trim().is_empty()
+    {
+        return Ok(id.trim().to_string());
+    }
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    let id = format!("replica-{:016x}", rand::random::<u64>());
+    std::fs::write(&path, &id).with_context(|| format!("writing {}", path.display()))?;
+    Ok(id)
 }

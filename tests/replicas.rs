@@ -19,11 +19,11 @@ async fn the_database_refuses_a_second_run_holding_a_workspace() {
     let store = &h.gantry.store;
 
     assert!(
-        store.start_queued_run(first).await.unwrap(),
+        store.start_queued_run(first, "replica-a").await.unwrap(),
         "replica A starts the first"
     );
     assert!(
-        !store.start_queued_run(second).await.unwrap(),
+        !store.start_queued_run(second, "replica-b").await.unwrap(),
         "replica B, deciding from a stale view, is refused by the one-active-run index"
     );
     let second_run = store.run(second).await.unwrap().unwrap();
@@ -34,7 +34,7 @@ async fn the_database_refuses_a_second_run_holding_a_workspace() {
         .transition_run(first, RunState::Fetching, RunState::Canceled, None)
         .await
         .unwrap();
-    assert!(store.start_queued_run(second).await.unwrap());
+    assert!(store.start_queued_run(second, "replica-b").await.unwrap());
 }
 
 /// The count of processed pushes a server's `/metrics` reports.
@@ -155,4 +155,80 @@ async fn deliveries_leased_by_a_replica_that_died_are_taken_over_when_the_lease_
         "taken over after expiry"
     );
     assert_eq!(processed_pushes(&survivor).await, ids.len() as u64);
+}
+
+#[tokio::test]
+async fn a_dead_replicas_confirmed_run_is_not_applied_elsewhere_and_is_errored_after_its_heartbeats_stop()
+ {
+    if std::env::var_os("GANTRY_TEST_POSTGRES_URL").is_none() {
+        eprintln!("replicas share a PostgreSQL database; skipped on SQLite (one server per file)");
+        return;
+    }
+    let mut database_url = String::new();
+    // A replica without a runner takes the push; the run it makes is then "planned and
+    // confirmed" by a replica that dies at once (the test stands in for it).
+    let front = common::TestGantry::start_configured(Some(ROOT_WORKSPACE), |env| {
+        env.insert("GANTRY_RUNNER_ENABLED".into(), "false".into());
+        database_url = env["GANTRY_DATABASE_URL"].clone();
+    })
+    .await;
+    let body = common::push_payload(common::runs::REPO, "main", &sha(300), &["main.tf"], |_| {});
+    assert_eq!(front.send("push", "push-300", &body).await.status(), 202);
+    front.wait_for_outcome("push-300").await;
+    let store = &front.store;
+    let workspace = store.workspace_named("prod").await.unwrap().unwrap();
+    let run = store.workspace_runs(workspace.id).await.unwrap()[0].id;
+    assert!(
+        store
+            .start_queued_run(run, "replica-that-died")
+            .await
+            .unwrap()
+    );
+    for (from, to) in [
+        (RunState::Fetching, RunState::Planning),
+        (RunState::Planning, RunState::Planned),
+        (RunState::Planned, RunState::Confirmed),
+    ] {
+        assert!(store.transition_run(run, from, to, None).await.unwrap());
+    }
+    let orphaned_at = std::time::Instant::now();
+
+    // A replica with a runner starts: the plan file is on the dead replica's disk, so it must
+    // not apply the run; once the dead replica's heartbeats are stale it errors the run.
+    let survivor = common::TestGantry::start_configured(Some(ROOT_WORKSPACE), |env| {
+        env.insert("GANTRY_RUNNER_ENABLED".into(), "true".into());
+        env.insert("GANTRY_DATABASE_URL".into(), database_url.clone());
+    })
+    .await;
+    common::runs::grant_installation_token(&survivor.github).await;
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let state = |run: gantry::store::RunDetail| run.state;
+    assert_eq!(
+        state(store.run(run).await.unwrap().unwrap()),
+        RunState::Confirmed,
+        "another replica's confirmed run is left to it"
+    );
+    let errored = common::wait_until(std::time::Duration::from_secs(60), || async {
+        let detail = store.run(run).await.ok()??;
+        (detail.state == RunState::Errored).then_some(detail)
+    })
+    .await
+    .expect("the orphaned run was errored");
+    assert!(
+        orphaned_at.elapsed() >= gantry::engine::runner::STALE_AFTER,
+        "not before its heartbeats were stale"
+    );
+    assert!(
+        errored
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("stopped"),
+        "{errored:?}"
+    );
+    let events = store.run_events(run).await.unwrap();
+    assert!(
+        events.iter().all(|(state, _)| state != "applying"),
+        "never applied: {events:?}"
+    );
 }

@@ -202,10 +202,13 @@ impl Dispatcher {
     async fn announce_runs(&self, effects: &[DeliveryEffect]) {
         for effect in effects {
             match effect {
-                DeliveryEffect::CreateRuns(runs) => self
-                    .runs
-                    .signal()
-                    .workspaces_changed(runs.workspace_ids.iter().copied()),
+                DeliveryEffect::CreateRuns(runs) => {
+                    let ids = runs.workspace_ids.iter().copied();
+                    self.runs.signal().workspaces_changed(ids.clone());
+                    for id in ids {
+                        self.store.announce_workspace_changed(id).await;
+                    }
+                }
                 DeliveryEffect::CancelSpeculative(cancel) => {
                     let executing = self
                         .store

@@ -195,18 +195,21 @@ impl Store {
     /// statement, so a lock taken after the scheduler looked still holds the run. Returns
     /// whether it started. A run already holding the workspace (another runner's) makes the
     /// start fail on the database's one-active-run index: not started.
-    pub async fn start_queued_run(&self, run_id: i64) -> anyhow::Result<bool> {
+    ///
+    /// `owner` (this server's replica id) becomes the run's runner, in the same statement.
+    pub async fn start_queued_run(&self, run_id: i64, owner: &str) -> anyhow::Result<bool> {
         let now = now_ms();
         let started = on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             let updated = sqlx::query(
-                "UPDATE runs SET state = 'fetching', updated_at_ms = $1 \
-                 WHERE id = $2 AND state = 'pending' AND NOT EXISTS \
+                "UPDATE runs SET state = 'fetching', updated_at_ms = $1, runner_owner = $3, \
+                 heartbeat_ms = $1 WHERE id = $2 AND state = 'pending' AND NOT EXISTS \
                  (SELECT 1 FROM workspaces w WHERE w.id = runs.workspace_id \
                  AND w.locked_by IS NOT NULL)",
             )
             .bind(now)
             .bind(run_id)
+            .bind(owner)
             .execute(&mut *tx)
             .await;
             let started = match updated {

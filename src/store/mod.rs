@@ -39,6 +39,8 @@ pub use workspaces::{SyncReport, Workspace, WorkspaceLock};
 
 /// The PostgreSQL channel a commit of new deliveries is announced on, for other replicas.
 const DELIVERIES_CHANNEL: &str = "gantry_deliveries";
+/// The PostgreSQL channel a change of a workspace's runs is announced on (payload: its id).
+const RUNS_CHANNEL: &str = "gantry_runs";
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
@@ -163,20 +165,58 @@ impl Store {
         &self,
         wake: std::sync::Arc<tokio::sync::Notify>,
     ) -> anyhow::Result<()> {
+        self.listen(DELIVERIES_CHANNEL, move |_| wake.notify_one())
+            .await
+    }
+
+    /// On PostgreSQL, calls `changed` with a workspace id whenever any replica says that
+    /// workspace's runs changed ([`Store::announce_workspace_changed`]). Nothing on SQLite.
+    pub async fn on_workspace_changes(
+        &self,
+        changed: impl Fn(i64) + Send + 'static,
+    ) -> anyhow::Result<()> {
+        self.listen(RUNS_CHANNEL, move |payload| {
+            if let Ok(id) = payload.parse() {
+                changed(id);
+            }
+        })
+        .await
+    }
+
+    /// Tells the other replicas (PostgreSQL) that a workspace's runs changed, so that their
+    /// runners look at it now rather than at their next sweep.
+    pub async fn announce_workspace_changed(&self, workspace_id: i64) {
+        if let Db::Postgres(pool) = &self.db {
+            let sent = sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(RUNS_CHANNEL)
+                .bind(workspace_id.to_string())
+                .execute(pool)
+                .await;
+            if let Err(error) = sent {
+                tracing::warn!(error = %error, "announcing a workspace change failed");
+            }
+        }
+    }
+
+    async fn listen(
+        &self,
+        channel: &'static str,
+        heard: impl Fn(&str) + Send + 'static,
+    ) -> anyhow::Result<()> {
         let Db::Postgres(pool) = &self.db else {
             return Ok(());
         };
         let mut listener = sqlx::postgres::PgListener::connect_with(pool)
             .await
-            .context("listening for new deliveries")?;
-        listener.listen(DELIVERIES_CHANNEL).await?;
+            .with_context(|| format!("listening on {channel}"))?;
+        listener.listen(channel).await?;
         tokio::spawn(async move {
             loop {
                 match listener.recv().await {
-                    Ok(_) => wake.notify_one(),
-                    // The listener reconnects on the next recv; meanwhile the poll covers.
+                    Ok(notification) => heard(notification.payload()),
+                    // The listener reconnects on the next recv; meanwhile the polls cover.
                     Err(error) => {
-                        tracing::warn!(error = %error, "listening for new deliveries failed");
+                        tracing::warn!(error = %error, channel, "listening failed");
                         tokio::time::sleep(Duration::from_secs(1)).await;
                     }
                 }

@@ -351,24 +351,109 @@ impl Store {
     /// At start: runs whose Terraform was running when the process died (fetching, planning,
     /// applying) become errored, reason "interrupted", so that their workspaces' queues move
     /// on. Confirmed runs keep their saved plan and stay confirmed. Returns the runs changed.
-    pub async fn interrupt_executing_runs(&self) -> anyhow::Result<Vec<i64>> {
+    /// Errors the runs a starting runner finds executing that no live server executes: its
+    /// own (`owner`: this server's replica id, from before its restart), and any whose
+    /// server has not sent a heartbeat since `stale_before_ms` (it died).
+    pub async fn interrupt_executing_runs(
+        &self,
+        owner: &str,
+        stale_before_ms: i64,
+    ) -> anyhow::Result<Vec<i64>> {
+        self.interrupt_runs(
+            "state IN ('fetching', 'planning', 'applying') AND (runner_owner = $2 \
+             OR COALESCE(heartbeat_ms, updated_at_ms) < $3)",
+            owner,
+            stale_before_ms,
+            "interrupted",
+        )
+        .await
+    }
+
+    /// Errors the runs another server held (executing, or planned or confirmed with the plan
+    /// on its disk) that it stopped sending heartbeats for before `stale_before_ms`.
+    pub async fn interrupt_stale_runs(
+        &self,
+        owner: &str,
+        stale_before_ms: i64,
+    ) -> anyhow::Result<Vec<i64>> {
+        self.interrupt_runs(
+            "state IN ('fetching', 'planning', 'planned', 'confirmed', 'applying') \
+             AND runner_owner IS NOT NULL AND runner_owner <> $2 AND heartbeat_ms < $3",
+            owner,
+            stale_before_ms,
+            "interrupted: the server executing it stopped",
+        )
+        .await
+    }
+
+    /// This server still executes (or holds the plan of) its runs.
+    pub async fn heartbeat_runs(&self, owner: &str) -> anyhow::Result<()> {
+        on_pool!(self, pool => {
+            sqlx::query(
+                "UPDATE runs SET heartbeat_ms = $1 WHERE runner_owner = $2 AND state IN \
+                 ('fetching', 'planning', 'planned', 'confirmed', 'applying')",
+            )
+            .bind(now_ms())
+            .bind(owner)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Makes `owner` the server executing the run (a speculative plan it started).
+    pub async fn own_run(&self, run_id: i64, owner: &str) -> anyhow::Result<()> {
+        on_pool!(self, pool => {
+            sqlx::query("UPDATE runs SET runner_owner = $1, heartbeat_ms = $2 WHERE id = $3")
+                .bind(owner)
+                .bind(now_ms())
+                .bind(run_id)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// The server executing the run (or holding its plan), if any.
+    pub async fn run_owner(&self, run_id: i64) -> anyhow::Result<Option<String>> {
+        let owner: Option<Option<String>> = on_read_pool!(self, pool => {
+            sqlx::query_scalar("SELECT runner_owner FROM runs WHERE id = $1")
+                .bind(run_id)
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(owner.flatten())
+    }
+
+    async fn interrupt_runs(
+        &self,
+        condition: &'static str,
+        owner: &str,
+        stale_before_ms: i64,
+        detail: &str,
+    ) -> anyhow::Result<Vec<i64>> {
         let now = now_ms();
+        let statement = format!(
+            "UPDATE runs SET state = 'errored', updated_at_ms = $1, error = $4 \
+             WHERE {condition} RETURNING id"
+        );
         let interrupted = on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            let ids: Vec<i64> = sqlx::query_scalar(
-                "UPDATE runs SET state = 'errored', updated_at_ms = $1, error = 'interrupted' \
-                 WHERE state IN ('fetching', 'planning', 'applying') RETURNING id",
-            )
-            .bind(now)
-            .fetch_all(&mut *tx)
-            .await?;
+            let ids: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(statement.clone()))
+                .bind(now)
+                .bind(owner)
+                .bind(stale_before_ms)
+                .bind(detail)
+                .fetch_all(&mut *tx)
+                .await?;
             for id in &ids {
                 sqlx::query(
                     "INSERT INTO run_events (run_id, state, at_ms, detail) \
-                     VALUES ($1, 'errored', $2, 'interrupted')",
+                     VALUES ($1, 'errored', $2, $3)",
                 )
                 .bind(id)
                 .bind(now)
+                .bind(detail)
                 .execute(&mut *tx)
                 .await?;
                 enqueue_run_feedback((&mut *tx).into(), *id).await?;

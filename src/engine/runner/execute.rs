@@ -158,6 +158,10 @@ impl Execution {
         {
             Ok(true) => {
                 self.state = RunState::Fetching;
+                let owner = &self.shared.owner;
+                if let Err(error) = self.shared.store.own_run(self.run.id, owner).await {
+                    tracing::error!(error = format!("{error:#}"), "marking the run ours failed");
+                }
                 self.plan().await;
             }
             Ok(false) => {} // canceled (superseded) before it started

@@ -34,6 +34,19 @@ use execute::Execution;
 const SWEEP: Duration = Duration::from_secs(30);
 /// After a store error, the workspace is looked at again this much later.
 const RETRY: Duration = Duration::from_secs(2);
+/// How often a runner says it still executes (or holds the plans of) its runs.
+const HEARTBEAT: Duration = Duration::from_secs(5);
+/// A run whose runner has been silent this long is taken for orphaned (its server died).
+pub const STALE_AFTER: Duration = Duration::from_secs(20);
+
+/// Runs whose runner's last heartbeat is older than this moment are orphaned. On SQLite one
+/// server executes everything, so at its start every executing run is its own, orphaned.
+pub fn stale_before(store: &Store) -> i64 {
+    match store.backend_name() {
+        "sqlite" => i64::MAX,
+        _ => crate::store::now_ms() - STALE_AFTER.as_millis() as i64,
+    }
+}
 
 /// What the scheduler and every run task share.
 pub struct Shared {
@@ -47,6 +60,8 @@ pub struct Shared {
     runs_dir: PathBuf,
     blobs_dir: PathBuf,
     phase_timeout: Duration,
+    /// This server's replica id: the runs it executes are marked with it.
+    owner: String,
 }
 
 impl Shared {
@@ -67,6 +82,7 @@ impl Runner {
         store: Store,
         github: Arc<GitHub>,
         control: Arc<RunControl>,
+        owner: String,
     ) -> Self {
         // Terraform runs in each run's own directory: every path handed to it must be absolute.
         let absolute = |path: PathBuf| std::path::absolute(&path).unwrap_or(path);
@@ -83,6 +99,7 @@ impl Runner {
             runs_dir: absolute(config.data_dir.join("runs")),
             blobs_dir: absolute(config.data_dir.join("blobs").join("sha256")),
             phase_timeout: config.runner.phase_timeout,
+            owner,
         };
         Self {
             shared: Arc::new(shared),
@@ -98,6 +115,21 @@ impl Runner {
         // The first tick is at once: the sweep at start.
         let mut sweep = tokio::time::interval(SWEEP);
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut heartbeat = tokio::time::interval(HEARTBEAT);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Other replicas' changes (a run confirmed there, runs created by its dispatcher).
+        let heard = signal.clone();
+        if let Err(error) = self
+            .shared
+            .store
+            .on_workspace_changes(move |id| heard.workspace_changed(id))
+            .await
+        {
+            tracing::error!(
+                error = format!("{error:#}"),
+                "listening for other replicas failed"
+            );
+        }
         loop {
             for workspace_id in signal.take() {
                 if let Err(error) = self.schedule(workspace_id, &cancel).await {
@@ -123,6 +155,7 @@ impl Runner {
                 _ = cancel.cancelled() => break,
                 _ = signal.changed() => {}
                 _ = sweep.tick() => self.sweep(&signal).await,
+                _ = heartbeat.tick() => self.heartbeat(&signal).await,
             }
         }
         let executing = self.shared.control.executing_runs();
@@ -135,6 +168,29 @@ impl Runner {
         self.tasks.close();
         self.tasks.wait().await;
         tracing::info!("runner stopped");
+    }
+
+    /// Says this server still holds its runs, and errors the runs of servers that stopped
+    /// saying so (they died), so that their workspaces' queues move on.
+    async fn heartbeat(&self, signal: &RunSignal) {
+        let store = &self.shared.store;
+        if let Err(error) = store.heartbeat_runs(&self.shared.owner).await {
+            tracing::error!(error = format!("{error:#}"), "heartbeat failed");
+        }
+        if store.backend_name() == "sqlite" {
+            return; // one server per database: nobody else's runs to take over
+        }
+        match store
+            .interrupt_stale_runs(&self.shared.owner, stale_before(store))
+            .await
+        {
+            Ok(ids) if ids.is_empty() => {}
+            Ok(ids) => {
+                tracing::warn!(?ids, "runs of a server that stopped: errored");
+                self.sweep(signal).await;
+            }
+            Err(error) => tracing::error!(error = format!("{error:#}"), "takeover failed"),
+        }
     }
 
     async fn sweep(&self, signal: &RunSignal) {
@@ -178,7 +234,11 @@ impl Runner {
         if let Some((id, _)) = runs.iter().find(|(_, s)| *s == RunState::Confirmed)
             && !self.shared.control.is_executing(*id)
         {
-            self.spawn(*id, RunState::Confirmed, cancel).await?;
+            // Only the server that planned it has the plan file: another replica leaves it.
+            let owner = self.shared.store.run_owner(*id).await?;
+            if owner.is_none_or(|owner| owner == self.shared.owner) {
+                self.spawn(*id, RunState::Confirmed, cancel).await?;
+            }
             return Ok(());
         }
         let queued: Vec<QueuedRun> = runs
@@ -189,7 +249,11 @@ impl Runner {
             })
             .collect();
         if let QueueDecision::Start(RunId(id)) = next_to_start(&queued, locked)
-            && self.shared.store.start_queued_run(id).await?
+            && self
+                .shared
+                .store
+                .start_queued_run(id, &self.shared.owner)
+                .await?
             && let Err(error) = self.spawn(id, RunState::Fetching, cancel).await
         {
             // Started in the store but not executing: end it rather than hold the workspace.

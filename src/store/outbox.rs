@@ -260,16 +260,20 @@ impl Store {
         let rows = on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             let rows: Vec<(i64, String, String, String, i32)> = sqlx::query_as(
-                "SELECT id, kind, key, payload, attempts FROM outbox \
-                 WHERE (state = 'pending' AND next_attempt_at_ms <= $1) \
-                 OR (state = 'sending' AND lease_expires_ms <= $1) ORDER BY id LIMIT $2",
+                "SELECT id, kind, key, payload, attempts FROM outbox o \
+                 WHERE ((state = 'pending' AND next_attempt_at_ms <= $1) \
+                 OR (state = 'sending' AND lease_expires_ms <= $1)) \
+                 AND NOT EXISTS (SELECT 1 FROM outbox s WHERE s.kind = o.kind \
+                 AND s.key = o.key AND s.state = 'sending' AND s.lease_expires_ms > $1) \
+                 ORDER BY id LIMIT $2",
             )
             .bind(now)
             .bind(limit)
             .fetch_all(&mut *tx)
             .await?;
             // Only rows still pending are taken: a row another worker claimed meanwhile is not
-            // sent twice.
+            // sent twice. A row whose kind and key another worker is sending waits for it
+            // (replicas): both would compute the same status and post it twice.
             let mut claimed = Vec::with_capacity(rows.len());
             for row in rows {
                 let taken = sqlx::query(

@@ -15,6 +15,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use wiremock::MockServer;
 
+pub mod fleet;
 pub mod process;
 pub mod runs;
 

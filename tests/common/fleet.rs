@@ -1,0 +1,295 @@
+//! Shared by the tests that drive whole `gantry` processes through a scenario (kills, several
+//! replicas): a fake GitHub that answers everything such a scenario needs, the webhook
+//! payloads, and the checks that must hold once everything settled.
+
+use std::collections::{BTreeMap, HashMap};
+
+use gantry::core::run::RunState;
+use gantry::store::{RunDetail, Store};
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path, path_regex};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use super::fixture;
+use super::runs::{REPO, grant_installation_token};
+
+/// The pull request the scenarios use.
+pub const PR: u64 = 12;
+
+/// The fake GitHub: tokens, `tarball` for any commit, the pull request (its files and, for
+/// commands, its head), a writer's permission, and every write Gantry makes answered with
+/// success (and recorded by wiremock).
+pub async fn fake_github(pr_head: &str, pr_files: &[&str], tarball: Vec<u8>) -> MockServer {
+    let github = MockServer::start().await;
+    grant_installation_token(&github).await;
+    Mock::given(method("GET"))
+        .and(path_regex(r"^/repos/octo-org/infra/tarball/[0-9a-f]{40}$"))
+        .respond_with(
+            ResponseTemplate::new(302)
+                .insert_header("location", format!("{}/codeload/repo.tar.gz", github.uri())),
+        )
+        .mount(&github)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/codeload/repo.tar.gz"))
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(tarball))
+        .mount(&github)
+        .await;
+    let files: Vec<Value> = pr_files.iter().map(|f| json!({ "filename": f })).collect();
+    Mock::given(method("GET"))
+        .and(path(format!("/repos/{REPO}/pulls/{PR}/files")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(files))
+        .mount(&github)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/repos/{REPO}/pulls/{PR}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "number": PR, "state": "open",
+            "head": { "ref": "feature", "sha": pr_head, "repo": { "full_name": REPO } },
+            "base": { "ref": "main", "sha": "9".repeat(40), "repo": { "full_name": REPO } },
+        })))
+        .mount(&github)
+        .await;
+    Mock::given(method("GET"))
+        .and(path_regex(
+            r"^/repos/octo-org/infra/collaborators/[^/]+/permission$",
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "permission": "write" })))
+        .mount(&github)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/repos/{REPO}/issues/{PR}/comments")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+        .mount(&github)
+        .await;
+    for verb in ["POST", "PATCH"] {
+        Mock::given(method(verb))
+            .and(path_regex(
+                r"^/repos/octo-org/infra/(statuses|check-runs|issues)(/.*)?$",
+            ))
+            .respond_with(ResponseTemplate::new(201).set_body_json(json!({ "id": 555 })))
+            .mount(&github)
+            .await;
+    }
+    github
+}
+
+pub fn pr_payload(action: &str, head: &str) -> Vec<u8> {
+    let mut p: Value =
+        serde_json::from_slice(&fixture("webhooks/pull_request.opened.json")).unwrap();
+    p["action"] = action.into();
+    p["number"] = PR.into();
+    p["pull_request"]["number"] = PR.into();
+    p["pull_request"]["head"]["sha"] = head.into();
+    p["pull_request"]["head"]["repo"]["full_name"] = REPO.into();
+    p["pull_request"]["base"]["ref"] = "main".into();
+    p["pull_request"]["base"]["repo"]["full_name"] = REPO.into();
+    p["repository"]["full_name"] = REPO.into();
+    p["repository"]["default_branch"] = "main".into();
+    p["installation"] = json!({ "id": 99, "node_id": "x" });
+    serde_json::to_vec(&p).unwrap()
+}
+
+pub fn comment_payload(id: u64, body: &str) -> Vec<u8> {
+    let mut p: Value =
+        serde_json::from_slice(&fixture("webhooks/issue_comment.created.json")).unwrap();
+    p["issue"]["number"] = PR.into();
+    p["issue"]["pull_request"] =
+        json!({ "url": format!("https://api.github.com/repos/{REPO}/pulls/{PR}") });
+    p["comment"]["id"] = id.into();
+    p["comment"]["body"] = body.into();
+    p["comment"]["user"]["login"] = "octocat".into();
+    p["sender"]["login"] = "octocat".into();
+    p["repository"]["full_name"] = REPO.into();
+    p["installation"] = json!({ "id": 99, "node_id": "x" });
+    serde_json::to_vec(&p).unwrap()
+}
+
+/// A delivery Gantry answered 202 to; for a push, its commit and the workspaces it touched.
+pub struct Accepted {
+    pub id: String,
+    pub push: Option<(String, Vec<String>)>,
+}
+
+/// Every run in the store. Ids have gaps (a sequence value taken by a transaction that rolled
+/// back), but not long ones: the scan stops after 100 missing ids in a row.
+pub async fn all_runs(store: &Store) -> Vec<RunDetail> {
+    let mut runs = Vec::new();
+    let mut missing = 0;
+    for id in 1.. {
+        match store.run(id).await.unwrap() {
+            Some(run) => {
+                runs.push(run);
+                missing = 0;
+            }
+            None if missing >= 100 => break,
+            None => missing += 1,
+        }
+    }
+    runs
+}
+
+/// Waits until no delivery is pending, every run is finished and the outbox is empty.
+pub async fn settled(store: &Store, within: std::time::Duration) -> Option<Vec<RunDetail>> {
+    super::wait_until(within, || async {
+        let counts = store.delivery_counts().await.ok()?;
+        let pending = counts.iter().any(|(s, n)| s == "pending" && *n > 0);
+        let runs = all_runs(store).await;
+        let open = runs.iter().any(|r| !r.state.is_final());
+        let outbox = store.outbox_pending().await.ok()?;
+        (!pending && !open && outbox == 0).then_some(runs)
+    })
+    .await
+}
+
+/// What the checks counted.
+pub struct Checked {
+    pub statuses: usize,
+    pub interrupted: usize,
+    /// The same status (commit, context, state, description) posted more than once in a row.
+    pub repeated_statuses: Vec<String>,
+}
+
+/// The checks that must hold after any scenario, however it was disturbed: every accepted
+/// delivery processed exactly once; each push made one run per workspace it touched; no
+/// workspace ever had two runs holding it at once; and the latest status at GitHub for each
+/// commit and workspace says how its latest run ended.
+pub async fn check(
+    store: &Store,
+    github: &MockServer,
+    accepted: &[Accepted],
+    runs: &[RunDetail],
+) -> Checked {
+    for event in accepted {
+        let stored = store
+            .delivery(&event.id)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{} was answered 202 but is lost", event.id));
+        assert!(
+            stored.status == "processed" || stored.status == "ignored",
+            "{}: {} {:?}",
+            event.id,
+            stored.status,
+            stored.outcome_detail
+        );
+        assert_eq!(
+            stored.attempts, 1,
+            "{} was processed more than once",
+            event.id
+        );
+    }
+    let workspaces: HashMap<i64, String> = store
+        .workspaces()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|w| (w.id, w.spec.name.as_str().to_string()))
+        .collect();
+    for event in accepted {
+        let Some((commit, touched)) = &event.push else {
+            continue;
+        };
+        for name in touched {
+            let made = runs
+                .iter()
+                .filter(|r| !r.speculative && &r.commit_sha == commit)
+                .filter(|r| &workspaces[&r.workspace_id] == name)
+                .count();
+            assert_eq!(made, 1, "{name} runs for push {commit}");
+        }
+    }
+
+    let mut holding: BTreeMap<i64, Vec<(i64, i64, i64)>> = BTreeMap::new();
+    for run in runs.iter().filter(|r| !r.speculative) {
+        let timeline = store.run_timeline(run.id).await.unwrap();
+        let state = |e: &gantry::store::RunEvent| RunState::parse(&e.state).unwrap();
+        let Some(from) = timeline.iter().find(|e| state(e).holds_workspace()) else {
+            continue;
+        };
+        let until = timeline
+            .iter()
+            .find(|e| state(e).is_final())
+            .expect("every run is finished")
+            .at_ms;
+        holding
+            .entry(run.workspace_id)
+            .or_default()
+            .push((from.at_ms, until, run.id));
+    }
+    for (workspace, mut spans) in holding {
+        spans.sort();
+        for pair in spans.windows(2) {
+            assert!(
+                pair[0].1 <= pair[1].0,
+                "runs {} and {} held workspace {workspace} at once: {pair:?}",
+                pair[0].2,
+                pair[1].2
+            );
+        }
+    }
+
+    let requests = github.received_requests().await.unwrap();
+    let mut posted: HashMap<(String, String), Vec<Value>> = HashMap::new();
+    for request in requests
+        .iter()
+        .filter(|r| r.method.as_str() == "POST" && r.url.path().contains("/statuses/"))
+    {
+        let commit = request.url.path().rsplit('/').next().unwrap().to_string();
+        let body: Value = serde_json::from_slice(&request.body).unwrap();
+        let context = body["context"].as_str().unwrap().to_string();
+        posted.entry((commit, context)).or_default().push(body);
+    }
+    let repeated_statuses = posted
+        .iter()
+        .flat_map(|((commit, context), bodies)| {
+            bodies
+                .windows(2)
+                .filter(|w| w[0] == w[1])
+                .map(move |w| format!("{commit} {context} {}", w[0]))
+        })
+        .collect();
+    let mut newest_run: HashMap<(String, String), &RunDetail> = HashMap::new();
+    for run in runs {
+        let key = (
+            run.commit_sha.clone(),
+            format!("gantry/{}", workspaces[&run.workspace_id]),
+        );
+        newest_run
+            .entry(key)
+            .and_modify(|r| {
+                if run.id > r.id {
+                    *r = run;
+                }
+            })
+            .or_insert(run);
+    }
+    for (key, run) in &newest_run {
+        let status = posted
+            .get(key)
+            .and_then(|bodies| bodies.last())
+            .unwrap_or_else(|| panic!("no status for {key:?} (run {})", run.id));
+        let expected = match run.state {
+            RunState::Applied | RunState::PlannedAndFinished => "success",
+            RunState::Errored => "failure",
+            _ => "error",
+        };
+        assert_eq!(
+            status["state"], expected,
+            "{key:?}: run {} ended {}, the last status was {status}",
+            run.id, run.state
+        );
+    }
+    Checked {
+        statuses: newest_run.len(),
+        interrupted: runs
+            .iter()
+            .filter(|r| {
+                r.error
+                    .as_deref()
+                    .is_some_and(|e| e.contains("interrupted"))
+            })
+            .count(),
+        repeated_statuses,
+    }
+}

@@ -140,6 +140,16 @@ pub fn extract_tar_gz(
             _ => return Err(ExtractError::SpecialFile(shown)),
         }
     }
+    // A link inside another link's path would be made through that link, somewhere its own
+    // check did not look (`a -> .` then `a/e -> ../x` lands at `e` and points outside).
+    for (relative, link) in &links {
+        if relative.ancestors().skip(1).any(|a| links.contains_key(a)) {
+            return Err(ExtractError::LinkEscapes {
+                path: relative.display().to_string(),
+                target: link.display().to_string(),
+            });
+        }
+    }
     for (relative, link) in links {
         let path = dest.join(&relative);
         if path.symlink_metadata().is_ok() {

@@ -114,6 +114,29 @@ fn links_pointing_out_of_the_tree_are_refused() {
     }
 }
 
+/// Found by the tar fuzz target's invariant: each link passed its own check, but the second
+/// was made through the first and pointed outside the tree.
+#[test]
+fn a_link_cannot_be_made_through_another_link_from_the_archive() {
+    for items in [
+        [
+            Item::Symlink("repo/a", "."),
+            Item::Symlink("repo/a/e", "../x"),
+        ],
+        [
+            Item::Symlink("repo/x/y/z", "../.."),
+            Item::Symlink("repo/x/y/z/w", "../../../etc/passwd"),
+        ],
+    ] {
+        let (dir, result) = extract(&tarball(&items), Limits::default());
+        assert!(
+            matches!(result, Err(ExtractError::LinkEscapes { .. })),
+            "{result:?}"
+        );
+        assert!(!dir.path().join("work/e").exists() && !dir.path().join("work/w").exists());
+    }
+}
+
 #[test]
 fn a_file_cannot_be_written_through_a_link_from_the_archive() {
     let archive = tarball(&[

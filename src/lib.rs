@@ -11,6 +11,8 @@ pub mod demo;
 pub mod engine;
 pub mod events;
 pub mod executor;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod github;
 pub mod metrics;
 pub mod server;

@@ -67,6 +67,14 @@ impl GantryProcess {
     }
 }
 
+/// A test that fails half-way must not leave its servers running.
+impl Drop for GantryProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Waits for the "gantry listening" line of the process started after `earlier` such lines,
 /// and returns its address.
 fn wait_for_listen_address(log: &Path, earlier: usize) -> String {

@@ -232,3 +232,89 @@ async fn a_dead_replicas_confirmed_run_is_not_applied_elsewhere_and_is_errored_a
         "never applied: {events:?}"
     );
 }
+
+#[tokio::test]
+async fn a_log_written_by_one_replica_is_followed_live_through_another() {
+    if std::env::var_os("GANTRY_TEST_POSTGRES_URL").is_none() {
+        eprintln!("replicas share a PostgreSQL database; skipped on SQLite (one server per file)");
+        return;
+    }
+    use futures::StreamExt;
+    use gantry::web::api::auth::{new_token, token_hash};
+
+    let mut database_url = String::new();
+    let a = common::TestGantry::start_configured(Some(ROOT_WORKSPACE), |env| {
+        env.insert("GANTRY_RUNNER_ENABLED".into(), "false".into());
+        database_url = env["GANTRY_DATABASE_URL"].clone();
+    })
+    .await;
+    let b = common::TestGantry::start_configured(Some(ROOT_WORKSPACE), |env| {
+        env.insert("GANTRY_RUNNER_ENABLED".into(), "false".into());
+        env.insert("GANTRY_DATABASE_URL".into(), database_url.clone());
+    })
+    .await;
+    let token = new_token();
+    a.store
+        .create_api_token("reader", "read", &token_hash(&token))
+        .await
+        .unwrap();
+    let body = common::push_payload(common::runs::REPO, "main", &sha(400), &["main.tf"], |_| {});
+    assert_eq!(a.send("push", "push-400", &body).await.status(), 202);
+    a.wait_for_outcome("push-400").await;
+    let workspace = a.store.workspace_named("prod").await.unwrap().unwrap();
+    let run = a.store.workspace_runs(workspace.id).await.unwrap()[0].id;
+    // Replica A "executes" the run: it is planning and A writes its log.
+    assert!(a.store.start_queued_run(run, "replica-a").await.unwrap());
+    a.store
+        .transition_run(run, RunState::Fetching, RunState::Planning, None)
+        .await
+        .unwrap();
+    a.store
+        .append_log(run, "plan", &["Initializing the backend...\n".into()])
+        .await
+        .unwrap();
+
+    // A client follows the log through replica B.
+    let response = b
+        .http
+        .get(format!("{}/api/v1/runs/{run}/logs/plan/stream", b.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut events = response.bytes_stream();
+    let mut seen = String::new();
+    let mut read_until = async |needle: &str| {
+        let deadline = std::time::Duration::from_secs(10);
+        tokio::time::timeout(deadline, async {
+            while !seen.contains(needle) {
+                let chunk = events.next().await.expect("stream open").unwrap();
+                seen.push_str(&String::from_utf8_lossy(&chunk));
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{needle:?} never came through B:\n{seen}"));
+    };
+    read_until("Initializing the backend").await;
+    // Written on A after the client connected to B: it arrives live.
+    a.store
+        .append_log(
+            run,
+            "plan",
+            &["Plan: 0 to add, 0 to change, 0 to destroy.\n".into()],
+        )
+        .await
+        .unwrap();
+    read_until("Plan: 0 to add").await;
+    a.store
+        .end_run(
+            run,
+            RunState::Planning,
+            RunState::Errored,
+            "stopped by the test",
+        )
+        .await
+        .unwrap();
+    read_until("event: end").await;
+}

@@ -182,6 +182,19 @@ impl Terraform {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        // A process started with SIGINT ignored (`nohup … &`, a background job) passes that on
+        // to its children, and a shell cannot trap a signal ignored on entry: Terraform would
+        // not hear a cancel. Children start with the default disposition instead.
+        // SAFETY: only sigaction, which is async-signal-safe, runs between fork and exec.
+        unsafe {
+            command.pre_exec(|| {
+                for signal in [Signal::SIGINT, Signal::SIGTERM] {
+                    nix::sys::signal::signal(signal, nix::sys::signal::SigHandler::SigDfl)
+                        .map_err(std::io::Error::from)?;
+                }
+                Ok(())
+            });
+        }
         let mut child = command.spawn().map_err(PhaseError::Spawn)?;
         let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel();
         forward_lines(child.stdout.take(), lines_tx.clone());

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::runs::{Harness, REPO, ROOT_WORKSPACE, sha};
-use common::{fixture, wait_until};
+use common::wait_until;
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, Request, Respond, ResponseTemplate};
@@ -184,19 +184,7 @@ impl Respond for FaultyGitHub {
 }
 
 fn pr_payload(action: &str, head: &str) -> Vec<u8> {
-    let mut p: Value =
-        serde_json::from_slice(&fixture("webhooks/pull_request.opened.json")).unwrap();
-    p["action"] = action.into();
-    p["number"] = PR.into();
-    p["pull_request"]["number"] = PR.into();
-    p["pull_request"]["head"]["sha"] = head.into();
-    p["pull_request"]["head"]["repo"]["full_name"] = REPO.into();
-    p["pull_request"]["base"]["ref"] = "main".into();
-    p["pull_request"]["base"]["repo"]["full_name"] = REPO.into();
-    p["repository"]["full_name"] = REPO.into();
-    p["repository"]["default_branch"] = "main".into();
-    p["installation"] = json!({ "id": 99, "node_id": "x" });
-    serde_json::to_vec(&p).unwrap()
+    common::runs::pull_request_payload(PR, action, head, REPO)
 }
 
 #[tokio::test]

@@ -43,39 +43,15 @@ name = "network"
 
 const ROOT: &str = common::runs::ROOT_WORKSPACE;
 
-/// GitHub's example pull_request payload, moved to our repository, PR, head and action.
+/// Our pull request's payload; `fork`: its head is in someone else's repository.
 fn pr_payload(action: &str, head: &str, fork: bool) -> Vec<u8> {
-    let mut p: Value =
-        serde_json::from_slice(&fixture("webhooks/pull_request.opened.json")).unwrap();
-    p["action"] = action.into();
-    p["number"] = PR.into();
-    p["pull_request"]["number"] = PR.into();
-    p["pull_request"]["head"]["sha"] = head.into();
-    p["pull_request"]["head"]["repo"]["full_name"] =
-        if fork { "someone/infra" } else { REPO }.into();
-    p["pull_request"]["base"]["ref"] = "main".into();
-    p["pull_request"]["base"]["repo"]["full_name"] = REPO.into();
-    p["repository"]["full_name"] = REPO.into();
-    p["repository"]["default_branch"] = "main".into();
-    p["installation"] = json!({ "id": 99, "node_id": "x" });
-    serde_json::to_vec(&p).unwrap()
+    let head_repo = if fork { "someone/infra" } else { REPO };
+    common::runs::pull_request_payload(PR, action, head, head_repo)
 }
 
-/// GitHub's example issue_comment payload, as a comment on our pull request.
+/// A comment on our pull request.
 fn comment_payload(id: u64, user: &str, body: &str) -> Vec<u8> {
-    let mut p: Value =
-        serde_json::from_slice(&fixture("webhooks/issue_comment.created.json")).unwrap();
-    p["issue"]["number"] = PR.into();
-    p["issue"]["pull_request"] =
-        json!({ "url": format!("https://api.github.com/repos/{REPO}/pulls/{PR}") });
-    p["comment"]["id"] = id.into();
-    p["comment"]["body"] = body.into();
-    p["comment"]["user"]["login"] = user.into();
-    p["sender"]["login"] = user.into();
-    p["repository"]["full_name"] = REPO.into();
-    p["repository"]["default_branch"] = "main".into();
-    p["installation"] = json!({ "id": 99, "node_id": "x" });
-    serde_json::to_vec(&p).unwrap()
+    common::runs::comment_payload(PR, id, user, body)
 }
 
 /// The fake GitHub's answers for the pull request: its files, the PR itself (for commands),

@@ -1,10 +1,13 @@
-//! What keeps several Gantry servers on one database from stepping on each other, checked
-//! at the database: a workspace never has two runs holding it, even when two runners (two
-//! replicas) each decide to start one of its queued runs.
+//! What keeps several Gantry servers on one database from stepping on each other: a
+//! workspace never has two runs holding it (checked by the database itself), deliveries are
+//! leased to one dispatcher and taken over from a dead one, a dead replica's runs are not
+//! applied elsewhere and are errored once it is silent, and a log is followed through any
+//! replica. All but the first need PostgreSQL.
 
 mod common;
 
-use common::runs::{Harness, ROOT_WORKSPACE, sha};
+use common::runs::{Harness, REPO, ROOT_WORKSPACE, grant_installation_token, sha};
+use common::{TestGantry, push_payload};
 use gantry::core::run::RunState;
 
 #[tokio::test]
@@ -37,8 +40,51 @@ async fn the_database_refuses_a_second_run_holding_a_workspace() {
     assert!(store.start_queued_run(second, "replica-b").await.unwrap());
 }
 
+/// Replicas share a PostgreSQL database; on SQLite (one server per file) these tests skip.
+fn on_postgres() -> bool {
+    let shared = std::env::var_os("GANTRY_TEST_POSTGRES_URL").is_some();
+    if !shared {
+        eprintln!("replicas share a PostgreSQL database; skipped on SQLite (one server per file)");
+    }
+    shared
+}
+
+/// A server for the prod workspace with these settings, on `database` (the first replica:
+/// `None`, a fresh database). Returns it with its database URL, for the next replica.
+async fn replica(database: Option<&str>, settings: &[(&str, &str)]) -> (TestGantry, String) {
+    let mut url = String::new();
+    let gantry = TestGantry::start_configured(Some(ROOT_WORKSPACE), |env| {
+        for (key, value) in settings {
+            env.insert((*key).into(), (*value).into());
+        }
+        if let Some(database) = database {
+            env.insert("GANTRY_DATABASE_URL".into(), database.into());
+        }
+        url = env["GANTRY_DATABASE_URL"].clone();
+    })
+    .await;
+    grant_installation_token(&gantry.github).await;
+    (gantry, url)
+}
+
+const NO_RUNNER: (&str, &str) = ("GANTRY_RUNNER_ENABLED", "false");
+
+/// Pushes commit `sha(n)` through `gantry`; returns the run it made in prod.
+async fn push_run(gantry: &TestGantry, n: u32) -> i64 {
+    let body = push_payload(REPO, "main", &sha(n), &["main.tf"], |_| {});
+    let delivery = format!("push-{n}");
+    assert_eq!(gantry.send("push", &delivery, &body).await.status(), 202);
+    gantry.wait_for_outcome(&delivery).await;
+    let workspace = gantry.store.workspace_named("prod").await.unwrap().unwrap();
+    let runs = gantry.store.workspace_runs(workspace.id).await.unwrap();
+    runs.iter()
+        .find(|r| r.commit_sha == sha(n))
+        .expect("the push made a run")
+        .id
+}
+
 /// The count of processed pushes a server's `/metrics` reports.
-async fn processed_pushes(gantry: &common::TestGantry) -> u64 {
+async fn processed_pushes(gantry: &TestGantry) -> u64 {
     let metrics = gantry.get("/metrics").await.text().await.unwrap();
     metrics
         .lines()
@@ -49,24 +95,11 @@ async fn processed_pushes(gantry: &common::TestGantry) -> u64 {
 
 #[tokio::test]
 async fn two_dispatchers_on_one_postgres_database_process_each_delivery_once() {
-    if std::env::var_os("GANTRY_TEST_POSTGRES_URL").is_none() {
-        eprintln!("replicas share a PostgreSQL database; skipped on SQLite (one server per file)");
+    if !on_postgres() {
         return;
     }
-    let mut database_url = String::new();
-    let a = common::TestGantry::start_configured(Some(ROOT_WORKSPACE), |env| {
-        env.insert("GANTRY_RUNNER_ENABLED".into(), "false".into());
-        database_url = env["GANTRY_DATABASE_URL"].clone();
-    })
-    .await;
-    let b = common::TestGantry::start_configured(Some(ROOT_WORKSPACE), |env| {
-        env.insert("GANTRY_RUNNER_ENABLED".into(), "false".into());
-        env.insert("GANTRY_DATABASE_URL".into(), database_url.clone());
-    })
-    .await;
-    for gantry in [&a, &b] {
-        common::runs::grant_installation_token(&gantry.github).await;
-    }
+    let (a, database) = replica(None, &[NO_RUNNER]).await;
+    let (b, _) = replica(Some(&database), &[NO_RUNNER]).await;
 
     // Pushes to alternate replicas, eight at a time, as GitHub's deliveries might come.
     let ids: Vec<String> = (0..80).map(|n| format!("push-{n}")).collect();
@@ -102,27 +135,15 @@ async fn two_dispatchers_on_one_postgres_database_process_each_delivery_once() {
 
 #[tokio::test]
 async fn deliveries_leased_by_a_replica_that_died_are_taken_over_when_the_lease_expires() {
-    if std::env::var_os("GANTRY_TEST_POSTGRES_URL").is_none() {
-        eprintln!("leases are PostgreSQL's; skipped on SQLite (one server per file)");
+    if !on_postgres() {
         return;
     }
-    let mut database_url = String::new();
     // An ingest-only replica stores the deliveries.
-    let ingest = common::TestGantry::start_configured(Some(ROOT_WORKSPACE), |env| {
-        env.insert("GANTRY_DISPATCHER_ENABLED".into(), "false".into());
-        env.insert("GANTRY_RUNNER_ENABLED".into(), "false".into());
-        database_url = env["GANTRY_DATABASE_URL"].clone();
-    })
-    .await;
+    let ingest_only = [("GANTRY_DISPATCHER_ENABLED", "false"), NO_RUNNER];
+    let (ingest, database) = replica(None, &ingest_only).await;
     let ids: Vec<String> = (0..5).map(|n| format!("leased-{n}")).collect();
     for (n, id) in ids.iter().enumerate() {
-        let body = common::push_payload(
-            common::runs::REPO,
-            "main",
-            &sha(200 + n as u32),
-            &["main.tf"],
-            |_| {},
-        );
+        let body = push_payload(REPO, "main", &sha(200 + n as u32), &["main.tf"], |_| {});
         assert_eq!(ingest.send("push", id, &body).await.status(), 202);
     }
     // A replica takes them and dies holding a lease of 2 s.
@@ -134,12 +155,7 @@ async fn deliveries_leased_by_a_replica_that_died_are_taken_over_when_the_lease_
     assert_eq!(taken.len(), ids.len());
     let leased_at = std::time::Instant::now();
 
-    let survivor = common::TestGantry::start_configured(Some(ROOT_WORKSPACE), |env| {
-        env.insert("GANTRY_RUNNER_ENABLED".into(), "false".into());
-        env.insert("GANTRY_DATABASE_URL".into(), database_url.clone());
-    })
-    .await;
-    common::runs::grant_installation_token(&survivor.github).await;
+    let (survivor, _) = replica(Some(&database), &[NO_RUNNER]).await;
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     if leased_at.elapsed() < std::time::Duration::from_millis(1500) {
         let first = survivor.delivery(&ids[0]).await.unwrap();
@@ -160,24 +176,14 @@ async fn deliveries_leased_by_a_replica_that_died_are_taken_over_when_the_lease_
 #[tokio::test]
 async fn a_dead_replicas_confirmed_run_is_not_applied_elsewhere_and_is_errored_after_its_heartbeats_stop()
  {
-    if std::env::var_os("GANTRY_TEST_POSTGRES_URL").is_none() {
-        eprintln!("replicas share a PostgreSQL database; skipped on SQLite (one server per file)");
+    if !on_postgres() {
         return;
     }
-    let mut database_url = String::new();
     // A replica without a runner takes the push; the run it makes is then "planned and
     // confirmed" by a replica that dies at once (the test stands in for it).
-    let front = common::TestGantry::start_configured(Some(ROOT_WORKSPACE), |env| {
-        env.insert("GANTRY_RUNNER_ENABLED".into(), "false".into());
-        database_url = env["GANTRY_DATABASE_URL"].clone();
-    })
-    .await;
-    let body = common::push_payload(common::runs::REPO, "main", &sha(300), &["main.tf"], |_| {});
-    assert_eq!(front.send("push", "push-300", &body).await.status(), 202);
-    front.wait_for_outcome("push-300").await;
+    let (front, database) = replica(None, &[NO_RUNNER]).await;
+    let run = push_run(&front, 300).await;
     let store = &front.store;
-    let workspace = store.workspace_named("prod").await.unwrap().unwrap();
-    let run = store.workspace_runs(workspace.id).await.unwrap()[0].id;
     assert!(
         store
             .start_queued_run(run, "replica-that-died")
@@ -195,12 +201,7 @@ async fn a_dead_replicas_confirmed_run_is_not_applied_elsewhere_and_is_errored_a
 
     // A replica with a runner starts: the plan file is on the dead replica's disk, so it must
     // not apply the run; once the dead replica's heartbeats are stale it errors the run.
-    let survivor = common::TestGantry::start_configured(Some(ROOT_WORKSPACE), |env| {
-        env.insert("GANTRY_RUNNER_ENABLED".into(), "true".into());
-        env.insert("GANTRY_DATABASE_URL".into(), database_url.clone());
-    })
-    .await;
-    common::runs::grant_installation_token(&survivor.github).await;
+    let (_survivor, _) = replica(Some(&database), &[("GANTRY_RUNNER_ENABLED", "true")]).await;
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     let state = |run: gantry::store::RunDetail| run.state;
     assert_eq!(
@@ -235,34 +236,20 @@ async fn a_dead_replicas_confirmed_run_is_not_applied_elsewhere_and_is_errored_a
 
 #[tokio::test]
 async fn a_log_written_by_one_replica_is_followed_live_through_another() {
-    if std::env::var_os("GANTRY_TEST_POSTGRES_URL").is_none() {
-        eprintln!("replicas share a PostgreSQL database; skipped on SQLite (one server per file)");
+    if !on_postgres() {
         return;
     }
     use futures::StreamExt;
     use gantry::web::api::auth::{new_token, token_hash};
 
-    let mut database_url = String::new();
-    let a = common::TestGantry::start_configured(Some(ROOT_WORKSPACE), |env| {
-        env.insert("GANTRY_RUNNER_ENABLED".into(), "false".into());
-        database_url = env["GANTRY_DATABASE_URL"].clone();
-    })
-    .await;
-    let b = common::TestGantry::start_configured(Some(ROOT_WORKSPACE), |env| {
-        env.insert("GANTRY_RUNNER_ENABLED".into(), "false".into());
-        env.insert("GANTRY_DATABASE_URL".into(), database_url.clone());
-    })
-    .await;
+    let (a, database) = replica(None, &[NO_RUNNER]).await;
+    let (b, _) = replica(Some(&database), &[NO_RUNNER]).await;
     let token = new_token();
     a.store
         .create_api_token("reader", "read", &token_hash(&token))
         .await
         .unwrap();
-    let body = common::push_payload(common::runs::REPO, "main", &sha(400), &["main.tf"], |_| {});
-    assert_eq!(a.send("push", "push-400", &body).await.status(), 202);
-    a.wait_for_outcome("push-400").await;
-    let workspace = a.store.workspace_named("prod").await.unwrap().unwrap();
-    let run = a.store.workspace_runs(workspace.id).await.unwrap()[0].id;
+    let run = push_run(&a, 400).await;
     // Replica A "executes" the run: it is planning and A writes its log.
     assert!(a.store.start_queued_run(run, "replica-a").await.unwrap());
     a.store
@@ -317,4 +304,126 @@ async fn a_log_written_by_one_replica_is_followed_live_through_another() {
         .await
         .unwrap();
     read_until("event: end").await;
+}
+
+#[tokio::test]
+async fn deliveries_stored_by_one_replica_wake_another_replicas_dispatcher_at_once() {
+    if !on_postgres() {
+        return;
+    }
+    let ingest_only = [("GANTRY_DISPATCHER_ENABLED", "false"), NO_RUNNER];
+    let (front, database) = replica(None, &ingest_only).await;
+    let (dispatcher, _) = replica(Some(&database), &[NO_RUNNER]).await;
+    // Let the dispatcher go idle: without a wake-up it looks again only every 2 s.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    for n in 0..5u32 {
+        let body = push_payload(REPO, "main", &sha(500 + n), &["main.tf"], |_| {});
+        let id = format!("woken-{n}");
+        assert_eq!(front.send("push", &id, &body).await.status(), 202);
+        let sent = std::time::Instant::now();
+        let closed = common::wait_until(std::time::Duration::from_secs(5), || async {
+            let d = dispatcher.delivery(&id).await?;
+            (d.status != "pending").then_some(())
+        })
+        .await;
+        assert!(closed.is_some(), "{id} processed");
+        assert!(
+            sent.elapsed() < std::time::Duration::from_secs(1),
+            "{id} waited {:?} for the other replica's poll",
+            sent.elapsed()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+}
+
+#[tokio::test]
+async fn runs_made_by_one_replica_wake_another_replicas_runner_at_once() {
+    if !on_postgres() {
+        return;
+    }
+    let (front, database) = replica(None, &[NO_RUNNER]).await;
+    // The runner replica does not dispatch: only an announcement can tell it about the run
+    // before its next sweep (every 30 s).
+    let tools = tempfile::tempdir().unwrap().keep();
+    let cache = common::runs::tool_cache_with(&tools, None);
+    let runner = Harness::start_with(ROOT_WORKSPACE, |env| {
+        env.insert("GANTRY_DISPATCHER_ENABLED".into(), "false".into());
+        env.insert("GANTRY_DATABASE_URL".into(), database.clone());
+        env.insert(
+            "GANTRY_TERRAFORM_TOOL_CACHE".into(),
+            cache.display().to_string(),
+        );
+    })
+    .await;
+    runner.serve_tarball(&sha(600), "outputs").await;
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await; // past its first sweep
+    let run = push_run(&front, 600).await;
+    let started = common::wait_until(std::time::Duration::from_secs(10), || async {
+        let detail = front.store.run(run).await.ok()??;
+        (detail.state != RunState::Pending).then_some(detail.state)
+    })
+    .await;
+    assert!(
+        started.is_some(),
+        "the other replica's runner started the run at once"
+    );
+    let done = runner.wait_for(run, "planned").await;
+    assert_eq!(done["state"], "planned");
+}
+
+#[tokio::test]
+async fn a_starting_replica_leaves_the_rows_another_replica_is_sending() {
+    if !on_postgres() {
+        return;
+    }
+    use wiremock::matchers::{method, path_regex};
+    use wiremock::{Mock, ResponseTemplate};
+
+    let writes = || path_regex(r"^/repos/octo-org/infra/(statuses/[0-9a-f]{40}|check-runs)$");
+    let (sender, database) = replica(None, &[NO_RUNNER]).await;
+    // GitHub is slow to answer this replica: its rows stay `sending` for a while.
+    Mock::given(method("POST"))
+        .and(writes())
+        .respond_with(
+            ResponseTemplate::new(201)
+                .set_body_json(serde_json::json!({ "id": 1 }))
+                .set_delay(std::time::Duration::from_secs(4)),
+        )
+        .mount(&sender.github)
+        .await;
+    push_run(&sender, 700).await;
+    let in_flight = common::wait_until(std::time::Duration::from_secs(5), || async {
+        let requests = sender.github.received_requests().await?;
+        requests
+            .iter()
+            .any(|r| r.url.path().contains("/statuses/"))
+            .then_some(())
+    })
+    .await;
+    assert!(in_flight.is_some(), "the status is on its way");
+
+    // Another replica starts meanwhile (and puts back rows left `sending` by a crash).
+    let (other, _) = replica(Some(&database), &[NO_RUNNER]).await;
+    Mock::given(method("POST"))
+        .and(writes())
+        .respond_with(ResponseTemplate::new(201).set_body_json(serde_json::json!({ "id": 1 })))
+        .mount(&other.github)
+        .await;
+    common::wait_until(std::time::Duration::from_secs(15), || async {
+        (sender.store.outbox_pending().await.ok()? == 0).then_some(())
+    })
+    .await
+    .expect("the outbox drained");
+    let posts = |requests: Vec<wiremock::Request>| {
+        requests
+            .iter()
+            .filter(|r| r.method.as_str() == "POST" && !r.url.path().contains("access_tokens"))
+            .count()
+    };
+    assert_eq!(
+        posts(other.github.received_requests().await.unwrap()),
+        0,
+        "the starting replica sent nothing another replica was sending"
+    );
+    assert_eq!(posts(sender.github.received_requests().await.unwrap()), 2);
 }

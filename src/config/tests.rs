@@ -421,3 +421,34 @@ fn runner_and_terraform_settings_come_from_the_file_or_the_environment() {
     let bad = load_str("[terraform]\nreleases_url = \"ftp://x/\"\n", &[]).unwrap_err();
     assert!(bad.to_string().contains("terraform.releases_url"), "{bad}");
 }
+
+#[test]
+fn github_request_limits_come_from_the_file_or_the_environment() {
+    let defaults = Config::load(None, &env(&[])).unwrap();
+    assert_eq!(defaults.github.content_requests_per_minute.get(), 80);
+    assert_eq!(defaults.github.timeout.as_secs(), 30);
+    let config = load_str(
+        "[github]\ncontent_requests_per_minute = 40\ntimeout_secs = 5\n",
+        &[("GANTRY_GITHUB_TIMEOUT_SECS", "7")],
+    )
+    .unwrap();
+    assert_eq!(config.github.content_requests_per_minute.get(), 40);
+    assert_eq!(config.github.timeout.as_secs(), 7, "the environment wins");
+    for (pairs, line) in [
+        (
+            [("GANTRY_GITHUB_CONTENT_REQUESTS_PER_MINUTE", "0")],
+            "`github.content_requests_per_minute` (GANTRY_GITHUB_CONTENT_REQUESTS_PER_MINUTE): must be at least 1",
+        ),
+        (
+            [("GANTRY_GITHUB_TIMEOUT_SECS", "soon")],
+            "`github.timeout_secs` (GANTRY_GITHUB_TIMEOUT_SECS): must be a whole number",
+        ),
+        (
+            [("GANTRY_GITHUB_TIMEOUT_SECS", "0")],
+            "`github.timeout_secs` (GANTRY_GITHUB_TIMEOUT_SECS): must be between 1 and 600",
+        ),
+    ] {
+        let error = Config::load(None, &env(&pairs)).unwrap_err().to_string();
+        assert!(error.ends_with(line), "{error}");
+    }
+}

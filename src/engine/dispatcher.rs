@@ -203,11 +203,9 @@ impl Dispatcher {
         for effect in effects {
             match effect {
                 DeliveryEffect::CreateRuns(runs) => {
-                    let ids = runs.workspace_ids.iter().copied();
-                    self.runs.signal().workspaces_changed(ids.clone());
-                    for id in ids {
-                        self.store.announce_workspace_changed(id).await;
-                    }
+                    let ids = &runs.workspace_ids;
+                    self.runs.signal().workspaces_changed(ids.iter().copied());
+                    self.store.announce_workspaces_changed(ids).await;
                 }
                 DeliveryEffect::CancelSpeculative(cancel) => {
                     let executing = self

@@ -50,10 +50,9 @@ impl GitHub {
                 ));
             }
         }
-        let client = self.installation_client(installation_id).await?;
         let route = format!("/repos/{repo}/compare/{base}...{head}");
         let comparison: Comparison = self
-            .call(Some(installation_id), &client, Method::GET, &route, None)
+            .as_installation(installation_id, Method::GET, &route, None)
             .await?;
         let truncated = comparison.files.len() >= MAX_COMPARE_FILES;
         Ok(ComparedFiles {

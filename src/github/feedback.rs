@@ -63,7 +63,6 @@ impl GitHub {
         sha: &str,
         status: &StatusRequest<'_>,
     ) -> Result<()> {
-        let client = self.installation_client(installation_id).await?;
         let mut body = json!({
             "state": status.state,
             "description": status.description,
@@ -74,13 +73,7 @@ impl GitHub {
         }
         let route = format!("/repos/{repo}/statuses/{sha}");
         let _: IgnoredAny = self
-            .call(
-                Some(installation_id),
-                &client,
-                Method::POST,
-                &route,
-                Some(&body),
-            )
+            .as_installation(installation_id, Method::POST, &route, Some(&body))
             .await?;
         Ok(())
     }
@@ -95,7 +88,6 @@ impl GitHub {
         existing: Option<i64>,
         check: &CheckRunRequest<'_>,
     ) -> Result<i64> {
-        let client = self.installation_client(installation_id).await?;
         let mut body = json!({
             "name": check.name,
             "head_sha": check.head_sha,
@@ -112,7 +104,7 @@ impl GitHub {
             None => (Method::POST, format!("/repos/{repo}/check-runs")),
         };
         let saved: Created = self
-            .call(Some(installation_id), &client, method, &route, Some(&body))
+            .as_installation(installation_id, method, &route, Some(&body))
             .await?;
         Ok(saved.id)
     }
@@ -126,17 +118,10 @@ impl GitHub {
         number: u64,
         body: &str,
     ) -> Result<i64> {
-        let client = self.installation_client(installation_id).await?;
         let route = format!("/repos/{repo}/issues/{number}/comments");
         let body = json!({ "body": body });
         let created: Created = self
-            .call(
-                Some(installation_id),
-                &client,
-                Method::POST,
-                &route,
-                Some(&body),
-            )
+            .as_installation(installation_id, Method::POST, &route, Some(&body))
             .await?;
         Ok(created.id)
     }
@@ -150,17 +135,10 @@ impl GitHub {
         comment_id: i64,
         body: &str,
     ) -> Result<()> {
-        let client = self.installation_client(installation_id).await?;
         let route = format!("/repos/{repo}/issues/comments/{comment_id}");
         let body = json!({ "body": body });
         let _: IgnoredAny = self
-            .call(
-                Some(installation_id),
-                &client,
-                Method::PATCH,
-                &route,
-                Some(&body),
-            )
+            .as_installation(installation_id, Method::PATCH, &route, Some(&body))
             .await?;
         Ok(())
     }
@@ -175,11 +153,10 @@ impl GitHub {
         number: u64,
         marker: &str,
     ) -> Result<Option<i64>> {
-        let client = self.installation_client(installation_id).await?;
         for page in 1..=50 {
             let route = format!("/repos/{repo}/issues/{number}/comments?per_page=100&page={page}");
             let comments: Vec<IssueComment> = self
-                .call(Some(installation_id), &client, Method::GET, &route, None)
+                .as_installation(installation_id, Method::GET, &route, None)
                 .await?;
             if let Some(found) = comments
                 .iter()
@@ -207,17 +184,10 @@ impl GitHub {
         comment_id: i64,
         content: &str,
     ) -> Result<()> {
-        let client = self.installation_client(installation_id).await?;
         let route = format!("/repos/{repo}/issues/comments/{comment_id}/reactions");
         let body = json!({ "content": content });
         let _: IgnoredAny = self
-            .call(
-                Some(installation_id),
-                &client,
-                Method::POST,
-                &route,
-                Some(&body),
-            )
+            .as_installation(installation_id, Method::POST, &route, Some(&body))
             .await?;
         Ok(())
     }

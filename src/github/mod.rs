@@ -143,6 +143,20 @@ impl GitHub {
         answer
     }
 
+    /// [`GitHub::call`] with installation `installation_id`'s client: every REST call Gantry
+    /// makes for a repository goes through here.
+    async fn as_installation<T: DeserializeOwned>(
+        &self,
+        installation_id: u64,
+        method: Method,
+        route: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<T> {
+        let client = self.installation_client(installation_id).await?;
+        self.call(Some(installation_id), &client, method, route, body)
+            .await
+    }
+
     fn count(&self, method: &Method, status: String) {
         self.calls
             .get_or_create(&GitHubCallLabels {

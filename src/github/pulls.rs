@@ -71,13 +71,12 @@ impl GitHub {
         repo: &str,
         number: u64,
     ) -> Result<PullRequestFiles> {
-        let client = self.installation_client(installation_id).await?;
         let mut files = Vec::new();
         for page in 1..=(MAX_PULL_REQUEST_FILES / PER_PAGE) {
             let route =
                 format!("/repos/{repo}/pulls/{number}/files?per_page={PER_PAGE}&page={page}");
             let entries: Vec<FileEntry> = self
-                .call(Some(installation_id), &client, Method::GET, &route, None)
+                .as_installation(installation_id, Method::GET, &route, None)
                 .await?;
             let count = entries.len();
             for entry in entries {
@@ -106,9 +105,8 @@ impl GitHub {
         repo: &str,
         number: u64,
     ) -> Result<PullRequestInfo> {
-        let client = self.installation_client(installation_id).await?;
         let route = format!("/repos/{repo}/pulls/{number}");
-        self.call(Some(installation_id), &client, Method::GET, &route, None)
+        self.as_installation(installation_id, Method::GET, &route, None)
             .await
     }
 
@@ -116,10 +114,9 @@ impl GitHub {
     /// read or none.
     #[instrument(skip(self))]
     pub async fn permission(&self, installation_id: u64, repo: &str, user: &str) -> Result<String> {
-        let client = self.installation_client(installation_id).await?;
         let route = format!("/repos/{repo}/collaborators/{user}/permission");
         let permission: Permission = self
-            .call(Some(installation_id), &client, Method::GET, &route, None)
+            .as_installation(installation_id, Method::GET, &route, None)
             .await?;
         Ok(permission.permission)
     }

@@ -170,26 +170,29 @@ impl Store {
     }
 
     /// On PostgreSQL, calls `changed` with a workspace id whenever any replica says that
-    /// workspace's runs changed ([`Store::announce_workspace_changed`]). Nothing on SQLite.
+    /// workspace's runs changed ([`Store::announce_workspaces_changed`]). Nothing on SQLite.
     pub async fn on_workspace_changes(
         &self,
         changed: impl Fn(i64) + Send + 'static,
     ) -> anyhow::Result<()> {
         self.listen(RUNS_CHANNEL, move |payload| {
-            if let Ok(id) = payload.parse() {
+            for id in payload.split(',').filter_map(|id| id.parse().ok()) {
                 changed(id);
             }
         })
         .await
     }
 
-    /// Tells the other replicas (PostgreSQL) that a workspace's runs changed, so that their
-    /// runners look at it now rather than at their next sweep.
-    pub async fn announce_workspace_changed(&self, workspace_id: i64) {
-        if let Db::Postgres(pool) = &self.db {
+    /// Tells the other replicas (PostgreSQL) that these workspaces' runs changed, so that
+    /// their runners look at them now rather than at their next sweep. One notification.
+    pub async fn announce_workspaces_changed(&self, workspace_ids: &[i64]) {
+        if let Db::Postgres(pool) = &self.db
+            && !workspace_ids.is_empty()
+        {
+            let ids: Vec<String> = workspace_ids.iter().map(i64::to_string).collect();
             let sent = sqlx::query("SELECT pg_notify($1, $2)")
                 .bind(RUNS_CHANNEL)
-                .bind(workspace_id.to_string())
+                .bind(ids.join(","))
                 .execute(pool)
                 .await;
             if let Err(error) = sent {
@@ -223,6 +226,12 @@ impl Store {
             }
         });
         Ok(())
+    }
+
+    /// Whether several servers (replicas) may share this database: PostgreSQL. A SQLite
+    /// file is one server's own.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.db, Db::Postgres(_))
     }
 
     pub fn backend_name(&self) -> &'static str {

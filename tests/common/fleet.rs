@@ -10,7 +10,6 @@ use serde_json::{Value, json};
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use super::fixture;
 use super::runs::{REPO, grant_installation_token};
 
 /// The pull request the scenarios use.
@@ -75,34 +74,12 @@ pub async fn fake_github(pr_head: &str, pr_files: &[&str], tarball: Vec<u8>) -> 
 }
 
 pub fn pr_payload(action: &str, head: &str) -> Vec<u8> {
-    let mut p: Value =
-        serde_json::from_slice(&fixture("webhooks/pull_request.opened.json")).unwrap();
-    p["action"] = action.into();
-    p["number"] = PR.into();
-    p["pull_request"]["number"] = PR.into();
-    p["pull_request"]["head"]["sha"] = head.into();
-    p["pull_request"]["head"]["repo"]["full_name"] = REPO.into();
-    p["pull_request"]["base"]["ref"] = "main".into();
-    p["pull_request"]["base"]["repo"]["full_name"] = REPO.into();
-    p["repository"]["full_name"] = REPO.into();
-    p["repository"]["default_branch"] = "main".into();
-    p["installation"] = json!({ "id": 99, "node_id": "x" });
-    serde_json::to_vec(&p).unwrap()
+    super::runs::pull_request_payload(PR, action, head, REPO)
 }
 
+/// A comment by a writer on the pull request.
 pub fn comment_payload(id: u64, body: &str) -> Vec<u8> {
-    let mut p: Value =
-        serde_json::from_slice(&fixture("webhooks/issue_comment.created.json")).unwrap();
-    p["issue"]["number"] = PR.into();
-    p["issue"]["pull_request"] =
-        json!({ "url": format!("https://api.github.com/repos/{REPO}/pulls/{PR}") });
-    p["comment"]["id"] = id.into();
-    p["comment"]["body"] = body.into();
-    p["comment"]["user"]["login"] = "octocat".into();
-    p["sender"]["login"] = "octocat".into();
-    p["repository"]["full_name"] = REPO.into();
-    p["installation"] = json!({ "id": 99, "node_id": "x" });
-    serde_json::to_vec(&p).unwrap()
+    super::runs::comment_payload(PR, id, "octocat", body)
 }
 
 /// A delivery Gantry answered 202 to; for a push, its commit and the workspaces it touched.

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use super::{TestGantry, fixture_path, push_payload, wait_until};
+use super::{TestGantry, fixture, fixture_path, push_payload, wait_until};
 
 pub const REPO: &str = "octo-org/infra";
 
@@ -316,4 +316,40 @@ pub async fn terraform_mirror() -> MockServer {
         .mount(&server)
         .await;
     server
+}
+
+/// GitHub's example pull_request payload, moved to our repository, pull request `number`,
+/// `action` and `head`; `head_repo` is where the head lives (a fork's name for a fork).
+pub fn pull_request_payload(number: u64, action: &str, head: &str, head_repo: &str) -> Vec<u8> {
+    let mut p: Value =
+        serde_json::from_slice(&fixture("webhooks/pull_request.opened.json")).unwrap();
+    p["action"] = action.into();
+    p["number"] = number.into();
+    p["pull_request"]["number"] = number.into();
+    p["pull_request"]["head"]["sha"] = head.into();
+    p["pull_request"]["head"]["repo"]["full_name"] = head_repo.into();
+    p["pull_request"]["base"]["ref"] = "main".into();
+    p["pull_request"]["base"]["repo"]["full_name"] = REPO.into();
+    p["repository"]["full_name"] = REPO.into();
+    p["repository"]["default_branch"] = "main".into();
+    p["installation"] = serde_json::json!({ "id": 99, "node_id": "x" });
+    serde_json::to_vec(&p).unwrap()
+}
+
+/// GitHub's example issue_comment payload, as comment `id` by `user` on pull request `number`.
+pub fn comment_payload(number: u64, id: u64, user: &str, body: &str) -> Vec<u8> {
+    let mut p: Value =
+        serde_json::from_slice(&fixture("webhooks/issue_comment.created.json")).unwrap();
+    p["issue"]["number"] = number.into();
+    p["issue"]["pull_request"] = serde_json::json!({
+        "url": format!("https://api.github.com/repos/{REPO}/pulls/{number}")
+    });
+    p["comment"]["id"] = id.into();
+    p["comment"]["body"] = body.into();
+    p["comment"]["user"]["login"] = user.into();
+    p["sender"]["login"] = user.into();
+    p["repository"]["full_name"] = REPO.into();
+    p["repository"]["default_branch"] = "main".into();
+    p["installation"] = serde_json::json!({ "id": 99, "node_id": "x" });
+    serde_json::to_vec(&p).unwrap()
 }

@@ -214,7 +214,7 @@ impl RunControl {
         }
         self.signal.workspace_changed(run.workspace_id);
         self.store
-            .announce_workspace_changed(run.workspace_id)
+            .announce_workspaces_changed(&[run.workspace_id])
             .await;
         self.run(run.id).await
     }

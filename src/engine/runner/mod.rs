@@ -42,9 +42,10 @@ pub const STALE_AFTER: Duration = Duration::from_secs(20);
 /// Runs whose runner's last heartbeat is older than this moment are orphaned. On SQLite one
 /// server executes everything, so at its start every executing run is its own, orphaned.
 pub fn stale_before(store: &Store) -> i64 {
-    match store.backend_name() {
-        "sqlite" => i64::MAX,
-        _ => crate::store::now_ms() - STALE_AFTER.as_millis() as i64,
+    if store.is_shared() {
+        crate::store::now_ms() - STALE_AFTER.as_millis() as i64
+    } else {
+        i64::MAX
     }
 }
 
@@ -177,7 +178,7 @@ impl Runner {
         if let Err(error) = store.heartbeat_runs(&self.shared.owner).await {
             tracing::error!(error = format!("{error:#}"), "heartbeat failed");
         }
-        if store.backend_name() == "sqlite" {
+        if !store.is_shared() {
             return; // one server per database: nobody else's runs to take over
         }
         match store

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::core::workspace::{
-    RepoName, VariableCategory, VariableValue, WorkspaceName, WorkspaceSpec,
+    RepoName, VariableCategory, VariableValue, WorkspaceName, WorkspaceSpec, check_branch_name,
     check_terraform_version, check_variable_name, normalize_working_directory,
 };
 use crate::github::AppCredentials;
@@ -574,13 +574,8 @@ fn validate_workspaces(raw: Vec<RawWorkspace>) -> Result<Vec<WorkspaceSpec>, Con
             ));
         }
         let repo = RepoName::parse(&ws.repo).map_err(|m| ConfigError::new(&key("repo"), m))?;
-        if let Some(branch) = &ws.branch
-            && !is_branch_name(branch)
-        {
-            return Err(ConfigError::new(
-                &key("branch"),
-                "is not a valid branch name",
-            ));
+        if let Some(branch) = &ws.branch {
+            check_branch_name(branch).map_err(|m| ConfigError::new(&key("branch"), m))?;
         }
         let working_directory =
             normalize_working_directory(ws.working_directory.as_deref().unwrap_or(""))
@@ -624,20 +619,6 @@ fn validate_workspaces(raw: Vec<RawWorkspace>) -> Result<Vec<WorkspaceSpec>, Con
         specs.push(spec);
     }
     Ok(specs)
-}
-
-/// Git's rules for a branch name, the parts that matter here.
-fn is_branch_name(branch: &str) -> bool {
-    !branch.is_empty()
-        && branch.len() <= 255
-        && !branch.starts_with(['-', '/'])
-        && !branch.ends_with(['/', '.'])
-        && !branch.contains("..")
-        && !branch.contains("//")
-        && !branch.ends_with(".lock")
-        && branch
-            .chars()
-            .all(|c| !c.is_control() && !" ~^:?*[\\".contains(c))
 }
 
 fn validate_github(raw: RawGitHub, data_dir: &Path) -> Result<GitHubConfig, ConfigError> {

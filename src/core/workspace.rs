@@ -128,6 +128,25 @@ pub fn check_variable_name(category: VariableCategory, name: &str) -> Result<(),
     }
 }
 
+/// Git's rules for a branch name, the parts that matter here.
+pub fn check_branch_name(branch: &str) -> Result<(), String> {
+    let valid = !branch.is_empty()
+        && branch.len() <= 255
+        && !branch.starts_with(['-', '/'])
+        && !branch.ends_with(['/', '.'])
+        && !branch.contains("..")
+        && !branch.contains("//")
+        && !branch.ends_with(".lock")
+        && branch
+            .chars()
+            .all(|c| !c.is_control() && !" ~^:?*[\\".contains(c));
+    if valid {
+        Ok(())
+    } else {
+        Err("is not a valid branch name".to_string())
+    }
+}
+
 /// A Terraform version: `MAJOR.MINOR.PATCH`, optionally with a pre-release suffix.
 pub fn check_terraform_version(version: &str) -> Result<(), String> {
     let (core, pre) = version.split_once('-').unwrap_or((version, ""));

@@ -29,7 +29,7 @@ impl DeliveryEffect {
     pub(crate) async fn apply(&self, conn: Conn<'_>) -> Result<(), sqlx::Error> {
         match self {
             DeliveryEffect::Installation(change) => change.apply(conn).await,
-            DeliveryEffect::CreateRuns(runs) => runs.create(conn).await,
+            DeliveryEffect::CreateRuns(runs) => runs.create(conn).await.map(|_| ()),
             DeliveryEffect::CancelSpeculative(cancel) => cancel.cancel_pending(conn).await,
             DeliveryEffect::Outbox(item) => item.enqueue(conn).await,
         }

@@ -15,6 +15,17 @@ macro_rules! final_states {
     };
 }
 
+/// The columns [`run_detail`] reads, from a run joined to its configuration version.
+macro_rules! select_runs {
+    () => {
+        "SELECT r.id, r.workspace_id, r.state, r.speculative, r.source, r.commit_sha, \
+         r.created_at_ms, r.configuration_version_id, c.repo, c.installation_id, \
+         c.archive_sha256, c.uploaded, r.plan_add, r.plan_change, r.plan_destroy, \
+         r.resource_changes, r.error, r.pr_number, r.retry_of, r.plan_has_changes \
+         FROM runs r JOIN configuration_versions c ON c.id = r.configuration_version_id"
+    };
+}
+
 /// A run with what executing it needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunDetail {
@@ -30,6 +41,9 @@ pub struct RunDetail {
     pub installation_id: Option<i64>,
     /// SHA-256 of the fetched tarball, once fetched.
     pub archive_sha256: Option<String>,
+    /// The configuration was uploaded through the API (not a commit on GitHub): its tarball
+    /// is in the database, holds the files at its root, and nothing is reported to GitHub.
+    pub uploaded: bool,
     pub plan: Option<PlanCounts>,
     pub error: Option<String>,
     /// The pull request of a speculative plan.
@@ -174,14 +188,7 @@ impl Store {
     /// One run with its configuration version.
     pub async fn run(&self, run_id: i64) -> anyhow::Result<Option<RunDetail>> {
         let row = on_read_pool!(self, pool => {
-            sqlx::query(
-                "SELECT r.id, r.workspace_id, r.state, r.speculative, r.source, r.commit_sha, \
-                 r.created_at_ms, r.configuration_version_id, c.repo, c.installation_id, \
-                 c.archive_sha256, r.plan_add, r.plan_change, r.plan_destroy, \
-                 r.resource_changes, r.error, r.pr_number, r.retry_of, r.plan_has_changes \
-                 FROM runs r JOIN configuration_versions c ON c.id = r.configuration_version_id \
-                 WHERE r.id = $1",
-            )
+            sqlx::query(concat!(select_runs!(), " WHERE r.id = $1"))
             .bind(run_id)
             .fetch_optional(pool)
             .await?
@@ -423,7 +430,7 @@ impl Store {
     }
 }
 
-fn run_detail<R>(row: &R) -> anyhow::Result<RunDetail>
+pub(super) fn run_detail<R>(row: &R) -> anyhow::Result<RunDetail>
 where
     R: Row,
     for<'a> &'a str: sqlx::ColumnIndex<R>,
@@ -468,6 +475,7 @@ where
         repo: row.try_get("repo")?,
         installation_id: row.try_get("installation_id")?,
         archive_sha256: row.try_get("archive_sha256")?,
+        uploaded: row.try_get::<i32, _>("uploaded")? != 0,
         plan,
         error: row.try_get("error")?,
         pr_number: row.try_get("pr_number")?,

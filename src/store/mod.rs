@@ -5,13 +5,17 @@
 //! work in both through sqlx); [`on_pool!`] runs such a body against whichever pool is open.
 //! Where the dialects differ, a method matches on [`Db`] explicitly.
 
+// First: its `select_runs!` is used by the modules after it.
+#[macro_use]
+mod execution;
+mod api_runs;
 mod deliveries;
 mod effects;
-mod execution;
 mod installations;
 mod outbox;
 mod runs;
 mod tokens;
+mod workspace_admin;
 mod workspaces;
 
 use std::str::FromStr;
@@ -23,6 +27,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 
+pub use api_runs::RunPage;
 pub use deliveries::{
     DeliveryOutcome, InsertOutcome, NewDelivery, PendingDelivery, StoredDelivery,
 };
@@ -35,6 +40,7 @@ pub use outbox::{
 };
 pub use runs::{NewRuns, RunRecord, RunSource};
 pub use tokens::Session;
+pub use workspace_admin::WorkspaceWriteError;
 pub use workspaces::{SyncReport, Workspace, WorkspaceLock};
 
 /// The PostgreSQL channel a commit of new deliveries is announced on, for other replicas.

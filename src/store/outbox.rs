@@ -194,14 +194,19 @@ impl OutboxItem {
 pub(crate) async fn enqueue_run_feedback(conn: Conn<'_>, run_id: i64) -> Result<(), sqlx::Error> {
     let now = now_ms();
     on_conn!(conn, c => {
+        // A run of an uploaded configuration has no commit on GitHub to report on.
         for kind in ["run_status", "run_check"] {
             sqlx::query(
-                "INSERT INTO outbox (kind, key, payload, created_at_ms) VALUES ($3, $1, '{}', $2) \
+                "INSERT INTO outbox (kind, key, payload, created_at_ms) \
+                 SELECT $3, $1, '{}', $2 FROM runs r \
+                 JOIN configuration_versions c ON c.id = r.configuration_version_id \
+                 WHERE r.id = $4 AND c.uploaded = 0 \
                  ON CONFLICT (kind, key) WHERE state = 'pending' DO NOTHING",
             )
             .bind(run_id.to_string())
             .bind(now)
             .bind(kind)
+            .bind(run_id)
             .execute(&mut *c)
             .await?;
         }

@@ -15,8 +15,10 @@ pub enum RunSource {
     PullRequest,
     /// A speculative plan asked for by a comment command (`/gantry plan`).
     Command,
-    /// A new run for a failed or canceled one (`/gantry retry`).
+    /// A new run for a failed or canceled one (`/gantry retry`, the API).
     Retry,
+    /// Asked for through the API, e.g. of an uploaded configuration.
+    Api,
 }
 
 impl RunSource {
@@ -26,6 +28,7 @@ impl RunSource {
             RunSource::PullRequest => "pull_request",
             RunSource::Command => "command",
             RunSource::Retry => "retry",
+            RunSource::Api => "api",
         }
     }
 }
@@ -37,6 +40,7 @@ pub struct NewRuns {
     pub commit_sha: String,
     pub workspace_ids: Vec<i64>,
     pub source: RunSource,
+    /// The delivery that caused the runs; empty for runs asked for through the API.
     pub delivery_id: String,
     /// The GitHub App installation the configuration is fetched with.
     pub installation_id: Option<i64>,
@@ -84,8 +88,11 @@ pub struct RunRecord {
 }
 
 impl NewRuns {
-    pub(crate) async fn create(&self, conn: Conn<'_>) -> Result<(), sqlx::Error> {
+    /// Creates the runs; returns the ids of those made.
+    pub(crate) async fn create(&self, conn: Conn<'_>) -> Result<Vec<i64>, sqlx::Error> {
         let now = now_ms();
+        let delivery_id = (!self.delivery_id.is_empty()).then_some(&self.delivery_id);
+        let mut created = Vec::new();
         on_conn!(conn, c => {
             sqlx::query(
                 "INSERT INTO configuration_versions (repo, commit_sha, created_at_ms, \
@@ -134,14 +141,15 @@ impl NewRuns {
                      speculative, state, source, delivery_id, created_at_ms, updated_at_ms, \
                      pr_number, retry_of) \
                      VALUES ($1, $2, $3, $7, 'pending', $4, $5, $6, $6, $8, $9) \
-                     ON CONFLICT (workspace_id, commit_sha) WHERE speculative = 0 DO NOTHING \
+                     ON CONFLICT (workspace_id, commit_sha) WHERE speculative = 0 AND source = 'push' \
+                     DO NOTHING \
                      RETURNING id",
                 )
                 .bind(workspace_id)
                 .bind(version)
                 .bind(&self.commit_sha)
                 .bind(self.source.as_str())
-                .bind(&self.delivery_id)
+                .bind(delivery_id)
                 .bind(now)
                 .bind(i32::from(self.speculative))
                 .bind(self.pr_number)
@@ -168,9 +176,10 @@ impl NewRuns {
                     .execute(&mut *c)
                     .await?;
                 enqueue_run_feedback((&mut *c).into(), run).await?;
+                created.push(run);
             }
         });
-        Ok(())
+        Ok(created)
     }
 }
 

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use sqlx::{QueryBuilder, Row};
 
+use super::workspace_admin::put_variable;
 use super::{Store, now_ms, on_pool, on_read_pool};
 use crate::core::workspace::{
     RepoName, VariableCategory, VariableValue, WorkspaceName, WorkspaceSpec,
@@ -121,17 +122,7 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                 for ((category, key), value) in &spec.variables {
-                    sqlx::query(
-                        "INSERT INTO workspace_variables (workspace_id, category, key, value, \
-                         sensitive) VALUES ($1, $2, $3, $4, $5)",
-                    )
-                    .bind(id)
-                    .bind(category.as_str())
-                    .bind(key)
-                    .bind(&value.value)
-                    .bind(i32::from(value.sensitive))
-                    .execute(&mut *tx)
-                    .await?;
+                    put_variable((&mut *tx).into(), id, *category, key, value).await?;
                 }
             }
             let mut archive = QueryBuilder::new(

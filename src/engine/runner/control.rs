@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use super::signal::RunSignal;
 use crate::core::run::RunState;
 use crate::executor::terraform::Stop;
-use crate::store::{RunDetail, Store, WorkspaceLock};
+use crate::store::{NewRuns, RunDetail, RunSource, Store, WorkspaceLock};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ActionError {
@@ -123,6 +123,63 @@ impl RunControl {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&run_id)
+    }
+
+    /// Retries a run that ended without success (errored, canceled, discarded): a new run of
+    /// the same configuration version, pinned to the workspace's variables as they are now,
+    /// at the end of the queue (or, for a speculative plan, planned at once). A pull
+    /// request's plan that a newer one superseded is not retried: it would plan stale code.
+    /// Returns the new run's id.
+    pub async fn retry(&self, run_id: i64) -> Result<i64, ActionError> {
+        let run = self.run(run_id).await?;
+        if !matches!(
+            run.state,
+            RunState::Errored | RunState::Canceled | RunState::ForceCanceled | RunState::Discarded
+        ) {
+            return Err(ActionError::Conflict(format!(
+                "a run that is {} cannot be retried (errored, canceled or discarded ones can)",
+                run.state
+            )));
+        }
+        if let Some(pr) = run.pr_number
+            && !self
+                .store
+                .pull_request_runs(&run.repo, pr)
+                .await?
+                .contains(&run.id)
+        {
+            return Err(ActionError::Conflict(
+                "a newer plan of this pull request exists; retry that one".into(),
+            ));
+        }
+        let new = NewRuns {
+            repo: run.repo.clone(),
+            commit_sha: run.commit_sha.clone(),
+            workspace_ids: vec![run.workspace_id],
+            source: RunSource::Retry,
+            delivery_id: String::new(),
+            installation_id: run.installation_id,
+            speculative: run.speculative,
+            pr_number: run.pr_number,
+            retry_of: vec![(run.workspace_id, run.id)],
+        };
+        self.create_run(&new).await
+    }
+
+    /// Creates one run asked for by a person (a retry, an uploaded configuration) and wakes
+    /// the runners. Returns its id.
+    pub async fn create_run(&self, new: &NewRuns) -> Result<i64, ActionError> {
+        let created = self.store.create_runs(new).await?;
+        let id = created
+            .first()
+            .copied()
+            .ok_or_else(|| ActionError::Conflict("the run could not be created".into()))?;
+        self.signal
+            .workspaces_changed(new.workspace_ids.iter().copied());
+        self.store
+            .announce_workspaces_changed(&new.workspace_ids)
+            .await;
+        Ok(id)
     }
 
     /// Locks a workspace by hand; its queued runs wait until it is unlocked.

@@ -358,6 +358,20 @@ impl Execution {
                 return Ok(path);
             }
         }
+        if self.run.uploaded {
+            // Uploaded through the API: in the database, for whichever replica runs it.
+            let bytes = self
+                .shared
+                .store
+                .uploaded_archive(self.run.configuration_version_id)
+                .await
+                .map_err(errored("reading the uploaded configuration"))?;
+            let sha = hex::encode(Sha256::digest(&bytes));
+            let path = self.shared.blob_path(&sha);
+            write_atomically(&path, &bytes)
+                .map_err(|e| Failure::Errored(format!("storing the configuration: {e}")))?;
+            return Ok(path);
+        }
         let installation = self.run.installation_id.ok_or_else(|| {
             Failure::Errored("the configuration version names no GitHub installation".into())
         })?;
@@ -390,9 +404,16 @@ impl Execution {
             .map_err(|e| Failure::Errored(format!("creating the run's directory: {e}")))?;
         let file = std::fs::File::open(archive)
             .map_err(|e| Failure::Errored(format!("opening the configuration: {e}")))?;
-        // GitHub wraps the repository in one directory (owner-repo-sha/).
-        extract_tar_gz(std::io::BufReader::new(file), &dir, 1, Limits::default())
-            .map_err(|e| Failure::Errored(format!("the configuration was rejected: {e}")))?;
+        // GitHub wraps the repository in one directory (owner-repo-sha/); an upload holds
+        // the files at its root.
+        let strip = if self.run.uploaded { 0 } else { 1 };
+        extract_tar_gz(
+            std::io::BufReader::new(file),
+            &dir,
+            strip,
+            Limits::default(),
+        )
+        .map_err(|e| Failure::Errored(format!("the configuration was rejected: {e}")))?;
         if !self.working_dir().is_dir() {
             return Err(Failure::Errored(format!(
                 "the working directory {:?} is not in the configuration",

@@ -78,3 +78,27 @@ impl FromRequestParts<Arc<AppState>> for Caller {
         Ok(Caller { name, role })
     }
 }
+
+/// Callers whose role covers `write` or `admin`, checked as an extractor: it runs before the
+/// body is read, so a small role gets 403 rather than a complaint about the body it sent.
+macro_rules! role_extractor {
+    ($name:ident, $role:expr) => {
+        pub struct $name(pub Caller);
+
+        impl FromRequestParts<Arc<AppState>> for $name {
+            type Rejection = ApiError;
+
+            async fn from_request_parts(
+                parts: &mut Parts,
+                state: &Arc<AppState>,
+            ) -> Result<Self, Self::Rejection> {
+                let caller = Caller::from_request_parts(parts, state).await?;
+                caller.require($role)?;
+                Ok($name(caller))
+            }
+        }
+    };
+}
+
+role_extractor!(Writer, Role::Write);
+role_extractor!(Admin, Role::Admin);

@@ -2,19 +2,29 @@
 
 pub mod auth;
 mod error;
+mod json_errors;
 mod runs;
+mod uploads;
+mod workspace_admin;
 mod workspaces;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post, put};
 
 pub use error::ApiError;
 
 use super::AppState;
 
 pub fn router() -> Router<Arc<AppState>> {
+    let uploads = Router::new()
+        .route(
+            "/api/v1/workspaces/{name}/configuration-versions",
+            post(uploads::upload),
+        )
+        .layer(DefaultBodyLimit::max(uploads::MAX_UPLOAD_BYTES));
     Router::new()
         .route("/api/v1/runs/{id}", get(runs::show))
         .route("/api/v1/runs/{id}/logs/{phase}", get(runs::log))
@@ -23,11 +33,35 @@ pub fn router() -> Router<Arc<AppState>> {
             get(runs::log_stream),
         )
         .route("/api/v1/runs/{id}/actions/{action}", post(runs::action))
-        .route("/api/v1/workspaces", get(workspaces::list))
-        .route("/api/v1/workspaces/{name}/runs", get(workspaces::runs))
+        .route(
+            "/api/v1/workspaces",
+            get(workspaces::list).post(workspace_admin::create),
+        )
+        .route(
+            "/api/v1/workspaces/{name}",
+            get(workspace_admin::show)
+                .patch(workspace_admin::update)
+                .delete(workspace_admin::delete),
+        )
+        .route(
+            "/api/v1/workspaces/{name}/vars",
+            get(workspace_admin::variables),
+        )
+        .route(
+            "/api/v1/workspaces/{name}/vars/{category}/{key}",
+            put(workspace_admin::set_variable).delete(workspace_admin::delete_variable),
+        )
+        .route(
+            "/api/v1/workspaces/{name}/runs",
+            get(workspaces::runs).post(uploads::create_run),
+        )
         .route(
             "/api/v1/workspaces/{name}/state-versions",
             get(workspaces::state_versions),
+        )
+        .route(
+            "/api/v1/workspaces/{name}/state-versions/{version}/download",
+            get(workspaces::download_state),
         )
         .route(
             "/api/v1/workspaces/{name}/actions/lock",
@@ -37,4 +71,10 @@ pub fn router() -> Router<Arc<AppState>> {
             "/api/v1/workspaces/{name}/actions/unlock",
             post(workspaces::unlock),
         )
+        .merge(uploads)
+        .route(
+            "/api/v1/{*rest}",
+            axum::routing::any(json_errors::no_such_route),
+        )
+        .layer(axum::middleware::map_response(json_errors::as_json))
 }

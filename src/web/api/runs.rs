@@ -8,11 +8,11 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use serde::Serialize;
 
-use super::auth::Caller;
+use super::auth::{Caller, Writer};
 use super::error::ApiError;
 use crate::core::access::Role;
 use crate::engine::runner::CancelOutcome;
-use crate::store::{PlanCounts, RunDetail, RunEvent};
+use crate::store::{PlanCounts, RunDetail, RunEvent, Workspace};
 use crate::web::AppState;
 
 #[derive(Serialize)]
@@ -21,36 +21,62 @@ pub struct RunJson {
     pub workspace: String,
     pub state: String,
     pub speculative: bool,
+    /// push, pull_request, command, retry or api.
     pub source: String,
     pub repo: String,
+    /// The commit, or for an uploaded configuration the SHA-256 of its tarball.
     pub commit_sha: String,
+    /// `github` (a commit) or `upload` (a tarball sent to the API).
+    pub configuration: &'static str,
+    pub commit_url: Option<String>,
+    pub pr_number: Option<i64>,
+    pub pr_url: Option<String>,
+    pub retry_of: Option<i64>,
     pub created_at_ms: i64,
     pub plan: Option<PlanCounts>,
     pub error: Option<String>,
-    pub events: Vec<RunEvent>,
+    /// Every state the run entered, with times; in a run's own answer, not in lists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events: Option<Vec<RunEvent>>,
 }
 
+/// A run as listed: without its events (one query for a whole page).
+pub fn run_summary(web_url: &str, workspace: &Workspace, run: RunDetail) -> RunJson {
+    let web = web_url.trim_end_matches('/');
+    RunJson {
+        id: run.id,
+        workspace: workspace.spec.name.as_str().to_string(),
+        state: run.state.to_string(),
+        speculative: run.speculative,
+        source: run.source,
+        configuration: if run.uploaded { "upload" } else { "github" },
+        commit_url: (!run.uploaded)
+            .then(|| format!("{web}/{}/commit/{}", run.repo, run.commit_sha)),
+        pr_url: run
+            .pr_number
+            .map(|n| format!("{web}/{}/pull/{n}", run.repo)),
+        pr_number: run.pr_number,
+        repo: run.repo,
+        commit_sha: run.commit_sha,
+        retry_of: run.retry_of,
+        created_at_ms: run.created_at_ms,
+        plan: run.plan,
+        error: run.error,
+        events: None,
+    }
+}
+
+/// A run with its events.
 pub async fn run_json(state: &AppState, run: RunDetail) -> Result<RunJson, ApiError> {
     let workspace = state
         .store
         .workspace(run.workspace_id)
         .await?
-        .map(|w| w.spec.name.as_str().to_string())
-        .unwrap_or_default();
+        .ok_or_else(|| anyhow::anyhow!("run {} has no workspace", run.id))?;
     let events = state.store.run_timeline(run.id).await?;
-    Ok(RunJson {
-        id: run.id,
-        workspace,
-        state: run.state.to_string(),
-        speculative: run.speculative,
-        source: run.source,
-        repo: run.repo,
-        commit_sha: run.commit_sha,
-        created_at_ms: run.created_at_ms,
-        plan: run.plan,
-        error: run.error,
-        events,
-    })
+    let mut json = run_summary(state.config.github.web_url.as_str(), &workspace, run);
+    json.events = Some(events);
+    Ok(json)
 }
 
 async fn find(state: &AppState, id: i64) -> Result<RunDetail, ApiError> {
@@ -95,13 +121,12 @@ pub async fn log(
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text))
 }
 
-/// `POST /api/v1/runs/{id}/actions/{action}`: confirm, discard, cancel, force-cancel.
+/// `POST /api/v1/runs/{id}/actions/{action}`: confirm, discard, cancel, force-cancel, retry.
 pub async fn action(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    Writer(caller): Writer,
     Path((id, action)): Path<(i64, String)>,
 ) -> Result<(StatusCode, Json<RunJson>), ApiError> {
-    caller.require(Role::Write)?;
     let status = match action.as_str() {
         "confirm" => {
             state.runs.confirm(id).await?;
@@ -115,9 +140,16 @@ pub async fn action(
             CancelOutcome::Done(_) => StatusCode::OK,
             CancelOutcome::Requested => StatusCode::ACCEPTED,
         },
+        "retry" => {
+            // A new run: answered with it, not with the one retried.
+            let new_run = state.runs.retry(id).await?;
+            tracing::info!(run_id = id, new_run, by = caller.name, "run retried");
+            let run = find(&state, new_run).await?;
+            return Ok((StatusCode::CREATED, Json(run_json(&state, run).await?)));
+        }
         other => {
             return Err(ApiError::NotFound(format!(
-                "no run action {other} (confirm, discard, cancel, force-cancel)"
+                "no run action {other} (confirm, discard, cancel, force-cancel, retry)"
             )));
         }
     };

@@ -3,27 +3,17 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, header};
+use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 
-use super::auth::Caller;
+use super::auth::{Admin, Caller, Writer};
 use super::error::ApiError;
-use super::runs::{RunJson, run_json};
+use super::runs::{RunJson, run_summary};
+use super::workspace_admin::{WorkspaceJson, find};
 use crate::core::access::Role;
-use crate::store::Workspace;
 use crate::web::AppState;
-
-#[derive(Serialize)]
-pub struct WorkspaceJson {
-    pub name: String,
-    pub repo: String,
-    pub branch: Option<String>,
-    pub working_directory: String,
-    pub auto_apply: bool,
-    pub terraform_version: Option<String>,
-    pub locked_by: Option<String>,
-    pub lock_reason: Option<String>,
-}
 
 /// `GET /api/v1/workspaces`: the active workspaces, by name.
 pub async fn list(
@@ -34,45 +24,75 @@ pub async fn list(
     let workspaces = state.store.workspaces().await?;
     Ok(Json(
         workspaces
-            .into_iter()
+            .iter()
             .filter(|w| !w.archived)
-            .map(|w| WorkspaceJson {
-                name: w.spec.name.as_str().to_string(),
-                repo: w.spec.repo.as_str().to_string(),
-                branch: w.spec.branch.clone(),
-                working_directory: w.spec.working_directory.clone(),
-                auto_apply: w.spec.auto_apply,
-                terraform_version: w.spec.terraform_version.clone(),
-                locked_by: w.lock.as_ref().map(|l| l.by.clone()),
-                lock_reason: w.lock.as_ref().map(|l| l.reason.clone()),
-            })
+            .map(WorkspaceJson::from)
             .collect(),
     ))
 }
 
-async fn find(state: &AppState, name: &str) -> Result<Workspace, ApiError> {
-    state
-        .store
-        .workspace_named(name)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("workspace {name} not found")))
+#[derive(Deserialize)]
+pub struct PageQuery {
+    pub page: Option<i64>,
+    pub per_page: Option<i64>,
 }
 
-/// `GET /api/v1/workspaces/{name}/runs`: its runs (speculative plans excluded), oldest first.
+const DEFAULT_PER_PAGE: i64 = 20;
+const MAX_PER_PAGE: i64 = 100;
+
+/// `GET /api/v1/workspaces/{name}/runs[?page=N&per_page=M]`: its runs, speculative plans
+/// excluded: the queued ones in queue order, then the others newest first. Pages are numbered
+/// from 1; a `Link` header names the next and previous pages, `X-Total-Count` the runs in all.
 pub async fn runs(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(name): Path<String>,
-) -> Result<Json<Vec<RunJson>>, ApiError> {
+    Query(query): Query<PageQuery>,
+) -> Result<impl IntoResponse, ApiError> {
     caller.require(Role::Read)?;
-    let workspace = find(&state, &name).await?;
-    let mut runs = Vec::new();
-    for record in state.store.workspace_runs(workspace.id).await? {
-        if let Some(run) = state.store.run(record.id).await? {
-            runs.push(run_json(&state, run).await?);
-        }
+    let page = query.page.unwrap_or(1);
+    let per_page = query.per_page.unwrap_or(DEFAULT_PER_PAGE);
+    if page < 1 {
+        return Err(ApiError::BadRequest("page: must be 1 or more".into()));
     }
-    Ok(Json(runs))
+    if !(1..=MAX_PER_PAGE).contains(&per_page) {
+        return Err(ApiError::BadRequest(format!(
+            "per_page: must be between 1 and {MAX_PER_PAGE}"
+        )));
+    }
+    let workspace = find(&state, &name).await?;
+    let found = state
+        .store
+        .workspace_run_page(workspace.id, (page - 1) * per_page, per_page)
+        .await?;
+    let mut links = Vec::new();
+    let route = format!("/api/v1/workspaces/{name}/runs");
+    if page * per_page < found.total {
+        let next = page + 1;
+        links.push(format!(
+            "<{route}?page={next}&per_page={per_page}>; rel=\"next\""
+        ));
+    }
+    if page > 1 {
+        let prev = page - 1;
+        links.push(format!(
+            "<{route}?page={prev}&per_page={per_page}>; rel=\"prev\""
+        ));
+    }
+    let runs: Vec<RunJson> = found
+        .runs
+        .into_iter()
+        .map(|run| run_summary(state.config.github.web_url.as_str(), &workspace, run))
+        .collect();
+    let mut response = Json(runs).into_response();
+    let headers = response.headers_mut();
+    headers.insert("x-total-count", found.total.into());
+    if !links.is_empty() {
+        let link = HeaderValue::from_str(&links.join(", "))
+            .map_err(|e| anyhow::anyhow!("link header: {e}"))?;
+        headers.insert(header::LINK, link);
+    }
+    Ok(response)
 }
 
 #[derive(Serialize)]
@@ -115,11 +135,10 @@ pub struct LockRequest {
 /// `POST /api/v1/workspaces/{name}/actions/lock` with `{"reason": "…"}`.
 pub async fn lock(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    Admin(caller): Admin,
     Path(name): Path<String>,
     Json(request): Json<LockRequest>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    caller.require(Role::Admin)?;
     if request.reason.trim().is_empty() {
         return Err(ApiError::BadRequest("a lock needs a reason".into()));
     }
@@ -136,11 +155,50 @@ pub async fn lock(
 /// `POST /api/v1/workspaces/{name}/actions/unlock`.
 pub async fn unlock(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    Admin(caller): Admin,
     Path(name): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    caller.require(Role::Admin)?;
     state.runs.unlock(&name).await?;
     tracing::info!(workspace = name, by = caller.name, "workspace unlocked");
     Ok(Json(serde_json::json!({ "locked": false })))
+}
+
+/// `GET /api/v1/workspaces/{name}/state-versions/{id|current}/download`: the state file.
+/// Needs the write role: a state holds every value Terraform knows in plain text, sensitive
+/// variables and outputs included, and `read` must not read those back.
+pub async fn download_state(
+    State(state): State<Arc<AppState>>,
+    Writer(caller): Writer,
+    Path((name, version)): Path<(String, String)>,
+) -> Result<impl IntoResponse, ApiError> {
+    let workspace = find(&state, &name).await?;
+    let versions = state.store.state_versions(workspace.id).await?;
+    let found = if version == "current" {
+        versions.into_iter().max_by_key(|v| v.meta.serial)
+    } else {
+        let id: i64 = version.parse().map_err(|_| {
+            ApiError::BadRequest(format!("{version}: a state version is a number or current"))
+        })?;
+        versions.into_iter().find(|v| v.id == id)
+    };
+    let found = found.ok_or_else(|| {
+        ApiError::NotFound(format!("workspace {name} has no state version {version}"))
+    })?;
+    tracing::info!(
+        workspace = name,
+        state_version = found.id,
+        by = caller.name,
+        "state downloaded"
+    );
+    let disposition = format!(
+        "attachment; filename=\"{name}-{}.tfstate\"",
+        found.meta.serial
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/json".to_string()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        found.state,
+    ))
 }

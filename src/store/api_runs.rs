@@ -1,0 +1,114 @@
+//! What the API adds to runs: runs asked for by people (retries, uploaded configurations),
+//! uploaded configuration tarballs, and a workspace's runs page by page.
+
+use super::execution::{RunDetail, run_detail};
+use super::{NewRuns, Store, now_ms, on_pool, on_read_pool};
+
+/// One page of a workspace's runs.
+#[derive(Debug, Clone)]
+pub struct RunPage {
+    pub runs: Vec<RunDetail>,
+    /// How many runs the workspace has in all (speculative plans excluded).
+    pub total: i64,
+}
+
+impl Store {
+    /// Creates runs outside any delivery (the API). Returns the ids of the runs made.
+    pub async fn create_runs(&self, runs: &NewRuns) -> anyhow::Result<Vec<i64>> {
+        let ids = on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let ids = runs.create((&mut *tx).into()).await?;
+            tx.commit().await?;
+            ids
+        });
+        self.notify_outbox();
+        Ok(ids)
+    }
+
+    /// Keeps an uploaded configuration tarball as a configuration version of `repo`, named by
+    /// its SHA-256 (the same upload twice is one version). Returns the version's id.
+    pub async fn store_uploaded_configuration(
+        &self,
+        repo: &str,
+        sha256: &str,
+        archive: &[u8],
+    ) -> anyhow::Result<i64> {
+        let id = on_pool!(self, pool => {
+            sqlx::query_scalar(
+                "INSERT INTO configuration_versions (repo, commit_sha, created_at_ms, \
+                 archive_sha256, uploaded, archive) VALUES ($1, $2, $3, $2, 1, $4) \
+                 ON CONFLICT (repo, commit_sha) DO UPDATE SET archive = excluded.archive \
+                 RETURNING id",
+            )
+            .bind(repo)
+            .bind(sha256)
+            .bind(now_ms())
+            .bind(archive)
+            .fetch_one(pool)
+            .await?
+        });
+        Ok(id)
+    }
+
+    /// An uploaded configuration version: its repository and SHA-256, if it is one.
+    pub async fn uploaded_configuration(
+        &self,
+        id: i64,
+    ) -> anyhow::Result<Option<(String, String)>> {
+        let found = on_read_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT repo, commit_sha FROM configuration_versions WHERE id = $1 \
+                 AND uploaded = 1",
+            )
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(found)
+    }
+
+    /// The tarball of an uploaded configuration version.
+    pub async fn uploaded_archive(&self, configuration_version_id: i64) -> anyhow::Result<Vec<u8>> {
+        let archive: Option<Option<Vec<u8>>> = on_read_pool!(self, pool => {
+            sqlx::query_scalar("SELECT archive FROM configuration_versions WHERE id = $1")
+                .bind(configuration_version_id)
+                .fetch_optional(pool)
+                .await?
+        });
+        archive.flatten().ok_or_else(|| {
+            anyhow::anyhow!("configuration version {configuration_version_id} has no upload")
+        })
+    }
+
+    /// A workspace's runs, speculative plans excluded: those waiting in the queue first, in
+    /// queue order, then the others newest first. `offset`/`limit` cut out one page.
+    pub async fn workspace_run_page(
+        &self,
+        workspace_id: i64,
+        offset: i64,
+        limit: i64,
+    ) -> anyhow::Result<RunPage> {
+        let (rows, total) = on_read_pool!(self, pool => {
+            let rows = sqlx::query(concat!(
+                select_runs!(),
+                " WHERE r.workspace_id = $1 AND r.speculative = 0 \
+                 ORDER BY CASE WHEN r.state = 'pending' THEN 0 ELSE 1 END, \
+                 CASE WHEN r.state = 'pending' THEN r.id ELSE -r.id END LIMIT $2 OFFSET $3"
+            ))
+            .bind(workspace_id)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(pool)
+            .await?;
+            let total: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM runs WHERE workspace_id = $1 AND speculative = 0",
+            )
+            .bind(workspace_id)
+            .fetch_one(pool)
+            .await?;
+            let runs = rows.iter().map(run_detail).collect::<anyhow::Result<Vec<_>>>()?;
+            (runs, total)
+        });
+        Ok(RunPage { runs: rows, total })
+    }
+}

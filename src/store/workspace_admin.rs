@@ -1,0 +1,211 @@
+//! Workspaces made, changed and deleted through the API, and their variables. Configuration
+//! workspaces are written only by the sync (see `workspaces`); the API refuses to change them
+//! before it gets here.
+
+use super::{Conn, Store, now_ms, on_conn, on_pool};
+use crate::core::workspace::{VariableCategory, VariableValue, WorkspaceSpec};
+
+/// Why a workspace could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkspaceWriteError {
+    #[error("a workspace named {0} exists already")]
+    NameTaken(String),
+    #[error(transparent)]
+    Store(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for WorkspaceWriteError {
+    fn from(error: sqlx::Error) -> Self {
+        WorkspaceWriteError::Store(error.into())
+    }
+}
+
+fn name_taken(error: sqlx::Error, name: &str) -> WorkspaceWriteError {
+    match &error {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            WorkspaceWriteError::NameTaken(name.to_string())
+        }
+        _ => error.into(),
+    }
+}
+
+impl Store {
+    /// Creates a workspace (source `api`) with its variables. Returns its id.
+    pub async fn create_workspace(&self, spec: &WorkspaceSpec) -> Result<i64, WorkspaceWriteError> {
+        let now = now_ms();
+        let id = on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO workspaces (name, repo, branch, working_directory, \
+                 trigger_patterns, auto_apply, terraform_version, speculative_enabled, \
+                 source, archived, created_at_ms, updated_at_ms, plan_forks) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'api', 0, $9, $9, $10) RETURNING id",
+            )
+            .bind(spec.name.as_str())
+            .bind(spec.repo.as_str())
+            .bind(&spec.branch)
+            .bind(&spec.working_directory)
+            .bind(serde_json::to_string(&spec.trigger_patterns).map_err(anyhow::Error::from)?)
+            .bind(i32::from(spec.auto_apply))
+            .bind(&spec.terraform_version)
+            .bind(i32::from(spec.speculative_enabled))
+            .bind(now)
+            .bind(i32::from(spec.plan_forks))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| name_taken(e, spec.name.as_str()))?;
+            for ((category, key), value) in &spec.variables {
+                put_variable((&mut *tx).into(), id, *category, key, value).await?;
+            }
+            tx.commit().await?;
+            id
+        });
+        Ok(id)
+    }
+
+    /// Replaces a workspace's settings (not its variables, lock or runs).
+    pub async fn update_workspace(
+        &self,
+        id: i64,
+        spec: &WorkspaceSpec,
+    ) -> Result<(), WorkspaceWriteError> {
+        on_pool!(self, pool => {
+            sqlx::query(
+                "UPDATE workspaces SET name = $1, repo = $2, branch = $3, \
+                 working_directory = $4, trigger_patterns = $5, auto_apply = $6, \
+                 terraform_version = $7, speculative_enabled = $8, plan_forks = $9, \
+                 updated_at_ms = $10 WHERE id = $11",
+            )
+            .bind(spec.name.as_str())
+            .bind(spec.repo.as_str())
+            .bind(&spec.branch)
+            .bind(&spec.working_directory)
+            .bind(serde_json::to_string(&spec.trigger_patterns).map_err(anyhow::Error::from)?)
+            .bind(i32::from(spec.auto_apply))
+            .bind(&spec.terraform_version)
+            .bind(i32::from(spec.speculative_enabled))
+            .bind(i32::from(spec.plan_forks))
+            .bind(now_ms())
+            .bind(id)
+            .execute(pool)
+            .await
+            .map_err(|e| name_taken(e, spec.name.as_str()))?;
+        });
+        Ok(())
+    }
+
+    /// Deletes a workspace with everything it has: runs, their logs, events and variable
+    /// snapshots, state versions, variables, and feedback not sent yet. Nothing is deleted
+    /// while one of its runs (speculative plans included) is unfinished: returns false.
+    pub async fn delete_workspace(&self, id: i64) -> anyhow::Result<bool> {
+        const RUNS: &str = "(SELECT id FROM runs WHERE workspace_id = $1)";
+        let statements = [
+            format!("DELETE FROM run_logs WHERE run_id IN {RUNS}"),
+            format!("DELETE FROM run_events WHERE run_id IN {RUNS}"),
+            format!("DELETE FROM run_variables WHERE run_id IN {RUNS}"),
+            "DELETE FROM state_versions WHERE workspace_id = $1".to_string(),
+            "DELETE FROM outbox WHERE state IN ('pending', 'sending') \
+             AND kind IN ('run_status', 'run_check') \
+             AND key IN (SELECT CAST(id AS TEXT) FROM runs WHERE workspace_id = $1)"
+                .to_string(),
+            "DELETE FROM runs WHERE workspace_id = $1".to_string(),
+            "DELETE FROM workspace_variables WHERE workspace_id = $1".to_string(),
+            "DELETE FROM workspaces WHERE id = $1".to_string(),
+        ];
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let unfinished: Option<i32> = sqlx::query_scalar(concat!(
+                "SELECT 1 FROM runs WHERE workspace_id = $1 AND state NOT IN ",
+                final_states!(),
+                " LIMIT 1"
+            ))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if unfinished.is_some() {
+                return Ok(false);
+            }
+            for statement in &statements {
+                sqlx::query(sqlx::AssertSqlSafe(statement.clone()))
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(true)
+    }
+
+    /// Writes one variable. Returns whether it is new.
+    pub async fn set_variable(
+        &self,
+        workspace_id: i64,
+        category: VariableCategory,
+        key: &str,
+        value: &VariableValue,
+    ) -> anyhow::Result<bool> {
+        let created = on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let existed: Option<i32> = sqlx::query_scalar(
+                "SELECT 1 FROM workspace_variables WHERE workspace_id = $1 AND category = $2 \
+                 AND key = $3",
+            )
+            .bind(workspace_id)
+            .bind(category.as_str())
+            .bind(key)
+            .fetch_optional(&mut *tx)
+            .await?;
+            put_variable((&mut *tx).into(), workspace_id, category, key, value).await?;
+            tx.commit().await?;
+            existed.is_none()
+        });
+        Ok(created)
+    }
+
+    /// Deletes one variable. Returns whether it existed.
+    pub async fn delete_variable(
+        &self,
+        workspace_id: i64,
+        category: VariableCategory,
+        key: &str,
+    ) -> anyhow::Result<bool> {
+        let deleted = on_pool!(self, pool => {
+            sqlx::query(
+                "DELETE FROM workspace_variables WHERE workspace_id = $1 AND category = $2 \
+                 AND key = $3",
+            )
+            .bind(workspace_id)
+            .bind(category.as_str())
+            .bind(key)
+            .execute(pool)
+            .await?
+            .rows_affected()
+                == 1
+        });
+        Ok(deleted)
+    }
+}
+
+pub(super) async fn put_variable(
+    conn: Conn<'_>,
+    workspace_id: i64,
+    category: VariableCategory,
+    key: &str,
+    value: &VariableValue,
+) -> Result<(), sqlx::Error> {
+    on_conn!(conn, c => {
+        sqlx::query(
+            "INSERT INTO workspace_variables (workspace_id, category, key, value, sensitive) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (workspace_id, category, key) \
+             DO UPDATE SET value = excluded.value, sensitive = excluded.sensitive",
+        )
+        .bind(workspace_id)
+        .bind(category.as_str())
+        .bind(key)
+        .bind(&value.value)
+        .bind(i32::from(value.sensitive))
+        .execute(&mut *c)
+        .await?;
+    });
+    Ok(())
+}

@@ -1,0 +1,138 @@
+//! The API-driven workflow: upload a configuration tarball, then start a run of it (like
+//! Terraform Cloud's configuration versions). `gantry runs create` does both.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::auth::Writer;
+use super::error::ApiError;
+use super::runs::{RunJson, run_json};
+use super::workspace_admin::find;
+use crate::executor::extract::{Limits, extract_tar_gz};
+use crate::store::{NewRuns, RunSource};
+use crate::web::AppState;
+
+/// The largest configuration tarball accepted (compressed).
+pub const MAX_UPLOAD_BYTES: usize = 64 * 1024 * 1024;
+
+#[derive(Serialize)]
+pub struct ConfigurationVersionJson {
+    pub id: i64,
+    pub sha256: String,
+    pub size: usize,
+}
+
+/// `POST /api/v1/workspaces/{name}/configuration-versions`, the body a `.tar.gz` of the
+/// configuration with its files at the root (the workspace's working directory applies inside
+/// it). Checked by unpacking it as a run would; a bad archive is refused with 400 here rather
+/// than failing a run later.
+pub async fn upload(
+    State(state): State<Arc<AppState>>,
+    Writer(caller): Writer,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<ConfigurationVersionJson>), ApiError> {
+    let workspace = find(&state, &name).await?;
+    if body.is_empty() {
+        return Err(ApiError::BadRequest(
+            "the body must be the configuration as a .tar.gz".into(),
+        ));
+    }
+    let archive = body.clone();
+    tokio::task::spawn_blocking(move || {
+        let scratch = tempfile::tempdir()?;
+        extract_tar_gz(&archive[..], scratch.path(), 0, Limits::default())?;
+        Ok::<_, anyhow::Error>(())
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("checking the upload: {e}"))?
+    .map_err(|e| ApiError::BadRequest(format!("the configuration was rejected: {e}")))?;
+    let sha256 = hex::encode(Sha256::digest(&body));
+    let id = state
+        .store
+        .store_uploaded_configuration(workspace.spec.repo.as_str(), &sha256, &body)
+        .await?;
+    tracing::info!(
+        workspace = name,
+        id,
+        size = body.len(),
+        by = caller.name,
+        "configuration uploaded"
+    );
+    Ok((
+        StatusCode::CREATED,
+        Json(ConfigurationVersionJson {
+            id,
+            sha256,
+            size: body.len(),
+        }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewRunBody {
+    pub configuration_version: i64,
+    /// Plan only, outside the queue (like a pull request's plan).
+    #[serde(default)]
+    pub speculative: bool,
+}
+
+/// `POST /api/v1/workspaces/{name}/runs` with `{"configuration_version": id, "speculative":
+/// false}`: a run of an uploaded configuration. A normal run joins the workspace's queue and
+/// waits for confirmation (unless it auto-applies); a speculative one plans at once.
+pub async fn create_run(
+    State(state): State<Arc<AppState>>,
+    Writer(caller): Writer,
+    Path(name): Path<String>,
+    Json(body): Json<NewRunBody>,
+) -> Result<(StatusCode, Json<RunJson>), ApiError> {
+    let workspace = find(&state, &name).await?;
+    if workspace.archived {
+        return Err(ApiError::Conflict(format!(
+            "workspace {name} is archived: it left the configuration file"
+        )));
+    }
+    let (repo, sha256) = state
+        .store
+        .uploaded_configuration(body.configuration_version)
+        .await?
+        .filter(|(repo, _)| repo == workspace.spec.repo.as_str())
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "configuration version {} not found for workspace {name}",
+                body.configuration_version
+            ))
+        })?;
+    let new = NewRuns {
+        repo,
+        commit_sha: sha256,
+        workspace_ids: vec![workspace.id],
+        source: RunSource::Api,
+        delivery_id: String::new(),
+        installation_id: None,
+        speculative: body.speculative,
+        pr_number: None,
+        retry_of: Vec::new(),
+    };
+    let id = state.runs.create_run(&new).await?;
+    tracing::info!(
+        workspace = name,
+        run_id = id,
+        speculative = body.speculative,
+        by = caller.name,
+        "run created"
+    );
+    let run = state
+        .store
+        .run(id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("run {id} vanished"))?;
+    Ok((StatusCode::CREATED, Json(run_json(&state, run).await?)))
+}

@@ -27,6 +27,9 @@ pub enum ClientError {
     Unreachable { url: String, error: String },
     #[error("Gantry answered {status}: {message}")]
     Refused { status: u16, message: String },
+    /// Something on this side: the directory to pack, say.
+    #[error("{0}")]
+    Local(String),
 }
 
 impl Client {
@@ -115,6 +118,59 @@ impl Client {
         .await?;
         println!("{workspace} unlocked");
         Ok(())
+    }
+
+    /// `gantry runs create`: packs the configuration in `dir` for `workspace`, uploads it,
+    /// starts a run of it and streams that run (the exit code says how it ended).
+    pub async fn create_run(
+        &self,
+        workspace: &str,
+        dir: &std::path::Path,
+        speculative: bool,
+    ) -> Result<ExitCode, ClientError> {
+        let settings = self
+            .get_json(&format!("/api/v1/workspaces/{workspace}"))
+            .await?;
+        let working_directory = settings["working_directory"].as_str().unwrap_or("");
+        let packed = super::pack::upload_root(dir, working_directory)
+            .and_then(|root| {
+                let packed = super::pack::pack(&root)?;
+                eprintln!(
+                    "== packed {} files from {} ({} bytes)",
+                    packed.files,
+                    root.display(),
+                    packed.archive.len()
+                );
+                Ok(packed)
+            })
+            .map_err(|e| ClientError::Local(format!("{e:#}")))?;
+        let upload = self
+            .send(
+                self.http
+                    .post(format!(
+                        "{}/api/v1/workspaces/{workspace}/configuration-versions",
+                        self.url
+                    ))
+                    .header(reqwest::header::CONTENT_TYPE, "application/gzip")
+                    .body(packed.archive),
+            )
+            .await?;
+        let version: Value = upload.json().await.unwrap_or(Value::Null);
+        let run = self
+            .post_json(
+                &format!("/api/v1/workspaces/{workspace}/runs"),
+                serde_json::json!({
+                    "configuration_version": version["id"],
+                    "speculative": speculative,
+                }),
+            )
+            .await?;
+        let run_id = run["id"].as_i64().ok_or_else(|| ClientError::Refused {
+            status: 200,
+            message: "the answer named no run".into(),
+        })?;
+        eprintln!("== run {run_id} created: {}/runs/{run_id}", self.url);
+        self.watch(run_id).await
     }
 
     /// Streams a run's logs and state changes until it ends; the exit code says how it ended.

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use crate::config::Config;
 
 mod client;
+mod pack;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -97,6 +98,20 @@ enum RunsCommand {
     /// Stream a run's logs and state changes until it ends; exit 1 if it errored, 3 if it was
     /// canceled or discarded, 4 if the API could not be used.
     Watch { run_id: i64 },
+    /// Upload a configuration directory and run it (the API-driven workflow), streaming the
+    /// run like `watch`. Files ignored by .gitignore or .terraformignore stay behind.
+    Create {
+        /// The workspace to run in.
+        #[arg(long)]
+        workspace: String,
+        /// The configuration's directory; with a workspace working directory of N levels, the
+        /// directory N levels up is uploaded.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// Plan only: no apply, outside the workspace's queue.
+        #[arg(long)]
+        speculative: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -159,6 +174,17 @@ pub fn run() -> ExitCode {
             api,
             command: RunsCommand::Watch { run_id },
         } => with_client(api, |client| async move { client.watch(run_id).await }),
+        Command::Runs {
+            api,
+            command:
+                RunsCommand::Create {
+                    workspace,
+                    dir,
+                    speculative,
+                },
+        } => with_client(api, |client| async move {
+            client.create_run(&workspace, &dir, speculative).await
+        }),
         Command::Workspaces {
             api,
             command: WorkspacesCommand::List,
@@ -207,7 +233,8 @@ async fn create_token(config: Config, name: String, role: String) -> anyhow::Res
     Ok(())
 }
 
-/// Runs an API command; a missing token is a usage error (2), an API failure exit code 4.
+/// Runs an API command; a missing token or a bad local argument is a usage error (2), an API
+/// failure exit code 4.
 fn with_client<F, Fut>(api: ApiArgs, command: F) -> ExitCode
 where
     F: FnOnce(client::Client) -> Fut,
@@ -232,7 +259,10 @@ where
         Ok(code) => code,
         Err(error) => {
             eprintln!("gantry: {error}");
-            ExitCode::from(client::EXIT_API)
+            match error {
+                client::ClientError::Local(_) => ExitCode::from(EXIT_CONFIG),
+                _ => ExitCode::from(client::EXIT_API),
+            }
         }
     }
 }

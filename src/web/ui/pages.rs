@@ -89,14 +89,17 @@ fn lock_text(workspace: &Workspace) -> Option<String> {
 }
 
 /// A workspace's non-speculative runs, oldest first, as stored.
+/// How many of a workspace's runs its pages look at: its whole queue in practice, and the
+/// latest history.
+const RUNS_SHOWN: i64 = 200;
+
+/// A workspace's runs in one query: queued ones in queue order, then the others newest first.
 async fn runs_of(state: &AppState, workspace_id: i64) -> anyhow::Result<Vec<RunDetail>> {
-    let mut runs = Vec::new();
-    for record in state.store.workspace_runs(workspace_id).await? {
-        if let Some(run) = state.store.run(record.id).await? {
-            runs.push(run);
-        }
-    }
-    Ok(runs)
+    Ok(state
+        .store
+        .workspace_run_page(workspace_id, 0, RUNS_SHOWN)
+        .await?
+        .runs)
 }
 
 struct WorkspaceRow {
@@ -129,8 +132,8 @@ pub async fn workspaces(State(state): State<Arc<AppState>>, viewer: Viewer) -> R
             let current = runs
                 .iter()
                 .find(|r| r.state.holds_workspace())
-                .or_else(|| runs.iter().rev().find(|r| r.state != RunState::Pending))
-                .or(runs.last());
+                .or_else(|| runs.iter().find(|r| r.state != RunState::Pending))
+                .or(runs.iter().rfind(|r| r.state == RunState::Pending));
             rows.push(WorkspaceRow {
                 name: workspace.spec.name.as_str().to_string(),
                 repo: workspace.spec.repo.as_str().to_string(),
@@ -199,7 +202,6 @@ pub async fn workspace(
         .collect();
     let history = runs
         .iter()
-        .rev()
         .filter(|r| r.state.is_final())
         .take(50)
         .map(run_item)

@@ -119,3 +119,110 @@ async fn workspaces_can_be_listed_locked_and_unlocked() {
     let unlock = gantry(&h, &["unlock", "prod"]).output().await.unwrap();
     assert_eq!(unlock.status.code(), Some(0));
 }
+
+/// A checkout of the repository with the `outputs` configuration in `envs/prod`, a module
+/// beside it, and files that ignore files leave out.
+fn checkout() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let files = [
+        (
+            "envs/prod/main.tf",
+            std::fs::read_to_string(common::fixture_path("terraform/outputs/main.tf")).unwrap(),
+        ),
+        (
+            "envs/prod/extra.tf",
+            "module \"tags\" {\n  source = \"../../modules/tags\"\n}\n\
+             output \"tags\" {\n  value = module.tags.value\n}\n"
+                .to_string(),
+        ),
+        (
+            "modules/tags/main.tf",
+            "output \"value\" {\n  value = \"from-a-module\"\n}\n".to_string(),
+        ),
+        // Broken on purpose: uploaded, they would fail the plan.
+        ("envs/prod/scratch.tf", "this is not HCL {".to_string()),
+        ("envs/prod/local.tf", "this is not HCL either {".to_string()),
+        (".gitignore", "scratch.tf\n".to_string()),
+        (".terraformignore", "envs/prod/local.tf\n".to_string()),
+        (".terraform/terraform.tfstate", "{}".to_string()),
+    ];
+    for (path, body) in files {
+        let file = root.join(path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, body).unwrap();
+    }
+    dir
+}
+
+#[tokio::test]
+async fn runs_create_uploads_the_checkout_without_ignored_files_and_streams_the_plan() {
+    let settings = ROOT.replace(
+        "[workspaces.vars]",
+        "working_directory = \"envs/prod\"\n[workspaces.vars]",
+    );
+    let h = Harness::start(&settings, None).await;
+    let checkout = checkout();
+    let dir = checkout.path().join("envs/prod");
+    let output = gantry(
+        &h,
+        &[
+            "runs",
+            "create",
+            "--workspace",
+            "prod",
+            "--dir",
+            dir.to_str().unwrap(),
+            "--speculative",
+        ],
+    )
+    .output()
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}\n{stdout}");
+    assert!(stdout.contains("hello world"), "{stdout}");
+    assert!(stdout.contains("from-a-module"), "{stdout}");
+    assert!(stderr.contains("== packed 5 files"), "{stderr}");
+    assert!(stderr.contains(": planned_and_finished"), "{stderr}");
+
+    // A plan that fails exits 1; a directory outside the working directory is a usage error.
+    std::fs::remove_file(checkout.path().join(".gitignore")).unwrap();
+    let failing = gantry(
+        &h,
+        &[
+            "runs",
+            "create",
+            "--workspace",
+            "prod",
+            "--dir",
+            dir.to_str().unwrap(),
+            "--speculative",
+        ],
+    )
+    .output()
+    .await
+    .unwrap();
+    assert_eq!(failing.status.code(), Some(1));
+    let elsewhere = gantry(
+        &h,
+        &[
+            "runs",
+            "create",
+            "--workspace",
+            "prod",
+            "--dir",
+            checkout.path().to_str().unwrap(),
+        ],
+    )
+    .output()
+    .await
+    .unwrap();
+    assert_eq!(elsewhere.status.code(), Some(2));
+    let unknown = gantry(&h, &["runs", "create", "--workspace", "nope", "--dir", "."])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status.code(), Some(4));
+}

@@ -353,3 +353,111 @@ pub fn comment_payload(number: u64, id: u64, user: &str, body: &str) -> Vec<u8> 
     p["installation"] = serde_json::json!({ "id": 99, "node_id": "x" });
     serde_json::to_vec(&p).unwrap()
 }
+
+/// A gzipped tar of a fixture configuration with its files at the root, as the API takes an
+/// uploaded configuration.
+pub fn upload_of(fixture: &str) -> Vec<u8> {
+    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
+    builder
+        .append_dir_all(".", fixture_path(&format!("terraform/{fixture}")))
+        .unwrap();
+    builder.into_inner().unwrap().finish().unwrap()
+}
+
+/// One API answer: status, headers and JSON body (Null when there is none).
+pub struct Answer {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Harness {
+    /// Any API request with any token (`""` for none); a JSON body when `body` is not Null.
+    pub async fn call(&self, method: &str, route: &str, token: &str, body: Value) -> Answer {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut request = self
+            .gantry
+            .http
+            .request(method, format!("{}{route}", self.gantry.url));
+        if !token.is_empty() {
+            request = request.bearer_auth(token);
+        }
+        if !body.is_null() {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        // A live event stream runs until its phase ends: its body is not waited for.
+        let streaming = headers
+            .get(reqwest::header::CONTENT_TYPE)
+            .is_some_and(|t| t.as_bytes().starts_with(b"text/event-stream"));
+        let text = if streaming {
+            String::new()
+        } else {
+            response.text().await.unwrap()
+        };
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// Uploads `archive` to `workspace`; returns the configuration version's id.
+    pub async fn upload(&self, workspace: &str, archive: Vec<u8>) -> i64 {
+        let response = self
+            .gantry
+            .http
+            .post(format!(
+                "{}/api/v1/workspaces/{workspace}/configuration-versions",
+                self.gantry.url
+            ))
+            .bearer_auth(&self.token)
+            .header("content-type", "application/gzip")
+            .body(archive)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        let body: Value = response.json().await.unwrap();
+        body["id"].as_i64().unwrap()
+    }
+
+    /// A run of an uploaded configuration; returns its id.
+    pub async fn run_upload(&self, workspace: &str, version: i64, speculative: bool) -> i64 {
+        let answer = self
+            .call(
+                "POST",
+                &format!("/api/v1/workspaces/{workspace}/runs"),
+                &self.token,
+                serde_json::json!({ "configuration_version": version, "speculative": speculative }),
+            )
+            .await;
+        assert_eq!(answer.status, 201, "{}", answer.body);
+        answer.body["id"].as_i64().unwrap()
+    }
+
+    /// A token of `role` named after it.
+    pub async fn token_for(&self, role: &str) -> String {
+        let token = new_token();
+        self.gantry
+            .store
+            .create_api_token(
+                &format!("{role}-{}", &token[7..13]),
+                role,
+                &token_hash(&token),
+            )
+            .await
+            .unwrap();
+        token
+    }
+}

@@ -111,4 +111,19 @@ impl Store {
         });
         Ok(RunPage { runs: rows, total })
     }
+
+    /// Whether the workspace has a run (not a speculative plan) made after `run_id`.
+    pub async fn has_newer_run(&self, workspace_id: i64, run_id: i64) -> anyhow::Result<bool> {
+        let newer: Option<i64> = on_read_pool!(self, pool => {
+            sqlx::query_scalar(
+                "SELECT id FROM runs WHERE workspace_id = $1 AND speculative = 0 AND id > $2 \
+                 LIMIT 1",
+            )
+            .bind(workspace_id)
+            .bind(run_id)
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(newer.is_some())
+    }
 }

@@ -141,8 +141,7 @@ impl NewRuns {
                      speculative, state, source, delivery_id, created_at_ms, updated_at_ms, \
                      pr_number, retry_of) \
                      VALUES ($1, $2, $3, $7, 'pending', $4, $5, $6, $6, $8, $9) \
-                     ON CONFLICT (workspace_id, commit_sha) WHERE speculative = 0 AND source = 'push' \
-                     DO NOTHING \
+                     ON CONFLICT DO NOTHING \
                      RETURNING id",
                 )
                 .bind(workspace_id)
@@ -157,7 +156,9 @@ impl NewRuns {
                 .fetch_optional(&mut *c)
                 .await?;
                 let Some(run) = run else {
-                    continue; // this commit has its run in this workspace already
+                    // This commit has its push run in this workspace already, or the run was
+                    // retried already (the unique indexes on runs).
+                    continue;
                 };
                 // Pinned now: later variable changes affect only later runs.
                 sqlx::query(

@@ -127,9 +127,9 @@ impl RunControl {
 
     /// Retries a run that ended without success (errored, canceled, discarded): a new run of
     /// the same configuration version, pinned to the workspace's variables as they are now,
-    /// at the end of the queue (or, for a speculative plan, planned at once). A pull
-    /// request's plan that a newer one superseded is not retried: it would plan stale code.
-    /// Returns the new run's id.
+    /// at the end of the queue (or, for a speculative plan, planned at once). Only the
+    /// latest run is retried: an older one would plan (and might apply) code that a newer
+    /// commit replaced. A run is retried once. Returns the new run's id.
     pub async fn retry(&self, run_id: i64) -> Result<i64, ActionError> {
         let run = self.run(run_id).await?;
         if !matches!(
@@ -140,6 +140,17 @@ impl RunControl {
                 "a run that is {} cannot be retried (errored, canceled or discarded ones can)",
                 run.state
             )));
+        }
+        let workspace = self.store.workspace(run.workspace_id).await?;
+        if workspace.is_none_or(|w| w.archived) {
+            return Err(ActionError::Conflict(
+                "the run's workspace left the configuration file; its runs are not retried".into(),
+            ));
+        }
+        if !run.speculative && self.store.has_newer_run(run.workspace_id, run.id).await? {
+            return Err(ActionError::Conflict(
+                "the workspace has a newer run; retry that one, or push again".into(),
+            ));
         }
         if let Some(pr) = run.pr_number
             && !self
@@ -163,7 +174,12 @@ impl RunControl {
             pr_number: run.pr_number,
             retry_of: vec![(run.workspace_id, run.id)],
         };
-        self.create_run(&new).await
+        self.create_run(&new).await.map_err(|error| match error {
+            ActionError::Conflict(_) => {
+                ActionError::Conflict(format!("run {run_id} has been retried already"))
+            }
+            other => other,
+        })
     }
 
     /// Creates one run asked for by a person (a retry, an uploaded configuration) and wakes

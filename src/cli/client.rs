@@ -30,6 +30,9 @@ pub enum ClientError {
     /// Something on this side: the directory to pack, say.
     #[error("{0}")]
     Local(String),
+    /// A success whose body is not what the API answers (a proxy's page, say).
+    #[error("Gantry's answer was not understood: {0}")]
+    Unexpected(String),
 }
 
 impl Client {
@@ -155,20 +158,26 @@ impl Client {
                     .body(packed.archive),
             )
             .await?;
-        let version: Value = upload.json().await.unwrap_or(Value::Null);
+        let version = upload
+            .json::<Value>()
+            .await
+            .ok()
+            .and_then(|v| v["id"].as_i64())
+            .ok_or_else(|| {
+                ClientError::Unexpected("the upload named no configuration version".into())
+            })?;
         let run = self
             .post_json(
                 &format!("/api/v1/workspaces/{workspace}/runs"),
                 serde_json::json!({
-                    "configuration_version": version["id"],
+                    "configuration_version": version,
                     "speculative": speculative,
                 }),
             )
             .await?;
-        let run_id = run["id"].as_i64().ok_or_else(|| ClientError::Refused {
-            status: 200,
-            message: "the answer named no run".into(),
-        })?;
+        let run_id = run["id"]
+            .as_i64()
+            .ok_or_else(|| ClientError::Unexpected("the new run's answer named no run".into()))?;
         eprintln!("== run {run_id} created: {}/runs/{run_id}", self.url);
         self.watch(run_id).await
     }

@@ -95,7 +95,8 @@ impl Store {
     }
 
     /// Deletes a workspace with everything it has: runs, their logs, events and variable
-    /// snapshots, state versions, variables, and feedback not sent yet. Nothing is deleted
+    /// snapshots, state versions, variables, feedback not sent yet, and the uploaded
+    /// configurations that only its runs used. Nothing is deleted
     /// while one of its runs (speculative plans included) is unfinished: returns false.
     pub async fn delete_workspace(&self, id: i64) -> anyhow::Result<bool> {
         const RUNS: &str = "(SELECT id FROM runs WHERE workspace_id = $1)";
@@ -125,11 +126,29 @@ impl Store {
             if unfinished.is_some() {
                 return Ok(false);
             }
+            let uploads: Vec<i64> = sqlx::query_scalar(
+                "SELECT DISTINCT r.configuration_version_id FROM runs r \
+                 JOIN configuration_versions c ON c.id = r.configuration_version_id \
+                 WHERE r.workspace_id = $1 AND c.uploaded = 1",
+            )
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await?;
             for statement in &statements {
                 sqlx::query(sqlx::AssertSqlSafe(statement.clone()))
                     .bind(id)
                     .execute(&mut *tx)
                     .await?;
+            }
+            // Tarballs are kept in the database: one no run uses any more goes with it.
+            for upload in uploads {
+                sqlx::query(
+                    "DELETE FROM configuration_versions WHERE id = $1 \
+                     AND NOT EXISTS (SELECT 1 FROM runs WHERE configuration_version_id = $1)",
+                )
+                .bind(upload)
+                .execute(&mut *tx)
+                .await?;
             }
             tx.commit().await?;
         });

@@ -14,7 +14,7 @@ use super::auth::Writer;
 use super::error::ApiError;
 use super::runs::{RunJson, run_json};
 use super::workspace_admin::find;
-use crate::executor::extract::{Limits, extract_tar_gz};
+use crate::executor::extract::{ExtractError, Limits, extract_tar_gz};
 use crate::store::{NewRuns, RunSource};
 use crate::web::AppState;
 
@@ -46,13 +46,14 @@ pub async fn upload(
     }
     let archive = body.clone();
     tokio::task::spawn_blocking(move || {
-        let scratch = tempfile::tempdir()?;
-        extract_tar_gz(&archive[..], scratch.path(), 0, Limits::default())?;
-        Ok::<_, anyhow::Error>(())
+        let scratch = tempfile::tempdir()
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("a scratch directory: {e}")))?;
+        extract_tar_gz(&archive[..], scratch.path(), 0, Limits::default())
+            .map(drop)
+            .map_err(rejection)
     })
     .await
-    .map_err(|e| anyhow::anyhow!("checking the upload: {e}"))?
-    .map_err(|e| ApiError::BadRequest(format!("the configuration was rejected: {e}")))?;
+    .map_err(|e| anyhow::anyhow!("checking the upload: {e}"))??;
     let sha256 = hex::encode(Sha256::digest(&body));
     let id = state
         .store
@@ -73,6 +74,20 @@ pub async fn upload(
             size: body.len(),
         }),
     ))
+}
+
+/// A bad archive is the client's 400; a failure to write the scratch copy (a full disk) is
+/// ours, and its details stay in the log.
+fn rejection(error: ExtractError) -> ApiError {
+    use std::io::ErrorKind::{InvalidData, InvalidInput, UnexpectedEof};
+    match error {
+        ExtractError::Io(io)
+            if !matches!(io.kind(), UnexpectedEof | InvalidData | InvalidInput) =>
+        {
+            ApiError::Internal(anyhow::anyhow!("unpacking an upload to check it: {io}"))
+        }
+        error => ApiError::BadRequest(format!("the configuration was rejected: {error}")),
+    }
 }
 
 #[derive(Deserialize)]
@@ -97,6 +112,14 @@ pub async fn create_run(
     if workspace.archived {
         return Err(ApiError::Conflict(format!(
             "workspace {name} is archived: it left the configuration file"
+        )));
+    }
+    if workspace.from_config && !body.speculative {
+        // As Terraform Cloud does for VCS-driven workspaces: what a configuration-file
+        // workspace applies is what was merged on GitHub, never a local checkout.
+        return Err(ApiError::Conflict(format!(
+            "workspace {name} applies what is pushed to GitHub; an uploaded configuration can \
+             only be planned there (speculative: true)"
         )));
     }
     let (repo, sha256) = state

@@ -257,11 +257,24 @@ pub async fn delete(
     if !query.force
         && let Some(current) = state.store.current_state(workspace.id).await?
     {
+        // Data sources manage nothing; a state that cannot be read is assumed to manage
+        // something (failing closed).
         let resources = serde_json::from_slice::<serde_json::Value>(&current.state)
             .ok()
-            .and_then(|s| s["resources"].as_array().map(Vec::len))
-            .unwrap_or(0);
-        if resources > 0 {
+            .and_then(|s| {
+                s["resources"].as_array().map(|all| {
+                    all.iter()
+                        .filter(|r| r["mode"].as_str() != Some("data"))
+                        .count()
+                })
+            });
+        if resources.is_none() {
+            return Err(ApiError::Conflict(format!(
+                "workspace {name}'s current state cannot be read to see what it manages; \
+                 delete with ?force=true if you are sure"
+            )));
+        }
+        if let Some(resources @ 1..) = resources {
             return Err(ApiError::Conflict(format!(
                 "workspace {name} still manages {resources} resources; destroy them first, \
                  or delete with ?force=true"

@@ -60,14 +60,22 @@ pub async fn runs(
             "per_page: must be between 1 and {MAX_PER_PAGE}"
         )));
     }
+    let offset = (page - 1)
+        .checked_mul(per_page)
+        .ok_or_else(|| ApiError::BadRequest("page: too large".into()))?;
     let workspace = find(&state, &name).await?;
     let found = state
         .store
-        .workspace_run_page(workspace.id, (page - 1) * per_page, per_page)
+        .workspace_run_page(workspace.id, offset, per_page)
         .await?;
     let mut links = Vec::new();
-    let route = format!("/api/v1/workspaces/{name}/runs");
-    if page * per_page < found.total {
+    // Absolute, from the public URL: right behind a proxy and under a path prefix.
+    let route = state
+        .config
+        .public_url
+        .join(&format!("api/v1/workspaces/{name}/runs"))
+        .map_err(|e| anyhow::anyhow!("link header: {e}"))?;
+    if offset + (found.runs.len() as i64) < found.total {
         let next = page + 1;
         links.push(format!(
             "<{route}?page={next}&per_page={per_page}>; rel=\"next\""

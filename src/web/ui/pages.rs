@@ -260,7 +260,8 @@ struct RunPage {
     speculative: bool,
     repo: String,
     short_sha: String,
-    commit_url: String,
+    /// None for an uploaded configuration: its "commit" is the tarball's SHA-256.
+    commit_url: Option<String>,
     pr_url: Option<String>,
     error: Option<String>,
     /// add, change, destroy, has changes
@@ -381,7 +382,8 @@ async fn run_page(state: &AppState, viewer: Viewer, run: RunDetail) -> anyhow::R
         state_class: state_class(run.state),
         speculative: run.speculative,
         short_sha: run.commit_sha.chars().take(7).collect(),
-        commit_url: format!("{web}/{}/commit/{}", run.repo, run.commit_sha),
+        commit_url: (!run.uploaded)
+            .then(|| format!("{web}/{}/commit/{}", run.repo, run.commit_sha)),
         pr_url: run
             .pr_number
             .map(|n| format!("{web}/{}/pull/{n}", run.repo)),

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use gantry::config::Config;
-use gantry::core::workspace::VariableCategory;
+use gantry::core::workspace::{VariableCategory, VariableValue};
 use gantry::store::Store;
 
 fn config_file(dir: &Path, body: &str) -> std::path::PathBuf {
@@ -93,6 +93,42 @@ async fn a_sync_creates_updates_and_archives_configured_workspaces() {
     let infra = store.workspaces_for_repo("octo-org/infra").await.unwrap();
     let names: Vec<&str> = infra.iter().map(|w| w.spec.name.as_str()).collect();
     assert_eq!(names, ["staging"], "archived workspaces trigger nothing");
+}
+
+#[tokio::test]
+async fn the_file_cannot_take_over_a_workspace_made_through_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, store) = open_store(&config_file(dir.path(), PROD_AND_STAGING)).await;
+    let mut spec = config.workspaces[0].clone();
+    spec.variables.clear();
+    let id = store.create_workspace(&spec).await.unwrap();
+    let secret = VariableValue {
+        value: "set-through-the-api".into(),
+        sensitive: true,
+    };
+    store
+        .set_variable(id, VariableCategory::Terraform, "db_password", &secret)
+        .await
+        .unwrap();
+
+    let error = store
+        .sync_config_workspaces(&config.workspaces)
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{error:#}").contains("workspace prod was made through the API"),
+        "{error:#}"
+    );
+    let prod = store.workspace(id).await.unwrap().unwrap();
+    assert!(!prod.from_config, "still the API's");
+    assert_eq!(
+        prod.spec.variables[&(VariableCategory::Terraform, "db_password".to_string())].value,
+        "set-through-the-api"
+    );
+    assert!(
+        store.workspace_named("staging").await.unwrap().is_none(),
+        "nothing of the refused sync stays"
+    );
 }
 
 #[tokio::test]

@@ -82,7 +82,9 @@ impl Store {
 
     /// Makes the stored configuration workspaces match `specs`, in one transaction: each is
     /// created or updated (its variables replaced); configuration workspaces no longer listed
-    /// are archived. Workspaces made through the API are left alone.
+    /// are archived. Workspaces made through the API are left alone, and a configuration
+    /// workspace with the name of one is an error: taking it over would drop the variables
+    /// (sensitive ones included) that were set through the API.
     pub async fn sync_config_workspaces(
         &self,
         specs: &[WorkspaceSpec],
@@ -91,6 +93,19 @@ impl Store {
         let archived = on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             for spec in specs {
+                let made_by_api: Option<i32> = sqlx::query_scalar(
+                    "SELECT 1 FROM workspaces WHERE name = $1 AND source = 'api'",
+                )
+                .bind(spec.name.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+                anyhow::ensure!(
+                    made_by_api.is_none(),
+                    "workspace {0} was made through the API, and the configuration file \
+                     declares it too: rename it in the file, or delete the API's one \
+                     (DELETE /api/v1/workspaces/{0})",
+                    spec.name.as_str()
+                );
                 let id: i64 = sqlx::query_scalar(
                     "INSERT INTO workspaces (name, repo, branch, working_directory, \
                      trigger_patterns, auto_apply, terraform_version, speculative_enabled, \

@@ -89,7 +89,7 @@ async fn workspaces_are_created_read_updated_and_deleted_through_the_api() {
             json!({ "name": "x", "repo": "o/r", "autoapply": true }),
         )
         .await;
-    assert!(unknown_field.status == 422 || unknown_field.status == 400);
+    assert_eq!(unknown_field.status, 422, "{}", unknown_field.body);
     assert!(
         unknown_field.body["error"]
             .as_str()
@@ -402,6 +402,22 @@ async fn a_bad_upload_is_refused_and_a_speculative_run_stays_out_of_the_list() {
     assert_eq!(unknown_version.status, 404);
 
     let version = h.upload("sandbox", upload_of("outputs")).await;
+    // A configuration-file workspace applies what GitHub has: an upload is only planned there.
+    let apply = h
+        .call(
+            "POST",
+            "/api/v1/workspaces/prod/runs",
+            &h.token,
+            json!({ "configuration_version": version }),
+        )
+        .await;
+    assert_eq!(apply.status, 409, "{}", apply.body);
+    assert!(
+        apply.body["error"]
+            .as_str()
+            .unwrap()
+            .contains("speculative")
+    );
     let plan = h.run_upload("sandbox", version, true).await;
     let done = h.wait_for(plan, "planned_and_finished").await;
     assert_eq!(done["speculative"], true);
@@ -425,7 +441,12 @@ async fn a_failed_run_is_retried_as_a_new_run_and_a_finished_one_is_not() {
     );
     // Once it can, the retry runs the same commit again.
     h.serve_tarball(&sha(1), "outputs").await;
-    let (status, retried) = h.action(broken, "retry").await;
+    // Sent twice at once (a double click, two people): one retry.
+    let (first, second) = tokio::join!(h.action(broken, "retry"), h.action(broken, "retry"));
+    let mut statuses = [first.0, second.0];
+    statuses.sort();
+    assert_eq!(statuses, [201, 409], "{first:?} {second:?}");
+    let (status, retried) = if first.0 == 201 { first } else { second };
     assert_eq!(status, 201, "{retried}");
     let retry = retried["id"].as_i64().unwrap();
     assert_ne!(retry, broken);
@@ -435,6 +456,13 @@ async fn a_failed_run_is_retried_as_a_new_run_and_a_finished_one_is_not() {
     h.wait_for(retry, "planned").await;
     let (status, refused) = h.action(retry, "retry").await;
     assert_eq!(status, 409, "a planned run is not retried: {refused}");
+    // The errored run is older than its retry: retrying it again would plan old code.
+    let (status, refused) = h.action(broken, "retry").await;
+    assert_eq!(status, 409);
+    assert!(
+        refused["error"].as_str().unwrap().contains("newer run"),
+        "{refused}"
+    );
     assert_eq!(h.action(4242, "retry").await.0, 404);
 }
 
@@ -488,6 +516,29 @@ async fn a_workspaces_runs_come_queue_first_then_newest_first_page_by_page() {
             .unwrap_or_default();
         assert_eq!(link.contains("rel=\"next\""), n < 3, "page {n}: {link}");
         assert_eq!(link.contains("rel=\"prev\""), n > 1, "page {n}: {link}");
+        if n < 3 {
+            // The next link is absolute (from the public URL) and leads to the next page.
+            let next = link
+                .split(';')
+                .next()
+                .unwrap()
+                .trim_matches(['<', '>', ' ']);
+            let path = next
+                .strip_prefix("https://gantry.test")
+                .unwrap_or_else(|| panic!("{next}"));
+            let followed: Value = h
+                .gantry
+                .http
+                .get(format!("{}{path}", h.gantry.url))
+                .bearer_auth(&h.token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(followed, page(n + 1).await.body);
+        }
         for run in answer.body.as_array().unwrap() {
             assert!(run.get("events").is_none(), "lists leave events out");
             seen.push(run["id"].as_i64().unwrap());
@@ -495,7 +546,13 @@ async fn a_workspaces_runs_come_queue_first_then_newest_first_page_by_page() {
     }
     assert_eq!(seen, expected);
     assert_eq!(page(4).await.body, json!([]));
-    for bad in ["page=0", "per_page=0", "per_page=101", "page=x"] {
+    for bad in [
+        "page=0",
+        "per_page=0",
+        "per_page=101",
+        "page=x",
+        "page=9223372036854775807",
+    ] {
         let answer = h
             .call(
                 "GET",
@@ -557,8 +614,8 @@ async fn every_endpoint_wants_a_token_and_a_role_big_enough() {
         json!({ "name": "sandbox", "repo": "octo-org/infra" }),
     )
     .await;
-    let version = h.upload("prod", upload_of("outputs")).await;
-    let run = h.run_upload("prod", version, false).await;
+    let version = h.upload("sandbox", upload_of("outputs")).await;
+    let run = h.run_upload("sandbox", version, false).await;
     let read = h.token_for("read").await;
     let write = h.token_for("write").await;
     let rank = |role: &str| ["read", "write", "admin"].iter().position(|r| *r == role);

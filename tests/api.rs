@@ -355,42 +355,29 @@ async fn an_uploaded_configuration_plans_applies_and_its_state_can_be_downloaded
 #[tokio::test]
 async fn a_bad_upload_is_refused_and_a_speculative_run_stays_out_of_the_list() {
     let h = with_sandbox().await;
-    let garbage = h
-        .gantry
-        .http
-        .post(format!("{}{SANDBOX}/configuration-versions", h.gantry.url))
-        .bearer_auth(&h.token)
-        .body("not a tarball")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(garbage.status(), 400);
-    let error: Value = garbage.json().await.unwrap();
+    let send = |body: Vec<u8>| async {
+        let response = h
+            .gantry
+            .http
+            .post(format!("{}{SANDBOX}/configuration-versions", h.gantry.url))
+            .bearer_auth(&h.token)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json::<Value>().await.unwrap())
+    };
+    let (status, garbage) = send(b"not a tarball".to_vec()).await;
+    assert_eq!(status, 400);
     assert!(
-        error["error"].as_str().unwrap().contains("rejected"),
-        "{error}"
+        garbage["error"].as_str().unwrap().contains("rejected"),
+        "{garbage}"
     );
-    let empty = h
-        .gantry
-        .http
-        .post(format!("{}{SANDBOX}/configuration-versions", h.gantry.url))
-        .bearer_auth(&h.token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(empty.status(), 400);
-    let oversized = h
-        .gantry
-        .http
-        .post(format!("{}{SANDBOX}/configuration-versions", h.gantry.url))
-        .bearer_auth(&h.token)
-        .body(vec![0u8; 64 * 1024 * 1024 + 1])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(oversized.status(), 413);
-    let error: Value = oversized.json().await.unwrap();
-    assert!(error["error"].is_string(), "{error}");
+    assert_eq!(send(Vec::new()).await.0, 400);
+    let (status, oversized) = send(vec![0u8; 64 * 1024 * 1024 + 1]).await;
+    assert_eq!(status, 413);
+    assert!(oversized["error"].is_string(), "{oversized}");
     let unknown_version = h
         .call(
             "POST",

@@ -2,6 +2,7 @@
 //! workspaces are written only by the sync (see `workspaces`); the API refuses to change them
 //! before it gets here.
 
+use super::workspaces::bind_workspace_settings;
 use super::{Conn, Store, now_ms, on_conn, on_pool};
 use crate::core::workspace::{VariableCategory, VariableValue, WorkspaceSpec};
 
@@ -33,22 +34,16 @@ impl Store {
     /// Creates a workspace (source `api`) with its variables. Returns its id.
     pub async fn create_workspace(&self, spec: &WorkspaceSpec) -> Result<i64, WorkspaceWriteError> {
         let now = now_ms();
+        let patterns =
+            serde_json::to_string(&spec.trigger_patterns).map_err(anyhow::Error::from)?;
         let id = on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            let id: i64 = sqlx::query_scalar(
+            let id: i64 = bind_workspace_settings!(sqlx::query_scalar(
                 "INSERT INTO workspaces (name, repo, branch, working_directory, \
                  trigger_patterns, auto_apply, terraform_version, speculative_enabled, \
                  source, archived, created_at_ms, updated_at_ms, plan_forks) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'api', 0, $9, $9, $10) RETURNING id",
-            )
-            .bind(spec.name.as_str())
-            .bind(spec.repo.as_str())
-            .bind(&spec.branch)
-            .bind(&spec.working_directory)
-            .bind(serde_json::to_string(&spec.trigger_patterns).map_err(anyhow::Error::from)?)
-            .bind(i32::from(spec.auto_apply))
-            .bind(&spec.terraform_version)
-            .bind(i32::from(spec.speculative_enabled))
+            ), spec, &patterns)
             .bind(now)
             .bind(i32::from(spec.plan_forks))
             .fetch_one(&mut *tx)
@@ -69,21 +64,15 @@ impl Store {
         id: i64,
         spec: &WorkspaceSpec,
     ) -> Result<(), WorkspaceWriteError> {
+        let patterns =
+            serde_json::to_string(&spec.trigger_patterns).map_err(anyhow::Error::from)?;
         on_pool!(self, pool => {
-            sqlx::query(
+            bind_workspace_settings!(sqlx::query(
                 "UPDATE workspaces SET name = $1, repo = $2, branch = $3, \
                  working_directory = $4, trigger_patterns = $5, auto_apply = $6, \
                  terraform_version = $7, speculative_enabled = $8, plan_forks = $9, \
                  updated_at_ms = $10 WHERE id = $11",
-            )
-            .bind(spec.name.as_str())
-            .bind(spec.repo.as_str())
-            .bind(&spec.branch)
-            .bind(&spec.working_directory)
-            .bind(serde_json::to_string(&spec.trigger_patterns).map_err(anyhow::Error::from)?)
-            .bind(i32::from(spec.auto_apply))
-            .bind(&spec.terraform_version)
-            .bind(i32::from(spec.speculative_enabled))
+            ), spec, &patterns)
             .bind(i32::from(spec.plan_forks))
             .bind(now_ms())
             .bind(id)

@@ -37,6 +37,24 @@ pub struct SyncReport {
     pub archived: u64,
 }
 
+/// Binds a workspace's settings as `$1`..`$8` (name, repo, branch, working directory, trigger
+/// patterns as JSON, auto-apply, Terraform version, speculative plans), the order every
+/// statement that writes them uses.
+macro_rules! bind_workspace_settings {
+    ($query:expr, $spec:expr, $patterns:expr) => {
+        $query
+            .bind($spec.name.as_str())
+            .bind($spec.repo.as_str())
+            .bind(&$spec.branch)
+            .bind(&$spec.working_directory)
+            .bind($patterns)
+            .bind(i32::from($spec.auto_apply))
+            .bind(&$spec.terraform_version)
+            .bind(i32::from($spec.speculative_enabled))
+    };
+}
+pub(super) use bind_workspace_settings;
+
 impl Store {
     /// Locks a workspace by hand. Returns the lock already in place, if it was locked (the
     /// first lock stands).
@@ -106,7 +124,8 @@ impl Store {
                      (DELETE /api/v1/workspaces/{0})",
                     spec.name.as_str()
                 );
-                let id: i64 = sqlx::query_scalar(
+                let patterns = serde_json::to_string(&spec.trigger_patterns)?;
+                let id: i64 = bind_workspace_settings!(sqlx::query_scalar(
                     "INSERT INTO workspaces (name, repo, branch, working_directory, \
                      trigger_patterns, auto_apply, terraform_version, speculative_enabled, \
                      source, archived, created_at_ms, updated_at_ms, plan_forks) \
@@ -119,15 +138,7 @@ impl Store {
                      speculative_enabled = excluded.speculative_enabled, source = 'config', \
                      plan_forks = excluded.plan_forks, \
                      archived = 0, updated_at_ms = excluded.updated_at_ms RETURNING id",
-                )
-                .bind(spec.name.as_str())
-                .bind(spec.repo.as_str())
-                .bind(&spec.branch)
-                .bind(&spec.working_directory)
-                .bind(serde_json::to_string(&spec.trigger_patterns)?)
-                .bind(i32::from(spec.auto_apply))
-                .bind(&spec.terraform_version)
-                .bind(i32::from(spec.speculative_enabled))
+                ), spec, patterns)
                 .bind(now)
                 .bind(i32::from(spec.plan_forks))
                 .fetch_one(&mut *tx)

@@ -414,6 +414,33 @@ async fn a_bad_upload_is_refused_and_a_speculative_run_stays_out_of_the_list() {
         json!([]),
         "speculative plans are reached by link only"
     );
+
+    // An upload no run uses is pruned once it is old; one a run used stays.
+    let unused = h.upload("sandbox", upload_of("outputs-v2")).await;
+    let now = gantry::store::now_ms();
+    assert_eq!(
+        h.gantry
+            .store
+            .prune_unused_uploads(now - 60_000)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        h.gantry.store.prune_unused_uploads(now + 1).await.unwrap(),
+        1
+    );
+    let runs = format!("{SANDBOX}/runs");
+    let run_of = |id: i64| {
+        h.call(
+            "POST",
+            &runs,
+            &h.token,
+            json!({ "configuration_version": id, "speculative": true }),
+        )
+    };
+    assert_eq!(run_of(unused).await.status, 404);
+    assert_eq!(run_of(version).await.status, 201);
 }
 
 #[tokio::test]

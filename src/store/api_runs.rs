@@ -37,8 +37,8 @@ impl Store {
             sqlx::query_scalar(
                 "INSERT INTO configuration_versions (repo, commit_sha, created_at_ms, \
                  archive_sha256, uploaded, archive) VALUES ($1, $2, $3, $2, 1, $4) \
-                 ON CONFLICT (repo, commit_sha) DO UPDATE SET archive = excluded.archive \
-                 RETURNING id",
+                 ON CONFLICT (repo, commit_sha) DO UPDATE SET archive = excluded.archive, \
+                 created_at_ms = excluded.created_at_ms RETURNING id",
             )
             .bind(repo)
             .bind(sha256)
@@ -48,6 +48,24 @@ impl Store {
             .await?
         });
         Ok(id)
+    }
+
+    /// Deletes uploaded configurations made before `before_ms` that no run uses: an upload
+    /// that never became a run would otherwise stay in the database for good. Returns how
+    /// many went.
+    pub async fn prune_unused_uploads(&self, before_ms: i64) -> anyhow::Result<u64> {
+        let pruned = on_pool!(self, pool => {
+            sqlx::query(
+                "DELETE FROM configuration_versions WHERE uploaded = 1 AND created_at_ms < $1 \
+                 AND NOT EXISTS (SELECT 1 FROM runs \
+                 WHERE runs.configuration_version_id = configuration_versions.id)",
+            )
+            .bind(before_ms)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(pruned)
     }
 
     /// An uploaded configuration version: its repository and SHA-256, if it is one.

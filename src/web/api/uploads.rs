@@ -21,6 +21,9 @@ use crate::web::AppState;
 /// The largest configuration tarball accepted (compressed).
 pub const MAX_UPLOAD_BYTES: usize = 64 * 1024 * 1024;
 
+/// How long an upload that no run uses is kept.
+const UNUSED_UPLOAD_KEPT_MS: i64 = 24 * 3600 * 1000;
+
 #[derive(Serialize)]
 pub struct ConfigurationVersionJson {
     pub id: i64,
@@ -54,6 +57,17 @@ pub async fn upload(
     })
     .await
     .map_err(|e| anyhow::anyhow!("checking the upload: {e}"))??;
+    // Uploads that never became a run are dropped a day later, here rather than by a timer:
+    // only uploading adds them.
+    let day_ago = crate::store::now_ms() - UNUSED_UPLOAD_KEPT_MS;
+    match state.store.prune_unused_uploads(day_ago).await {
+        Ok(0) => {}
+        Ok(pruned) => tracing::info!(pruned, "unused uploads deleted"),
+        Err(error) => tracing::warn!(
+            error = format!("{error:#}"),
+            "pruning unused uploads failed"
+        ),
+    }
     let sha256 = hex::encode(Sha256::digest(&body));
     let id = state
         .store

@@ -98,6 +98,15 @@ impl RunState {
         )
     }
 
+    /// Ended without success, so a person may run it again (as a new run): errored,
+    /// canceled or discarded. One that applied or planned cleanly is not retried.
+    pub fn can_be_retried(self) -> bool {
+        matches!(
+            self,
+            RunState::Errored | RunState::Canceled | RunState::ForceCanceled | RunState::Discarded
+        )
+    }
+
     /// Holds its workspace: from fetching to applying, waiting for confirmation included, no
     /// later run of the workspace may start (its plan could be made stale by this run).
     pub fn holds_workspace(self) -> bool {

@@ -7,7 +7,6 @@ use crate::core::commands::{Command, parse_comment, usage};
 use crate::core::pull_request::{
     self, PrCandidate, PrDecision, PrFiles, PrPolicy, PullRequestFacts,
 };
-use crate::core::run::RunState;
 use crate::core::status;
 use crate::core::workspace::WorkspaceName;
 use crate::events::{CheckRunEvent, CheckSuiteEvent, IssueCommentEvent, PullRequestEvent};
@@ -352,11 +351,7 @@ async fn retry(
         else {
             continue;
         };
-        let failed = matches!(
-            run.state,
-            RunState::Errored | RunState::Canceled | RunState::ForceCanceled
-        );
-        if !failed || run.commit_sha != pr.head.sha {
+        if !run.state.can_be_retried() || run.commit_sha != pr.head.sha {
             continue;
         }
         if !only.is_empty() {
@@ -459,32 +454,16 @@ pub async fn handle_check_suite(ctx: &Context, delivery_id: &str, e: &CheckSuite
 /// New runs (same configuration version) for those of `runs` that failed or were canceled.
 /// Only speculative plans are retried: a push run's commit runs once per workspace.
 fn retry_effects(delivery_id: &str, installation: Option<u64>, runs: Vec<RunDetail>) -> Handled {
-    let failed: Vec<RunDetail> = runs
-        .into_iter()
-        .filter(|r| {
-            r.speculative
-                && matches!(
-                    r.state,
-                    RunState::Errored | RunState::Canceled | RunState::ForceCanceled
-                )
+    let effects: Vec<DeliveryEffect> = runs
+        .iter()
+        .filter(|r| r.speculative && r.state.can_be_retried())
+        .map(|run| {
+            let installation = installation.map(|i| i as i64);
+            DeliveryEffect::CreateRuns(NewRuns::retry_of(run, delivery_id, installation))
         })
         .collect();
-    if failed.is_empty() {
+    if effects.is_empty() {
         return Handled::ignored("no failed or canceled plan to retry");
-    }
-    let mut effects: Vec<DeliveryEffect> = Vec::new();
-    for run in failed {
-        effects.push(DeliveryEffect::CreateRuns(NewRuns {
-            repo: run.repo.clone(),
-            commit_sha: run.commit_sha.clone(),
-            workspace_ids: vec![run.workspace_id],
-            source: RunSource::Retry,
-            delivery_id: delivery_id.to_string(),
-            installation_id: installation.map(|i| i as i64).or(run.installation_id),
-            speculative: true,
-            pr_number: run.pr_number,
-            retry_of: vec![(run.workspace_id, run.id)],
-        }));
     }
     Handled::processed(effects)
 }

@@ -3,6 +3,7 @@
 
 use sqlx::Row;
 
+use super::execution::RunDetail;
 use super::outbox::enqueue_run_feedback;
 use super::{Conn, Store, now_ms, on_conn, on_pool, on_read_pool};
 use crate::core::run::RunState;
@@ -52,6 +53,23 @@ pub struct NewRuns {
 }
 
 impl NewRuns {
+    /// A retry of `run`: a new run of the same configuration version in the same workspace,
+    /// asked for by `delivery_id` (a comment, a re-run button; empty for the API) through
+    /// `installation` (else the run's own).
+    pub fn retry_of(run: &RunDetail, delivery_id: &str, installation: Option<i64>) -> NewRuns {
+        NewRuns {
+            repo: run.repo.clone(),
+            commit_sha: run.commit_sha.clone(),
+            workspace_ids: vec![run.workspace_id],
+            source: RunSource::Retry,
+            delivery_id: delivery_id.to_string(),
+            installation_id: installation.or(run.installation_id),
+            speculative: run.speculative,
+            pr_number: run.pr_number,
+            retry_of: vec![(run.workspace_id, run.id)],
+        }
+    }
+
     /// Runs for a push.
     pub fn push(
         repo: String,

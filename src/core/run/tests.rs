@@ -149,3 +149,13 @@ fn every_state_sequence_after_plan_is_legal() {
         }
     }
 }
+
+#[test]
+fn only_runs_that_ended_without_success_are_retried() {
+    let retried: Vec<RunState> = RunState::ALL
+        .into_iter()
+        .filter(|s| s.can_be_retried())
+        .collect();
+    assert_eq!(retried, [Errored, Discarded, Canceled, ForceCanceled]);
+    assert!(retried.iter().all(|s| s.is_final()));
+}

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use super::signal::RunSignal;
 use crate::core::run::RunState;
 use crate::executor::terraform::Stop;
-use crate::store::{NewRuns, RunDetail, RunSource, Store, WorkspaceLock};
+use crate::store::{NewRuns, RunDetail, Store, WorkspaceLock};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ActionError {
@@ -132,10 +132,7 @@ impl RunControl {
     /// commit replaced. A run is retried once. Returns the new run's id.
     pub async fn retry(&self, run_id: i64) -> Result<i64, ActionError> {
         let run = self.run(run_id).await?;
-        if !matches!(
-            run.state,
-            RunState::Errored | RunState::Canceled | RunState::ForceCanceled | RunState::Discarded
-        ) {
+        if !run.state.can_be_retried() {
             return Err(ActionError::Conflict(format!(
                 "a run that is {} cannot be retried (errored, canceled or discarded ones can)",
                 run.state
@@ -163,23 +160,14 @@ impl RunControl {
                 "a newer plan of this pull request exists; retry that one".into(),
             ));
         }
-        let new = NewRuns {
-            repo: run.repo.clone(),
-            commit_sha: run.commit_sha.clone(),
-            workspace_ids: vec![run.workspace_id],
-            source: RunSource::Retry,
-            delivery_id: String::new(),
-            installation_id: run.installation_id,
-            speculative: run.speculative,
-            pr_number: run.pr_number,
-            retry_of: vec![(run.workspace_id, run.id)],
-        };
-        self.create_run(&new).await.map_err(|error| match error {
-            ActionError::Conflict(_) => {
-                ActionError::Conflict(format!("run {run_id} has been retried already"))
-            }
-            other => other,
-        })
+        self.create_run(&NewRuns::retry_of(&run, "", None))
+            .await
+            .map_err(|error| match error {
+                ActionError::Conflict(_) => {
+                    ActionError::Conflict(format!("run {run_id} has been retried already"))
+                }
+                other => other,
+            })
     }
 
     /// Creates one run asked for by a person (a retry, an uploaded configuration) and wakes

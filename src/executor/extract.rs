@@ -4,7 +4,7 @@
 //! FIFOs, and archives past a size or file-count limit. Each refusal is a clear error.
 
 use std::collections::BTreeMap;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Component, Path, PathBuf};
 
 use flate2::read::GzDecoder;
@@ -115,6 +115,7 @@ pub fn extract_tar_gz(
                 )
                 .map_err(|e| match e {
                     WriteError::TooLarge => ExtractError::TooLarge(limits.max_bytes),
+                    WriteError::Read(e) => ExtractError::Corrupt(e.to_string()),
                     WriteError::Io(e) => ExtractError::Io(e),
                 })?;
             }
@@ -208,6 +209,9 @@ fn check_link_stays_inside(path: &Path, target: &Path) -> Result<(), ()> {
 
 enum WriteError {
     TooLarge,
+    /// The archive could not be read (a truncated or corrupt stream): the sender's fault.
+    Read(std::io::Error),
+    /// The file could not be written (a full disk): ours.
     Io(std::io::Error),
 }
 
@@ -226,7 +230,20 @@ fn write_file(
         .mode(mode & 0o755 | 0o600)
         .open(path)
         .map_err(WriteError::Io)?;
-    let written = std::io::copy(&mut entry.take(budget + 1), &mut file).map_err(WriteError::Io)?;
+    // Not io::copy: it would not tell a bad archive (read) from a full disk (write).
+    let mut limited = entry.take(budget + 1);
+    let mut buffer = vec![0u8; 64 * 1024];
+    let mut written = 0u64;
+    loop {
+        let read = match limited.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(read) => read,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(WriteError::Read(e)),
+        };
+        file.write_all(&buffer[..read]).map_err(WriteError::Io)?;
+        written += read as u64;
+    }
     if written > budget {
         return Err(WriteError::TooLarge);
     }

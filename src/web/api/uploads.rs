@@ -93,11 +93,8 @@ pub async fn upload(
 /// A bad archive is the client's 400; a failure to write the scratch copy (a full disk) is
 /// ours, and its details stay in the log.
 fn rejection(error: ExtractError) -> ApiError {
-    use std::io::ErrorKind::{InvalidData, InvalidInput, UnexpectedEof};
     match error {
-        ExtractError::Io(io)
-            if !matches!(io.kind(), UnexpectedEof | InvalidData | InvalidInput) =>
-        {
+        ExtractError::Io(io) => {
             ApiError::Internal(anyhow::anyhow!("unpacking an upload to check it: {io}"))
         }
         error => ApiError::BadRequest(format!("the configuration was rejected: {error}")),

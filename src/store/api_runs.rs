@@ -26,7 +26,8 @@ impl Store {
     }
 
     /// Keeps an uploaded configuration tarball as a configuration version of `repo`, named by
-    /// its SHA-256 (the same upload twice is one version). Returns the version's id.
+    /// its SHA-256: the same upload twice is one version (its bytes are kept once; the second
+    /// upload only restarts the time an unused upload is kept). Returns the version's id.
     pub async fn store_uploaded_configuration(
         &self,
         repo: &str,
@@ -37,8 +38,8 @@ impl Store {
             sqlx::query_scalar(
                 "INSERT INTO configuration_versions (repo, commit_sha, created_at_ms, \
                  archive_sha256, uploaded, archive) VALUES ($1, $2, $3, $2, 1, $4) \
-                 ON CONFLICT (repo, commit_sha) DO UPDATE SET archive = excluded.archive, \
-                 created_at_ms = excluded.created_at_ms RETURNING id",
+                 ON CONFLICT (repo, commit_sha) DO UPDATE \
+                 SET created_at_ms = excluded.created_at_ms RETURNING id",
             )
             .bind(repo)
             .bind(sha256)

@@ -352,19 +352,47 @@ impl Store {
 
     /// The workspace's newest state version.
     pub async fn current_state(&self, workspace_id: i64) -> anyhow::Result<Option<StateVersion>> {
-        Ok(self.state_versions(workspace_id).await?.pop())
+        let newest = self
+            .select_state_versions(workspace_id, "ORDER BY serial DESC LIMIT 1", None)
+            .await?;
+        Ok(newest.into_iter().next())
+    }
+
+    /// One state version of the workspace, by id.
+    pub async fn state_version(
+        &self,
+        workspace_id: i64,
+        id: i64,
+    ) -> anyhow::Result<Option<StateVersion>> {
+        let found = self
+            .select_state_versions(workspace_id, "AND id = $2", Some(id))
+            .await?;
+        Ok(found.into_iter().next())
     }
 
     /// Every state version of a workspace, oldest first.
     pub async fn state_versions(&self, workspace_id: i64) -> anyhow::Result<Vec<StateVersion>> {
+        self.select_state_versions(workspace_id, "ORDER BY serial", None)
+            .await
+    }
+
+    /// The workspace's state versions that `tail` (a fixed SQL suffix, `$2` = `id`) selects.
+    async fn select_state_versions(
+        &self,
+        workspace_id: i64,
+        tail: &'static str,
+        id: Option<i64>,
+    ) -> anyhow::Result<Vec<StateVersion>> {
+        let sql = format!(
+            "SELECT id, serial, lineage, checksum, state, run_id FROM state_versions \
+             WHERE workspace_id = $1 {tail}"
+        );
         let rows: Vec<StateVersionRow> = on_read_pool!(self, pool => {
-            sqlx::query_as(
-                "SELECT id, serial, lineage, checksum, state, run_id FROM state_versions \
-                 WHERE workspace_id = $1 ORDER BY serial",
-            )
-            .bind(workspace_id)
-            .fetch_all(pool)
-            .await?
+            let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(workspace_id);
+            if let Some(id) = id {
+                query = query.bind(id);
+            }
+            query.fetch_all(pool).await?
         });
         Ok(rows
             .into_iter()

@@ -180,14 +180,13 @@ pub async fn download_state(
     Path((name, version)): Path<(String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
     let workspace = find(&state, &name).await?;
-    let versions = state.store.state_versions(workspace.id).await?;
     let found = if version == "current" {
-        versions.into_iter().max_by_key(|v| v.meta.serial)
+        state.store.current_state(workspace.id).await?
     } else {
         let id: i64 = version.parse().map_err(|_| {
             ApiError::BadRequest(format!("{version}: a state version is a number or current"))
         })?;
-        versions.into_iter().find(|v| v.id == id)
+        state.store.state_version(workspace.id, id).await?
     };
     let found = found.ok_or_else(|| {
         ApiError::NotFound(format!("workspace {name} has no state version {version}"))

@@ -309,6 +309,28 @@ async fn an_uploaded_configuration_plans_applies_and_its_state_can_be_downloaded
         .collect();
     assert!(writes.is_empty(), "{writes:?}");
 
+    // An unfinished run holds the workspace, forced or not.
+    let changed = h.upload("sandbox", upload_of("outputs-v2")).await;
+    let waiting = h.run_upload("sandbox", changed, false).await;
+    h.wait_for(waiting, "planned").await;
+    let busy = h
+        .call(
+            "DELETE",
+            &format!("{SANDBOX}?force=true"),
+            &h.token,
+            Value::Null,
+        )
+        .await;
+    assert_eq!(busy.status, 409);
+    assert!(busy.body["error"].as_str().unwrap().contains("unfinished"));
+    // A discarded run may be retried (and its retry discarded in turn).
+    assert_eq!(h.action(waiting, "discard").await.0, 200);
+    let (status, retried) = h.action(waiting, "retry").await;
+    assert_eq!(status, 201, "{retried}");
+    let retry = retried["id"].as_i64().unwrap();
+    h.wait_for(retry, "planned").await;
+    assert_eq!(h.action(retry, "discard").await.0, 200);
+
     // A workspace whose state still manages resources is not deleted by accident.
     let workspace = h
         .gantry
@@ -350,6 +372,16 @@ async fn an_uploaded_configuration_plans_applies_and_its_state_can_be_downloaded
             .status,
         404
     );
+    // Its upload went with it: no other workspace of the repository can run it now.
+    let gone = h
+        .call(
+            "POST",
+            "/api/v1/workspaces/prod/runs",
+            &h.token,
+            json!({ "configuration_version": version, "speculative": true }),
+        )
+        .await;
+    assert_eq!(gone.status, 404, "{}", gone.body);
 }
 
 #[tokio::test]

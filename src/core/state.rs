@@ -58,6 +58,19 @@ pub fn check_new_state(current: Option<&StateMeta>, state: &[u8]) -> Result<Stat
     })
 }
 
+/// How many resources a state manages (data sources manage nothing), or None if the state
+/// cannot be read: a caller deciding whether deleting it orphans infrastructure fails closed.
+pub fn managed_resources(state: &[u8]) -> Option<usize> {
+    let state: serde_json::Value = serde_json::from_slice(state).ok()?;
+    let resources = state.get("resources")?.as_array()?;
+    Some(
+        resources
+            .iter()
+            .filter(|r| r["mode"].as_str() != Some("data"))
+            .count(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,5 +132,22 @@ mod tests {
             check_new_state(None, b"nope"),
             Err(StateError::Invalid(_))
         ));
+    }
+
+    #[test]
+    fn managed_resources_leave_data_sources_out_and_fail_closed() {
+        let cases: [(&str, Option<usize>); 5] = [
+            (r#"{"version":4,"resources":[]}"#, Some(0)),
+            (
+                r#"{"resources":[{"mode":"managed"},{"mode":"data"},{"mode":"managed"}]}"#,
+                Some(2),
+            ),
+            (r#"{"resources":[{"mode":"data"}]}"#, Some(0)),
+            (r#"{"version":4}"#, None),
+            ("not json", None),
+        ];
+        for (state, expected) in cases {
+            assert_eq!(managed_resources(state.as_bytes()), expected, "{state}");
+        }
     }
 }

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::auth::{Admin, Caller};
 use super::error::ApiError;
 use crate::core::access::Role;
+use crate::core::state::managed_resources;
 use crate::core::workspace::{
     RepoName, VariableCategory, VariableValue, WorkspaceName, WorkspaceSpec, check_branch_name,
     check_terraform_version, check_variable_name, normalize_working_directory,
@@ -257,28 +258,20 @@ pub async fn delete(
     if !query.force
         && let Some(current) = state.store.current_state(workspace.id).await?
     {
-        // Data sources manage nothing; a state that cannot be read is assumed to manage
-        // something (failing closed).
-        let resources = serde_json::from_slice::<serde_json::Value>(&current.state)
-            .ok()
-            .and_then(|s| {
-                s["resources"].as_array().map(|all| {
-                    all.iter()
-                        .filter(|r| r["mode"].as_str() != Some("data"))
-                        .count()
-                })
-            });
-        if resources.is_none() {
-            return Err(ApiError::Conflict(format!(
-                "workspace {name}'s current state cannot be read to see what it manages; \
-                 delete with ?force=true if you are sure"
-            )));
-        }
-        if let Some(resources @ 1..) = resources {
-            return Err(ApiError::Conflict(format!(
-                "workspace {name} still manages {resources} resources; destroy them first, \
-                 or delete with ?force=true"
-            )));
+        match managed_resources(&current.state) {
+            Some(0) => {}
+            Some(resources) => {
+                return Err(ApiError::Conflict(format!(
+                    "workspace {name} still manages {resources} resources; destroy them \
+                     first, or delete with ?force=true"
+                )));
+            }
+            None => {
+                return Err(ApiError::Conflict(format!(
+                    "workspace {name}'s current state cannot be read to see what it manages; \
+                     delete with ?force=true if you are sure"
+                )));
+            }
         }
     }
     if !state.store.delete_workspace(workspace.id).await? {

@@ -88,7 +88,6 @@ fn lock_text(workspace: &Workspace) -> Option<String> {
     })
 }
 
-/// A workspace's non-speculative runs, oldest first, as stored.
 /// How many of a workspace's runs its pages look at: its whole queue in practice, and the
 /// latest history.
 const RUNS_SHOWN: i64 = 200;
@@ -133,7 +132,8 @@ pub async fn workspaces(State(state): State<Arc<AppState>>, viewer: Viewer) -> R
                 .iter()
                 .find(|r| r.state.holds_workspace())
                 .or_else(|| runs.iter().find(|r| r.state != RunState::Pending))
-                .or(runs.iter().rfind(|r| r.state == RunState::Pending));
+                // Only pending runs: the newest of them (the list is in queue order).
+                .or_else(|| runs.last());
             rows.push(WorkspaceRow {
                 name: workspace.spec.name.as_str().to_string(),
                 repo: workspace.spec.repo.as_str().to_string(),

@@ -238,6 +238,18 @@ async fn the_run_page_shows_the_plan_and_confirms_with_the_forms_csrf_token() {
         "{page}"
     );
     assert!(!page.contains("name=\"reason\""), "locking is for admins");
+
+    // A pushed run links to its commit; an uploaded configuration has none on GitHub.
+    let (_, page, _) = browser.get(&format!("/runs/{run}")).await;
+    assert!(
+        page.contains(&format!("/octo-org/infra/commit/{}", sha(1))),
+        "{page}"
+    );
+    let version = h.upload("prod", common::runs::upload_of("outputs")).await;
+    let uploaded = h.run_upload("prod", version, true).await;
+    let (_, page, _) = browser.get(&format!("/runs/{uploaded}")).await;
+    assert!(page.contains("of an uploaded configuration"), "{page}");
+    assert!(!page.contains("/commit/"), "{page}");
 }
 
 #[tokio::test]

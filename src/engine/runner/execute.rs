@@ -349,8 +349,8 @@ impl Execution {
         }
     }
 
-    /// The configuration tarball: from the blob store, or downloaded from GitHub and kept
-    /// under its SHA-256.
+    /// The configuration tarball: from the blob store, or downloaded from GitHub (read from
+    /// the database, for an upload) and kept there under its SHA-256.
     async fn fetch_configuration(&self) -> Result<PathBuf, Failure> {
         if let Some(sha) = &self.run.archive_sha256 {
             let path = self.shared.blob_path(sha);
@@ -358,32 +358,27 @@ impl Execution {
                 return Ok(path);
             }
         }
-        if self.run.uploaded {
+        let bytes = if self.run.uploaded {
             // Uploaded through the API: in the database, for whichever replica runs it.
-            let bytes = self
-                .shared
+            self.shared
                 .store
                 .uploaded_archive(self.run.configuration_version_id)
                 .await
-                .map_err(errored("reading the uploaded configuration"))?;
-            let sha = hex::encode(Sha256::digest(&bytes));
-            let path = self.shared.blob_path(&sha);
-            write_atomically(&path, &bytes)
-                .map_err(|e| Failure::Errored(format!("storing the configuration: {e}")))?;
-            return Ok(path);
-        }
-        let installation = self.run.installation_id.ok_or_else(|| {
-            Failure::Errored("the configuration version names no GitHub installation".into())
-        })?;
-        let download = self.shared.github.download_tarball(
-            installation as u64,
-            &self.run.repo,
-            &self.run.commit_sha,
-            MAX_TARBALL_BYTES,
-        );
-        let bytes = until_stopped(&self.stop, download)
-            .await?
-            .map_err(|e| Failure::Errored(format!("fetching the configuration: {e}")))?;
+                .map_err(errored("reading the uploaded configuration"))?
+        } else {
+            let installation = self.run.installation_id.ok_or_else(|| {
+                Failure::Errored("the configuration version names no GitHub installation".into())
+            })?;
+            let download = self.shared.github.download_tarball(
+                installation as u64,
+                &self.run.repo,
+                &self.run.commit_sha,
+                MAX_TARBALL_BYTES,
+            );
+            until_stopped(&self.stop, download)
+                .await?
+                .map_err(|e| Failure::Errored(format!("fetching the configuration: {e}")))?
+        };
         let sha = hex::encode(Sha256::digest(&bytes));
         let path = self.shared.blob_path(&sha);
         write_atomically(&path, &bytes)

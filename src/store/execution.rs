@@ -52,6 +52,22 @@ pub struct RunDetail {
     pub retry_of: Option<i64>,
 }
 
+impl RunDetail {
+    /// The run's commit on GitHub (`web_url` is GitHub's web address); none for an upload,
+    /// whose "commit" is its tarball's SHA-256.
+    pub fn commit_url(&self, web_url: &str) -> Option<String> {
+        let web = web_url.trim_end_matches('/');
+        (!self.uploaded).then(|| format!("{web}/{}/commit/{}", self.repo, self.commit_sha))
+    }
+
+    /// The pull request a speculative plan belongs to.
+    pub fn pr_url(&self, web_url: &str) -> Option<String> {
+        let web = web_url.trim_end_matches('/');
+        self.pr_number
+            .map(|n| format!("{web}/{}/pull/{n}", self.repo))
+    }
+}
+
 /// The plan summary as stored.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PlanCounts {

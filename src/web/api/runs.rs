@@ -42,7 +42,7 @@ pub struct RunJson {
 
 /// A run as listed: without its events (one query for a whole page).
 pub fn run_summary(web_url: &str, workspace: &Workspace, run: RunDetail) -> RunJson {
-    let web = web_url.trim_end_matches('/');
+    let (commit_url, pr_url) = (run.commit_url(web_url), run.pr_url(web_url));
     RunJson {
         id: run.id,
         workspace: workspace.spec.name.as_str().to_string(),
@@ -50,11 +50,8 @@ pub fn run_summary(web_url: &str, workspace: &Workspace, run: RunDetail) -> RunJ
         speculative: run.speculative,
         source: run.source,
         configuration: if run.uploaded { "upload" } else { "github" },
-        commit_url: (!run.uploaded)
-            .then(|| format!("{web}/{}/commit/{}", run.repo, run.commit_sha)),
-        pr_url: run
-            .pr_number
-            .map(|n| format!("{web}/{}/pull/{n}", run.repo)),
+        commit_url,
+        pr_url,
         pr_number: run.pr_number,
         repo: run.repo,
         commit_sha: run.commit_sha,
@@ -79,7 +76,7 @@ pub async fn run_json(state: &AppState, run: RunDetail) -> Result<RunJson, ApiEr
     Ok(json)
 }
 
-async fn find(state: &AppState, id: i64) -> Result<RunDetail, ApiError> {
+pub(super) async fn find(state: &AppState, id: i64) -> Result<RunDetail, ApiError> {
     state
         .store
         .run(id)

@@ -163,10 +163,6 @@ pub async fn create_run(
         by = caller.name,
         "run created"
     );
-    let run = state
-        .store
-        .run(id)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("run {id} vanished"))?;
+    let run = super::runs::find(&state, id).await?;
     Ok((StatusCode::CREATED, Json(run_json(&state, run).await?)))
 }

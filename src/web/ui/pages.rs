@@ -382,11 +382,8 @@ async fn run_page(state: &AppState, viewer: Viewer, run: RunDetail) -> anyhow::R
         state_class: state_class(run.state),
         speculative: run.speculative,
         short_sha: run.commit_sha.chars().take(7).collect(),
-        commit_url: (!run.uploaded)
-            .then(|| format!("{web}/{}/commit/{}", run.repo, run.commit_sha)),
-        pr_url: run
-            .pr_number
-            .map(|n| format!("{web}/{}/pull/{n}", run.repo)),
+        commit_url: run.commit_url(web),
+        pr_url: run.pr_url(web),
         repo: run.repo.clone(),
         error: run.error.clone(),
         plan: run

@@ -117,7 +117,8 @@ pub async fn serve_on(
     let cancel = CancellationToken::new();
     let tasks = TaskTracker::new();
     let stored = Arc::new(Notify::new());
-    let (committer, committer_task) = Committer::start(store.clone(), stored.clone());
+    let (committer, committer_task) =
+        Committer::start(store.clone(), stored.clone()).context("starting ingest")?;
     let run_control = Arc::new(RunControl::new(store.clone(), Arc::new(RunSignal::new())));
     // Webhooks missed while Gantry was down are asked for again (needs the App's credentials).
     if config.dispatcher.enabled && config.github.app.is_some() {

@@ -11,6 +11,7 @@ mod execution;
 mod api_runs;
 mod deliveries;
 mod effects;
+mod ingest_writer;
 mod installations;
 mod outbox;
 mod runs;
@@ -33,6 +34,7 @@ pub use deliveries::{
 };
 pub use effects::{DeliveryEffect, SpeculativeCancel};
 pub use execution::{LogChunk, PlanCounts, RunDetail, RunEvent, StateVersion};
+pub use ingest_writer::IngestWriter;
 pub use installations::{Installation, InstallationChange};
 pub use outbox::{
     AggregateTarget, OutboxItem, OutboxKind, OutboxRow, RawCheck, RawStatus, Reaction, Reply,
@@ -59,6 +61,8 @@ pub enum Db {
     Sqlite {
         write: SqlitePool,
         read: SqlitePool,
+        /// The database file; None for an in-memory database.
+        path: Option<std::path::PathBuf>,
     },
     Postgres(PgPool),
 }
@@ -128,8 +132,8 @@ impl Store {
     pub async fn open(url: &SecretString) -> anyhow::Result<Self> {
         let url = url.expose_secret();
         let db = if url.starts_with("sqlite:") {
-            let (write, read) = open_sqlite(url).await?;
-            Db::Sqlite { write, read }
+            let (write, read, path) = open_sqlite(url).await?;
+            Db::Sqlite { write, read, path }
         } else {
             Db::Postgres(open_postgres(url).await?)
         };
@@ -147,6 +151,17 @@ impl Store {
             Db::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await,
         }
         .context("applying database migrations")
+    }
+
+    /// A connection of its own for storing deliveries from one thread (SQLite with a file);
+    /// None where ingest goes through the pool (PostgreSQL, an in-memory database).
+    pub fn ingest_writer(&self) -> anyhow::Result<Option<IngestWriter>> {
+        match &self.db {
+            Db::Sqlite {
+                path: Some(path), ..
+            } => IngestWriter::open(path).map(Some),
+            _ => Ok(None),
+        }
     }
 
     /// Whether the database answers, for `/readyz`.
@@ -249,7 +264,7 @@ impl Store {
 
     pub async fn close(&self) {
         match &self.db {
-            Db::Sqlite { write, read } => {
+            Db::Sqlite { write, read, .. } => {
                 read.close().await;
                 write.close().await;
             }
@@ -258,7 +273,9 @@ impl Store {
     }
 }
 
-async fn open_sqlite(url: &str) -> anyhow::Result<(SqlitePool, SqlitePool)> {
+async fn open_sqlite(
+    url: &str,
+) -> anyhow::Result<(SqlitePool, SqlitePool, Option<std::path::PathBuf>)> {
     let options = SqliteConnectOptions::from_str(url)
         .context("parsing the SQLite database URL")?
         .create_if_missing(true)
@@ -278,7 +295,8 @@ async fn open_sqlite(url: &str) -> anyhow::Result<(SqlitePool, SqlitePool)> {
     let write = SqlitePoolOptions::new()
         .max_connections(1)
         // Checkpoint every 128 pages (2 MiB) instead of SQLite's 1,000 (16 MiB with our page
-        // size): the commit that checkpoints stalls for less, which shows in ingest's p99.
+        // size): the commit that checkpoints stalls for less. Ingest's own writer never
+        // checkpoints in a commit (ingest_writer.rs).
         .connect_with(options.clone().pragma("wal_autocheckpoint", "128"))
         .await
         .context("opening the SQLite database")?;
@@ -287,7 +305,14 @@ async fn open_sqlite(url: &str) -> anyhow::Result<(SqlitePool, SqlitePool)> {
         .connect_with(options.read_only(true))
         .await
         .context("opening the SQLite database for reading")?;
-    Ok((write, read))
+    // SQLite's own answer: an in-memory database has no file.
+    let file: String =
+        sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'")
+            .fetch_one(&write)
+            .await
+            .context("asking SQLite for the database file")?;
+    let path = (!file.is_empty()).then(|| std::path::PathBuf::from(file));
+    Ok((write, read, path))
 }
 
 async fn open_postgres(url: &str) -> anyhow::Result<PgPool> {

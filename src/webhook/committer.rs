@@ -1,6 +1,10 @@
 //! Group commit for ingest: concurrent webhook requests hand their delivery to one task, which
 //! stores everything waiting in a single transaction and then answers each request. A request
 //! is answered only after its delivery is committed, and many requests share one commit.
+//!
+//! The task is a thread. On SQLite it owns a connection of its own
+//! ([`crate::store::IngestWriter`]): waiting for deliveries and writing them happen on one
+//! thread, with no hand-off per statement.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -39,10 +43,30 @@ pub struct Committer {
 impl Committer {
     /// Starts the commit task. It ends once every handle is dropped and the queue is drained.
     /// `stored` is notified after each commit that stored something new.
-    pub fn start(store: Store, stored: Arc<Notify>) -> (Self, tokio::task::JoinHandle<()>) {
+    pub fn start(
+        store: Store,
+        stored: Arc<Notify>,
+    ) -> anyhow::Result<(Self, tokio::task::JoinHandle<()>)> {
         let (queue, rx) = mpsc::channel(QUEUE_CAPACITY);
-        let task = tokio::spawn(run(rx, store, stored));
-        (Self { queue }, task)
+        let insert: Insert = match store.ingest_writer()? {
+            Some(mut writer) => Box::new(move |batch| writer.insert(batch)),
+            // PostgreSQL: the pool's async insert, driven from the commit thread.
+            None => {
+                let runtime = tokio::runtime::Handle::current();
+                Box::new(move |batch| runtime.block_on(store.insert_deliveries(batch)))
+            }
+        };
+        let (done, finished) = oneshot::channel();
+        std::thread::Builder::new()
+            .name("gantry-ingest".into())
+            .spawn(move || {
+                run(rx, insert, &stored);
+                let _ = done.send(());
+            })?;
+        let task = tokio::spawn(async move {
+            let _ = finished.await;
+        });
+        Ok((Self { queue }, task))
     }
 
     /// Stores one delivery, returning once it is committed.
@@ -60,22 +84,26 @@ impl Committer {
 
 type Job = (NewDelivery, Reply);
 
-async fn run(mut rx: mpsc::Receiver<Job>, store: Store, stored: Arc<Notify>) {
+/// Stores one batch, saying per delivery whether it was new.
+type Insert = Box<dyn FnMut(&[NewDelivery]) -> anyhow::Result<Vec<InsertOutcome>> + Send>;
+
+/// The commit thread: waits for deliveries, commits what is waiting, answers, again.
+fn run(mut rx: mpsc::Receiver<Job>, mut insert: Insert, stored: &Notify) {
     let mut waiting: VecDeque<Job> = VecDeque::new();
-    let mut received = Vec::with_capacity(MAX_BATCH);
     loop {
         if waiting.is_empty() {
-            if rx.recv_many(&mut received, MAX_BATCH).await == 0 {
-                return; // every handle is gone and the queue is drained
+            match rx.blocking_recv() {
+                Some(job) => waiting.push_back(job),
+                None => return, // every handle is gone and the queue is drained
             }
-            waiting.extend(received.drain(..));
         }
         while waiting.len() < MAX_BATCH
             && let Ok(job) = rx.try_recv()
         {
             waiting.push_back(job);
         }
-        commit(&store, &stored, take_batch(&mut waiting)).await;
+        let batch = take_batch(&mut waiting);
+        commit(stored, batch, &mut insert);
     }
 }
 
@@ -94,34 +122,27 @@ fn take_batch(waiting: &mut VecDeque<Job>) -> Vec<Job> {
     batch
 }
 
-/// Stores a batch in one commit; if that fails, each delivery on its own, so that one bad
-/// delivery fails alone instead of taking the others with it.
-async fn commit(store: &Store, stored: &Notify, batch: Vec<Job>) {
+/// Stores a batch in one commit with `insert`, then answers each request; if the commit fails,
+/// each delivery is stored on its own, so that one bad delivery fails alone instead of taking
+/// the others with it.
+fn commit(stored: &Notify, batch: Vec<Job>, insert: &mut Insert) {
     let (deliveries, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
-    let outcomes = match store.insert_deliveries(&deliveries).await {
+    let outcomes = match insert(&deliveries) {
         Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
         Err(error) if deliveries.len() == 1 => {
             log_failure(&deliveries[0], &error);
             vec![Err(CommitError::Store)]
         }
-        Err(_) => {
-            let mut one_by_one = Vec::with_capacity(deliveries.len());
-            for delivery in &deliveries {
-                one_by_one.push(
-                    match store
-                        .insert_deliveries(std::slice::from_ref(delivery))
-                        .await
-                    {
-                        Ok(outcome) => Ok(outcome[0]),
-                        Err(error) => {
-                            log_failure(delivery, &error);
-                            Err(CommitError::Store)
-                        }
-                    },
-                );
-            }
-            one_by_one
-        }
+        Err(_) => deliveries
+            .iter()
+            .map(|delivery| match insert(std::slice::from_ref(delivery)) {
+                Ok(outcome) => Ok(outcome[0]),
+                Err(error) => {
+                    log_failure(delivery, &error);
+                    Err(CommitError::Store)
+                }
+            })
+            .collect(),
     };
     if outcomes.contains(&Ok(InsertOutcome::Stored)) {
         stored.notify_one();

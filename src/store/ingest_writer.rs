@@ -1,0 +1,252 @@
+//! SQLite's ingest writer: a connection of its own, used from one thread, that stores batches
+//! of deliveries with no hand-off per statement.
+//!
+//! Why not the sqlx pool: every sqlx SQLite statement crosses threads several times (the pool,
+//! the connection's worker thread, a channel per result row). On a small virtual machine each
+//! crossing is a wake-up costing tens of microseconds, and the webhook answer waits for all of
+//! them; measured with `examples/loadgen`, they made up most of a commit's time. Here the
+//! thread that waits for deliveries is the thread that writes them.
+//!
+//! The rest of Gantry keeps writing through the sqlx pool; SQLite lets one writer in at a time
+//! and the other waits (`BUSY_WAIT`), which a batch of inserts never holds for long.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use rusqlite::{Connection, OpenFlags, params};
+
+use super::{InsertOutcome, NewDelivery};
+
+/// How long a write waits for the other writer (the sqlx pool) before failing.
+const BUSY_WAIT: Duration = Duration::from_secs(10);
+
+/// How often the checkpointer copies the log back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(50);
+/// A log longer than this is copied back even if writers must wait for it: under a steady
+/// stream of commits a passive checkpoint never catches up, and the log would grow forever.
+const MAX_LOG_BYTES: i64 = 64 * 1024 * 1024;
+
+/// Opened by [`super::Store::ingest_writer`]; not `Sync`: one thread owns it.
+pub struct IngestWriter {
+    conn: Connection,
+    /// Dropped with the writer, which stops the checkpointer.
+    _checkpointer: std::sync::mpsc::Sender<()>,
+}
+
+impl std::fmt::Debug for IngestWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IngestWriter").finish_non_exhaustive()
+    }
+}
+
+impl IngestWriter {
+    /// Opens the database file the store uses (already created and migrated).
+    pub(super) fn open(path: &Path) -> anyhow::Result<Self> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .with_context(|| format!("opening {} for ingest", path.display()))?;
+        // The same durability as the store's own writer: a commit survives a process crash.
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.busy_timeout(BUSY_WAIT)?;
+        // Never checkpoint in a commit: the checkpointer does it beside the commits.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        conn.pragma_update(None, "journal_size_limit", MAX_LOG_BYTES)?;
+        let checkpointer = Checkpointer::open(path)?;
+        let (stop, stopped) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("gantry-checkpoint".into())
+            .spawn(move || checkpointer.run(&stopped))?;
+        Ok(Self {
+            conn,
+            _checkpointer: stop,
+        })
+    }
+
+    /// Stores a batch in one transaction and says, per input, whether it was new. A delivery
+    /// id seen before, in the store or earlier in the same batch, is a duplicate.
+    pub fn insert(&mut self, batch: &[NewDelivery]) -> anyhow::Result<Vec<InsertOutcome>> {
+        // IMMEDIATE: take the write lock now (waiting for the other writer if need be) rather
+        // than fail when a read would have to become a write.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut outcomes = Vec::with_capacity(batch.len());
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO deliveries (delivery_id, event, action, installation_id, \
+                 repository, payload, received_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+                 ON CONFLICT (delivery_id) DO NOTHING",
+            )?;
+            for d in batch {
+                let inserted = insert.execute(params![
+                    d.delivery_id,
+                    d.event,
+                    d.action,
+                    d.installation_id,
+                    d.repository,
+                    d.payload,
+                    d.received_at_ms,
+                ])?;
+                outcomes.push(if inserted == 1 {
+                    InsertOutcome::Stored
+                } else {
+                    InsertOutcome::Duplicate
+                });
+            }
+        }
+        tx.commit()?;
+        Ok(outcomes)
+    }
+}
+
+/// Copies SQLite's write-ahead log back into the database file, on a thread and connection of
+/// its own. SQLite's automatic checkpoint does this inside the commit that crosses a threshold,
+/// and that commit (with every webhook waiting on it) pays for the copy and two fsyncs.
+struct Checkpointer {
+    conn: Connection,
+    max_log_frames: i64,
+}
+
+impl Checkpointer {
+    fn open(path: &Path) -> anyhow::Result<Self> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .with_context(|| format!("opening {} for checkpoints", path.display()))?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.busy_timeout(BUSY_WAIT)?;
+        let page_size: i64 = conn.pragma_query_value(None, "page_size", |row| row.get(0))?;
+        Ok(Self {
+            conn,
+            max_log_frames: MAX_LOG_BYTES / page_size.max(512),
+        })
+    }
+
+    /// Checkpoints every [`CHECKPOINT_EVERY`] until `stop`'s sender is dropped.
+    fn run(self, stop: &std::sync::mpsc::Receiver<()>) {
+        while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+            stop.recv_timeout(CHECKPOINT_EVERY)
+        {
+            if let Err(error) = self.checkpoint() {
+                tracing::warn!(error = format!("{error:#}"), "checkpointing SQLite failed");
+            }
+        }
+    }
+
+    fn checkpoint(&self) -> anyhow::Result<()> {
+        // PASSIVE: copy what no reader needs, without waiting for anyone.
+        let (_, log_frames, _): (i64, i64, i64) =
+            self.conn
+                .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                })?;
+        if log_frames > self.max_log_frames {
+            // RESTART: writers wait while the rest is copied; the next commit starts the log
+            // over from its beginning.
+            self.conn
+                .query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))?;
+            tracing::debug!(log_frames, "the write-ahead log was restarted");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::SecretString;
+
+    use super::*;
+    use crate::store::Store;
+
+    async fn open() -> (tempfile::TempDir, Store, IngestWriter) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("gantry.db").display());
+        let store = Store::open(&SecretString::from(url)).await.unwrap();
+        let writer = store.ingest_writer().unwrap().expect("a SQLite file");
+        (dir, store, writer)
+    }
+
+    fn delivery(id: &str) -> NewDelivery {
+        NewDelivery {
+            delivery_id: id.into(),
+            event: "push".into(),
+            action: None,
+            installation_id: Some(7),
+            repository: Some("octo-org/infra".into()),
+            payload: br#"{"ref":"refs/heads/main"}"#.to_vec(),
+            received_at_ms: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_says_which_deliveries_were_new() {
+        let (_dir, store, mut writer) = open().await;
+        store.insert_deliveries(&[delivery("seen")]).await.unwrap();
+        let outcomes = writer
+            .insert(&[delivery("new"), delivery("seen"), delivery("new")])
+            .unwrap();
+        use InsertOutcome::*;
+        assert_eq!(outcomes, vec![Stored, Duplicate, Duplicate]);
+        // Committed, and visible to the store's own connections.
+        let pending = store.pending_deliveries(10).await.unwrap();
+        let ids: Vec<_> = pending.iter().map(|d| d.delivery_id.as_str()).collect();
+        assert_eq!(ids, ["seen", "new"]);
+    }
+
+    #[tokio::test]
+    async fn a_write_waits_for_the_other_writer_instead_of_failing() {
+        let (dir, store, mut writer) = open().await;
+        // Another connection holds SQLite's write lock for a while.
+        let other = Connection::open(dir.path().join("gantry.db")).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let inserting = std::thread::spawn(move || writer.insert(&[delivery("d1")]));
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(!inserting.is_finished(), "the insert waits for the lock");
+        other.execute_batch("COMMIT").unwrap();
+        let outcomes = inserting.join().unwrap().unwrap();
+        assert_eq!(outcomes, vec![InsertOutcome::Stored]);
+        assert_eq!(store.pending_deliveries(10).await.unwrap().len(), 1);
+    }
+
+    /// Frames in the log and frames already copied into the database file.
+    fn log_frames(conn: &Connection) -> (i64, i64) {
+        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+            Ok((row.get(1)?, row.get(2)?))
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn commits_leave_the_log_to_the_checkpointer_which_keeps_it_short() {
+        let (dir, _store, mut writer) = open().await;
+        let path = dir.path().join("gantry.db");
+        // A reader from before the commits keeps the background checkpointer from copying
+        // or restarting anything meanwhile.
+        let reader = Connection::open(&path).unwrap();
+        reader
+            .execute_batch("BEGIN; SELECT COUNT(*) FROM deliveries;")
+            .unwrap();
+        let mut checkpointer = Checkpointer::open(&path).unwrap();
+        checkpointer.max_log_frames = 1;
+        for n in 0..20 {
+            writer.insert(&[delivery(&format!("d{n}"))]).unwrap();
+        }
+        // A commit does not checkpoint: the log keeps what the batches wrote.
+        let (frames, _) = log_frames(&writer.conn);
+        assert!(frames > 20, "{frames} frames in the log");
+        reader.execute_batch("COMMIT").unwrap();
+        // Over its bound the checkpointer restarts the log: the next commit writes at its
+        // start instead of after everything before.
+        checkpointer.checkpoint().unwrap();
+        writer.insert(&[delivery("after")]).unwrap();
+        let (after, _) = log_frames(&writer.conn);
+        assert!(
+            after < frames / 4,
+            "{after} frames after a restart (was {frames})"
+        );
+    }
+}

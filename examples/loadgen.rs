@@ -59,8 +59,14 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or("push")
         .to_string();
     let signature = sign(&args.secret, &body);
+    // Every connection opened stays open for the next request: in open-loop mode up to
+    // `in_flight` run at once, and closing the extras would measure TCP handshakes instead.
+    let in_flight = match args.rate {
+        Some(_) => args.concurrency.max(64),
+        None => args.concurrency,
+    };
     let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.concurrency)
+        .pool_max_idle_per_host(in_flight)
         .build()?;
     let endpoint = format!("{}/webhooks/github", args.url.trim_end_matches('/'));
     let stats = Arc::new(Stats {
@@ -113,7 +119,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Some(rate) => {
             let total = rate * args.seconds;
-            let permits = Arc::new(tokio::sync::Semaphore::new(args.concurrency.max(64)));
+            let permits = Arc::new(tokio::sync::Semaphore::new(in_flight));
             let mut tasks = Vec::with_capacity(total as usize);
             for n in 0..total {
                 let scheduled = started + Duration::from_nanos(n * 1_000_000_000 / rate);

@@ -69,3 +69,54 @@ async fn a_500_is_retried_until_the_status_arrives_and_a_422_is_given_up_at_once
         assert!(metrics.contains(line), "{line}\n{metrics}");
     }
 }
+
+#[tokio::test]
+async fn a_status_github_took_without_answering_in_time_is_not_posted_again() {
+    // GitHub keeps each status but answers after 2 s; Gantry gives up waiting after 1 s, so
+    // it cannot know whether the status arrived. The retry asks GitHub instead of posting.
+    let gantry = common::TestGantry::start_configured(Some(ROOT_WORKSPACE), |env| {
+        env.insert("GANTRY_GITHUB_TIMEOUT_SECS".into(), "1".into());
+    })
+    .await;
+    common::runs::grant_installation_token(&gantry.github).await;
+    let commit = sha(1);
+    let board = common::StatusBoard::mount(&gantry.github, REPO, Duration::from_secs(2)).await;
+
+    let body = push_payload(REPO, "main", &commit, &["main.tf"], |_| {});
+    assert_eq!(gantry.send("push", "push-1", &body).await.status(), 202);
+    gantry.wait_for_outcome("push-1").await;
+    wait_until(Duration::from_secs(30), || async {
+        (gantry.store.outbox_pending().await.ok()? == 0).then_some(())
+    })
+    .await
+    .expect("the outbox drained");
+
+    let posted = board.posted(&commit);
+    let contexts: Vec<&str> = posted
+        .iter()
+        .map(|s| s["context"].as_str().unwrap())
+        .collect();
+    assert!(contexts.contains(&"gantry/prod"), "{posted:?}");
+    let mut unique = contexts.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(
+        contexts.len(),
+        unique.len(),
+        "a status was posted twice: {posted:?}"
+    );
+    let requests = gantry.github.received_requests().await.unwrap();
+    assert!(
+        requests.iter().any(|r| r.method.as_str() == "GET"
+            && r.url.path() == format!("/repos/{REPO}/commits/{commit}/statuses")),
+        "the retry asked GitHub what it shows"
+    );
+    // What GitHub shows is recorded: the same status is not sent again later either.
+    let shown = gantry
+        .store
+        .shown_status(REPO, &commit, "gantry/prod")
+        .await
+        .unwrap()
+        .expect("recorded");
+    assert_eq!(shown.state, "pending");
+}

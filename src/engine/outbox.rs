@@ -57,6 +57,13 @@ impl From<anyhow::Error> for SendError {
     }
 }
 
+/// The commit a status is for, and the installation that posts it.
+struct Commit<'a> {
+    installation: i64,
+    repo: &'a str,
+    sha: &'a str,
+}
+
 pub struct OutboxWorker {
     store: Store,
     github: Arc<GitHub>,
@@ -204,11 +211,11 @@ impl OutboxWorker {
             OutboxKind::AggregateStatus => {
                 let target: AggregateTarget =
                     serde_json::from_str(&row.payload).map_err(|_| payload("aggregate"))?;
-                self.send_aggregate(&target).await
+                self.send_aggregate(&target, row.in_doubt).await
             }
             OutboxKind::RunStatus => {
                 let run_id: i64 = row.key.parse().map_err(|_| payload("run status"))?;
-                self.send_run_status(run_id).await
+                self.send_run_status(run_id, row.in_doubt).await
             }
             OutboxKind::RunCheck => {
                 let run_id: i64 = row.key.parse().map_err(|_| payload("run check"))?;
@@ -217,7 +224,7 @@ impl OutboxWorker {
             OutboxKind::RawStatus => {
                 let status: RawStatus =
                     serde_json::from_str(&row.payload).map_err(|_| payload("status"))?;
-                self.send_raw_status(&status).await
+                self.send_raw_status(&status, row.in_doubt).await
             }
             OutboxKind::PrComment => {
                 let (repo, number) = row
@@ -351,7 +358,7 @@ impl OutboxWorker {
         Ok(())
     }
 
-    async fn send_run_status(&self, run_id: i64) -> Result<(), SendError> {
+    async fn send_run_status(&self, run_id: i64, in_doubt: bool) -> Result<(), SendError> {
         let Some((run, workspace, installation)) = self.run_to_report(run_id).await? else {
             return Ok(());
         };
@@ -378,28 +385,19 @@ impl OutboxWorker {
                 return Ok(());
             }
         }
-        self.github
-            .post_status(
-                installation as u64,
-                &run.repo,
-                &run.commit_sha,
-                &crate::github::StatusRequest {
-                    context: &context,
-                    state: &wanted.state,
-                    description: &wanted.description,
-                    target_url: wanted.target_url.as_deref(),
-                },
-            )
-            .await?;
-        self.store
-            .record_shown_status(&run.repo, &run.commit_sha, &context, &wanted)
+        let commit = Commit {
+            installation,
+            repo: &run.repo,
+            sha: &run.commit_sha,
+        };
+        self.post_status_once(in_doubt, &commit, &context, &wanted)
             .await?;
         self.aggregate_later(installation, &run.repo, &run.commit_sha)
             .await?;
         Ok(())
     }
 
-    async fn send_raw_status(&self, status: &RawStatus) -> Result<(), SendError> {
+    async fn send_raw_status(&self, status: &RawStatus, in_doubt: bool) -> Result<(), SendError> {
         let shown = self
             .store
             .shown_status(&status.repo, &status.sha, &status.context)
@@ -415,21 +413,12 @@ impl OutboxWorker {
         {
             return Ok(()); // a run's status wins; an equal one is not sent again
         }
-        self.github
-            .post_status(
-                status.installation_id as u64,
-                &status.repo,
-                &status.sha,
-                &crate::github::StatusRequest {
-                    context: &status.context,
-                    state: &status.state,
-                    description: &status.description,
-                    target_url: status.target_url.as_deref(),
-                },
-            )
-            .await?;
-        self.store
-            .record_shown_status(&status.repo, &status.sha, &status.context, &wanted)
+        let commit = Commit {
+            installation: status.installation_id,
+            repo: &status.repo,
+            sha: &status.sha,
+        };
+        self.post_status_once(in_doubt, &commit, &status.context, &wanted)
             .await?;
         self.aggregate_later(status.installation_id, &status.repo, &status.sha)
             .await?;
@@ -457,7 +446,11 @@ impl OutboxWorker {
             .await
     }
 
-    async fn send_aggregate(&self, target: &AggregateTarget) -> Result<(), SendError> {
+    async fn send_aggregate(
+        &self,
+        target: &AggregateTarget,
+        in_doubt: bool,
+    ) -> Result<(), SendError> {
         let shown = self.store.shown_statuses(&target.repo, &target.sha).await?;
         let states: Vec<&str> = shown
             .iter()
@@ -481,28 +474,66 @@ impl OutboxWorker {
         if current.as_ref() == Some(&wanted) {
             return Ok(());
         }
-        self.github
-            .post_status(
-                target.installation_id as u64,
-                &target.repo,
-                &target.sha,
-                &crate::github::StatusRequest {
-                    context: status::AGGREGATE_CONTEXT,
-                    state: &wanted.state,
-                    description: &wanted.description,
-                    target_url: None,
-                },
-            )
-            .await?;
+        let commit = Commit {
+            installation: target.installation_id,
+            repo: &target.repo,
+            sha: &target.sha,
+        };
+        self.post_status_once(in_doubt, &commit, status::AGGREGATE_CONTEXT, &wanted)
+            .await
+    }
+
+    /// Posts `wanted` to a context of a commit and records that GitHub shows it. When the row
+    /// is in doubt (an earlier try may have posted it already), GitHub is asked first, and a
+    /// status it shows already is only recorded: a dead sender's post is not repeated.
+    async fn post_status_once(
+        &self,
+        in_doubt: bool,
+        commit: &Commit<'_>,
+        context: &str,
+        wanted: &ShownStatus,
+    ) -> Result<(), SendError> {
+        let posted = in_doubt && self.github_shows(commit, context, wanted).await;
+        if !posted {
+            self.github
+                .post_status(
+                    commit.installation as u64,
+                    commit.repo,
+                    commit.sha,
+                    &crate::github::StatusRequest {
+                        context,
+                        state: &wanted.state,
+                        description: &wanted.description,
+                        target_url: wanted.target_url.as_deref(),
+                    },
+                )
+                .await?;
+        }
         self.store
-            .record_shown_status(
-                &target.repo,
-                &target.sha,
-                status::AGGREGATE_CONTEXT,
-                &wanted,
-            )
+            .record_shown_status(commit.repo, commit.sha, context, wanted)
             .await?;
         Ok(())
+    }
+
+    /// Whether GitHub's newest status for `context` is `wanted`. Not knowing counts as no: a
+    /// status posted twice is better than one never posted.
+    async fn github_shows(&self, commit: &Commit<'_>, context: &str, wanted: &ShownStatus) -> bool {
+        let latest = self
+            .github
+            .latest_status(commit.installation as u64, commit.repo, commit.sha, context)
+            .await;
+        match latest {
+            Ok(Some(shown)) => {
+                shown.state == wanted.state
+                    && shown.description.as_deref().unwrap_or("") == wanted.description
+                    && shown.target_url == wanted.target_url
+            }
+            Ok(None) => false,
+            Err(error) => {
+                tracing::warn!(error = %error, "could not read the commit's statuses; posting");
+                false
+            }
+        }
     }
 
     async fn send_pr_comment(&self, repo: &str, number: i64) -> Result<(), SendError> {

@@ -39,6 +39,17 @@ pub struct StatusRequest<'a> {
     pub target_url: Option<&'a str>,
 }
 
+/// A commit status as GitHub shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct PostedStatus {
+    pub context: String,
+    pub state: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub target_url: Option<String>,
+}
+
 /// A check run to create or update.
 #[derive(Debug, Clone, Copy)]
 pub struct CheckRunRequest<'a> {
@@ -76,6 +87,24 @@ impl GitHub {
             .as_installation(installation_id, Method::POST, &route, Some(&body))
             .await?;
         Ok(())
+    }
+
+    /// The newest status `context` shows on commit `sha`, from
+    /// `GET /repos/{repo}/commits/{sha}/statuses` (newest first; a context's older statuses
+    /// follow its newest). Looks at the first 100; None if the context is not among them.
+    #[instrument(skip(self))]
+    pub async fn latest_status(
+        &self,
+        installation_id: u64,
+        repo: &str,
+        sha: &str,
+        context: &str,
+    ) -> Result<Option<PostedStatus>> {
+        let route = format!("/repos/{repo}/commits/{sha}/statuses?per_page=100");
+        let statuses: Vec<PostedStatus> = self
+            .as_installation(installation_id, Method::GET, &route, None)
+            .await?;
+        Ok(statuses.into_iter().find(|s| s.context == context))
     }
 
     /// `POST /repos/{repo}/check-runs` (new) or `PATCH /repos/{repo}/check-runs/{id}`; returns

@@ -32,7 +32,7 @@ use limits::Limits;
 pub use app::{AppCredentials, AppJwtClaims};
 pub use compare::{ComparedFiles, MAX_COMPARE_FILES};
 pub use error::GitHubError;
-pub use feedback::{CheckRunRequest, StatusRequest};
+pub use feedback::{CheckRunRequest, PostedStatus, StatusRequest};
 pub use limits::{DEFAULT_CONTENT_REQUESTS_PER_MINUTE, wait_from_response};
 pub use manifest::{ManifestCode, ManifestConversion};
 pub use pulls::{MAX_PULL_REQUEST_FILES, PullRequestFiles, PullRequestInfo};

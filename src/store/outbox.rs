@@ -233,6 +233,9 @@ pub struct OutboxRow {
     pub key: String,
     pub payload: String,
     pub attempts: i32,
+    /// An earlier try may have reached GitHub without being recorded: its sender died while
+    /// sending, or it failed in a way GitHub may still have acted on.
+    pub in_doubt: bool,
 }
 
 /// What a commit status context shows now.
@@ -264,8 +267,9 @@ impl Store {
         let now = now_ms();
         let rows = on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            let rows: Vec<(i64, String, String, String, i32)> = sqlx::query_as(
-                "SELECT id, kind, key, payload, attempts FROM outbox o \
+            let rows: Vec<(i64, String, String, String, i32, bool)> = sqlx::query_as(
+                "SELECT id, kind, key, payload, attempts, in_doubt OR state = 'sending' \
+                 FROM outbox o \
                  WHERE ((state = 'pending' AND next_attempt_at_ms <= $1) \
                  OR (state = 'sending' AND lease_expires_ms <= $1)) \
                  AND NOT EXISTS (SELECT 1 FROM outbox s WHERE s.kind = o.kind \
@@ -282,7 +286,8 @@ impl Store {
             let mut claimed = Vec::with_capacity(rows.len());
             for row in rows {
                 let taken = sqlx::query(
-                    "UPDATE outbox SET state = 'sending', lease_expires_ms = $2 WHERE id = $1 \
+                    "UPDATE outbox SET state = 'sending', lease_expires_ms = $2, \
+                     in_doubt = (in_doubt OR state = 'sending') WHERE id = $1 \
                      AND (state = 'pending' OR (state = 'sending' AND lease_expires_ms <= $3))",
                 )
                 .bind(row.0)
@@ -301,12 +306,13 @@ impl Store {
         });
         Ok(rows
             .into_iter()
-            .map(|(id, kind, key, payload, attempts)| OutboxRow {
+            .map(|(id, kind, key, payload, attempts, in_doubt)| OutboxRow {
                 id,
                 kind,
                 key,
                 payload,
                 attempts,
+                in_doubt,
             })
             .collect())
     }
@@ -339,7 +345,7 @@ impl Store {
     /// Puts a row back for another try after `delay_ms`; if a newer pending row of the same
     /// kind and key exists, that one covers it and this one is closed.
     /// `attempt`: whether this try counts toward giving up (a wait a rate limit asked for
-    /// does not).
+    /// does not); a counted try may have reached GitHub, so the row is then in doubt.
     pub async fn outbox_retry(
         &self,
         id: i64,
@@ -360,13 +366,14 @@ impl Store {
             let state = if covered.is_some() { "superseded" } else { "pending" };
             sqlx::query(
                 "UPDATE outbox SET state = $1, attempts = attempts + $5, last_error = $2, \
-                 next_attempt_at_ms = $3 WHERE id = $4",
+                 next_attempt_at_ms = $3, in_doubt = (in_doubt OR $6) WHERE id = $4",
             )
             .bind(state)
             .bind(super::storable(error).as_ref())
             .bind(now + delay_ms)
             .bind(id)
             .bind(i32::from(attempt))
+            .bind(attempt)
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
@@ -374,8 +381,8 @@ impl Store {
         Ok(())
     }
 
-    /// At start: rows a crash left "sending" are pending again (or closed, if a newer pending
-    /// row covers them). Returns how many were put back.
+    /// At start: rows a crash left "sending" are pending again, in doubt (or closed, if a newer
+    /// pending row covers them). Returns how many were put back.
     pub async fn reset_sending_outbox(&self) -> anyhow::Result<u64> {
         // On SQLite this server is the only sender: whatever is `sending` was its own. On
         // PostgreSQL another replica may be sending it now: only expired leases are reset.
@@ -385,6 +392,15 @@ impl Store {
         };
         let reset = on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
+            // A newer row that covers one left in flight sends what that one may have sent.
+            sqlx::query(
+                "UPDATE outbox SET in_doubt = TRUE WHERE state = 'pending' AND EXISTS \
+                 (SELECT 1 FROM outbox s WHERE s.kind = outbox.kind AND s.key = outbox.key \
+                 AND s.state = 'sending' AND COALESCE(s.lease_expires_ms, 0) <= $1)",
+            )
+            .bind(expired_before)
+            .execute(&mut *tx)
+            .await?;
             sqlx::query(
                 "UPDATE outbox SET state = 'superseded' WHERE state = 'sending' \
                  AND COALESCE(lease_expires_ms, 0) <= $1 AND EXISTS \
@@ -395,7 +411,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             let reset = sqlx::query(
-                "UPDATE outbox SET state = 'pending' WHERE state = 'sending' \
+                "UPDATE outbox SET state = 'pending', in_doubt = TRUE WHERE state = 'sending' \
                  AND COALESCE(lease_expires_ms, 0) <= $1",
             )
             .bind(expired_before)

@@ -61,6 +61,9 @@ pub async fn fake_github(pr_head: &str, pr_files: &[&str], tarball: Vec<u8>) -> 
         .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
         .mount(&github)
         .await;
+    // Statuses are kept, so that a replica taking over a dead one's row can ask what GitHub
+    // shows (priority 1: before the catch-all below).
+    super::StatusBoard::mount(&github, REPO, std::time::Duration::ZERO).await;
     for verb in ["POST", "PATCH"] {
         Mock::given(method(verb))
             .and(path_regex(

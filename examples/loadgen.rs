@@ -9,13 +9,17 @@
 //!   cargo run --release --example loadgen -- --url … --secret S --rate 1000 --seconds 20
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use clap::Parser;
 use gantry::webhook::signature::sign;
-use tokio::sync::Mutex;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use tokio::sync::Semaphore;
 
 #[derive(Parser, Debug)]
 struct Args {
@@ -50,7 +54,7 @@ struct Stats {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let body = bytes::Bytes::from(std::fs::read(&args.payload)?);
+    let body = Bytes::from(std::fs::read(&args.payload)?);
     let event = args
         .payload
         .file_name()
@@ -59,16 +63,18 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or("push")
         .to_string();
     let signature = sign(&args.secret, &body);
-    // Every connection opened stays open for the next request: in open-loop mode up to
-    // `in_flight` run at once, and closing the extras would measure TCP handshakes instead.
+    let url = url::Url::parse(&args.url)?;
+    let host = format!(
+        "{}:{}",
+        url.host_str().unwrap_or("127.0.0.1"),
+        url.port_or_known_default().unwrap_or(80)
+    );
+    // Open loop: up to `in_flight` requests at once, each on a connection of its own.
     let in_flight = match args.rate {
         Some(_) => args.concurrency.max(64),
         None => args.concurrency,
     };
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(in_flight)
-        .build()?;
-    let endpoint = format!("{}/webhooks/github", args.url.trim_end_matches('/'));
+    let connections = Connections::open(&host, in_flight).await?;
     let stats = Arc::new(Stats {
         latencies_us: Mutex::new(Vec::new()),
         accepted: AtomicU64::new(0),
@@ -82,18 +88,15 @@ async fn main() -> anyhow::Result<()> {
             .map_or(0, |d| d.as_nanos())
     );
     let sender = Arc::new(Sender {
-        client,
-        endpoint,
+        connections,
+        host,
+        path: format!("{}/webhooks/github", url.path().trim_end_matches('/')),
         event,
         signature,
         body: body.clone(),
         stats: stats.clone(),
         run,
     });
-    let send = move |n: u64, scheduled: Instant| {
-        let sender = sender.clone();
-        async move { sender.send(n, scheduled).await }
-    };
 
     let started = Instant::now();
     match args.rate {
@@ -101,14 +104,14 @@ async fn main() -> anyhow::Result<()> {
             let next = Arc::new(AtomicU64::new(0));
             let workers: Vec<_> = (0..args.concurrency)
                 .map(|_| {
-                    let (next, send, total) = (next.clone(), send.clone(), args.total);
+                    let (next, sender, total) = (next.clone(), sender.clone(), args.total);
                     tokio::spawn(async move {
                         loop {
                             let n = next.fetch_add(1, Ordering::Relaxed);
                             if n >= total {
                                 break;
                             }
-                            send(n, Instant::now()).await;
+                            sender.send(n, Instant::now()).await;
                         }
                     })
                 })
@@ -119,17 +122,12 @@ async fn main() -> anyhow::Result<()> {
         }
         Some(rate) => {
             let total = rate * args.seconds;
-            let permits = Arc::new(tokio::sync::Semaphore::new(in_flight));
             let mut tasks = Vec::with_capacity(total as usize);
             for n in 0..total {
                 let scheduled = started + Duration::from_nanos(n * 1_000_000_000 / rate);
                 tokio::time::sleep_until(scheduled.into()).await;
-                let permit = permits.clone().acquire_owned().await?;
-                let fut = send(n, scheduled);
-                tasks.push(tokio::spawn(async move {
-                    fut.await;
-                    drop(permit);
-                }));
+                let sender = sender.clone();
+                tasks.push(tokio::spawn(async move { sender.send(n, scheduled).await }));
             }
             for task in tasks {
                 task.await?;
@@ -137,17 +135,78 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     let elapsed = started.elapsed();
-    report(&stats, elapsed, &args, body.len()).await;
+    report(&stats, elapsed, &args, body.len());
     Ok(())
+}
+
+/// Keep-alive HTTP/1.1 connections, each carrying one request at a time. A bare hyper
+/// connection rather than a full client: the load generator shares the machine with the
+/// server, and every microsecond it spends is one the server does not get.
+struct Connections {
+    host: String,
+    free: Mutex<Vec<SendRequest<Full<Bytes>>>>,
+    /// One permit per free connection.
+    permits: Semaphore,
+}
+
+impl Connections {
+    async fn open(host: &str, count: usize) -> anyhow::Result<Self> {
+        let mut free = Vec::with_capacity(count);
+        for _ in 0..count {
+            free.push(connect(host).await?);
+        }
+        Ok(Self {
+            host: host.to_string(),
+            free: Mutex::new(free),
+            permits: Semaphore::new(count),
+        })
+    }
+
+    /// Sends `request` on a free connection (waiting for one); a connection that failed is
+    /// replaced by a new one.
+    async fn send(&self, request: http::Request<Full<Bytes>>) -> Option<http::StatusCode> {
+        let permit = self.permits.acquire().await.ok()?;
+        let mut connection = self.free.lock().unwrap().pop()?;
+        let answered = async {
+            connection.ready().await.ok()?;
+            let response = connection.send_request(request).await.ok()?;
+            let status = response.status();
+            // Read the body to its end so that the connection can carry the next request.
+            response.into_body().collect().await.ok()?;
+            Some(status)
+        }
+        .await;
+        if answered.is_none() {
+            match connect(&self.host).await {
+                Ok(fresh) => connection = fresh,
+                Err(_) => {
+                    permit.forget(); // this connection is gone; the run goes on with fewer
+                    return None;
+                }
+            }
+        }
+        self.free.lock().unwrap().push(connection);
+        drop(permit);
+        answered
+    }
+}
+
+async fn connect(host: &str) -> anyhow::Result<SendRequest<Full<Bytes>>> {
+    let stream = tokio::net::TcpStream::connect(host).await?;
+    stream.set_nodelay(true)?;
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    Ok(sender)
 }
 
 /// Everything one request needs; shared by all of them.
 struct Sender {
-    client: reqwest::Client,
-    endpoint: String,
+    connections: Connections,
+    host: String,
+    path: String,
     event: String,
     signature: String,
-    body: bytes::Bytes,
+    body: Bytes,
     stats: Arc<Stats>,
     run: String,
 }
@@ -155,27 +214,26 @@ struct Sender {
 impl Sender {
     /// Sends delivery `n`; its latency counts from `scheduled` (open loop: when it was due).
     async fn send(&self, n: u64, scheduled: Instant) {
-        let response = self
-            .client
-            .post(&self.endpoint)
-            .header("X-GitHub-Event", &self.event)
+        let request = http::Request::post(self.path.as_str())
+            .header(http::header::HOST, self.host.as_str())
+            .header("X-GitHub-Event", self.event.as_str())
             .header("X-GitHub-Delivery", format!("load-{}-{n}", self.run))
-            .header("X-Hub-Signature-256", &self.signature)
-            .header("Content-Type", "application/json")
-            .body(self.body.clone())
-            .send()
-            .await;
+            .header("X-Hub-Signature-256", self.signature.as_str())
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(self.body.clone()))
+            .expect("a valid request");
+        let status = self.connections.send(request).await;
         let elapsed = scheduled.elapsed().as_micros() as u64;
-        match response.map(|r| r.status().as_u16()) {
-            Ok(202) => self.stats.accepted.fetch_add(1, Ordering::Relaxed),
+        match status.map(|s| s.as_u16()) {
+            Some(202) => self.stats.accepted.fetch_add(1, Ordering::Relaxed),
             _ => self.stats.other.fetch_add(1, Ordering::Relaxed),
         };
-        self.stats.latencies_us.lock().await.push(elapsed);
+        self.stats.latencies_us.lock().unwrap().push(elapsed);
     }
 }
 
-async fn report(stats: &Stats, elapsed: Duration, args: &Args, size: usize) {
-    let mut latencies = stats.latencies_us.lock().await.clone();
+fn report(stats: &Stats, elapsed: Duration, args: &Args, size: usize) {
+    let mut latencies = stats.latencies_us.lock().unwrap().clone();
     latencies.sort_unstable();
     let pct = |p: f64| {
         latencies

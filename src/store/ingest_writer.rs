@@ -11,6 +11,8 @@
 //! and the other waits (`BUSY_WAIT`), which a batch of inserts never holds for long.
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -23,8 +25,13 @@ const BUSY_WAIT: Duration = Duration::from_secs(10);
 
 /// How often the checkpointer copies the log back into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(50);
-/// A log longer than this is copied back even if writers must wait for it: under a steady
-/// stream of commits a passive checkpoint never catches up, and the log would grow forever.
+/// Under a steady stream of commits a passive checkpoint never finishes (new frames keep
+/// arriving while it copies), so the log is never started over and would grow forever. Past
+/// this length the writer finishes the copy itself between two batches: the checkpointer has
+/// already copied all but the last few milliseconds' frames, so that is short.
+const LONG_LOG_BYTES: i64 = 16 * 1024 * 1024;
+/// Past this length the checkpointer makes writers wait while it copies everything (the other
+/// writer may be what keeps the log from finishing).
 const MAX_LOG_BYTES: i64 = 64 * 1024 * 1024;
 
 /// Opened by [`super::Store::ingest_writer`]; not `Sync`: one thread owns it.
@@ -32,6 +39,8 @@ pub struct IngestWriter {
     conn: Connection,
     /// Dropped with the writer, which stops the checkpointer.
     _checkpointer: std::sync::mpsc::Sender<()>,
+    /// Set by the checkpointer when the log is long: finish the checkpoint after a batch.
+    finish_checkpoint: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for IngestWriter {
@@ -55,6 +64,7 @@ impl IngestWriter {
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         conn.pragma_update(None, "journal_size_limit", MAX_LOG_BYTES)?;
         let checkpointer = Checkpointer::open(path)?;
+        let finish_checkpoint = checkpointer.log_is_long.clone();
         let (stop, stopped) = std::sync::mpsc::channel();
         std::thread::Builder::new()
             .name("gantry-checkpoint".into())
@@ -62,6 +72,7 @@ impl IngestWriter {
         Ok(Self {
             conn,
             _checkpointer: stop,
+            finish_checkpoint,
         })
     }
 
@@ -98,6 +109,12 @@ impl IngestWriter {
             }
         }
         tx.commit()?;
+        if self.finish_checkpoint.swap(false, Ordering::Relaxed) {
+            // This batch is answered late by the time the last frames take to copy; the next
+            // batch then starts the log over from its beginning.
+            self.conn
+                .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        }
         Ok(outcomes)
     }
 }
@@ -107,7 +124,9 @@ impl IngestWriter {
 /// and that commit (with every webhook waiting on it) pays for the copy and two fsyncs.
 struct Checkpointer {
     conn: Connection,
+    long_log_frames: i64,
     max_log_frames: i64,
+    log_is_long: Arc<AtomicBool>,
 }
 
 impl Checkpointer {
@@ -120,9 +139,12 @@ impl Checkpointer {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(BUSY_WAIT)?;
         let page_size: i64 = conn.pragma_query_value(None, "page_size", |row| row.get(0))?;
+        let page_size = page_size.max(512);
         Ok(Self {
             conn,
-            max_log_frames: MAX_LOG_BYTES / page_size.max(512),
+            long_log_frames: LONG_LOG_BYTES / page_size,
+            max_log_frames: MAX_LOG_BYTES / page_size,
+            log_is_long: Arc::default(),
         })
     }
 
@@ -144,6 +166,9 @@ impl Checkpointer {
                 .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
                     Ok((row.get(0)?, row.get(1)?, row.get(2)?))
                 })?;
+        if log_frames > self.long_log_frames {
+            self.log_is_long.store(true, Ordering::Relaxed);
+        }
         if log_frames > self.max_log_frames {
             // RESTART: writers wait while the rest is copied; the next commit starts the log
             // over from its beginning.
@@ -242,6 +267,38 @@ mod tests {
         // Over its bound the checkpointer restarts the log: the next commit writes at its
         // start instead of after everything before.
         checkpointer.checkpoint().unwrap();
+        writer.insert(&[delivery("after")]).unwrap();
+        let (after, _) = log_frames(&writer.conn);
+        assert!(
+            after < frames / 4,
+            "{after} frames after a restart (was {frames})"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_long_log_is_finished_by_the_writer_between_batches() {
+        let (dir, _store, mut writer) = open().await;
+        let path = dir.path().join("gantry.db");
+        let reader = Connection::open(&path).unwrap();
+        reader
+            .execute_batch("BEGIN; SELECT COUNT(*) FROM deliveries;")
+            .unwrap();
+        for n in 0..20 {
+            writer.insert(&[delivery(&format!("d{n}"))]).unwrap();
+        }
+        let (frames, _) = log_frames(&writer.conn);
+        reader.execute_batch("COMMIT").unwrap();
+        // The checkpointer copies what it can and finds the log long.
+        let mut checkpointer = Checkpointer::open(&path).unwrap();
+        checkpointer.long_log_frames = 1;
+        checkpointer.checkpoint().unwrap();
+        assert!(checkpointer.log_is_long.load(Ordering::Relaxed));
+        // Commits went on meanwhile, so its copy is not the whole log ...
+        writer.insert(&[delivery("meanwhile")]).unwrap();
+        // ... which the writer finishes after its next batch, and the log starts over.
+        writer.finish_checkpoint.store(true, Ordering::Relaxed);
+        writer.insert(&[delivery("last")]).unwrap();
+        assert!(!writer.finish_checkpoint.load(Ordering::Relaxed));
         writer.insert(&[delivery("after")]).unwrap();
         let (after, _) = log_frames(&writer.conn);
         assert!(

@@ -2,7 +2,7 @@
 //! uploaded configuration tarballs, and a workspace's runs page by page.
 
 use super::execution::{RunDetail, run_detail};
-use super::{NewRuns, Store, now_ms, on_pool, on_read_pool};
+use super::{BeginWrite, NewRuns, Store, now_ms, on_pool, on_read_pool};
 
 /// One page of a workspace's runs.
 #[derive(Debug, Clone)]
@@ -16,7 +16,7 @@ impl Store {
     /// Creates runs outside any delivery (the API). Returns the ids of the runs made.
     pub async fn create_runs(&self, runs: &NewRuns) -> anyhow::Result<Vec<i64>> {
         let ids = on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let ids = runs.create((&mut *tx).into()).await?;
             tx.commit().await?;
             ids

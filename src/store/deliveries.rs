@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use sqlx::{QueryBuilder, Row};
 
-use super::{Db, DeliveryEffect, Store, now_ms, on_pool, on_read_pool};
+use super::{BeginWrite, Db, DeliveryEffect, Store, now_ms, on_pool, on_read_pool};
 
 /// A verified delivery as ingest hands it over: the few fields picked out of the payload beside
 /// the raw bytes; the full parse happens later, in the dispatcher.
@@ -226,7 +226,7 @@ impl Store {
         }
         let now = now_ms();
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let mut closed = HashSet::new();
             for (outcome, seqs) in &by_outcome {
                 let mut query = QueryBuilder::new("UPDATE deliveries SET status = ");

@@ -3,7 +3,7 @@
 
 use sqlx::Row;
 
-use super::{Store, now_ms, on_pool, on_read_pool};
+use super::{BeginWrite, Store, now_ms, on_pool, on_read_pool};
 use crate::core::run::RunState;
 use crate::core::state::StateMeta;
 
@@ -223,7 +223,7 @@ impl Store {
     pub async fn start_queued_run(&self, run_id: i64, owner: &str) -> anyhow::Result<bool> {
         let now = now_ms();
         let started = on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let updated = sqlx::query(
                 "UPDATE runs SET state = 'fetching', updated_at_ms = $1, runner_owner = $3, \
                  heartbeat_ms = $1 WHERE id = $2 AND state = 'pending' AND NOT EXISTS \
@@ -325,7 +325,7 @@ impl Store {
         }
         let now = now_ms();
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             for chunk in chunks {
                 sqlx::query(
                     "INSERT INTO run_logs (run_id, phase, chunk, at_ms) VALUES ($1, $2, $3, $4)",

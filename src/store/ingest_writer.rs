@@ -185,7 +185,7 @@ mod tests {
     use secrecy::SecretString;
 
     use super::*;
-    use crate::store::Store;
+    use crate::store::{BeginWrite, Db, Store};
 
     async fn open() -> (tempfile::TempDir, Store, IngestWriter) {
         let dir = tempfile::tempdir().unwrap();
@@ -304,6 +304,35 @@ mod tests {
         assert!(
             after < frames / 4,
             "{after} frames after a restart (was {frames})"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_stores_write_transactions_wait_for_ingest_instead_of_failing() {
+        let (_dir, store, mut writer) = open().await;
+        let Db::Sqlite { write, .. } = &store.db else {
+            unreachable!()
+        };
+        // A transaction that reads before it writes, as many of the store's do.
+        let mut tx = write.begin_write().await.unwrap();
+        let before: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM deliveries")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        // Ingest commits meanwhile (it waits for the transaction's lock) ...
+        let inserting = std::thread::spawn(move || writer.insert(&[delivery("d1")]));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        // ... and the transaction's write still succeeds: a plain BEGIN would fail here with
+        // SQLITE_BUSY_SNAPSHOT, its snapshot older than ingest's commit.
+        sqlx::query("UPDATE deliveries SET attempts = attempts + 1")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(before, 0);
+        assert_eq!(
+            inserting.join().unwrap().unwrap(),
+            vec![InsertOutcome::Stored]
         );
     }
 }

@@ -90,6 +90,32 @@ macro_rules! on_read_pool {
 }
 pub(crate) use on_read_pool;
 
+/// Opens a transaction that writes. On SQLite it takes the write lock at once
+/// (`BEGIN IMMEDIATE`, waiting for the other writer if need be): a transaction that read first
+/// would otherwise fail outright (`SQLITE_BUSY_SNAPSHOT`, no waiting) when it came to write
+/// after the ingest writer had committed in between.
+pub(crate) trait BeginWrite {
+    type Database: sqlx::Database;
+
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Self::Database>, sqlx::Error>;
+}
+
+impl BeginWrite for SqlitePool {
+    type Database = sqlx::Sqlite;
+
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.begin_with("BEGIN IMMEDIATE").await
+    }
+}
+
+impl BeginWrite for PgPool {
+    type Database = sqlx::Postgres;
+
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        self.begin().await
+    }
+}
+
 /// A connection (usually inside a transaction) of either kind, so that one function can take
 /// part in a transaction opened under [`on_pool!`].
 pub(crate) enum Conn<'a> {

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Conn, Db, Store, now_ms, on_conn, on_pool, on_read_pool};
+use super::{BeginWrite, Conn, Db, Store, now_ms, on_conn, on_pool, on_read_pool};
 
 /// How long a claimed row is its worker's: past this (two request timeouts), the worker is
 /// taken for dead and the row is claimed again, by any replica.
@@ -251,7 +251,7 @@ impl Store {
     /// Adds rows outside any other change (e.g. from the API).
     pub async fn enqueue_outbox(&self, items: &[OutboxItem]) -> anyhow::Result<()> {
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             for item in items {
                 item.enqueue((&mut *tx).into()).await?;
             }
@@ -266,7 +266,7 @@ impl Store {
     pub async fn claim_outbox(&self, limit: i64) -> anyhow::Result<Vec<OutboxRow>> {
         let now = now_ms();
         let rows = on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let rows: Vec<(i64, String, String, String, i32, bool)> = sqlx::query_as(
                 "SELECT id, kind, key, payload, attempts, in_doubt OR state = 'sending' \
                  FROM outbox o \
@@ -355,7 +355,7 @@ impl Store {
     ) -> anyhow::Result<()> {
         let now = now_ms();
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let covered: Option<i64> = sqlx::query_scalar(
                 "SELECT n.id FROM outbox o JOIN outbox n ON n.kind = o.kind AND n.key = o.key \
                  AND n.state = 'pending' WHERE o.id = $1",
@@ -391,7 +391,7 @@ impl Store {
             Db::Postgres(_) => now_ms(),
         };
         let reset = on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             // A newer row that covers one left in flight sends what that one may have sent.
             sqlx::query(
                 "UPDATE outbox SET in_doubt = TRUE WHERE state = 'pending' AND EXISTS \

@@ -5,7 +5,7 @@ use sqlx::Row;
 
 use super::execution::RunDetail;
 use super::outbox::enqueue_run_feedback;
-use super::{Conn, Store, now_ms, on_conn, on_pool, on_read_pool};
+use super::{BeginWrite, Conn, Store, now_ms, on_conn, on_pool, on_read_pool};
 use crate::core::run::RunState;
 
 /// What made a run.
@@ -341,7 +341,7 @@ impl Store {
         let detail = detail.as_deref();
         let now = now_ms();
         let moved = on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let moved = sqlx::query(
                 "UPDATE runs SET state = $1, updated_at_ms = $2, error = COALESCE($5, error) \
                  WHERE id = $3 AND state = $4",
@@ -466,7 +466,7 @@ impl Store {
              WHERE {condition} RETURNING id"
         );
         let interrupted = on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let ids: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(statement.clone()))
                 .bind(now)
                 .bind(owner)

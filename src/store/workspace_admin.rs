@@ -3,7 +3,7 @@
 //! before it gets here.
 
 use super::workspaces::bind_workspace_settings;
-use super::{Conn, Store, now_ms, on_conn, on_pool};
+use super::{BeginWrite, Conn, Store, now_ms, on_conn, on_pool};
 use crate::core::workspace::{VariableCategory, VariableValue, WorkspaceSpec};
 
 /// Why a workspace could not be written.
@@ -37,7 +37,7 @@ impl Store {
         let patterns =
             serde_json::to_string(&spec.trigger_patterns).map_err(anyhow::Error::from)?;
         let id = on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let id: i64 = bind_workspace_settings!(sqlx::query_scalar(
                 "INSERT INTO workspaces (name, repo, branch, working_directory, \
                  trigger_patterns, auto_apply, terraform_version, speculative_enabled, \
@@ -103,7 +103,7 @@ impl Store {
             "DELETE FROM workspaces WHERE id = $1".to_string(),
         ];
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let unfinished: Option<i32> = sqlx::query_scalar(concat!(
                 "SELECT 1 FROM runs WHERE workspace_id = $1 AND state NOT IN ",
                 final_states!(),
@@ -153,7 +153,7 @@ impl Store {
         value: &VariableValue,
     ) -> anyhow::Result<bool> {
         let created = on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let existed: Option<i32> = sqlx::query_scalar(
                 "SELECT 1 FROM workspace_variables WHERE workspace_id = $1 AND category = $2 \
                  AND key = $3",

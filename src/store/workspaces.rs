@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use sqlx::{QueryBuilder, Row};
 
 use super::workspace_admin::put_variable;
-use super::{Store, now_ms, on_pool, on_read_pool};
+use super::{BeginWrite, Store, now_ms, on_pool, on_read_pool};
 use crate::core::workspace::{
     RepoName, VariableCategory, VariableValue, WorkspaceName, WorkspaceSpec,
 };
@@ -109,7 +109,7 @@ impl Store {
     ) -> anyhow::Result<SyncReport> {
         let now = now_ms();
         let archived = on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             for spec in specs {
                 let made_by_api: Option<i32> = sqlx::query_scalar(
                     "SELECT 1 FROM workspaces WHERE name = $1 AND source = 'api'",

@@ -52,14 +52,8 @@ impl std::fmt::Debug for IngestWriter {
 impl IngestWriter {
     /// Opens the database file the store uses (already created and migrated).
     pub(super) fn open(path: &Path) -> anyhow::Result<Self> {
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .with_context(|| format!("opening {} for ingest", path.display()))?;
-        // The same durability as the store's own writer: a commit survives a process crash.
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.busy_timeout(BUSY_WAIT)?;
+        let conn =
+            connect(path).with_context(|| format!("opening {} for ingest", path.display()))?;
         // Never checkpoint in a commit: the checkpointer does it beside the commits.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         conn.pragma_update(None, "journal_size_limit", MAX_LOG_BYTES)?;
@@ -119,6 +113,18 @@ impl IngestWriter {
     }
 }
 
+/// A connection to the store's database file (created and migrated already), with the same
+/// durability as the store's own writer: a commit survives a process crash.
+fn connect(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.busy_timeout(BUSY_WAIT)?;
+    Ok(conn)
+}
+
 /// Copies SQLite's write-ahead log back into the database file, on a thread and connection of
 /// its own. SQLite's automatic checkpoint does this inside the commit that crosses a threshold,
 /// and that commit (with every webhook waiting on it) pays for the copy and two fsyncs.
@@ -131,13 +137,8 @@ struct Checkpointer {
 
 impl Checkpointer {
     fn open(path: &Path) -> anyhow::Result<Self> {
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .with_context(|| format!("opening {} for checkpoints", path.display()))?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.busy_timeout(BUSY_WAIT)?;
+        let conn =
+            connect(path).with_context(|| format!("opening {} for checkpoints", path.display()))?;
         let page_size: i64 = conn.pragma_query_value(None, "page_size", |row| row.get(0))?;
         let page_size = page_size.max(512);
         Ok(Self {
@@ -249,24 +250,34 @@ mod tests {
     async fn commits_leave_the_log_to_the_checkpointer_which_keeps_it_short() {
         let (dir, _store, mut writer) = open().await;
         let path = dir.path().join("gantry.db");
-        // A reader from before the commits keeps the background checkpointer from copying
-        // or restarting anything meanwhile.
-        let reader = Connection::open(&path).unwrap();
+        // A commit does not checkpoint: the log keeps what the batches wrote.
+        let frames = fill_log(&path, &mut writer);
+        assert!(frames > 20, "{frames} frames in the log");
+        // Over its bound the checkpointer restarts the log: the next commit writes at its
+        // start instead of after everything before.
+        let mut checkpointer = Checkpointer::open(&path).unwrap();
+        checkpointer.max_log_frames = 1;
+        checkpointer.checkpoint().unwrap();
+        assert_log_started_over(&mut writer, frames);
+    }
+
+    /// Commits 20 deliveries while a reader from before them keeps the background
+    /// checkpointer from copying or restarting anything; returns the frames in the log.
+    fn fill_log(path: &Path, writer: &mut IngestWriter) -> i64 {
+        let reader = Connection::open(path).unwrap();
         reader
             .execute_batch("BEGIN; SELECT COUNT(*) FROM deliveries;")
             .unwrap();
-        let mut checkpointer = Checkpointer::open(&path).unwrap();
-        checkpointer.max_log_frames = 1;
         for n in 0..20 {
             writer.insert(&[delivery(&format!("d{n}"))]).unwrap();
         }
-        // A commit does not checkpoint: the log keeps what the batches wrote.
         let (frames, _) = log_frames(&writer.conn);
-        assert!(frames > 20, "{frames} frames in the log");
         reader.execute_batch("COMMIT").unwrap();
-        // Over its bound the checkpointer restarts the log: the next commit writes at its
-        // start instead of after everything before.
-        checkpointer.checkpoint().unwrap();
+        frames
+    }
+
+    /// The next commit writes at the log's start, not after the `frames` before it.
+    fn assert_log_started_over(writer: &mut IngestWriter, frames: i64) {
         writer.insert(&[delivery("after")]).unwrap();
         let (after, _) = log_frames(&writer.conn);
         assert!(
@@ -279,15 +290,7 @@ mod tests {
     async fn a_long_log_is_finished_by_the_writer_between_batches() {
         let (dir, _store, mut writer) = open().await;
         let path = dir.path().join("gantry.db");
-        let reader = Connection::open(&path).unwrap();
-        reader
-            .execute_batch("BEGIN; SELECT COUNT(*) FROM deliveries;")
-            .unwrap();
-        for n in 0..20 {
-            writer.insert(&[delivery(&format!("d{n}"))]).unwrap();
-        }
-        let (frames, _) = log_frames(&writer.conn);
-        reader.execute_batch("COMMIT").unwrap();
+        let frames = fill_log(&path, &mut writer);
         // The checkpointer copies what it can and finds the log long.
         let mut checkpointer = Checkpointer::open(&path).unwrap();
         checkpointer.long_log_frames = 1;
@@ -299,12 +302,7 @@ mod tests {
         writer.finish_checkpoint.store(true, Ordering::Relaxed);
         writer.insert(&[delivery("last")]).unwrap();
         assert!(!writer.finish_checkpoint.load(Ordering::Relaxed));
-        writer.insert(&[delivery("after")]).unwrap();
-        let (after, _) = log_frames(&writer.conn);
-        assert!(
-            after < frames / 4,
-            "{after} frames after a restart (was {frames})"
-        );
+        assert_log_started_over(&mut writer, frames);
     }
 
     #[tokio::test]

@@ -120,3 +120,37 @@ async fn a_status_github_took_without_answering_in_time_is_not_posted_again() {
         .expect("recorded");
     assert_eq!(shown.state, "pending");
 }
+
+#[tokio::test]
+async fn a_row_a_stop_left_in_flight_comes_back_in_doubt_and_a_fresh_one_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("gantry.db").display());
+    let store = gantry::store::Store::open(&url.into()).await.unwrap();
+    let status = |context: &str| {
+        gantry::store::OutboxItem::raw_status(&gantry::store::RawStatus {
+            installation_id: 99,
+            repo: REPO.into(),
+            sha: sha(1),
+            context: context.into(),
+            state: "success".into(),
+            description: "ok".into(),
+            target_url: None,
+        })
+    };
+    store.enqueue_outbox(&[status("left")]).await.unwrap();
+    let taken = store.claim_outbox(10).await.unwrap();
+    assert_eq!(taken.len(), 1);
+    assert!(!taken[0].in_doubt, "a first try is not in doubt");
+    // The server stops while the row is being sent; at the next start it is put back.
+    store.enqueue_outbox(&[status("fresh")]).await.unwrap();
+    assert_eq!(store.reset_sending_outbox().await.unwrap(), 1);
+    let again = store.claim_outbox(10).await.unwrap();
+    let in_doubt: Vec<(String, bool)> = again
+        .iter()
+        .map(|r| (r.key.rsplit('/').next().unwrap().to_string(), r.in_doubt))
+        .collect();
+    assert_eq!(
+        in_doubt,
+        [("left".to_string(), true), ("fresh".to_string(), false)]
+    );
+}

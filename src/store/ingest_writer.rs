@@ -133,8 +133,16 @@ fn connect(path: &Path) -> rusqlite::Result<Connection> {
 /// Copies SQLite's write-ahead log back into the database file, on a thread and connection of
 /// its own. SQLite's automatic checkpoint does this inside the commit that crosses a threshold,
 /// and that commit (with every webhook waiting on it) pays for the copy and two fsyncs.
+///
+/// Under a steady stream of commits a passive checkpoint never reaches the end of the log, and
+/// SQLite syncs the database file only when one does: the copies pile up unsynced, and the
+/// checkpoint that finally finishes (the writer's, with webhooks waiting) has to flush them all
+/// (measured: ~12 ms of a ~16 ms stall). So the checkpointer syncs the file after each copy,
+/// off the webhooks' path, and the finishing sync has only the last few pages left.
 struct Checkpointer {
     conn: Connection,
+    /// The database file, synced after each checkpoint.
+    database: std::fs::File,
     long_log_frames: i64,
     max_log_frames: i64,
     log_is_long: Arc<AtomicBool>,
@@ -146,8 +154,11 @@ impl Checkpointer {
             connect(path).with_context(|| format!("opening {} for checkpoints", path.display()))?;
         let page_size: i64 = conn.pragma_query_value(None, "page_size", |row| row.get(0))?;
         let page_size = page_size.max(512);
+        let database = std::fs::File::open(path)
+            .with_context(|| format!("opening {} for syncing", path.display()))?;
         Ok(Self {
             conn,
+            database,
             long_log_frames: LONG_LOG_BYTES / page_size,
             max_log_frames: MAX_LOG_BYTES / page_size,
             log_is_long: Arc::default(),
@@ -167,11 +178,16 @@ impl Checkpointer {
 
     fn checkpoint(&self) -> anyhow::Result<()> {
         // PASSIVE: copy what no reader needs, without waiting for anyone.
-        let (_, log_frames, _): (i64, i64, i64) =
+        let (_, log_frames, copied_frames): (i64, i64, i64) =
             self.conn
                 .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
                     Ok((row.get(0)?, row.get(1)?, row.get(2)?))
                 })?;
+        if copied_frames > 0 {
+            self.database
+                .sync_data()
+                .context("syncing the database file")?;
+        }
         if log_frames > self.long_log_frames {
             self.log_is_long.store(true, Ordering::Relaxed);
         }

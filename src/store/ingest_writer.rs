@@ -29,7 +29,12 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(50);
 /// arriving while it copies), so the log is never started over and would grow forever. Past
 /// this length the writer finishes the copy itself between two batches: the checkpointer has
 /// already copied all but the last few milliseconds' frames, so that is short.
-const LONG_LOG_BYTES: i64 = 16 * 1024 * 1024;
+const LONG_LOG_BYTES: i64 = 32 * 1024 * 1024;
+/// Passive rounds the checkpointer adds once the log is long, before the writer finishes: each
+/// copies what arrived during the round before, so what is left for the writer (with webhooks
+/// waiting) keeps shrinking. Measured with loadgen: the writer's finishing checkpoints took
+/// ~400 ms per 60k deliveries without them, ~60 ms with them.
+const CATCH_UP_ROUNDS: usize = 3;
 /// Past this length the checkpointer makes writers wait while it copies everything (the other
 /// writer may be what keeps the log from finishing).
 const MAX_LOG_BYTES: i64 = 64 * 1024 * 1024;
@@ -177,18 +182,11 @@ impl Checkpointer {
     }
 
     fn checkpoint(&self) -> anyhow::Result<()> {
-        // PASSIVE: copy what no reader needs, without waiting for anyone.
-        let (_, log_frames, copied_frames): (i64, i64, i64) =
-            self.conn
-                .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
-                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-                })?;
-        if copied_frames > 0 {
-            self.database
-                .sync_data()
-                .context("syncing the database file")?;
-        }
+        let log_frames = self.copy()?;
         if log_frames > self.long_log_frames {
+            for _ in 0..CATCH_UP_ROUNDS {
+                self.copy()?;
+            }
             self.log_is_long.store(true, Ordering::Relaxed);
         }
         if log_frames > self.max_log_frames {
@@ -199,6 +197,22 @@ impl Checkpointer {
             tracing::debug!(log_frames, "the write-ahead log was restarted");
         }
         Ok(())
+    }
+
+    /// One passive checkpoint (copy what no reader needs, waiting for no one), then a sync of
+    /// what it copied. Returns the frames in the log.
+    fn copy(&self) -> anyhow::Result<i64> {
+        let (_, log_frames, copied_frames): (i64, i64, i64) =
+            self.conn
+                .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                })?;
+        if copied_frames > 0 {
+            self.database
+                .sync_data()
+                .context("syncing the database file")?;
+        }
+        Ok(log_frames)
     }
 }
 

@@ -146,8 +146,11 @@ fn connect(path: &Path) -> rusqlite::Result<Connection> {
 /// off the webhooks' path, and the finishing sync has only the last few pages left.
 struct Checkpointer {
     conn: Connection,
-    /// The database file, synced after each checkpoint.
+    /// The database file, synced after each checkpoint that copied something new.
     database: std::fs::File,
+    /// (frames in the log, frames copied) when the file was last synced. Only an optimization:
+    /// SQLite syncs whatever it needs itself.
+    synced: std::cell::Cell<(i64, i64)>,
     long_log_frames: i64,
     max_log_frames: i64,
     log_is_long: Arc<AtomicBool>,
@@ -164,6 +167,7 @@ impl Checkpointer {
         Ok(Self {
             conn,
             database,
+            synced: std::cell::Cell::new((0, 0)),
             long_log_frames: LONG_LOG_BYTES / page_size,
             max_log_frames: MAX_LOG_BYTES / page_size,
             log_is_long: Arc::default(),
@@ -207,10 +211,11 @@ impl Checkpointer {
                 .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
                     Ok((row.get(0)?, row.get(1)?, row.get(2)?))
                 })?;
-        if copied_frames > 0 {
+        if copied_frames > 0 && self.synced.get() != (log_frames, copied_frames) {
             self.database
                 .sync_data()
                 .context("syncing the database file")?;
+            self.synced.set((log_frames, copied_frames));
         }
         Ok(log_frames)
     }

@@ -56,7 +56,7 @@ fn batch(n: usize, next_id: &mut u64, payload: &[u8]) -> Vec<NewDelivery> {
                 action: None,
                 installation_id: Some(1),
                 repository: Some("octo-org/infra".into()),
-                payload: payload.to_vec(),
+                payload: bytes::Bytes::copy_from_slice(payload),
                 received_at_ms: 0,
             }
         })

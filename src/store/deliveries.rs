@@ -16,7 +16,8 @@ pub struct NewDelivery {
     pub action: Option<String>,
     pub installation_id: Option<i64>,
     pub repository: Option<String>,
-    pub payload: Vec<u8>,
+    /// The request body as received (shared, not copied).
+    pub payload: bytes::Bytes,
     pub received_at_ms: i64,
 }
 
@@ -107,7 +108,7 @@ impl Store {
                     .push_bind(&d.action)
                     .push_bind(d.installation_id)
                     .push_bind(&d.repository)
-                    .push_bind(&d.payload)
+                    .push_bind(d.payload.as_ref())
                     .push_bind(d.received_at_ms);
             });
             query.push(" ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id");

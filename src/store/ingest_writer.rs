@@ -97,7 +97,7 @@ impl IngestWriter {
                     d.action,
                     d.installation_id,
                     d.repository,
-                    d.payload,
+                    d.payload.as_ref(),
                     d.received_at_ms,
                 ])?;
                 outcomes.push(if inserted == 1 {
@@ -243,7 +243,7 @@ mod tests {
             action: None,
             installation_id: Some(7),
             repository: Some("octo-org/infra".into()),
-            payload: br#"{"ref":"refs/heads/main"}"#.to_vec(),
+            payload: bytes::Bytes::from_static(br#"{"ref":"refs/heads/main"}"#),
             received_at_ms: 1,
         }
     }

@@ -149,7 +149,7 @@ async fn accept(state: &AppState, request: Request) -> Result<Response, WebhookE
         action: envelope.action,
         installation_id: envelope.installation_id,
         repository: envelope.repository,
-        payload: payload.to_vec(),
+        payload,
         received_at_ms: now_ms(),
     };
     let answer = match ingest.committer.store(delivery).await? {

@@ -92,7 +92,7 @@ fn run(mut rx: mpsc::Receiver<Job>, mut insert: Insert, stored: &Notify) {
     let mut waiting: VecDeque<Job> = VecDeque::new();
     loop {
         if waiting.is_empty() {
-            match rx.blocking_recv() {
+            match wait_for_job(&mut rx) {
                 Some(job) => waiting.push_back(job),
                 None => return, // every handle is gone and the queue is drained
             }
@@ -105,6 +105,27 @@ fn run(mut rx: mpsc::Receiver<Job>, mut insert: Insert, stored: &Notify) {
         let batch = take_batch(&mut waiting);
         commit(stored, batch, &mut insert);
     }
+}
+
+/// How long the commit thread keeps looking for the next delivery before it sleeps. Under load
+/// the next one comes within this, and a thread that never sleeps need not be woken: on a small
+/// VM a wake-up (the waker's syscall, the sleeping CPU's interrupt) costs tens of microseconds
+/// on every request's path. Idle, the thread sleeps after this. Measured with loadgen at 8
+/// connections: 50 µs gave the most deliveries/s; 20 µs and 200 µs did no better than none.
+const SPIN_FOR: std::time::Duration = std::time::Duration::from_micros(50);
+
+/// The next delivery: looked for without sleeping for [`SPIN_FOR`], then waited for.
+fn wait_for_job(rx: &mut mpsc::Receiver<Job>) -> Option<Job> {
+    let started = std::time::Instant::now();
+    while started.elapsed() < SPIN_FOR {
+        match rx.try_recv() {
+            Ok(job) => return Some(job),
+            Err(mpsc::error::TryRecvError::Disconnected) => return None,
+            // Yield rather than spin hot: on two cores the request it waits for may need this one.
+            Err(mpsc::error::TryRecvError::Empty) => std::thread::yield_now(),
+        }
+    }
+    rx.blocking_recv()
 }
 
 /// The next batch: up to MAX_BATCH deliveries and MAX_BATCH_BYTES of payload (at least one).

@@ -196,7 +196,7 @@ impl Execution {
             self.run.id, self.workspace.spec.name, self.run.commit_sha
         ));
         let archive = self.fetch_configuration().await?;
-        self.unpack(&archive)?;
+        self.unpack(&archive).await?;
         let terraform = self.terraform().await?;
         self.write_current_state().await?;
         self.advance(RunState::Planning).await?;
@@ -391,24 +391,18 @@ impl Execution {
         Ok(path)
     }
 
-    /// A fresh copy of the configuration in the run's own directory.
-    fn unpack(&self, archive: &Path) -> Result<(), Failure> {
-        let dir = self.run_dir().join(CONFIG_DIR);
-        let _ = std::fs::remove_dir_all(self.run_dir());
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| Failure::Errored(format!("creating the run's directory: {e}")))?;
-        let file = std::fs::File::open(archive)
-            .map_err(|e| Failure::Errored(format!("opening the configuration: {e}")))?;
+    /// A fresh copy of the configuration in the run's own directory. Unpacking is blocking file
+    /// work (a repository's tarball can take a while), so it runs off the async workers: on a
+    /// small machine there may be only one, and webhooks wait for it.
+    async fn unpack(&self, archive: &Path) -> Result<(), Failure> {
+        let run_dir = self.run_dir();
+        let archive = archive.to_path_buf();
         // GitHub wraps the repository in one directory (owner-repo-sha/); an upload holds
         // the files at its root.
         let strip = if self.run.uploaded { 0 } else { 1 };
-        extract_tar_gz(
-            std::io::BufReader::new(file),
-            &dir,
-            strip,
-            Limits::default(),
-        )
-        .map_err(|e| Failure::Errored(format!("the configuration was rejected: {e}")))?;
+        tokio::task::spawn_blocking(move || unpack_into(&run_dir, &archive, strip))
+            .await
+            .map_err(|e| Failure::Errored(format!("unpacking the configuration: {e}")))??;
         if !self.working_dir().is_dir() {
             return Err(Failure::Errored(format!(
                 "the working directory {:?} is not in the configuration",
@@ -534,5 +528,23 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut temp = tempfile::NamedTempFile::new_in(parent)?;
     std::io::Write::write_all(&mut temp, bytes)?;
     temp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// Empties `run_dir` and unpacks `archive` into its configuration directory.
+fn unpack_into(run_dir: &Path, archive: &Path, strip: usize) -> Result<(), Failure> {
+    let dir = run_dir.join(CONFIG_DIR);
+    let _ = std::fs::remove_dir_all(run_dir);
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| Failure::Errored(format!("creating the run's directory: {e}")))?;
+    let file = std::fs::File::open(archive)
+        .map_err(|e| Failure::Errored(format!("opening the configuration: {e}")))?;
+    extract_tar_gz(
+        std::io::BufReader::new(file),
+        &dir,
+        strip,
+        Limits::default(),
+    )
+    .map_err(|e| Failure::Errored(format!("the configuration was rejected: {e}")))?;
     Ok(())
 }

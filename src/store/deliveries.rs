@@ -81,6 +81,17 @@ pub struct StoredDelivery {
     pub processed_at_ms: Option<i64>,
 }
 
+/// The oldest pending deliveries that are due and not held behind an earlier delivery of their
+/// repository waiting for a retry. The check's `next_attempt_ms > 0` follows from its `> $1`;
+/// spelled out, it lets SQLite use the index of deliveries waiting for a retry
+/// (`deliveries_retrying`), which ingest never writes.
+pub(super) const PENDING_IN_ORDER: &str = "SELECT seq, delivery_id, event, repository, payload, attempts FROM deliveries d \
+     WHERE status = 'pending' AND next_attempt_ms <= $1 \
+     AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.status = 'pending' \
+     AND e.repository = d.repository AND e.seq < d.seq AND e.next_attempt_ms > $1 \
+     AND e.next_attempt_ms > 0) \
+     ORDER BY seq LIMIT $2";
+
 impl Store {
     /// Stores a batch of deliveries in one transaction (one commit for many webhook requests)
     /// and says, per input, whether it was new. A delivery id seen before, in the store or
@@ -148,13 +159,7 @@ impl Store {
     /// waits for a retry (a later push must not run before an earlier one).
     pub async fn pending_deliveries(&self, limit: i64) -> anyhow::Result<Vec<PendingDelivery>> {
         let rows = on_read_pool!(self, pool => {
-            sqlx::query(
-                "SELECT seq, delivery_id, event, repository, payload, attempts FROM deliveries d \
-                 WHERE status = 'pending' AND next_attempt_ms <= $1 \
-                 AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.status = 'pending' \
-                 AND e.repository = d.repository AND e.seq < d.seq AND e.next_attempt_ms > $1) \
-                 ORDER BY seq LIMIT $2",
-            )
+            sqlx::query(PENDING_IN_ORDER)
             .bind(now_ms())
             .bind(limit)
             .fetch_all(pool)

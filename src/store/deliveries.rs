@@ -81,15 +81,12 @@ pub struct StoredDelivery {
     pub processed_at_ms: Option<i64>,
 }
 
-/// The oldest pending deliveries that are due and not held behind an earlier delivery of their
-/// repository waiting for a retry. The check's `next_attempt_ms > 0` follows from its `> $1`;
-/// spelled out, it lets SQLite use the index of deliveries waiting for a retry
-/// (`deliveries_retrying`), which ingest never writes.
-pub(super) const PENDING_IN_ORDER: &str = "SELECT seq, delivery_id, event, repository, payload, attempts FROM deliveries d \
+/// PostgreSQL's oldest pending deliveries that are due and not held behind an earlier delivery
+/// of their repository waiting for a retry (SQLite's are in `delivery_frontier`).
+const PENDING_IN_ORDER: &str = "SELECT seq, delivery_id, event, repository, payload, attempts FROM deliveries d \
      WHERE status = 'pending' AND next_attempt_ms <= $1 \
      AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.status = 'pending' \
-     AND e.repository = d.repository AND e.seq < d.seq AND e.next_attempt_ms > $1 \
-     AND e.next_attempt_ms > 0) \
+     AND e.repository = d.repository AND e.seq < d.seq AND e.next_attempt_ms > $1) \
      ORDER BY seq LIMIT $2";
 
 impl Store {
@@ -156,18 +153,23 @@ impl Store {
 
     /// The oldest deliveries still waiting, in the order they were received. A repository's
     /// deliveries stay in order: none is taken while an earlier one of the same repository
-    /// waits for a retry (a later push must not run before an earlier one).
+    /// waits for a retry (a later push must not run before an earlier one). On SQLite, the
+    /// held deliveries met on the way are deferred to their blocker's retry (a write).
     pub async fn pending_deliveries(&self, limit: i64) -> anyhow::Result<Vec<PendingDelivery>> {
-        let rows = on_read_pool!(self, pool => {
-            sqlx::query(PENDING_IN_ORDER)
+        let pool = match &self.db {
+            Db::Sqlite { write, read, .. } => {
+                return super::delivery_frontier::pending(write, read, limit).await;
+            }
+            Db::Postgres(pool) => pool,
+        };
+        let rows = sqlx::query(PENDING_IN_ORDER)
             .bind(now_ms())
             .bind(limit)
             .fetch_all(pool)
             .await?
             .iter()
             .map(pending_from_row)
-            .collect::<Result<Vec<_>, sqlx::Error>>()?
-        });
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
         Ok(rows)
     }
 
@@ -259,6 +261,7 @@ impl Store {
                     }
                 }
             }
+            super::delivery_frontier::advance((&mut *tx).into()).await?;
             tx.commit().await?;
         });
         if closing.iter().any(|(_, _, effects)| !effects.is_empty()) {
@@ -275,6 +278,7 @@ impl Store {
         delay_ms: i64,
     ) -> anyhow::Result<()> {
         on_pool!(self, pool => {
+            let mut tx = pool.begin_write().await?;
             sqlx::query(
                 "UPDATE deliveries SET attempts = attempts + 1, next_attempt_ms = $1, \
                  outcome_detail = $2 WHERE seq = $3 AND status = 'pending'",
@@ -282,8 +286,10 @@ impl Store {
             .bind(now_ms() + delay_ms)
             .bind(super::storable(error).as_ref())
             .bind(seq)
-            .execute(pool)
+            .execute(&mut *tx)
             .await?;
+            super::delivery_frontier::advance((&mut *tx).into()).await?;
+            tx.commit().await?;
         });
         Ok(())
     }
@@ -340,7 +346,7 @@ where
     })
 }
 
-fn pending_from_row<R: Row>(row: &R) -> Result<PendingDelivery, sqlx::Error>
+pub(super) fn pending_from_row<R: Row>(row: &R) -> Result<PendingDelivery, sqlx::Error>
 where
     for<'r> &'r str: sqlx::ColumnIndex<R>,
     for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,

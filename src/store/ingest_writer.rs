@@ -263,39 +263,6 @@ mod tests {
         assert_eq!(ids, ["seen", "new"]);
     }
 
-    /// An ingest commit writes the table and the delivery id index, plus one page per index on
-    /// new deliveries: the dispatcher's check for an earlier delivery waiting for a retry reads
-    /// an index of only those, which a new delivery never enters.
-    #[tokio::test]
-    async fn the_dispatchers_ordering_check_reads_an_index_ingest_never_writes() {
-        let (dir, _store, _writer) = open().await;
-        let conn = Connection::open(dir.path().join("gantry.db")).unwrap();
-        let mut explain = conn
-            .prepare(&format!(
-                "EXPLAIN QUERY PLAN {}",
-                super::super::deliveries::PENDING_IN_ORDER
-            ))
-            .unwrap();
-        let plan: Vec<String> = explain
-            .query_map(params![0, 10], |row| row.get(3))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        assert!(
-            plan.iter()
-                .any(|step| step.contains("USING INDEX deliveries_retrying")),
-            "{plan:?}"
-        );
-        let (condition,): (String,) = conn
-            .query_row(
-                "SELECT sql FROM sqlite_master WHERE name = 'deliveries_retrying'",
-                [],
-                |row| Ok((row.get(0)?,)),
-            )
-            .unwrap();
-        assert!(condition.contains("next_attempt_ms > 0"), "{condition}");
-    }
-
     #[tokio::test]
     async fn a_write_waits_for_the_other_writer_instead_of_failing() {
         let (dir, store, mut writer) = open().await;

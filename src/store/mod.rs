@@ -10,6 +10,7 @@
 mod execution;
 mod api_runs;
 mod deliveries;
+mod delivery_frontier;
 mod effects;
 mod ingest_writer;
 mod installations;

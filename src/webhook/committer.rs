@@ -56,15 +56,19 @@ impl Committer {
                 Box::new(move |batch| runtime.block_on(store.insert_deliveries(batch)))
             }
         };
-        let (done, finished) = oneshot::channel();
+        let (answers, mut answering) = mpsc::unbounded_channel::<Answers>();
         std::thread::Builder::new()
             .name("gantry-ingest".into())
-            .spawn(move || {
-                run(rx, insert, &stored);
-                let _ = done.send(());
-            })?;
+            .spawn(move || run(rx, insert, &stored, &answers))?;
+        // Answers a batch's requests from a task on the runtime: one wake-up crosses from the
+        // commit thread per batch, and the requests' tasks are woken from inside the runtime
+        // (no syscall each), instead of one cross-thread wake-up per request.
         let task = tokio::spawn(async move {
-            let _ = finished.await;
+            while let Some(batch) = answering.recv().await {
+                for (reply, outcome) in batch {
+                    let _ = reply.send(outcome);
+                }
+            }
         });
         Ok((Self { queue }, task))
     }
@@ -84,11 +88,19 @@ impl Committer {
 
 type Job = (NewDelivery, Reply);
 
+/// A committed batch's answers, sent from the commit thread to the runtime in one message.
+type Answers = Vec<(Reply, Result<InsertOutcome, CommitError>)>;
+
 /// Stores one batch, saying per delivery whether it was new.
 type Insert = Box<dyn FnMut(&[NewDelivery]) -> anyhow::Result<Vec<InsertOutcome>> + Send>;
 
 /// The commit thread: waits for deliveries, commits what is waiting, answers, again.
-fn run(mut rx: mpsc::Receiver<Job>, mut insert: Insert, stored: &Notify) {
+fn run(
+    mut rx: mpsc::Receiver<Job>,
+    mut insert: Insert,
+    stored: &Notify,
+    answers: &mpsc::UnboundedSender<Answers>,
+) {
     let mut waiting: VecDeque<Job> = VecDeque::new();
     loop {
         if waiting.is_empty() {
@@ -103,7 +115,7 @@ fn run(mut rx: mpsc::Receiver<Job>, mut insert: Insert, stored: &Notify) {
             waiting.push_back(job);
         }
         let batch = take_batch(&mut waiting);
-        commit(stored, batch, &mut insert);
+        commit(stored, batch, &mut insert, answers);
     }
 }
 
@@ -146,7 +158,12 @@ fn take_batch(waiting: &mut VecDeque<Job>) -> Vec<Job> {
 /// Stores a batch in one commit with `insert`, then answers each request; if the commit fails,
 /// each delivery is stored on its own, so that one bad delivery fails alone instead of taking
 /// the others with it.
-fn commit(stored: &Notify, batch: Vec<Job>, insert: &mut Insert) {
+fn commit(
+    stored: &Notify,
+    batch: Vec<Job>,
+    insert: &mut Insert,
+    answers: &mpsc::UnboundedSender<Answers>,
+) {
     let (deliveries, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
     let outcomes = match insert(&deliveries) {
         Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
@@ -168,9 +185,8 @@ fn commit(stored: &Notify, batch: Vec<Job>, insert: &mut Insert) {
     if outcomes.contains(&Ok(InsertOutcome::Stored)) {
         stored.notify_one();
     }
-    for (reply, outcome) in replies.into_iter().zip(outcomes) {
-        let _ = reply.send(outcome);
-    }
+    // Gone only when the runtime is: the requests are gone with it.
+    let _ = answers.send(replies.into_iter().zip(outcomes).collect());
 }
 
 fn log_failure(delivery: &NewDelivery, error: &anyhow::Error) {

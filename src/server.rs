@@ -36,12 +36,12 @@ pub async fn serve(config: Config, reload: Reload) -> anyhow::Result<()> {
 
 /// Applies the configuration's workspaces again on each SIGHUP; a configuration that does not
 /// load is logged and changes nothing.
-async fn reload_on_sighup(store: Store, reload: Reload, cancel: CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
-        tracing::warn!("SIGHUP cannot be watched: reload by restarting");
-        return;
-    };
+async fn reload_on_sighup(
+    store: Store,
+    reload: Reload,
+    mut hangups: tokio::signal::unix::Signal,
+    cancel: CancellationToken,
+) {
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
@@ -169,11 +169,20 @@ pub async fn serve_on(
         tracing::warn!("dispatcher disabled: deliveries are stored but not processed");
     }
     if let Some(reload) = reload {
-        tasks.spawn(reload_on_sighup(
-            store.clone(),
-            reload,
-            cancel.child_token(),
-        ));
+        use tokio::signal::unix::{SignalKind, signal};
+        // Watched from here, before "listening" is logged, not from the task's first poll: a
+        // SIGHUP that came in between would end the process (its default action).
+        match signal(SignalKind::hangup()) {
+            Ok(hangups) => {
+                tasks.spawn(reload_on_sighup(
+                    store.clone(),
+                    reload,
+                    hangups,
+                    cancel.child_token(),
+                ));
+            }
+            Err(error) => tracing::warn!(%error, "SIGHUP cannot be watched: reload by restarting"),
+        }
     }
     tasks.close();
 

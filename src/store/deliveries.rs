@@ -81,14 +81,6 @@ pub struct StoredDelivery {
     pub processed_at_ms: Option<i64>,
 }
 
-/// PostgreSQL's oldest pending deliveries that are due and not held behind an earlier delivery
-/// of their repository waiting for a retry (SQLite's are in `delivery_frontier`).
-const PENDING_IN_ORDER: &str = "SELECT seq, delivery_id, event, repository, payload, attempts FROM deliveries d \
-     WHERE status = 'pending' AND next_attempt_ms <= $1 \
-     AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.status = 'pending' \
-     AND e.repository = d.repository AND e.seq < d.seq AND e.next_attempt_ms > $1) \
-     ORDER BY seq LIMIT $2";
-
 impl Store {
     /// Stores a batch of deliveries in one transaction (one commit for many webhook requests)
     /// and says, per input, whether it was new. A delivery id seen before, in the store or
@@ -151,44 +143,29 @@ impl Store {
             .collect())
     }
 
-    /// The oldest deliveries still waiting, in the order they were received. A repository's
-    /// deliveries stay in order: none is taken while an earlier one of the same repository
-    /// waits for a retry (a later push must not run before an earlier one). On SQLite, the
-    /// held deliveries met on the way are deferred to their blocker's retry (a write).
-    pub async fn pending_deliveries(&self, limit: i64) -> anyhow::Result<Vec<PendingDelivery>> {
-        let pool = match &self.db {
-            Db::Sqlite { write, read, .. } => {
-                return super::delivery_frontier::pending(write, read, limit).await;
-            }
-            Db::Postgres(pool) => pool,
-        };
-        let rows = sqlx::query(PENDING_IN_ORDER)
-            .bind(now_ms())
-            .bind(limit)
-            .fetch_all(pool)
-            .await?
-            .iter()
-            .map(pending_from_row)
-            .collect::<Result<Vec<_>, sqlx::Error>>()?;
-        Ok(rows)
-    }
-
-    /// The deliveries this dispatcher (`owner`) may process next, leased to it for `lease_ms`.
+    /// The deliveries this dispatcher (`owner`) may process next, leased to it for `lease_ms`,
+    /// oldest first. A repository's deliveries stay in order: none is taken while an earlier
+    /// one of the same repository waits for a retry (a later push must not run before an
+    /// earlier one).
     ///
     /// On PostgreSQL several replicas dispatch at once: each takes the oldest pending
     /// deliveries no live lease holds (`FOR UPDATE SKIP LOCKED`, so replicas never wait on
     /// each other) and leases them; a replica that dies leaves leases that expire, and another
     /// replica takes the deliveries over. A repository's later delivery is not taken while an
     /// earlier one is leased by another replica, which keeps each repository in order across
-    /// replicas. SQLite has one dispatcher per database: it reads, without leases.
+    /// replicas. SQLite has one dispatcher per database: it reads, without leases, and defers
+    /// the held deliveries it meets to their blocker's retry (see `delivery_frontier`).
     pub async fn claim_deliveries(
         &self,
         owner: &str,
         limit: i64,
         lease_ms: i64,
     ) -> anyhow::Result<Vec<PendingDelivery>> {
-        let Db::Postgres(pool) = &self.db else {
-            return self.pending_deliveries(limit).await;
+        let pool = match &self.db {
+            Db::Sqlite { write, read, .. } => {
+                return super::delivery_frontier::pending(write, read, limit).await;
+            }
+            Db::Postgres(pool) => pool,
         };
         let now = now_ms();
         let mut claimed = sqlx::query(

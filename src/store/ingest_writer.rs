@@ -258,7 +258,10 @@ mod tests {
         use InsertOutcome::*;
         assert_eq!(outcomes, vec![Stored, Duplicate, Duplicate]);
         // Committed, and visible to the store's own connections.
-        let pending = store.pending_deliveries(10).await.unwrap();
+        let pending = store
+            .claim_deliveries("dispatcher", 10, 60_000)
+            .await
+            .unwrap();
         let ids: Vec<_> = pending.iter().map(|d| d.delivery_id.as_str()).collect();
         assert_eq!(ids, ["seen", "new"]);
     }
@@ -275,7 +278,14 @@ mod tests {
         other.execute_batch("COMMIT").unwrap();
         let outcomes = inserting.join().unwrap().unwrap();
         assert_eq!(outcomes, vec![InsertOutcome::Stored]);
-        assert_eq!(store.pending_deliveries(10).await.unwrap().len(), 1);
+        assert_eq!(
+            store
+                .claim_deliveries("dispatcher", 10, 60_000)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
     }
 
     /// Frames in the log and frames already copied into the database file.

@@ -191,6 +191,12 @@ impl OutboxItem {
 
 /// After a run changed: its commit status, and the comment of its pull request if it has one.
 /// Called inside the transaction that changed the run.
+///
+/// A pending row already there covers the change, but only if it is not sent before the
+/// change commits: its sender reads the run when it sends. So the covering row is locked until
+/// then (a no-op update; DO NOTHING locks nothing): on PostgreSQL a claim waits for this
+/// transaction, instead of posting the run as it was before (a finished plan showing
+/// "pending" for good). SQLite lets one writer in at a time, which has the same effect.
 pub(crate) async fn enqueue_run_feedback(conn: Conn<'_>, run_id: i64) -> Result<(), sqlx::Error> {
     let now = now_ms();
     on_conn!(conn, c => {
@@ -201,7 +207,8 @@ pub(crate) async fn enqueue_run_feedback(conn: Conn<'_>, run_id: i64) -> Result<
                  SELECT $3, $1, '{}', $2 FROM runs r \
                  JOIN configuration_versions c ON c.id = r.configuration_version_id \
                  WHERE r.id = $4 AND c.uploaded = 0 \
-                 ON CONFLICT (kind, key) WHERE state = 'pending' DO NOTHING",
+                 ON CONFLICT (kind, key) WHERE state = 'pending' \
+                 DO UPDATE SET payload = outbox.payload",
             )
             .bind(run_id.to_string())
             .bind(now)
@@ -215,7 +222,8 @@ pub(crate) async fn enqueue_run_feedback(conn: Conn<'_>, run_id: i64) -> Result<
              SELECT 'pr_comment', c.repo || '#' || CAST(r.pr_number AS TEXT), '{}', $2 \
              FROM runs r JOIN configuration_versions c ON c.id = r.configuration_version_id \
              WHERE r.id = $1 AND r.pr_number IS NOT NULL \
-             ON CONFLICT (kind, key) WHERE state = 'pending' DO NOTHING",
+             ON CONFLICT (kind, key) WHERE state = 'pending' \
+             DO UPDATE SET payload = outbox.payload",
         )
         .bind(run_id)
         .bind(now)
@@ -609,5 +617,103 @@ impl Store {
             .await?;
         });
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use secrecy::SecretString;
+
+    use super::enqueue_run_feedback;
+    use crate::core::run::RunState;
+    use crate::store::{BeginWrite, Store, on_pool};
+
+    /// SQLite in `dir`; PostgreSQL (a fresh database) when the test script started one.
+    async fn open(dir: &tempfile::TempDir) -> Store {
+        let url = match std::env::var("GANTRY_TEST_POSTGRES_URL") {
+            Ok(admin) => {
+                use sqlx::Connection;
+                let name = format!("gantry_unit_{}", hex::encode(rand::random::<[u8; 8]>()));
+                let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+                format!("{}/{name}", admin.rsplit_once('/').unwrap().0)
+            }
+            Err(_) => format!("sqlite:{}", dir.path().join("gantry.db").display()),
+        };
+        Store::open(&SecretString::from(url)).await.unwrap()
+    }
+
+    /// A pending push run of a commit on GitHub; returns its id.
+    async fn run(store: &Store) -> i64 {
+        on_pool!(store, pool => {
+            sqlx::query("INSERT INTO workspaces (name, repo) VALUES ('prod', 'o/r')")
+                .execute(pool)
+                .await
+                .unwrap();
+            sqlx::query("INSERT INTO configuration_versions (repo, commit_sha) VALUES ('o/r', 'c')")
+                .execute(pool)
+                .await
+                .unwrap();
+            sqlx::query_scalar(
+                "INSERT INTO runs (workspace_id, configuration_version_id, commit_sha, source) \
+                 SELECT w.id, c.id, 'c', 'push' FROM workspaces w, configuration_versions c \
+                 RETURNING id",
+            )
+            .fetch_one(pool)
+            .await
+            .unwrap()
+        })
+    }
+
+    #[tokio::test]
+    async fn a_row_claimed_while_a_change_it_covers_commits_is_sent_after_the_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir).await;
+        let run_id = run(&store).await;
+        assert!(
+            store
+                .transition_run(run_id, RunState::Pending, RunState::Fetching, None)
+                .await
+                .unwrap()
+        );
+        // The next change is being committed: its feedback is covered by the pending row.
+        let changing = on_pool!(store, pool => {
+            let mut tx = pool.begin_write().await.unwrap();
+            sqlx::query("UPDATE runs SET state = 'planning' WHERE id = $1")
+                .bind(run_id)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            enqueue_run_feedback((&mut *tx).into(), run_id).await.unwrap();
+            let (commit, committed) = tokio::sync::oneshot::channel::<()>();
+            tokio::spawn(async move {
+                let _ = committed.await;
+                tx.commit().await.unwrap();
+            });
+            commit
+        });
+        // The outbox worker claims the row meanwhile and reads the run to send it.
+        let sender = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let claimed = store.claim_outbox(10).await.unwrap();
+                let sent_state = store.run(run_id).await.unwrap().unwrap().state;
+                (claimed.len(), sent_state)
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        changing.send(()).unwrap();
+        let (claimed, sent_state) = sender.await.unwrap();
+        assert_eq!(claimed, 2, "the run's status and check rows");
+        assert_eq!(
+            sent_state,
+            RunState::Planning,
+            "the claim waited for the change it covers"
+        );
     }
 }

@@ -706,6 +706,8 @@ mod tests {
                 (claimed.len(), sent_state)
             })
         };
+        // Time for the claim to reach the row while the change is open (it takes milliseconds;
+        // a claim slower than this could only make the test pass without proving anything).
         tokio::time::sleep(Duration::from_millis(300)).await;
         changing.send(()).unwrap();
         let (claimed, sent_state) = sender.await.unwrap();

@@ -19,3 +19,7 @@ pub mod server;
 pub mod store;
 pub mod web;
 pub mod webhook;
+
+/// How every HTTP request Gantry sends names itself. GitHub refuses API requests without a
+/// `User-Agent` (403), and a download host or a Terraform mirror may too.
+pub const USER_AGENT: &str = concat!("gantry/", env!("CARGO_PKG_VERSION"));

@@ -38,7 +38,10 @@ pub enum ClientError {
 impl Client {
     pub fn new(url: &str, token: &str) -> Self {
         Self {
-            http: reqwest::Client::new(),
+            http: reqwest::Client::builder()
+                .user_agent(crate::USER_AGENT)
+                .build()
+                .unwrap_or_default(),
             url: url.trim_end_matches('/').to_string(),
             token: token.to_string(),
         }

@@ -47,7 +47,10 @@ impl Installer {
         Self {
             releases,
             cache_dir,
-            http: reqwest::Client::new(),
+            http: reqwest::Client::builder()
+                .user_agent(crate::USER_AGENT)
+                .build()
+                .unwrap_or_default(),
         }
     }
 

@@ -53,6 +53,7 @@ pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 fn builder(api_url: &Url, timeout: Duration) -> Result<Builder, GitHubError> {
     Ok(Octocrab::builder()
         .base_uri(api_url.as_str())?
+        .add_header(::http::header::USER_AGENT, crate::USER_AGENT.to_owned())
         .set_connect_timeout(Some(timeout.min(Duration::from_secs(10))))
         .set_read_timeout(Some(timeout))
         .set_write_timeout(Some(timeout)))

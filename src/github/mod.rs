@@ -85,6 +85,7 @@ impl GitHub {
             app,
             installations: TokenCache::new(),
             downloads: reqwest::Client::builder()
+                .user_agent(crate::USER_AGENT)
                 .connect_timeout(std::time::Duration::from_secs(10))
                 .timeout(std::time::Duration::from_secs(300))
                 .build()

@@ -73,6 +73,13 @@ const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("GANTRY_DISPATCHER_ENABLED", "dispatcher.enabled"),
     ("GANTRY_RUNNER_ENABLED", "runner.enabled"),
     ("GANTRY_RUNNER_MAX_PROCESSES", "runner.max_processes"),
+    ("GANTRY_RUNNER_ISOLATION", "runner.isolation"),
+    (
+        "GANTRY_RUNNER_SANDBOX_READ_ONLY",
+        "runner.sandbox_read_only",
+    ),
+    ("GANTRY_RUNNER_SUPERVISOR", "runner.supervisor"),
+    ("GANTRY_RUNNER_ON_SHUTDOWN", "runner.on_shutdown"),
     ("GANTRY_TERRAFORM_RELEASES_URL", "terraform.releases_url"),
     ("GANTRY_TERRAFORM_TOOL_CACHE", "terraform.tool_cache"),
 ];
@@ -148,6 +155,33 @@ pub struct RunnerConfig {
     pub max_processes: usize,
     /// How long one phase (init + plan, or apply) may take before it is killed.
     pub phase_timeout: std::time::Duration,
+    /// Whether Terraform runs in a sandbox (the default) or, set on purpose, without one.
+    pub isolation: IsolationSetting,
+    /// Extra paths a sandboxed Terraform may read (a Terraform that is not one static binary,
+    /// a provider mirror).
+    pub sandbox_read_only: Vec<PathBuf>,
+    /// The program that supervises each Terraform phase: this `gantry` binary by default.
+    pub supervisor: PathBuf,
+    /// What a stopping Gantry does with the phases under way.
+    pub on_shutdown: OnShutdown,
+}
+
+/// `runner.isolation`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IsolationSetting {
+    /// bubblewrap; runs are refused where no sandbox can be made.
+    Sandbox,
+    /// No sandbox: Terraform sees everything Gantry's user can.
+    None,
+}
+
+/// `runner.on_shutdown`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnShutdown {
+    /// Leave them running under their supervisors; the next start follows them on.
+    Detach,
+    /// Cancel them (SIGINT, so Terraform saves its state) and wait for them.
+    Cancel,
 }
 
 /// How Gantry reports runs on GitHub.
@@ -264,6 +298,10 @@ struct RawRunner {
     enabled: Option<bool>,
     max_processes: Option<usize>,
     phase_timeout_secs: Option<u64>,
+    isolation: Option<String>,
+    sandbox_read_only: Option<Vec<PathBuf>>,
+    supervisor: Option<PathBuf>,
+    on_shutdown: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -428,6 +466,18 @@ fn apply_env(raw: &mut RawConfig, env: &HashMap<String, String>) -> Result<(), C
             .map_err(|_| ConfigError::new("runner.max_processes", "must be a whole number"))?;
         raw.runner.max_processes = Some(n);
     }
+    if let Some(v) = get("GANTRY_RUNNER_ISOLATION") {
+        raw.runner.isolation = Some(v);
+    }
+    if let Some(v) = get("GANTRY_RUNNER_SANDBOX_READ_ONLY") {
+        raw.runner.sandbox_read_only = Some(std::env::split_paths(&v).collect());
+    }
+    if let Some(v) = get("GANTRY_RUNNER_SUPERVISOR") {
+        raw.runner.supervisor = Some(v.into());
+    }
+    if let Some(v) = get("GANTRY_RUNNER_ON_SHUTDOWN") {
+        raw.runner.on_shutdown = Some(v);
+    }
     if let Some(v) = get("GANTRY_TERRAFORM_RELEASES_URL") {
         raw.terraform.releases_url = Some(v);
     }
@@ -555,10 +605,50 @@ fn validate_runner(raw: RawRunner) -> Result<RunnerConfig, ConfigError> {
             "must be greater than 0",
         ));
     }
+    let isolation = match raw.isolation.as_deref().unwrap_or("sandbox") {
+        "sandbox" => IsolationSetting::Sandbox,
+        "none" => IsolationSetting::None,
+        other => {
+            return Err(ConfigError::new(
+                "runner.isolation",
+                format!("`{other}` is not one of \"sandbox\", \"none\""),
+            ));
+        }
+    };
+    let on_shutdown = match raw.on_shutdown.as_deref().unwrap_or("detach") {
+        "detach" => OnShutdown::Detach,
+        "cancel" => OnShutdown::Cancel,
+        other => {
+            return Err(ConfigError::new(
+                "runner.on_shutdown",
+                format!("`{other}` is not one of \"detach\", \"cancel\""),
+            ));
+        }
+    };
+    let sandbox_read_only = raw.sandbox_read_only.unwrap_or_default();
+    if let Some(path) = sandbox_read_only.iter().find(|p| !p.is_absolute()) {
+        return Err(ConfigError::new(
+            "runner.sandbox_read_only",
+            format!("{} is not an absolute path", path.display()),
+        ));
+    }
+    let supervisor = match raw.supervisor {
+        Some(path) => path,
+        None => std::env::current_exe().map_err(|e| {
+            ConfigError::new(
+                "runner.supervisor",
+                format!("cannot find this program's own path ({e}); name it here"),
+            )
+        })?,
+    };
     Ok(RunnerConfig {
         enabled: raw.enabled.unwrap_or(true),
         max_processes,
         phase_timeout: std::time::Duration::from_secs(timeout),
+        isolation,
+        sandbox_read_only,
+        supervisor,
+        on_shutdown,
     })
 }
 

@@ -84,16 +84,6 @@ pub async fn serve_on(
     // Only a server that executes runs may say its own runs were interrupted: an ingest-only
     // server must not end runs another server is executing.
     let replica = replica_id(&config.data_dir)?;
-    if config.runner.enabled {
-        let stale_before = crate::engine::runner::stale_before(&store);
-        for run_id in store
-            .interrupt_executing_runs(&replica, stale_before)
-            .await
-            .context("closing interrupted runs")?
-        {
-            tracing::warn!(run_id, "run interrupted by the restart: errored");
-        }
-    }
     let credentials = config
         .github
         .app
@@ -137,6 +127,7 @@ pub async fn serve_on(
     if config.dispatcher.enabled {
         tasks.spawn(outbox.run(cancel.child_token()));
     }
+    let mut runner_refusal = None;
     if config.runner.enabled {
         let runner = Runner::new(
             &config,
@@ -145,6 +136,7 @@ pub async fn serve_on(
             run_control.clone(),
             replica.clone(),
         );
+        runner_refusal = runner.refusal();
         tasks.spawn(runner.run(cancel.child_token()));
     } else {
         tracing::warn!("runner disabled: runs are queued but not executed here");
@@ -198,6 +190,7 @@ pub async fn serve_on(
         setup_token,
         runs: run_control,
         metrics,
+        runner_refusal,
     });
     let address = listener.local_addr()?;
     tracing::info!(%address, database = store.backend_name(), "gantry listening");

@@ -75,6 +75,21 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Internal: supervises one Terraform phase for a running Gantry (see
+    /// `executor::supervisor`). Started by Gantry, never by hand.
+    #[command(hide = true)]
+    Supervise {
+        #[arg(long)]
+        phase_dir: PathBuf,
+        #[arg(long)]
+        phase: String,
+        #[arg(long)]
+        timeout_ms: u64,
+        #[arg(long)]
+        sandboxed: bool,
+        #[arg(last = true, required = true)]
+        command: Vec<std::ffi::OsString>,
+    },
 }
 
 /// Where the API is and who asks.
@@ -140,6 +155,25 @@ const EXIT_CONFIG: u8 = 2;
 
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Supervise {
+        phase_dir,
+        phase,
+        timeout_ms,
+        sandboxed,
+        command,
+    } = cli.command
+    {
+        // No logging set up: the supervisor's stderr is the phase's log.
+        return crate::executor::supervisor::process::supervise(
+            crate::executor::supervisor::process::SuperviseArgs {
+                phase_dir,
+                phase,
+                timeout: std::time::Duration::from_millis(timeout_ms),
+                sandboxed,
+                command,
+            },
+        );
+    }
     init_tracing();
     match cli.command {
         Command::Serve { config: path } => {
@@ -212,6 +246,8 @@ pub fn run() -> ExitCode {
             };
             run_async(create_token(config, name, role))
         }
+        // Handled before logging was set up.
+        Command::Supervise { .. } => ExitCode::FAILURE,
     }
 }
 

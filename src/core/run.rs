@@ -118,6 +118,8 @@ impl RunState {
         use RunState::*;
         match (self, to) {
             (Pending, Fetching) => true,
+            // A plan lost with its supervisor (Gantry or the machine stopped) starts again.
+            (Fetching | Planning, Pending) => true,
             (Fetching, Planning) => true,
             (Planning, Planned | PlannedAndFinished) => true,
             (Planned, Confirmed) => true,

@@ -2,5 +2,7 @@
 //! Knows nothing of GitHub or the store; it is handed bytes and directories.
 
 pub mod extract;
+pub mod sandbox;
+pub mod supervisor;
 pub mod terraform;
 pub mod terraform_install;

@@ -1,24 +1,22 @@
 //! The terraform process: `init`, `plan -out` with `-detailed-exitcode`, `show -json` of the saved
-//! plan, and `apply` of that plan file (never a new plan). Each phase runs in the run's own work
-//! dir with a clean environment (only the run's variables, no user CLI config or shared plugin
-//! cache), streams its output line by line to a sink with sensitive values masked, has a
-//! timeout, and stops on cancel: SIGINT first (graceful), a kill when forced.
+//! plan, and `apply` of that plan file (never a new plan). Each phase runs under its supervisor
+//! (`supervisor`), in the run's sandbox (`sandbox`) with a clean environment (only the run's
+//! variables, no user CLI config or shared plugin cache); its output reaches a sink line by line
+//! with sensitive values masked; it has a timeout, and stops on cancel: SIGINT first
+//! (graceful), a kill when forced.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 use serde::Deserialize;
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
-use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
+
+use super::sandbox::{Confinement, Isolation, SANDBOX_HOME, SANDBOX_PATH};
+use super::supervisor::{self, EndedBy, Found, Launch, PhaseFiles, PhaseStatus, Progress};
 
 /// The file Terraform reads the run's input variables from.
 pub const VARIABLES_FILE: &str = "zz_gantry.auto.tfvars.json";
-/// How long the output of a process that has exited may take to arrive.
-const DRAIN_GRACE: Duration = Duration::from_secs(2);
 /// How long Terraform may take to stop after SIGINT before it is killed.
 const CANCEL_GRACE: Duration = Duration::from_secs(120);
 /// What a masked value is replaced by in logs.
@@ -61,6 +59,10 @@ pub enum PhaseError {
     Spawn(std::io::Error),
     #[error("unexpected output from terraform show: {0}")]
     BadPlanJson(String),
+    /// Its supervisor is gone without saying how the phase ended (killed, or the machine
+    /// went down): Terraform was killed with it.
+    #[error("terraform {0} was lost: its supervisor stopped before it finished")]
+    Lost(&'static str),
 }
 
 /// What a plan found.
@@ -91,6 +93,22 @@ pub struct Terraform {
     /// Values to mask in every line of output.
     pub sensitive: Vec<String>,
     pub phase_timeout: Duration,
+    /// Where and how its phases run.
+    pub phases: Phases,
+}
+
+/// How a run's phases are run: under which supervisor, in which sandbox, with their files
+/// where.
+#[derive(Debug, Clone)]
+pub struct Phases {
+    /// The `gantry` binary that supervises each phase.
+    pub supervisor: PathBuf,
+    pub isolation: Isolation,
+    /// The phases' logs, statuses and locks: outside `work_dir`, never shown to Terraform.
+    pub dir: PathBuf,
+    /// What the sandbox may write: the run's configuration, plan file and state.
+    pub work_dir: PathBuf,
+    pub network: bool,
 }
 
 impl Terraform {
@@ -158,7 +176,9 @@ impl Terraform {
         self.run_allowing(phase, args, &[0], log, stop).await
     }
 
-    /// Runs one terraform command; `ok_codes` are the exit codes that mean success.
+    /// Runs one terraform command under its supervisor; `ok_codes` are the exit codes that
+    /// mean success. A phase an earlier Gantry started (its files say so) is followed from
+    /// where it is rather than started again.
     async fn run_allowing(
         &self,
         phase: &'static str,
@@ -167,105 +187,149 @@ impl Terraform {
         log: &mut dyn LogSink,
         stop: &Stop,
     ) -> Result<i32, PhaseError> {
-        let mut command = Command::new(&self.binary);
-        command
-            .args(args)
-            .current_dir(&self.dir)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", &self.dir)
-            .env("TF_IN_AUTOMATION", "1")
-            .env("TF_INPUT", "0")
-            .env("CHECKPOINT_DISABLE", "1")
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        // A process started with SIGINT ignored (`nohup … &`, a background job) passes that on
-        // to its children, and a shell cannot trap a signal ignored on entry: Terraform would
-        // not hear a cancel. Children start with the default disposition instead.
-        // SAFETY: only sigaction, which is async-signal-safe, runs between fork and exec.
-        unsafe {
-            command.pre_exec(|| {
-                for signal in [Signal::SIGINT, Signal::SIGTERM] {
-                    nix::sys::signal::signal(signal, nix::sys::signal::SigHandler::SigDfl)
-                        .map_err(std::io::Error::from)?;
-                }
-                Ok(())
-            });
-        }
-        let mut child = command.spawn().map_err(PhaseError::Spawn)?;
-        let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel();
-        forward_lines(child.stdout.take(), lines_tx.clone());
-        forward_lines(child.stderr.take(), lines_tx);
-
-        let deadline = tokio::time::sleep(self.phase_timeout);
-        tokio::pin!(deadline);
-        let mut ended_by: Option<PhaseError> = None;
+        let files = PhaseFiles::new(&self.phases.dir, phase);
+        let mut followed = match files.find() {
+            Found::NotStarted => {
+                supervisor::start(self.launch(&files, args)?).map_err(PhaseError::Spawn)?
+            }
+            Found::Running | Found::Finished(_) => supervisor::adopt(&files),
+            Found::Lost => return Err(PhaseError::Lost(phase)),
+        };
+        let grace = tokio::time::sleep(CANCEL_GRACE);
+        tokio::pin!(grace);
+        let mut asked: Option<PhaseError> = None;
         let mut interrupted = false;
-        let status = loop {
-            tokio::select! {
-                Some(line) = lines.recv() => log.line(&mask(&line, &self.sensitive)),
-                status = child.wait() => break status.map_err(PhaseError::Spawn)?,
-                _ = stop.force.cancelled(), if ended_by.is_none() || interrupted => {
-                    let _ = child.start_kill();
-                    ended_by = Some(PhaseError::ForceCanceled(phase));
+        let ended = loop {
+            let mut lines = Vec::new();
+            let progress = tokio::select! {
+                progress = followed.next(&mut lines) => Some(progress),
+                _ = stop.force.cancelled(), if asked.is_none() || interrupted => {
+                    followed.kill();
+                    asked = Some(PhaseError::ForceCanceled(phase));
                     interrupted = false;
+                    None
                 }
-                _ = stop.cancel.cancelled(), if ended_by.is_none() => {
-                    interrupt(&child);
-                    ended_by = Some(PhaseError::Canceled(phase));
+                _ = stop.cancel.cancelled(), if asked.is_none() => {
+                    followed.interrupt();
+                    asked = Some(PhaseError::Canceled(phase));
                     interrupted = true;
                     // A Terraform that does not stop after SIGINT is killed after a grace.
-                    deadline.as_mut().reset(tokio::time::Instant::now() + CANCEL_GRACE);
+                    grace.as_mut().reset(tokio::time::Instant::now() + CANCEL_GRACE);
+                    None
                 }
-                _ = &mut deadline, if ended_by.is_none() || interrupted => {
-                    // A phase past its time is stuck: no grace.
-                    let _ = child.start_kill();
-                    if !interrupted {
-                        ended_by = Some(PhaseError::TimedOut(phase));
-                    }
+                _ = &mut grace, if interrupted => {
+                    followed.kill();
                     interrupted = false;
+                    None
                 }
+            };
+            for line in &lines {
+                log.line(&mask(line, &self.sensitive));
+            }
+            match progress {
+                Some(Progress::Ended(status)) => break Some(status),
+                Some(Progress::Lost) => break None,
+                Some(Progress::Running) | None => {}
             }
         };
-        // The last lines may still be on their way; a leftover child holding the pipes open
-        // must not hold the phase, hence the bound.
-        while let Ok(Some(line)) = tokio::time::timeout(DRAIN_GRACE, lines.recv()).await {
-            log.line(&mask(&line, &self.sensitive));
-        }
-        if let Some(error) = ended_by {
-            return Err(error);
-        }
-        match status.code() {
+        let Some(status) = ended else {
+            return Err(asked.unwrap_or(PhaseError::Lost(phase)));
+        };
+        phase_result(phase, status, asked, ok_codes)
+    }
+
+    /// How the supervisor starts this phase: in the sandbox with the run's environment only,
+    /// or (isolation off) as Gantry's user in the configuration's directory.
+    fn launch<'a>(
+        &'a self,
+        files: &'a PhaseFiles,
+        args: &[&str],
+    ) -> Result<Launch<'a>, PhaseError> {
+        let program = resolve_program(&self.binary).map_err(PhaseError::Spawn)?;
+        let mut env: Vec<(String, String)> = vec![
+            ("TF_IN_AUTOMATION".into(), "1".into()),
+            ("TF_INPUT".into(), "0".into()),
+            ("CHECKPOINT_DISABLE".into(), "1".into()),
+        ];
+        let command = match &self.phases.isolation {
+            Isolation::Sandboxed(sandbox) => {
+                env.push(("PATH".into(), SANDBOX_PATH.into()));
+                env.push(("HOME".into(), SANDBOX_HOME.into()));
+                sandbox.command_line(
+                    &Confinement {
+                        program: &program,
+                        work_dir: &self.phases.work_dir,
+                        cwd: &self.dir,
+                        network: self.phases.network,
+                    },
+                    args,
+                )
+            }
+            Isolation::Unsandboxed => {
+                let path = std::env::var("PATH").unwrap_or_default();
+                env.push(("PATH".into(), path));
+                env.push(("HOME".into(), self.dir.display().to_string()));
+                // The supervisor works in Gantry's directory: the shell moves to the run's.
+                let mut line: Vec<OsString> = vec!["/bin/sh".into(), "-c".into()];
+                line.push("cd \"$0\" && exec \"$@\"".into());
+                line.push(self.dir.clone().into());
+                line.push(program.into());
+                line.extend(args.iter().map(OsString::from));
+                line
+            }
+        };
+        env.extend(self.env.iter().cloned());
+        Ok(Launch {
+            supervisor: &self.phases.supervisor,
+            files,
+            command,
+            env,
+            timeout: self.phase_timeout,
+            sandboxed: self.phases.isolation.is_sandboxed(),
+        })
+    }
+}
+
+/// What a phase's end means: a cancel or kill Gantry asked for, a timeout, or Terraform's own
+/// exit code.
+fn phase_result(
+    phase: &'static str,
+    status: PhaseStatus,
+    asked: Option<PhaseError>,
+    ok_codes: &[i32],
+) -> Result<i32, PhaseError> {
+    match (status.ended_by, asked) {
+        (EndedBy::TimedOut, _) => Err(PhaseError::TimedOut(phase)),
+        (EndedBy::NotStarted, _) => Err(PhaseError::Spawn(std::io::Error::other(
+            "the supervisor could not start terraform (see the log)",
+        ))),
+        (_, Some(asked)) => Err(asked),
+        (EndedBy::Killed, None) => Err(PhaseError::ForceCanceled(phase)),
+        (EndedBy::Exit, None) => match status.code {
             Some(code) if ok_codes.contains(&code) => Ok(code),
             code => Err(PhaseError::Failed { phase, code }),
-        }
+        },
     }
 }
 
-/// SIGINT: Terraform stops at a safe point and saves what it has.
-fn interrupt(child: &tokio::process::Child) {
-    if let Some(pid) = child.id().and_then(|id| i32::try_from(id).ok()) {
-        let _ = kill(Pid::from_raw(pid), Signal::SIGINT);
-    }
-}
-
-fn forward_lines(
-    stream: Option<impl AsyncRead + Unpin + Send + 'static>,
-    to: tokio::sync::mpsc::UnboundedSender<String>,
-) {
-    let Some(stream) = stream else { return };
-    // Ends with the stream (the process exiting); owned by the phase through the channel.
-    tokio::spawn(async move {
-        let mut lines = BufReader::new(stream).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            if to.send(line).is_err() {
-                break;
-            }
-        }
-    });
+/// The program's absolute, canonical path (a bare name is looked up on `PATH`): what the
+/// sandbox shows read-only at that same place.
+fn resolve_program(binary: &Path) -> std::io::Result<PathBuf> {
+    let found = if binary.components().count() == 1 && !binary.is_absolute() {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(binary))
+            .find(|candidate| candidate.is_file())
+            .ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("{} is not on PATH", binary.display()),
+                )
+            })?
+    } else {
+        binary.to_path_buf()
+    };
+    std::fs::canonicalize(found)
 }
 
 /// Writes the run's Terraform input variables where Terraform reads them by itself.

@@ -8,6 +8,7 @@
 // First: its `select_runs!` is used by the modules after it.
 #[macro_use]
 mod execution;
+mod adoption;
 mod api_runs;
 mod deliveries;
 mod delivery_frontier;

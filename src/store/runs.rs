@@ -376,42 +376,54 @@ impl Store {
         Ok(moved)
     }
 
-    /// At start: runs whose Terraform was running when the process died (fetching, planning,
-    /// applying) become errored, reason "interrupted", so that their workspaces' queues move
-    /// on. Confirmed runs keep their saved plan and stay confirmed. Returns the runs changed.
-    /// Errors the runs a starting runner finds executing that no live server executes: its
-    /// own (`owner`: this server's replica id, from before its restart), and any whose
-    /// server has not sent a heartbeat since `stale_before_ms` (it died).
-    pub async fn interrupt_executing_runs(
-        &self,
-        owner: &str,
-        stale_before_ms: i64,
-    ) -> anyhow::Result<Vec<i64>> {
-        self.interrupt_runs(
-            "state IN ('fetching', 'planning', 'applying') AND (runner_owner = $2 \
-             OR COALESCE(heartbeat_ms, updated_at_ms) < $3)",
-            owner,
-            stale_before_ms,
-            "interrupted",
-        )
-        .await
-    }
-
-    /// Errors the runs another server held (executing, or planned or confirmed with the plan
-    /// on its disk) that it stopped sending heartbeats for before `stale_before_ms`.
+    /// Errors the runs another server held that it stopped sending heartbeats for: a plan
+    /// waiting on its disk (planned, confirmed) once it was silent since `stale_before_ms`; an
+    /// apply only once its Terraform is surely gone (silent since `terraform_gone_before_ms`:
+    /// a supervisor kills its phase at the phase timeout), so that two Terraforms never work
+    /// on one workspace. (Lost plans are queued again: [`Store::stale_plans`].)
     pub async fn interrupt_stale_runs(
         &self,
         owner: &str,
         stale_before_ms: i64,
+        terraform_gone_before_ms: i64,
     ) -> anyhow::Result<Vec<i64>> {
         self.interrupt_runs(
-            "state IN ('fetching', 'planning', 'planned', 'confirmed', 'applying') \
-             AND runner_owner IS NOT NULL AND runner_owner <> $2 AND heartbeat_ms < $3",
+            "runner_owner IS NOT NULL AND runner_owner <> $2 AND \
+             ((state IN ('planned', 'confirmed') AND heartbeat_ms < $3) \
+             OR (state = 'applying' AND heartbeat_ms < $5))",
             owner,
             stale_before_ms,
+            terraform_gone_before_ms,
             "interrupted: the server executing it stopped",
         )
         .await
+    }
+
+    /// Plans another server was making when it stopped sending heartbeats: fetching ones
+    /// (no Terraform yet) silent since `stale_before_ms`, planning ones once their Terraform
+    /// is surely gone (silent since `terraform_gone_before_ms`). They can be planned again.
+    pub async fn stale_plans(
+        &self,
+        owner: &str,
+        stale_before_ms: i64,
+        terraform_gone_before_ms: i64,
+    ) -> anyhow::Result<Vec<(i64, RunState)>> {
+        let rows: Vec<(i64, String)> = on_read_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT id, state FROM runs WHERE runner_owner IS NOT NULL \
+                 AND runner_owner <> $1 AND ((state = 'fetching' AND heartbeat_ms < $2) \
+                 OR (state = 'planning' AND heartbeat_ms < $3)) ORDER BY id",
+            )
+            .bind(owner)
+            .bind(stale_before_ms)
+            .bind(terraform_gone_before_ms)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, state)| RunState::parse(&state).map(|s| (id, s)))
+            .collect())
     }
 
     /// This server still executes (or holds the plan of) its runs.
@@ -458,6 +470,7 @@ impl Store {
         condition: &'static str,
         owner: &str,
         stale_before_ms: i64,
+        terraform_gone_before_ms: i64,
         detail: &str,
     ) -> anyhow::Result<Vec<i64>> {
         let now = now_ms();
@@ -472,6 +485,7 @@ impl Store {
                 .bind(owner)
                 .bind(stale_before_ms)
                 .bind(detail)
+                .bind(terraform_gone_before_ms)
                 .fetch_all(&mut *tx)
                 .await?;
             for id in &ids {

@@ -14,8 +14,15 @@ pub async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// `GET /readyz`: the database answers, so deliveries can be accepted.
+/// `GET /readyz`: the database answers, so deliveries can be accepted, and a server that
+/// executes runs can run them (a sandbox can be made here).
 pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Value>) {
+    if let Some(refusal) = &state.runner_refusal {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "unavailable", "error": refusal })),
+        );
+    }
     match state.store.ping().await {
         Ok(()) => (
             StatusCode::OK,

@@ -31,6 +31,8 @@ pub struct AppState {
     /// Confirm, discard, cancel, lock: checked, then handed to the runner.
     pub runs: Arc<RunControl>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Why this server executes no run (no sandbox can be made here), if so.
+    pub runner_refusal: Option<String>,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {

@@ -159,3 +159,12 @@ fn only_runs_that_ended_without_success_are_retried() {
     assert_eq!(retried, [Errored, Discarded, Canceled, ForceCanceled]);
     assert!(retried.iter().all(|s| s.is_final()));
 }
+
+#[test]
+fn a_lost_plan_goes_back_to_pending_but_an_apply_never_does() {
+    assert!(Fetching.can_become(Pending));
+    assert!(Planning.can_become(Pending));
+    for from in [Planned, Confirmed, Applying] {
+        assert!(!from.can_become(Pending), "{from} → pending");
+    }
+}

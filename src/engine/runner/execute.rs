@@ -15,14 +15,20 @@ use crate::core::run::{PlanResult, RunKind, RunState, after_plan};
 use crate::core::state::check_new_state;
 use crate::executor::extract::{Limits, extract_tar_gz};
 use crate::executor::terraform::{
-    LogSink, PhaseError, PlanSummary, Stop, Terraform, mask, mask_needles,
+    LogSink, PhaseError, Phases, PlanSummary, Stop, Terraform, mask, mask_needles,
 };
 use crate::store::{PlanCounts, RunDetail, Workspace};
 
-/// The plan file, beside the configuration in the run's directory; it outlives a restart.
-const PLAN_FILE: &str = "plan.tfplan";
+/// What the run's sandbox may see and write, inside the run's directory.
+const WORK_DIR: &str = "work";
+/// The plan file, beside the configuration in the work dir; it outlives a restart.
+const PLAN_FILE: &str = "work/plan.tfplan";
 /// Where the configuration is unpacked inside the run's directory.
-const CONFIG_DIR: &str = "config";
+const CONFIG_DIR: &str = "work/config";
+/// The phases' logs, statuses and locks, outside what the sandbox sees.
+const PHASES_DIR: &str = "phases";
+/// How many times a plan lost to a stopped Gantry or supervisor is started again.
+pub const MAX_PLAN_ATTEMPTS: i64 = 3;
 /// Terraform's local state file, in the working directory.
 const STATE_FILE: &str = "terraform.tfstate";
 /// Left in a run's directory whose state file could not be stored: the directory is kept.
@@ -30,18 +36,27 @@ pub const KEEP_MARKER: &str = "KEEP-unstored-state";
 /// The largest tarball Gantry downloads.
 const MAX_TARBALL_BYTES: usize = 256 * 1024 * 1024;
 
+/// Whether a run's execution starts now or follows on what a stopped Gantry left running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Start {
+    Fresh,
+    Resumed,
+}
+
 /// How a run ended early.
 #[derive(Debug)]
 pub enum Failure {
     Errored(String),
     Canceled(String),
     ForceCanceled(String),
+    /// Terraform's supervisor stopped before the phase ended (killed, the machine restarted).
+    Lost(String),
 }
 
 impl Failure {
     fn state(&self) -> RunState {
         match self {
-            Failure::Errored(_) => RunState::Errored,
+            Failure::Errored(_) | Failure::Lost(_) => RunState::Errored,
             Failure::Canceled(_) => RunState::Canceled,
             Failure::ForceCanceled(_) => RunState::ForceCanceled,
         }
@@ -49,7 +64,10 @@ impl Failure {
 
     fn reason(&self) -> &str {
         match self {
-            Failure::Errored(r) | Failure::Canceled(r) | Failure::ForceCanceled(r) => r,
+            Failure::Errored(r)
+            | Failure::Canceled(r)
+            | Failure::ForceCanceled(r)
+            | Failure::Lost(r) => r,
         }
     }
 }
@@ -59,6 +77,7 @@ impl From<PhaseError> for Failure {
         match error {
             PhaseError::Canceled(_) => Failure::Canceled(error.to_string()),
             PhaseError::ForceCanceled(_) => Failure::ForceCanceled(error.to_string()),
+            PhaseError::Lost(_) => Failure::Lost(error.to_string()),
             other => Failure::Errored(other.to_string()),
         }
     }
@@ -175,9 +194,41 @@ impl Execution {
 
     /// Fetching → planning → planned (or planned_and_finished); an auto-apply run goes on to
     /// confirmed and applies.
-    pub async fn plan(mut self) {
+    pub async fn plan(self) {
+        self.plan_from(Start::Fresh).await
+    }
+
+    /// Takes back a run this server was executing before it stopped: a phase still running
+    /// under its supervisor is followed on, one that finished meanwhile is recorded, and one
+    /// lost with its supervisor is planned again (or, in an apply, errors with the state it
+    /// wrote kept). A run still fetching had started no Terraform: it starts over.
+    pub async fn resume(self) {
+        let note = "taken back by a restarted Gantry: its Terraform was left to its supervisor";
+        if let Err(error) = self
+            .shared
+            .store
+            .note_run_event(self.run.id, self.state, note)
+            .await
+        {
+            tracing::error!(
+                run_id = self.run.id,
+                error = format!("{error:#}"),
+                "noting failed"
+            );
+        }
+        match self.state {
+            RunState::Planning => self.plan_from(Start::Resumed).await,
+            RunState::Applying => self.apply_from(Start::Resumed).await,
+            _ => self.plan().await,
+        }
+    }
+
+    async fn plan_from(mut self, start: Start) {
         let mut log = PhaseLog::start(self.shared.store.clone(), self.run.id, "plan");
-        let result = self.plan_phases(&mut log).await;
+        if start == Start::Resumed {
+            log.line("Gantry: restarted; following the plan on");
+        }
+        let result = self.plan_phases(&mut log, start).await;
         let result = match result {
             Ok(()) if self.state == RunState::Confirmed => {
                 log.finish().await;
@@ -187,19 +238,29 @@ impl Execution {
         };
         self.finish(result, &mut log).await;
         log.finish().await;
-        self.cleanup_if_final();
+        self.cleanup_if_final().await;
     }
 
-    async fn plan_phases(&mut self, log: &mut PhaseLog) -> Result<(), Failure> {
-        log.line(&format!(
-            "Gantry: run {} of {} at {}",
-            self.run.id, self.workspace.spec.name, self.run.commit_sha
-        ));
-        let archive = self.fetch_configuration().await?;
-        self.unpack(&archive).await?;
+    async fn plan_phases(&mut self, log: &mut PhaseLog, start: Start) -> Result<(), Failure> {
+        if start == Start::Fresh {
+            log.line(&format!(
+                "Gantry: run {} of {} at {}",
+                self.run.id, self.workspace.spec.name, self.run.commit_sha
+            ));
+            let archive = self.fetch_configuration().await?;
+            self.unpack(&archive).await?;
+        }
+        if start == Start::Resumed && !self.working_dir().is_dir() {
+            // Stopped between starting the run and unpacking it: no Terraform ever ran.
+            return Err(Failure::Lost(
+                "Gantry stopped before the plan started".into(),
+            ));
+        }
         let terraform = self.terraform().await?;
-        self.write_current_state().await?;
-        self.advance(RunState::Planning).await?;
+        if start == Start::Fresh {
+            self.write_current_state().await?;
+            self.advance(RunState::Planning).await?;
+        }
         let summary = {
             let _slot = self.slot(log).await?;
             terraform.init(log, &self.stop).await?;
@@ -232,17 +293,26 @@ impl Execution {
     }
 
     /// Confirmed → applying → applied, with the new state version.
-    pub async fn apply(mut self) {
-        let mut log = PhaseLog::start(self.shared.store.clone(), self.run.id, "apply");
-        let result = self.apply_phases(&mut log).await;
-        self.finish(result, &mut log).await;
-        log.finish().await;
-        self.cleanup_if_final();
+    pub async fn apply(self) {
+        self.apply_from(Start::Fresh).await
     }
 
-    async fn apply_phases(&mut self, log: &mut PhaseLog) -> Result<(), Failure> {
+    async fn apply_from(mut self, start: Start) {
+        let mut log = PhaseLog::start(self.shared.store.clone(), self.run.id, "apply");
+        if start == Start::Resumed {
+            log.line("Gantry: restarted; following the apply on");
+        }
+        let result = self.apply_phases(&mut log, start).await;
+        self.finish(result, &mut log).await;
+        log.finish().await;
+        self.cleanup_if_final().await;
+    }
+
+    async fn apply_phases(&mut self, log: &mut PhaseLog, start: Start) -> Result<(), Failure> {
         let plan_file = self.run_dir().join(PLAN_FILE);
-        self.advance(RunState::Applying).await?;
+        if start == Start::Fresh {
+            self.advance(RunState::Applying).await?;
+        }
         if !plan_file.is_file() {
             return Err(Failure::Errored(
                 "the saved plan is gone (the run's directory was removed); nothing applied".into(),
@@ -265,6 +335,12 @@ impl Execution {
                 "the state an apply wrote was not stored; the run's directory is kept"
             );
         }
+        let applied = applied.map_err(|error| match error {
+            PhaseError::Lost(_) => Failure::Errored(
+                "Gantry stopped during apply; state written up to that point is saved".into(),
+            ),
+            other => other.into(),
+        });
         applied?;
         let new_version = stored?;
         log.flush().await;
@@ -317,6 +393,9 @@ impl Execution {
         log.line(&format!("Gantry: {reason}"));
         // The status of the ended run quotes the log's first error: store the log first.
         log.flush().await;
+        if matches!(failure, Failure::Lost(_)) && self.requeue_lost_plan(&reason, log).await {
+            return;
+        }
         let to = failure.state();
         if !self.state.can_become(to) {
             tracing::warn!(run_id = self.run.id, state = %self.state, %reason, "run not ended");
@@ -343,9 +422,48 @@ impl Execution {
         }
     }
 
-    fn cleanup_if_final(&self) {
+    /// A plan lost with its supervisor starts again from pending, unless it was lost too
+    /// often already. Returns whether it was queued again.
+    async fn requeue_lost_plan(&mut self, reason: &str, log: &mut PhaseLog) -> bool {
+        if !matches!(self.state, RunState::Fetching | RunState::Planning) {
+            return false;
+        }
+        let detail = format!("planned again: {reason}");
+        match self
+            .shared
+            .store
+            .requeue_lost_plan(self.run.id, self.state, &detail, MAX_PLAN_ATTEMPTS)
+            .await
+        {
+            Ok(true) => {
+                log.line("Gantry: the plan is queued again");
+                tracing::warn!(run_id = self.run.id, reason, "lost plan queued again");
+                self.state = RunState::Pending;
+                true
+            }
+            Ok(false) => {
+                log.line(&format!(
+                    "Gantry: the plan was lost {MAX_PLAN_ATTEMPTS} times; not trying again"
+                ));
+                false
+            }
+            Err(error) => {
+                tracing::error!(
+                    run_id = self.run.id,
+                    error = format!("{error:#}"),
+                    "queueing a lost plan again failed"
+                );
+                false
+            }
+        }
+    }
+
+    /// Removes the directory of a run that ended (it holds plan files and variables in clear
+    /// text), off the async workers.
+    async fn cleanup_if_final(&self) {
         if self.state.is_final() && !self.keep_dir {
-            let _ = std::fs::remove_dir_all(self.run_dir());
+            let dir = self.run_dir();
+            let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
         }
     }
 
@@ -439,6 +557,11 @@ impl Execution {
 
     /// The run's Terraform: its version's binary, its directory, its pinned variables.
     async fn terraform(&self) -> Result<Terraform, Failure> {
+        let isolation = self
+            .shared
+            .isolation
+            .clone()
+            .map_err(|why| Failure::Errored(format!("Terraform was not started: {why}")))?;
         let binary = match &self.workspace.spec.terraform_version {
             Some(version) => until_stopped(&self.stop, self.shared.installer.ensure(version))
                 .await?
@@ -465,6 +588,13 @@ impl Execution {
             sensitive: self.sensitive_values(),
             dir,
             phase_timeout: self.shared.phase_timeout,
+            phases: Phases {
+                supervisor: self.shared.supervisor.clone(),
+                isolation,
+                dir: self.run_dir().join(PHASES_DIR),
+                work_dir: self.run_dir().join(WORK_DIR),
+                network: true,
+            },
         })
     }
 

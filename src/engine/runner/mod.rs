@@ -20,10 +20,11 @@ use tokio_util::task::TaskTracker;
 pub use control::{ActionError, CancelOutcome, RunControl};
 pub use signal::RunSignal;
 
-use crate::config::Config;
+use crate::config::{Config, IsolationSetting, OnShutdown, RunnerConfig};
 use crate::core::RunId;
 use crate::core::queue::{QueueDecision, QueuedRun, next_to_start};
 use crate::core::run::RunState;
+use crate::executor::sandbox::{Isolation, Sandbox};
 use crate::executor::terraform_install::Installer;
 use crate::github::GitHub;
 use crate::store::Store;
@@ -38,6 +39,8 @@ const RETRY: Duration = Duration::from_secs(2);
 const HEARTBEAT: Duration = Duration::from_secs(5);
 /// A run whose runner has been silent this long is taken for orphaned (its server died).
 pub const STALE_AFTER: Duration = Duration::from_secs(20);
+/// Beyond the phase timeout, how long a dead server's supervisor may take to kill its phase.
+const SUPERVISOR_MARGIN: Duration = Duration::from_secs(5);
 
 /// Runs whose runner's last heartbeat is older than this moment are orphaned. On SQLite one
 /// server executes everything, so at its start every executing run is its own, orphaned.
@@ -63,6 +66,12 @@ pub struct Shared {
     phase_timeout: Duration,
     /// This server's replica id: the runs it executes are marked with it.
     owner: String,
+    /// The sandbox every Terraform process runs in, or why none can be made here (then no
+    /// Terraform is started at all).
+    isolation: Result<Isolation, String>,
+    /// The program that supervises each Terraform phase.
+    supervisor: PathBuf,
+    on_shutdown: OnShutdown,
 }
 
 impl Shared {
@@ -72,9 +81,53 @@ impl Shared {
     }
 }
 
+/// What a run task does.
+#[derive(Debug, Clone, Copy)]
+enum Work {
+    /// Plan a run just started (fetching), and apply it if auto-apply confirms it.
+    Plan,
+    /// Apply a confirmed run.
+    Apply,
+    /// Wait for a speculative slot, then plan (pending).
+    Speculative,
+    /// Take back a run this server executed before it stopped, in the state it is in.
+    Resume(RunState),
+}
+
+impl Work {
+    fn state(self) -> RunState {
+        match self {
+            Work::Plan => RunState::Fetching,
+            Work::Apply => RunState::Confirmed,
+            Work::Speculative => RunState::Pending,
+            Work::Resume(state) => state,
+        }
+    }
+}
+
 pub struct Runner {
     shared: Arc<Shared>,
     tasks: TaskTracker,
+}
+
+/// The isolation the configuration asks for, checked on this machine.
+fn isolation(runner: &RunnerConfig) -> Result<Isolation, String> {
+    match runner.isolation {
+        IsolationSetting::None => {
+            tracing::warn!(
+                "runner.isolation = \"none\": Terraform runs unsandboxed and can read Gantry's \
+                 database, keys and environment"
+            );
+            Ok(Isolation::Unsandboxed)
+        }
+        IsolationSetting::Sandbox => match Sandbox::probe(runner.sandbox_read_only.clone()) {
+            Ok(sandbox) => Ok(Isolation::Sandboxed(sandbox)),
+            Err(error) => {
+                tracing::error!(%error, "no run will be executed");
+                Err(error.to_string())
+            }
+        },
+    }
 }
 
 impl Runner {
@@ -101,6 +154,9 @@ impl Runner {
             blobs_dir: absolute(config.data_dir.join("blobs").join("sha256")),
             phase_timeout: config.runner.phase_timeout,
             owner,
+            isolation: isolation(&config.runner),
+            supervisor: config.runner.supervisor.clone(),
+            on_shutdown: config.runner.on_shutdown,
         };
         Self {
             shared: Arc::new(shared),
@@ -108,8 +164,14 @@ impl Runner {
         }
     }
 
-    /// Schedules until `cancel` fires. Runs executing then are stopped where they are (their
-    /// Terraform killed); the next start marks them interrupted.
+    /// Why no run can be executed here (no sandbox can be made), if so.
+    pub fn refusal(&self) -> Option<String> {
+        self.shared.isolation.as_ref().err().cloned()
+    }
+
+    /// Schedules until `cancel` fires. First it takes back the runs it was executing before it
+    /// stopped. When it stops, the phases under way are left to their supervisors (the next
+    /// start follows them on), or with `on_shutdown = "cancel"` canceled and waited for.
     pub async fn run(self, cancel: CancellationToken) {
         let signal = self.shared.control.signal().clone();
         tracing::info!("runner started");
@@ -131,6 +193,7 @@ impl Runner {
                 "listening for other replicas failed"
             );
         }
+        self.adopt(&cancel).await;
         loop {
             for workspace_id in signal.take() {
                 if let Err(error) = self.schedule(workspace_id, &cancel).await {
@@ -161,18 +224,30 @@ impl Runner {
         }
         let executing = self.shared.control.executing_runs();
         if !executing.is_empty() {
-            tracing::warn!(
-                ?executing,
-                "stopping: runs under way are left for the next start"
-            );
+            match self.shared.on_shutdown {
+                OnShutdown::Detach => tracing::warn!(
+                    ?executing,
+                    "stopping: runs under way are left to their supervisors for the next start"
+                ),
+                OnShutdown::Cancel => {
+                    tracing::warn!(?executing, "stopping: canceling the runs under way");
+                    for run_id in executing {
+                        self.shared
+                            .control
+                            .cancel_executing(run_id, "canceled: Gantry was stopping");
+                    }
+                }
+            }
         }
         self.tasks.close();
         self.tasks.wait().await;
         tracing::info!("runner stopped");
     }
 
-    /// Says this server still holds its runs, and errors the runs of servers that stopped
-    /// saying so (they died), so that their workspaces' queues move on.
+    /// Says this server still holds its runs, and takes over the runs of servers that stopped
+    /// saying so (they died): their plans are planned again and their waiting plans errored
+    /// once they are stale, but a run whose Terraform may still be working under the dead
+    /// server's supervisor is left alone until the phase timeout has surely ended it.
     async fn heartbeat(&self, signal: &RunSignal) {
         let store = &self.shared.store;
         if let Err(error) = store.heartbeat_runs(&self.shared.owner).await {
@@ -181,8 +256,12 @@ impl Runner {
         if !store.is_shared() {
             return; // one server per database: nobody else's runs to take over
         }
+        let stale_before = stale_before(store);
+        let terraform_gone_before =
+            stale_before - (self.shared.phase_timeout + SUPERVISOR_MARGIN).as_millis() as i64;
+        let owner = &self.shared.owner;
         match store
-            .interrupt_stale_runs(&self.shared.owner, stale_before(store))
+            .interrupt_stale_runs(owner, stale_before, terraform_gone_before)
             .await
         {
             Ok(ids) if ids.is_empty() => {}
@@ -191,6 +270,36 @@ impl Runner {
                 self.sweep(signal).await;
             }
             Err(error) => tracing::error!(error = format!("{error:#}"), "takeover failed"),
+        }
+        let plans = match store
+            .stale_plans(owner, stale_before, terraform_gone_before)
+            .await
+        {
+            Ok(plans) => plans,
+            Err(error) => {
+                tracing::error!(error = format!("{error:#}"), "takeover failed");
+                return;
+            }
+        };
+        for (run_id, state) in plans {
+            let detail = "planned again: the server planning it stopped";
+            let requeued = store
+                .requeue_lost_plan(run_id, state, detail, execute::MAX_PLAN_ATTEMPTS)
+                .await;
+            let ended = match requeued {
+                Ok(true) => Ok(true),
+                Ok(false) => {
+                    let reason = "interrupted: the server planning it stopped, too often";
+                    store
+                        .end_run(run_id, state, RunState::Errored, reason)
+                        .await
+                }
+                Err(error) => Err(error),
+            };
+            match ended {
+                Ok(_) => tracing::warn!(run_id, "a plan of a server that stopped: taken over"),
+                Err(error) => tracing::error!(error = format!("{error:#}"), "takeover failed"),
+            }
         }
     }
 
@@ -238,7 +347,7 @@ impl Runner {
             // Only the server that planned it has the plan file: another replica leaves it.
             let owner = self.shared.store.run_owner(*id).await?;
             if owner.is_none_or(|owner| owner == self.shared.owner) {
-                self.spawn(*id, RunState::Confirmed, cancel).await?;
+                self.spawn(*id, Work::Apply, cancel).await?;
             }
             return Ok(());
         }
@@ -255,7 +364,7 @@ impl Runner {
                 .store
                 .start_queued_run(id, &self.shared.owner)
                 .await?
-            && let Err(error) = self.spawn(id, RunState::Fetching, cancel).await
+            && let Err(error) = self.spawn(id, Work::Plan, cancel).await
         {
             // Started in the store but not executing: end it rather than hold the workspace.
             let reason = format!("the run could not be started: {error:#}");
@@ -268,25 +377,47 @@ impl Runner {
         Ok(())
     }
 
+    /// At start: the runs this server was executing when it stopped are executing still (their
+    /// Terraform under its supervisor) or have ended meanwhile; each is taken back and followed
+    /// to its end.
+    async fn adopt(&self, cancel: &CancellationToken) {
+        let runs = match self.shared.store.runs_to_adopt(&self.shared.owner).await {
+            Ok(runs) => runs,
+            Err(error) => {
+                tracing::error!(
+                    error = format!("{error:#}"),
+                    "finding runs to take back failed"
+                );
+                return;
+            }
+        };
+        for (run_id, state) in runs {
+            tracing::warn!(run_id, %state, "taking back a run from before the restart");
+            if let Err(error) = self.spawn(run_id, Work::Resume(state), cancel).await {
+                tracing::error!(run_id, error = format!("{error:#}"), "taking back failed");
+            }
+        }
+    }
+
     /// Speculative plans do not queue: each pending one gets a task at once, which waits for a
     /// speculative slot (in order) and then plans.
     async fn start_speculative(&self, cancel: &CancellationToken) -> anyhow::Result<()> {
         for run_id in self.shared.store.pending_speculative_runs().await? {
             if !self.shared.control.is_executing(run_id) {
-                self.spawn(run_id, RunState::Pending, cancel).await?;
+                self.spawn(run_id, Work::Speculative, cancel).await?;
             }
         }
         Ok(())
     }
 
-    /// Executes run `id`, now in `state` (fetching: plan; confirmed: apply; pending: a
-    /// speculative plan, once it has a slot), in its own task.
+    /// Executes run `id` in its own task: `work` says from where.
     async fn spawn(
         &self,
         run_id: i64,
-        state: RunState,
+        work: Work,
         cancel: &CancellationToken,
     ) -> anyhow::Result<()> {
+        let state = work.state();
         let store = &self.shared.store;
         let run = store
             .run(run_id)
@@ -317,15 +448,21 @@ impl Runner {
             async move {
                 tracing::info!(%state, "run executing");
                 let work = async {
-                    match state {
-                        RunState::Confirmed => execution.apply().await,
-                        RunState::Pending => execution.speculative_plan().await,
-                        _ => execution.plan().await,
+                    match work {
+                        Work::Apply => execution.apply().await,
+                        Work::Speculative => execution.speculative_plan().await,
+                        Work::Plan => execution.plan().await,
+                        Work::Resume(_) => execution.resume().await,
                     }
                 };
-                tokio::select! {
-                    _ = cancel.cancelled() => {}
-                    _ = work => {}
+                // Detaching drops the work where it waits: its Terraform goes on under its
+                // supervisor. Canceling lets the work see the cancel through to the end.
+                match shared.on_shutdown {
+                    OnShutdown::Detach => tokio::select! {
+                        _ = cancel.cancelled() => {}
+                        _ = work => {}
+                    },
+                    OnShutdown::Cancel => work.await,
                 }
                 shared.control.unregister(run_id);
                 shared.control.signal().workspace_changed(workspace_id);

@@ -10,22 +10,24 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use url::Url;
 use wiremock::matchers::{header, method, path};
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+use wiremock::{Mock, Request, Respond, ResponseTemplate};
+
+mod common;
 
 const APP_ID: u64 = 42;
 const INSTALLATION: u64 = 1001;
 const PRIVATE_KEY: &str = include_str!("../fixtures/keys/test-app.pem");
 const PUBLIC_KEY: &str = include_str!("../fixtures/keys/test-app.pub.pem");
 
-/// A fake GitHub: a wiremock server that knows the app's public key.
+/// A fake GitHub held to GitHub's contract, and what these tests mount on it.
 struct FakeGitHub {
-    server: MockServer,
+    server: common::FakeGitHub,
 }
 
 impl FakeGitHub {
     async fn start() -> Self {
         Self {
-            server: MockServer::start().await,
+            server: common::FakeGitHub::start().await,
         }
     }
 

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+use super::FakeGitHub;
 use super::runs::{REPO, grant_installation_token};
 
 /// The pull request the scenarios use.
@@ -18,21 +19,21 @@ pub const PR: u64 = 12;
 /// The fake GitHub: tokens, `tarball` for any commit, the pull request (its files and, for
 /// commands, its head), a writer's permission, and every write Gantry makes answered with
 /// success (and recorded by wiremock).
-pub async fn fake_github(pr_head: &str, pr_files: &[&str], tarball: Vec<u8>) -> MockServer {
-    let github = MockServer::start().await;
+pub async fn fake_github(pr_head: &str, pr_files: &[&str], tarball: Vec<u8>) -> FakeGitHub {
+    let github = FakeGitHub::start().await;
     grant_installation_token(&github).await;
     Mock::given(method("GET"))
         .and(path_regex(r"^/repos/octo-org/infra/tarball/[0-9a-f]{40}$"))
-        .respond_with(
-            ResponseTemplate::new(302)
-                .insert_header("location", format!("{}/codeload/repo.tar.gz", github.uri())),
-        )
+        .respond_with(ResponseTemplate::new(302).insert_header(
+            "location",
+            format!("{}/repo.tar.gz", github.downloads().uri()),
+        ))
         .mount(&github)
         .await;
     Mock::given(method("GET"))
-        .and(path("/codeload/repo.tar.gz"))
+        .and(path("/repo.tar.gz"))
         .respond_with(ResponseTemplate::new(200).set_body_bytes(tarball))
-        .mount(&github)
+        .mount(github.downloads())
         .await;
     let files: Vec<Value> = pr_files.iter().map(|f| json!({ "filename": f })).collect();
     Mock::given(method("GET"))

@@ -1,5 +1,6 @@
 //! The integration-test harness: Gantry in-process on a temp SQLite database and a loopback
-//! port, a fake GitHub (wiremock) on loopback, and a small vocabulary to drive them.
+//! port, a fake GitHub (wiremock, held to GitHub's contract) on loopback, and a small
+//! vocabulary to drive them.
 #![allow(dead_code)] // each test file uses a different part of the harness
 
 use std::collections::HashMap;
@@ -16,9 +17,13 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+pub mod contract;
+pub mod fake_github;
 pub mod fleet;
 pub mod process;
 pub mod runs;
+
+pub use fake_github::FakeGitHub;
 
 pub const SECRET: &str = "test-webhook-secret";
 pub const APP_ID: u64 = 4242;
@@ -57,7 +62,7 @@ pub fn base_env(data_dir: &Path, github_url: &str) -> HashMap<String, String> {
 pub struct TestGantry {
     pub url: String,
     pub data_dir: TempDir,
-    pub github: MockServer,
+    pub github: FakeGitHub,
     pub store: Store,
     pub http: reqwest::Client,
     env: HashMap<String, String>,
@@ -88,7 +93,7 @@ impl TestGantry {
         adjust: impl FnOnce(&mut HashMap<String, String>),
     ) -> Self {
         let data_dir = tempfile::tempdir().unwrap();
-        let github = MockServer::start().await;
+        let github = FakeGitHub::start().await;
         let mut env = base_env(data_dir.path(), &github.uri());
         if let Some(url) = fresh_postgres_database().await {
             env.insert("GANTRY_DATABASE_URL".into(), url);

@@ -135,27 +135,28 @@ impl Harness {
     }
 
     /// The fake GitHub serves `fixture` as the repository's tarball at `commit`: the API
-    /// redirects to a download URL, as GitHub does.
+    /// redirects to a URL on the download host, as GitHub does.
     pub async fn serve_tarball(&self, commit: &str, fixture: &str) {
         self.serve_tarball_bytes(commit, tarball_of(fixture, commit))
             .await;
     }
 
     pub async fn serve_tarball_bytes(&self, commit: &str, bytes: Vec<u8>) {
-        let download = format!("/codeload/{REPO}/legacy.tar.gz/{commit}");
+        let github = &self.gantry.github;
+        let download = format!("/{REPO}/legacy.tar.gz/{commit}");
         Mock::given(method("GET"))
             .and(path(format!("/repos/{REPO}/tarball/{commit}")))
             .and(header("authorization", "Bearer ghs_test"))
             .respond_with(ResponseTemplate::new(302).insert_header(
                 "location",
-                format!("{}{download}", self.gantry.github.uri()),
+                format!("{}{download}", github.downloads().uri()),
             ))
-            .mount(&self.gantry.github)
+            .mount(github)
             .await;
         Mock::given(method("GET"))
             .and(path(download))
             .respond_with(ResponseTemplate::new(200).set_body_bytes(bytes))
-            .mount(&self.gantry.github)
+            .mount(github.downloads())
             .await;
     }
 

@@ -357,3 +357,46 @@ async fn without_app_credentials_installation_calls_are_not_configured() {
     ));
     assert!(github.requests().await.is_empty());
 }
+
+#[tokio::test]
+async fn tarball_download_names_gantry_and_leaves_the_token_at_the_api() {
+    let github = FakeGitHub::start().await;
+    github.grants_tokens("", TimeDelta::hours(1), 1).await;
+    let sha = "0123456789abcdef0123456789abcdef01234567";
+    let download = format!("/o/r/legacy.tar.gz/{sha}");
+    Mock::given(method("GET"))
+        .and(path(format!("/repos/o/r/tarball/{sha}")))
+        .and(header("authorization", "Bearer ghs_fake_1"))
+        .respond_with(ResponseTemplate::new(302).insert_header(
+            "location",
+            format!("{}{download}", github.server.downloads().uri()),
+        ))
+        .expect(1)
+        .mount(&github.server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(download))
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(b"the tarball".to_vec()))
+        .expect(1)
+        .mount(github.server.downloads())
+        .await;
+
+    let tarball = github
+        .gantry(true)
+        .download_tarball(INSTALLATION, "o/r", sha, 1 << 20)
+        .await
+        .unwrap();
+
+    assert_eq!(tarball, b"the tarball");
+    // GitHub refuses a request without a User-Agent, and the token must not follow the redirect
+    // to another host: the fake's guard would have answered 403 or 400 (and failed the test).
+    let fetched = github.server.downloads().received_requests().await.unwrap();
+    let agent = fetched[0]
+        .headers
+        .get("user-agent")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert!(agent.starts_with("gantry/"), "{agent}");
+    assert!(fetched[0].headers.get("authorization").is_none());
+}

@@ -5,7 +5,9 @@
 //!   and each push made one run per workspace it touched);
 //! - no workspace ever had two runs holding it at once (from the runs' own event times);
 //! - every run is finished (the workspaces auto-apply, so none waits for confirmation);
-//! - the latest status at the fake GitHub for each commit and workspace is its run's final one.
+//! - the latest status at the fake GitHub for each commit and workspace is its run's final one;
+//! - no run failed: a kill leaves Terraform to its supervisor, and the next start takes the
+//!   run back.
 //!
 //! The seed is printed; `GANTRY_CRASH_SEED=<n>` replays a sequence of events and kill times.
 
@@ -186,6 +188,15 @@ async fn twenty_sigkills_lose_nothing_repeat_nothing_and_leave_github_right() {
     };
     let checked = fleet::check(&store, &github, &accepted, &runs).await;
     gantry.kill();
+    // A kill never fails a run: its Terraform went on under its supervisor and the next
+    // Gantry took the run back (or, if nothing had started, planned it again).
+    let failed: Vec<String> = runs
+        .iter()
+        .filter(|r| r.state == gantry::core::run::RunState::Errored)
+        .map(|r| format!("run {}: {:?}", r.id, r.error))
+        .collect();
+    assert!(failed.is_empty(), "runs failed by the kills: {failed:?}");
+    assert_eq!(checked.interrupted, 0);
     eprintln!(
         "{KILLS} kills survived: {} deliveries accepted, {unanswered} unanswered at a kill, \
          {} runs ({} interrupted by a kill), {} statuses checked, 0 lost",

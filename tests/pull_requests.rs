@@ -311,7 +311,7 @@ async fn a_pull_request_plans_its_workspaces_at_once_past_a_lock_and_a_queued_ru
 
 #[tokio::test]
 async fn a_new_head_commit_supersedes_a_plan_still_running() {
-    let marker = tempfile::NamedTempFile::new().unwrap();
+    let marker = common::runs::marker();
     let h = Harness::start(ROOT, Some(&slow_plan_terraform(marker.path()))).await;
     let (old, new) = (sha(1), sha(2));
     fake_pull_request(&h, &["main.tf"], &new, false).await;

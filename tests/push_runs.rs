@@ -275,7 +275,7 @@ async fn push_to_prod(gantry: &TestGantry, delivery: &str, sha: &str) {
 }
 
 #[tokio::test]
-async fn a_restart_errors_runs_that_were_planning_and_the_queue_moves_on() {
+async fn a_restart_plans_again_a_plan_that_never_started_at_the_front_of_the_queue() {
     let mut gantry = TestGantry::start_with_config(WORKSPACES).await;
     push_to_prod(&gantry, "q-1", SHA1).await;
     push_to_prod(&gantry, "q-2", SHA2).await;
@@ -307,27 +307,45 @@ async fn a_restart_errors_runs_that_were_planning_and_the_queue_moves_on() {
         "the second run waits, not even planned"
     );
 
-    // Only a server that executes runs closes interrupted ones.
+    // Only a server that executes runs takes them back. This plan never started (nothing was
+    // fetched, no supervisor ran): it is queued again, ahead of the second run.
     gantry
         .restart_with(|env| {
             env.insert("GANTRY_RUNNER_ENABLED".into(), "true".into());
         })
         .await;
-    let events = gantry.store.run_events(first).await.unwrap();
-    assert_eq!(
-        events.last().unwrap(),
-        &("errored".to_string(), Some("interrupted".to_string()))
-    );
-    let states: Vec<String> = events.iter().map(|e| e.0.clone()).collect();
-    assert_eq!(states, ["pending", "fetching", "planning", "errored"]);
-    // The queue moved on: the runner started the second run.
-    let started = common::wait_until(std::time::Duration::from_secs(10), || async {
+    let started = common::wait_until(std::time::Duration::from_secs(20), || async {
         let events = gantry.store.run_events(second).await.unwrap();
         (events.len() > 1).then_some(events)
     })
     .await
     .expect("the second run started");
     assert_eq!(started[1].0, "fetching");
+    let first_run = gantry.store.run(first).await.unwrap().unwrap();
+    assert!(
+        first_run.state.is_final(),
+        "the second run starts only after the first one: {first_run:?}"
+    );
+    let events = gantry.store.run_events(first).await.unwrap();
+    assert!(
+        events.iter().any(|(state, detail)| state == "pending"
+            && detail.as_deref().unwrap_or("").contains("planned again")),
+        "queued again: {events:?}"
+    );
+    let fetched = events
+        .iter()
+        .filter(|(state, _)| state == "fetching")
+        .count();
+    assert_eq!(
+        fetched, 2,
+        "started again, before the second run: {events:?}"
+    );
+    assert!(
+        !events
+            .iter()
+            .any(|(_, detail)| detail.as_deref() == Some("interrupted")),
+        "{events:?}"
+    );
 }
 
 #[tokio::test]

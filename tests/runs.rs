@@ -254,7 +254,7 @@ async fn discarding_a_plan_or_canceling_a_queued_run_hands_the_workspace_on() {
 
 #[tokio::test]
 async fn canceling_or_force_canceling_a_plan_stops_terraform() {
-    let marker = tempfile::NamedTempFile::new().unwrap();
+    let marker = common::runs::marker();
     let h = Harness::start(WORKSPACE, Some(&slow_plan_terraform(marker.path()))).await;
     h.serve_tarball(&sha(1), "outputs").await;
     h.serve_tarball(&sha(2), "outputs").await;
@@ -286,19 +286,52 @@ async fn canceling_or_force_canceling_a_plan_stops_terraform() {
 }
 
 #[tokio::test]
-async fn a_restart_during_a_plan_errors_that_run_and_the_queue_moves_on() {
-    let marker = tempfile::NamedTempFile::new().unwrap();
+async fn a_restart_during_a_plan_follows_it_on_and_the_queue_moves_on() {
+    let marker = common::runs::marker();
     let mut h = Harness::start(WORKSPACE, Some(&slow_plan_terraform(marker.path()))).await;
     h.serve_tarball(&sha(1), "outputs").await;
     h.serve_tarball(&sha(2), "outputs-v2").await;
     let first = h.push(&sha(1)).await;
     let second = h.push(&sha(2)).await;
     h.wait_for(first, "planning").await;
+    wait_until(Duration::from_secs(30), || async {
+        h.log(first, "plan")
+            .await
+            .contains("slow plan")
+            .then_some(())
+    })
+    .await
+    .expect("the plan started");
 
+    // Gantry stops (as for an upgrade) while Terraform plans; the plan goes on under its
+    // supervisor, finishes while no Gantry runs, and the restarted Gantry records it.
     h.gantry.restart_with(|_| {}).await;
     std::fs::remove_file(marker.path()).unwrap();
-    let errored = h.wait_for(first, "errored").await;
-    assert_eq!(errored["error"], "interrupted");
+    let planned = h.wait_for(first, "planned").await;
+    assert!(planned["error"].is_null(), "{planned}");
+    let log = h.log(first, "plan").await;
+    assert!(log.contains("slow plan: waiting"), "{log}");
+    assert!(
+        log.contains("Gantry: restarted; following the plan on"),
+        "{log}"
+    );
+    assert!(
+        log.contains("Changes to Outputs"),
+        "the plan's own output: {log}"
+    );
+    let events = h.gantry.store.run_events(first).await.unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|(_, detail)| detail.as_deref().unwrap_or("").contains("taken back")),
+        "{events:?}"
+    );
+    assert!(
+        !events.iter().any(|(state, _)| state == "errored"),
+        "{events:?}"
+    );
+    let (status, _) = h.action(first, "discard").await;
+    assert_eq!(status, 200);
     h.wait_for(second, "planned").await;
 }
 
@@ -439,7 +472,7 @@ async fn a_saved_plan_survives_a_restart_and_is_applied_after_it() {
 
 #[tokio::test]
 async fn runs_beyond_the_terraform_process_cap_wait_for_a_slot_in_order() {
-    let marker = tempfile::NamedTempFile::new().unwrap();
+    let marker = common::runs::marker();
     let tools = tempfile::tempdir().unwrap().keep();
     let cache = tool_cache_with(&tools, Some(&slow_plan_terraform(marker.path())));
     let two = format!(
@@ -569,7 +602,7 @@ async fn a_discarded_plan_leaves_no_directory_behind_after_the_sweep() {
     h.wait_for(run, "planned").await;
     let dir = h.gantry.data_dir.path().join("runs").join(run.to_string());
     assert!(
-        dir.join("plan.tfplan").is_file(),
+        dir.join("work/plan.tfplan").is_file(),
         "the saved plan waits in the run's directory"
     );
     let (status, _) = h.action(run, "discard").await;

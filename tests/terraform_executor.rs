@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use gantry::executor::terraform::{PhaseError, Stop, Terraform, write_variables};
+use gantry::executor::sandbox::{Isolation, Sandbox};
+use gantry::executor::terraform::{PhaseError, Phases, Stop, Terraform, write_variables};
 
 fn real_terraform() -> PathBuf {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".tools/bin/terraform");
@@ -30,13 +31,23 @@ fn workdir(fixture: &str) -> tempfile::TempDir {
     dir
 }
 
+/// Terraform in `dir`, sandboxed and supervised as in a run; its phases' files in a directory
+/// of their own (each phase name once: a second plan needs a second `Terraform`).
 fn terraform(binary: PathBuf, dir: &Path, sensitive: &[&str], timeout: Duration) -> Terraform {
+    let tools = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".tools");
     Terraform {
         binary,
         dir: dir.to_path_buf(),
         env: vec![],
         sensitive: sensitive.iter().map(|s| s.to_string()).collect(),
         phase_timeout: timeout,
+        phases: Phases {
+            supervisor: PathBuf::from(env!("CARGO_BIN_EXE_gantry")),
+            isolation: Isolation::Sandboxed(Sandbox::probe(vec![tools]).expect("bubblewrap")),
+            dir: tempfile::tempdir().unwrap().keep(),
+            work_dir: dir.to_path_buf(),
+            network: false,
+        },
     }
 }
 
@@ -83,6 +94,12 @@ async fn plan_then_apply_the_saved_plan_then_no_changes() {
     assert!(text.contains("***"), "{text}");
 
     let mut again = Vec::new();
+    let tf = terraform(
+        real_terraform(),
+        dir.path(),
+        &[SECRET],
+        Duration::from_secs(120),
+    );
     let second = tf
         .plan(&dir.path().join("second.tfplan"), &mut again, &stop)
         .await

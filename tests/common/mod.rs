@@ -53,6 +53,12 @@ pub fn base_env(data_dir: &Path, github_url: &str) -> HashMap<String, String> {
         ("GANTRY_GITHUB_WEB_URL", github_url),
         // Runs are executed only by the tests about executing them (tests/runs.rs).
         ("GANTRY_RUNNER_ENABLED", "false"),
+        // Gantry runs in-process here: its phases' supervisor is the gantry binary.
+        ("GANTRY_RUNNER_SUPERVISOR", env!("CARGO_BIN_EXE_gantry")),
+        (
+            "GANTRY_RUNNER_SANDBOX_READ_ONLY",
+            &runs::sandbox_read_only(),
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))

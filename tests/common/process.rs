@@ -46,6 +46,10 @@ impl GantryProcess {
             .env("GANTRY_APP_PRIVATE_KEY_PATH", key)
             .env("GANTRY_GITHUB_API_URL", "http://127.0.0.1:9")
             .env("GANTRY_LOG", "info")
+            .env(
+                "GANTRY_RUNNER_SANDBOX_READ_ONLY",
+                super::runs::sandbox_read_only(),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log_file);
@@ -64,6 +68,23 @@ impl GantryProcess {
     pub fn kill(mut self) {
         self.child.kill().unwrap(); // SIGKILL: no chance to clean up
         self.child.wait().unwrap();
+    }
+
+    /// SIGTERM, as `systemctl stop` sends; returns how long the process took to exit (it is
+    /// killed after 30 s).
+    pub fn terminate(mut self) -> Duration {
+        let started = std::time::Instant::now();
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+        while started.elapsed() < Duration::from_secs(30) {
+            if self.child.try_wait().unwrap().is_some() {
+                return started.elapsed();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        started.elapsed()
     }
 }
 

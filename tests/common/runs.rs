@@ -68,6 +68,28 @@ pub fn tool_cache_with(dir: &Path, terraform: Option<&str>) -> PathBuf {
     cache
 }
 
+/// What the tests' sandboxed Terraform may read besides the system: the Terraform from PyPI
+/// (stand-in scripts call it by path) and the markers that hold a plan (see [`marker`]).
+pub fn sandbox_read_only() -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::env::join_paths([root.join(".tools"), markers_dir()])
+        .unwrap()
+        .into_string()
+        .unwrap()
+}
+
+fn markers_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-markers");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A marker file for [`slow_plan_terraform`], where a sandboxed Terraform can see it (not in
+/// `/tmp`: the sandbox has a private one).
+pub fn marker() -> tempfile::NamedTempFile {
+    tempfile::NamedTempFile::new_in(markers_dir()).unwrap()
+}
+
 /// A Terraform whose plan waits while `marker` exists (a plan that takes long, to cancel or to
 /// restart under); then it is the real one. SIGINT ends the wait the way it ends a real plan.
 pub fn slow_plan_terraform(marker: &Path) -> String {

@@ -14,6 +14,7 @@ use super::log::PhaseLog;
 use crate::core::run::{PlanResult, RunKind, RunState, after_plan};
 use crate::core::state::check_new_state;
 use crate::executor::extract::{Limits, extract_tar_gz};
+use crate::executor::sandbox::Isolation;
 use crate::executor::terraform::{
     LogSink, PhaseError, Phases, PlanSummary, Stop, Terraform, mask, mask_needles,
 };
@@ -27,6 +28,9 @@ const PLAN_FILE: &str = "work/plan.tfplan";
 const CONFIG_DIR: &str = "work/config";
 /// The phases' logs, statuses and locks, outside what the sandbox sees.
 const PHASES_DIR: &str = "phases";
+/// Said in the log of every run on a server with `runner.isolation = "none"`.
+const UNSANDBOXED_WARNING: &str = "Gantry: WARNING: this run is not sandboxed \
+    (runner.isolation = \"none\"): its Terraform can read Gantry's database, keys and environment";
 /// How many times a plan lost to a stopped Gantry or supervisor is started again.
 pub const MAX_PLAN_ATTEMPTS: i64 = 3;
 /// Terraform's local state file, in the working directory.
@@ -242,6 +246,9 @@ impl Execution {
     }
 
     async fn plan_phases(&mut self, log: &mut PhaseLog, start: Start) -> Result<(), Failure> {
+        if let Isolation::Unsandboxed = self.isolation()? {
+            log.line(UNSANDBOXED_WARNING);
+        }
         if start == Start::Fresh {
             log.line(&format!(
                 "Gantry: run {} of {} at {}",
@@ -556,12 +563,16 @@ impl Execution {
     }
 
     /// The run's Terraform: its version's binary, its directory, its pinned variables.
-    async fn terraform(&self) -> Result<Terraform, Failure> {
-        let isolation = self
-            .shared
+    /// How this run's Terraform is isolated, or why it cannot be started here.
+    fn isolation(&self) -> Result<Isolation, Failure> {
+        self.shared
             .isolation
             .clone()
-            .map_err(|why| Failure::Errored(format!("Terraform was not started: {why}")))?;
+            .map_err(|why| Failure::Errored(format!("Terraform was not started: {why}")))
+    }
+
+    async fn terraform(&self) -> Result<Terraform, Failure> {
+        let isolation = self.isolation()?;
         let binary = match &self.workspace.spec.terraform_version {
             Some(version) => until_stopped(&self.stop, self.shared.installer.ensure(version))
                 .await?

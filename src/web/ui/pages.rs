@@ -275,6 +275,8 @@ struct RunPage {
     can_confirm: bool,
     can_discard: bool,
     can_cancel: bool,
+    /// `runner.isolation = "none"`: this server's runs are not sandboxed.
+    unsandboxed: bool,
 }
 
 fn human(ms: i64) -> String {
@@ -406,6 +408,7 @@ async fn run_page(state: &AppState, viewer: Viewer, run: RunDetail) -> anyhow::R
         can_confirm: can_write && run.state == RunState::Planned,
         can_discard: can_write && matches!(run.state, RunState::Pending | RunState::Planned),
         can_cancel: can_write && (run.state == RunState::Pending || run.state.is_executing()),
+        unsandboxed: state.config.runner.isolation == crate::config::IsolationSetting::None,
     })
 }
 

@@ -59,6 +59,7 @@ const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("GANTRY_PUBLIC_URL", "public_url"),
     ("GANTRY_DATA_DIR", "data_dir"),
     ("GANTRY_DATABASE_URL", "database_url"),
+    ("GANTRY_ENCRYPTION_KEY", "encryption_key"),
     ("GANTRY_GITHUB_API_URL", "github.api_url"),
     ("GANTRY_GITHUB_WEB_URL", "github.web_url"),
     ("GANTRY_APP_ID", "github.app_id"),
@@ -91,6 +92,8 @@ pub struct Config {
     pub public_url: Url,
     pub data_dir: PathBuf,
     pub database_url: SecretString,
+    /// Seals sensitive variables at rest (64 hex digits); None: a key file in the data dir.
+    pub encryption_key: Option<SecretString>,
     pub github: GitHubConfig,
     pub ingest: IngestConfig,
     pub dispatcher: DispatcherConfig,
@@ -219,6 +222,7 @@ struct RawConfig {
     public_url: Option<String>,
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
+    encryption_key: Option<String>,
     #[serde(default)]
     github: RawGitHub,
     #[serde(default)]
@@ -426,6 +430,9 @@ fn apply_env(raw: &mut RawConfig, env: &HashMap<String, String>) -> Result<(), C
     if let Some(v) = get("GANTRY_DATABASE_URL") {
         raw.database_url = Some(v);
     }
+    if let Some(v) = get("GANTRY_ENCRYPTION_KEY") {
+        raw.encryption_key = Some(v);
+    }
     if let Some(v) = get("GANTRY_GITHUB_API_URL") {
         raw.github.api_url = Some(v);
     }
@@ -549,6 +556,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         public_url,
         data_dir,
         database_url: SecretString::from(database_url),
+        encryption_key: raw.encryption_key.map(SecretString::from),
         github,
         ingest: IngestConfig { max_body_bytes },
         dispatcher: DispatcherConfig {

@@ -71,7 +71,20 @@ pub async fn serve_on(
     shutdown: impl Future<Output = ()> + Send + 'static,
     reload: Option<Reload>,
 ) -> anyhow::Result<()> {
-    let store = Store::open(&config.database_url).await?;
+    make_private_dir(&config.data_dir)?;
+    let cipher = crate::store::Cipher::load(&config.data_dir, config.encryption_key.as_ref())
+        .context("loading the encryption key for sensitive variables")?;
+    let store = Store::open(&config.database_url).await?.with_cipher(cipher);
+    let sealed = store
+        .seal_clear_secrets()
+        .await
+        .context("encrypting sensitive variables stored in clear text")?;
+    if sealed > 0 {
+        tracing::info!(
+            sealed,
+            "sensitive variables stored in clear text are now encrypted"
+        );
+    }
     let report = store
         .sync_config_workspaces(&config.workspaces)
         .await
@@ -260,6 +273,14 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
             _ = wait(interrupt) => {}
         }
     }
+}
+
+/// The data dir holds the database, keys and runs: only Gantry's user may enter it.
+fn make_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("making {} private", dir.display()))
 }
 
 /// This server's replica id, kept in its data dir so that a restarted server knows the runs

@@ -10,6 +10,7 @@
 mod execution;
 mod adoption;
 mod api_runs;
+mod cipher;
 mod deliveries;
 mod delivery_frontier;
 mod effects;
@@ -31,6 +32,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, SqlitePool};
 
 pub use api_runs::RunPage;
+pub use cipher::{Cipher, Unreadable};
 pub use deliveries::{
     DeliveryOutcome, InsertOutcome, NewDelivery, PendingDelivery, StoredDelivery,
 };
@@ -153,6 +155,8 @@ pub struct Store {
     db: Db,
     /// Woken after a commit that added outbox rows, so that GitHub hears at once.
     outbox_wake: std::sync::Arc<tokio::sync::Notify>,
+    /// Seals sensitive variable values; without it they can be neither written nor read.
+    cipher: Option<std::sync::Arc<Cipher>>,
 }
 
 impl Store {
@@ -168,9 +172,34 @@ impl Store {
         let store = Self {
             db,
             outbox_wake: Default::default(),
+            cipher: None,
         };
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// This store seals and opens sensitive values with `cipher`.
+    pub fn with_cipher(mut self, cipher: Cipher) -> Self {
+        self.cipher = Some(std::sync::Arc::new(cipher));
+        self
+    }
+
+    fn cipher(&self) -> anyhow::Result<&Cipher> {
+        self.cipher
+            .as_deref()
+            .ok_or_else(|| anyhow::anyhow!("no encryption key for sensitive values was loaded"))
+    }
+
+    /// A variable's value as it is stored: sealed when sensitive.
+    pub(crate) fn stored_value(
+        &self,
+        value: &crate::core::workspace::VariableValue,
+    ) -> anyhow::Result<String> {
+        Ok(if value.sensitive {
+            self.cipher()?.seal(&value.value)
+        } else {
+            value.value.clone()
+        })
     }
 
     async fn migrate(&self) -> anyhow::Result<()> {

@@ -549,7 +549,9 @@ impl Store {
         Ok(runs)
     }
 
-    /// The variables a run was pinned to: (category, key, value, sensitive).
+    /// The variables a run was pinned to: (category, key, value, sensitive), sensitive values
+    /// opened. A value sealed under another key fails the whole read: a run never goes on
+    /// with a wrong value.
     pub async fn run_variables(
         &self,
         run_id: i64,
@@ -563,9 +565,17 @@ impl Store {
             .fetch_all(pool)
             .await?
         });
-        Ok(rows
-            .into_iter()
-            .map(|(c, k, v, s)| (c, k, v, s != 0))
-            .collect())
+        rows.into_iter()
+            .map(|(category, key, stored, sensitive)| {
+                let value = if sensitive != 0 && super::cipher::is_sealed(&stored) {
+                    self.cipher()?
+                        .open(&stored)
+                        .map_err(|e| anyhow::anyhow!("the sensitive variable `{key}`: {e}"))?
+                } else {
+                    stored
+                };
+                Ok((category, key, value, sensitive != 0))
+            })
+            .collect()
     }
 }

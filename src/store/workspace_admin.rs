@@ -50,7 +50,9 @@ impl Store {
             .await
             .map_err(|e| name_taken(e, spec.name.as_str()))?;
             for ((category, key), value) in &spec.variables {
-                put_variable((&mut *tx).into(), id, *category, key, value).await?;
+                let stored = self.stored_value(value)?;
+                put_variable((&mut *tx).into(), id, *category, key, &stored, value.sensitive)
+                    .await?;
             }
             tx.commit().await?;
             id
@@ -163,7 +165,16 @@ impl Store {
             .bind(key)
             .fetch_optional(&mut *tx)
             .await?;
-            put_variable((&mut *tx).into(), workspace_id, category, key, value).await?;
+            let stored = self.stored_value(value)?;
+            put_variable(
+                (&mut *tx).into(),
+                workspace_id,
+                category,
+                key,
+                &stored,
+                value.sensitive,
+            )
+            .await?;
             tx.commit().await?;
             existed.is_none()
         });
@@ -194,12 +205,15 @@ impl Store {
     }
 }
 
+/// Writes one variable as stored: `stored` is the value, sealed already when `sensitive`
+/// (see [`Store::stored_value`]).
 pub(super) async fn put_variable(
     conn: Conn<'_>,
     workspace_id: i64,
     category: VariableCategory,
     key: &str,
-    value: &VariableValue,
+    stored: &str,
+    sensitive: bool,
 ) -> Result<(), sqlx::Error> {
     on_conn!(conn, c => {
         sqlx::query(
@@ -210,8 +224,8 @@ pub(super) async fn put_variable(
         .bind(workspace_id)
         .bind(category.as_str())
         .bind(key)
-        .bind(&value.value)
-        .bind(i32::from(value.sensitive))
+        .bind(stored)
+        .bind(i32::from(sensitive))
         .execute(&mut *c)
         .await?;
     });

@@ -148,7 +148,9 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                 for ((category, key), value) in &spec.variables {
-                    put_variable((&mut *tx).into(), id, *category, key, value).await?;
+                    let stored = self.stored_value(value)?;
+                    put_variable((&mut *tx).into(), id, *category, key, &stored, value.sensitive)
+                        .await?;
                 }
             }
             let mut archive = QueryBuilder::new(
@@ -289,9 +291,16 @@ impl WorkspaceRow {
                 "env" => VariableCategory::Env,
                 other => return Err(corrupt("variable category", other.to_string())),
             };
+            // A sensitive value stays sealed in the store: only a run's own pinned copy is
+            // ever opened (`Store::run_variables`), and the API never shows it.
+            let sensitive = *sensitive != 0;
             let value = VariableValue {
-                value: value.clone(),
-                sensitive: *sensitive != 0,
+                value: if sensitive {
+                    String::new()
+                } else {
+                    value.clone()
+                },
+                sensitive,
             };
             vars.insert((category, key.clone()), value);
         }

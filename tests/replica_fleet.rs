@@ -28,7 +28,12 @@ fn workspace(n: usize) -> String {
 }
 
 fn config(tool_cache: &Path) -> String {
-    let mut toml = format!("[terraform]\ntool_cache = \"{}\"\n", tool_cache.display());
+    // A dead replica's plan is taken over only once its supervisor has surely ended it (the
+    // phase timeout): kept short here so the takeover comes within the test.
+    let mut toml = format!(
+        "[terraform]\ntool_cache = \"{}\"\n\n[runner]\nphase_timeout_secs = 30\n",
+        tool_cache.display()
+    );
     for n in 0..WORKSPACES {
         let name = workspace(n);
         toml.push_str(&format!(

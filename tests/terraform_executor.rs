@@ -34,6 +34,19 @@ fn workdir(fixture: &str) -> tempfile::TempDir {
 /// Terraform in `dir`, sandboxed and supervised as in a run; its phases' files in a directory
 /// of their own (each phase name once: a second plan needs a second `Terraform`).
 fn terraform(binary: PathBuf, dir: &Path, sensitive: &[&str], timeout: Duration) -> Terraform {
+    let phases = tempfile::tempdir().unwrap().keep();
+    terraform_with_phases(binary, dir, sensitive, timeout, phases)
+}
+
+/// [`terraform`] with its phases' files in `phases`: a second one over the same directory is
+/// what a restarted Gantry makes.
+fn terraform_with_phases(
+    binary: PathBuf,
+    dir: &Path,
+    sensitive: &[&str],
+    timeout: Duration,
+    phases: PathBuf,
+) -> Terraform {
     let tools = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".tools");
     Terraform {
         binary,
@@ -44,7 +57,7 @@ fn terraform(binary: PathBuf, dir: &Path, sensitive: &[&str], timeout: Duration)
         phases: Phases {
             supervisor: PathBuf::from(env!("CARGO_BIN_EXE_gantry")),
             isolation: Isolation::Sandboxed(Sandbox::probe(vec![tools]).expect("bubblewrap")),
-            dir: tempfile::tempdir().unwrap().keep(),
+            dir: phases,
             work_dir: dir.to_path_buf(),
             network: false,
         },
@@ -230,5 +243,43 @@ async fn a_phase_past_its_timeout_is_stopped() {
     assert!(
         matches!(result, Err(PhaseError::TimedOut("init"))),
         "{result:?}"
+    );
+}
+
+#[tokio::test]
+async fn phases_that_ended_without_gantry_are_read_back_whole() {
+    let dir = workdir("outputs");
+    write_variables(dir.path(), &[("name".into(), "world".into())]).unwrap();
+    let phases = tempfile::tempdir().unwrap();
+    let timeout = Duration::from_secs(120);
+    let plan_file = dir.path().join("run.tfplan");
+    let stop = Stop::default();
+    let first = terraform_with_phases(
+        real_terraform(),
+        dir.path(),
+        &[],
+        timeout,
+        phases.path().to_path_buf(),
+    );
+    let mut log: Vec<String> = Vec::new();
+    first.init(&mut log, &stop).await.unwrap();
+    let planned = first.plan(&plan_file, &mut log, &stop).await.unwrap();
+
+    // A restarted Gantry over the same phase files: every phase has ended, none runs again,
+    // and the plan's summary (from `show`, which the first Gantry had read) comes back whole.
+    let again = terraform_with_phases(
+        real_terraform(),
+        dir.path(),
+        &[],
+        timeout,
+        phases.path().to_path_buf(),
+    );
+    let mut more: Vec<String> = Vec::new();
+    again.init(&mut more, &stop).await.unwrap();
+    let summary = again.plan(&plan_file, &mut more, &stop).await.unwrap();
+    assert_eq!(summary, planned);
+    assert!(
+        more.is_empty(),
+        "the log was taken already, not repeated: {more:?}"
     );
 }

@@ -19,6 +19,8 @@ use super::supervisor::{self, EndedBy, Found, Launch, PhaseFiles, PhaseStatus, P
 pub const VARIABLES_FILE: &str = "zz_gantry.auto.tfvars.json";
 /// How long Terraform may take to stop after SIGINT before it is killed.
 const CANCEL_GRACE: Duration = Duration::from_secs(120);
+/// The phase whose output is the saved plan as JSON.
+const SHOW: &str = "show";
 /// What a masked value is replaced by in logs.
 pub const MASK: &str = "***";
 
@@ -157,7 +159,7 @@ impl Terraform {
         let mut json = Vec::new();
         let plan = plan_file.display().to_string();
         self.run(
-            "show",
+            SHOW,
             &["show", "-json", "-no-color", &plan],
             &mut json,
             stop,
@@ -191,6 +193,11 @@ impl Terraform {
         let mut followed = match files.find() {
             Found::NotStarted => {
                 supervisor::start(self.launch(&files, args)?).map_err(PhaseError::Spawn)?
+            }
+            // `show` prints data, not a log: an adopting Gantry needs all of it, whatever the
+            // Gantry before it had read.
+            Found::Running | Found::Finished(_) if phase == SHOW => {
+                supervisor::adopt_from_start(&files)
             }
             Found::Running | Found::Finished(_) => supervisor::adopt(&files),
             Found::Lost => return Err(PhaseError::Lost(phase)),

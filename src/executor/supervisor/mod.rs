@@ -211,6 +211,7 @@ pub fn start(launch: Launch<'_>) -> std::io::Result<Followed> {
     Ok(Followed {
         files: files.clone(),
         own: Some(child),
+        reaped: false,
         offset: 0,
         partial: Vec::new(),
     })
@@ -225,8 +226,17 @@ pub fn adopt(files: &PhaseFiles) -> Followed {
     Followed {
         files: files.clone(),
         own: None,
+        reaped: false,
         offset,
         partial: Vec::new(),
+    }
+}
+
+/// Follows a phase some earlier Gantry started, reading its output from the beginning.
+pub fn adopt_from_start(files: &PhaseFiles) -> Followed {
+    Followed {
+        offset: 0,
+        ..adopt(files)
     }
 }
 
@@ -235,6 +245,8 @@ pub struct Followed {
     files: PhaseFiles,
     /// The supervisor, when this Gantry started it (it learns of its end at once).
     own: Option<tokio::process::Child>,
+    /// This Gantry reaped the supervisor: its pid may be another process's by now.
+    reaped: bool,
     offset: u64,
     partial: Vec<u8>,
 }
@@ -251,36 +263,32 @@ impl Followed {
     /// Waits a moment (less if the supervisor ends), then hands over the log's new complete
     /// lines and says whether the phase has ended.
     pub async fn next(&mut self, lines: &mut Vec<String>) -> Progress {
-        let ended = match &mut self.own {
-            Some(child) => tokio::time::timeout(POLL, child.wait()).await.is_ok(),
-            None => {
-                tokio::time::sleep(POLL).await;
-                false
+        match &mut self.own {
+            Some(child) => {
+                if tokio::time::timeout(POLL, child.wait()).await.is_ok() {
+                    // Reaped: from now on the files say the rest.
+                    self.own = None;
+                    self.reaped = true;
+                }
             }
-        };
+            None => tokio::time::sleep(POLL).await,
+        }
         self.read_lines(lines);
         if let Some(status) = self.files.read_status() {
             self.read_lines(lines);
             self.take_partial(lines);
             return Progress::Ended(status);
         }
-        let gone = if self.own.is_some() {
-            ended
-        } else {
-            !self.files.lock_is_held()
-        };
-        match (gone, self.files.read_status()) {
-            (_, Some(status)) => {
-                self.read_lines(lines);
-                self.take_partial(lines);
-                Progress::Ended(status)
-            }
-            (true, None) => {
-                self.read_lines(lines);
-                self.take_partial(lines);
-                Progress::Lost
-            }
-            (false, None) => Progress::Running,
+        // Gone only once nothing of the phase holds its lock: a supervisor killed a moment
+        // ago may leave Terraform dying in its sandbox.
+        if self.own.is_some() || self.files.lock_is_held() {
+            return Progress::Running;
+        }
+        self.read_lines(lines);
+        self.take_partial(lines);
+        match self.files.read_status() {
+            Some(status) => Progress::Ended(status),
+            None => Progress::Lost,
         }
     }
 
@@ -301,8 +309,10 @@ impl Followed {
                 .ok()
                 .and_then(|s| s.trim().parse().ok()),
         };
-        // A pid read from the file is only trusted while the lock says the phase is alive.
+        // A pid read from the file is only trusted while the lock says the phase is alive
+        // (once it is not, the number may be another process's).
         if let Some(pid) = pid
+            && !self.reaped
             && (self.own.is_some() || self.files.lock_is_held())
         {
             let _ = kill(Pid::from_raw(pid), signal);

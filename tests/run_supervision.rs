@@ -108,12 +108,17 @@ impl Scenario {
     }
 
     fn start(&self) -> GantryProcess {
+        self.start_with(&[])
+    }
+
+    fn start_with(&self, extra: &[(&str, &str)]) -> GantryProcess {
         let env = [
             ("GANTRY_GITHUB_API_URL", self.github.uri()),
             ("GANTRY_DATABASE_URL", self.database_url.clone()),
             ("GANTRY_PUBLIC_URL", "https://gantry.test/".to_string()),
         ];
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        env.extend_from_slice(extra);
         GantryProcess::start_configured(&self.data, &self.log, Some(&self.config), &env)
     }
 
@@ -400,4 +405,24 @@ async fn without_bubblewrap_gantry_refuses_runs_and_says_why() {
     );
     assert_eq!(processes_running(&s.tool_cache), 0);
     gantry.kill();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_on_shutdown_cancel_a_sigterm_cancels_the_plan_and_waits_for_it() {
+    let s = Scenario::new().await;
+    let gantry = s.start_with(&[("GANTRY_RUNNER_ON_SHUTDOWN", "cancel")]);
+    let run = s.push(&gantry, &"e".repeat(40)).await;
+    s.wait_for_phase(run, "plan").await;
+    let took = gantry.terminate();
+    assert!(took < Duration::from_secs(10), "SIGTERM took {took:?}");
+    // Gantry waited for the canceled run before it exited.
+    let detail = s.store.run(run).await.unwrap().unwrap();
+    assert_eq!(
+        detail.state,
+        RunState::Canceled,
+        "{detail:?}\n{}",
+        s.gantry_log()
+    );
+    assert_eq!(processes_running(&s.tool_cache), 0, "Terraform stopped");
+    assert!(!s.phase(run, "plan").lock_is_held());
 }

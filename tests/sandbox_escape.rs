@@ -2,7 +2,8 @@
 //! push a branch; here they try, with the real Terraform, to read Gantry's database, the App's
 //! private key, Gantry's configuration, environment and processes, and another run's saved
 //! plan and sensitive variables, by relative and absolute paths and through `/proc`; a hostile
-//! program in Terraform's place tries the same and to write outside its run (the tool cache,
+//! program in Terraform's place tries the same, in plan and in apply, and to write outside its
+//! run (the tool cache,
 //! its own binary, the run's parent directories). Every attempt fails, nothing of Gantry's
 //! reaches the run's log, the API or GitHub, and with `runner.isolation = "none"`, set on
 //! purpose, the same configuration does read Gantry's files (so these tests can fail).
@@ -242,7 +243,7 @@ async fn without_the_sandbox_the_same_configuration_reads_gantrys_files() {
 /// runs the real Terraform.
 fn hostile_terraform(data_dir: &Path, cache: &Path) -> String {
     let script = r#"#!/bin/sh
-if [ "$1" = init ]; then
+if [ "$1" = init ] || [ "$1" = apply ]; then
   own=$(basename "$(dirname "$(dirname "$(dirname "$PWD")")")")
   attempt() { name=$1; shift; if "$@" >/dev/null 2>&1; then echo "ATTEMPT $name: worked"; else echo "ATTEMPT $name: blocked"; fi; }
   other_runs() { ls 'DATA/runs/' | grep -v -x "$own" | grep -q .; }
@@ -293,11 +294,16 @@ async fn a_program_in_terraforms_place_sees_and_writes_only_its_run() {
     .await;
     let (_victim, attacker) = victim_and_attack(&h).await;
     h.wait_for(attacker, "planned").await;
-    let log = h.log(attacker, "plan").await;
-    let attempts: Vec<&str> = log.lines().filter(|l| l.starts_with("ATTEMPT")).collect();
-    assert_eq!(attempts.len(), 10, "{log}");
-    for attempt in attempts {
-        assert!(attempt.ends_with("blocked"), "{attempt}\n{log}");
+    // It tries from the plan (in `init`) and again from the apply.
+    h.action(attacker, "confirm").await;
+    h.wait_for(attacker, "applied").await;
+    for phase in ["plan", "apply"] {
+        let log = h.log(attacker, phase).await;
+        let attempts: Vec<&str> = log.lines().filter(|l| l.starts_with("ATTEMPT")).collect();
+        assert_eq!(attempts.len(), 10, "{phase}: {log}");
+        for attempt in attempts {
+            assert!(attempt.ends_with("blocked"), "{phase}: {attempt}\n{log}");
+        }
     }
     // Writes outside the work dir land in the sandbox's own scratch space, never on disk.
     let runs = data_dir.path().join("runs");

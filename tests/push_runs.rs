@@ -287,10 +287,12 @@ async fn a_restart_plans_again_a_plan_that_never_started_at_the_front_of_the_que
         QueueDecision::Start(RunId(first)),
         "FIFO"
     );
+    // This server started the run and moved it to planning, then stopped before Terraform.
+    let replica = std::fs::read_to_string(gantry.data_dir.path().join("replica-id")).unwrap();
     assert!(
         gantry
             .store
-            .transition_run(first, RunState::Pending, RunState::Fetching, None)
+            .start_queued_run(first, &replica)
             .await
             .unwrap()
     );

@@ -309,7 +309,11 @@ async fn sigterm_during_an_apply_exits_promptly_and_the_apply_completes() {
     s.wait_for_phase(run, "apply").await;
 
     let took = gantry.terminate();
-    assert!(took < Duration::from_secs(5), "SIGTERM took {took:?}");
+    assert!(
+        took < Duration::from_secs(5),
+        "SIGTERM took {took:?}\n{}",
+        s.gantry_log()
+    );
     assert!(
         s.phase(run, "apply").lock_is_held(),
         "the apply goes on without Gantry"
@@ -414,7 +418,11 @@ async fn with_on_shutdown_cancel_a_sigterm_cancels_the_plan_and_waits_for_it() {
     let run = s.push(&gantry, &"e".repeat(40)).await;
     s.wait_for_phase(run, "plan").await;
     let took = gantry.terminate();
-    assert!(took < Duration::from_secs(10), "SIGTERM took {took:?}");
+    assert!(
+        took < Duration::from_secs(10),
+        "SIGTERM took {took:?}\n{}",
+        s.gantry_log()
+    );
     // Gantry waited for the canceled run before it exited.
     let detail = s.store.run(run).await.unwrap().unwrap();
     assert_eq!(

@@ -52,15 +52,16 @@ async fn sensitive_values_are_encrypted_at_rest_and_reach_their_run() {
     // The run had the value (Terraform read it; its output is masked) ...
     let log = gantry::core::status::plain_text(&h.log(run, "plan").await);
     assert!(log.contains("***") && log.contains("secret_echo"), "{log}");
-    // ... but the database holds it only sealed: a store without the key cannot open it.
-    let unkeyed = h.gantry.store.run_variables(run).await;
-    assert!(
-        unkeyed
-            .unwrap_err()
-            .to_string()
-            .contains("no encryption key"),
-        "the pinned value is sealed"
-    );
+    // ... the pinned copy opens with the server's key ...
+    let pinned = h.gantry.store.run_variables(run).await.unwrap();
+    assert!(pinned.iter().any(|v| v.1 == "secret" && v.2 == SENSITIVE));
+    // ... and the database holds it only sealed: under another key it cannot be opened (a
+    // value stored in clear would read back as it is).
+    let elsewhere = tempfile::tempdir().unwrap();
+    let other_key = gantry::store::Cipher::load(elsewhere.path(), None).unwrap();
+    let wrong = h.gantry.store.clone().with_cipher(other_key);
+    let unreadable = wrong.run_variables(run).await.unwrap_err().to_string();
+    assert!(unreadable.contains("cannot be decrypted"), "{unreadable}");
     assert!(
         !contains(&database_bytes(&h), SENSITIVE),
         "the value is in the database file"

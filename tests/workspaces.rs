@@ -49,7 +49,11 @@ repo = "octo-org/sandbox"
 
 async fn open_store(path: &Path) -> (Config, Store) {
     let config = Config::load(Some(path), &HashMap::new()).unwrap();
-    let store = Store::open(&config.database_url).await.unwrap();
+    let cipher = gantry::store::Cipher::load(&config.data_dir, None).unwrap();
+    let store = Store::open(&config.database_url)
+        .await
+        .unwrap()
+        .with_cipher(cipher);
     (config, store)
 }
 

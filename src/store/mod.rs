@@ -295,6 +295,8 @@ impl Store {
             loop {
                 match listener.recv().await {
                     Ok(notification) => heard(notification.payload()),
+                    // Shutting down: the pool waits for the listener's connection to close.
+                    Err(sqlx::Error::PoolClosed) => break,
                     // The listener reconnects on the next recv; meanwhile the polls cover.
                     Err(error) => {
                         tracing::warn!(error = %error, channel, "listening failed");

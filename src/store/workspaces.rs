@@ -256,7 +256,7 @@ impl Store {
             (rows, variables)
         });
         rows.into_iter()
-            .map(|row| row.into_workspace(&variables))
+            .map(|row| row.into_workspace(&variables, self.cipher.as_deref()))
             .collect()
     }
 }
@@ -281,6 +281,7 @@ impl WorkspaceRow {
     fn into_workspace(
         self,
         variables: &[(i64, String, String, String, i32)],
+        cipher: Option<&super::Cipher>,
     ) -> anyhow::Result<Workspace> {
         let corrupt =
             |what: &str, why: String| anyhow::anyhow!("stored workspace {}: {what} {why}", self.id);
@@ -291,14 +292,17 @@ impl WorkspaceRow {
                 "env" => VariableCategory::Env,
                 other => return Err(corrupt("variable category", other.to_string())),
             };
-            // A sensitive value stays sealed in the store: only a run's own pinned copy is
-            // ever opened (`Store::run_variables`), and the API never shows it.
+            // A sensitive value is opened for the workspace as configured; the API never
+            // shows it, and runs use their own pinned copy (`Store::run_variables`), which
+            // fails loudly where this one, unreadable, is left empty.
             let sensitive = *sensitive != 0;
             let value = VariableValue {
-                value: if sensitive {
-                    String::new()
-                } else {
-                    value.clone()
+                value: match (sensitive, cipher) {
+                    (false, _) => value.clone(),
+                    (true, Some(cipher)) if super::cipher::is_sealed(value) => {
+                        cipher.open(value).unwrap_or_default()
+                    }
+                    (true, _) => String::new(),
                 },
                 sensitive,
             };

@@ -111,7 +111,14 @@ impl TestGantry {
             path
         });
         let config = Config::load(config_path.as_deref(), &env).expect("test configuration");
-        let store = Store::open(&config.database_url).await.unwrap();
+        // The test's own handle opens sensitive values with the key the server will use (the
+        // first of the two to load it makes it).
+        let cipher =
+            gantry::store::Cipher::load(&config.data_dir, config.encryption_key.as_ref()).unwrap();
+        let store = Store::open(&config.database_url)
+            .await
+            .unwrap()
+            .with_cipher(cipher);
         let mut gantry = Self {
             url: String::new(),
             data_dir,

@@ -253,6 +253,7 @@ struct RawWorkspace {
     terraform_version: Option<String>,
     speculative_enabled: Option<bool>,
     plan_fork_pull_requests: Option<bool>,
+    network: Option<bool>,
     #[serde(default)]
     vars: std::collections::BTreeMap<String, RawVariable>,
     #[serde(default)]
@@ -710,6 +711,7 @@ fn validate_workspaces(raw: Vec<RawWorkspace>) -> Result<Vec<WorkspaceSpec>, Con
             terraform_version: ws.terraform_version,
             speculative_enabled: ws.speculative_enabled.unwrap_or(true),
             plan_forks: ws.plan_fork_pull_requests.unwrap_or(false),
+            network: ws.network.unwrap_or(true),
             variables,
         };
         spec.triggers()

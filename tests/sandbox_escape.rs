@@ -355,3 +355,49 @@ async fn a_symlink_out_of_the_repository_is_refused() {
         "{errored}"
     );
 }
+
+/// A program in Terraform's place that says whether it reached a TCP port on this machine.
+fn network_probe(port: u16) -> String {
+    format!(
+        "#!/bin/sh\n\
+         if [ \"$1\" = init ]; then\n\
+           if bash -c 'exec 3<>/dev/tcp/127.0.0.1/{port}' 2>/dev/null; then \
+             echo 'NETWORK: reached'; else echo 'NETWORK: unreachable'; fi\n\
+         fi\n\
+         exec '{real}' \"$@\"\n",
+        real = real_terraform().display()
+    )
+}
+
+#[tokio::test]
+async fn a_workspace_without_network_reaches_nothing() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let tools = tempfile::tempdir().unwrap().keep();
+    let cache = tool_cache_with(&tools, Some(&network_probe(port)));
+    let config = WORKSPACES.replace(
+        "working_directory = \"staging\"\n",
+        "working_directory = \"staging\"\nnetwork = false\n",
+    );
+    let h = Harness::start_with(&config, move |env| {
+        env.insert("GANTRY_TERRAFORM_TOOL_CACHE".into(), cache.display().to_string());
+    })
+    .await;
+    let benign = "variable \"name\" {}";
+    h.serve_tarball_bytes(&sha(1), repository(&sha(1), benign))
+        .await;
+    h.serve_tarball_bytes(&sha(2), repository(&sha(2), benign))
+        .await;
+    // The network is on by default (providers talk to clouds) ...
+    let prod = push(&h, &sha(1), "prod").await;
+    h.wait_for(prod, "planned").await;
+    assert!(h.log(prod, "plan").await.contains("NETWORK: reached"));
+    // ... and off where the workspace says so.
+    let staging = push(&h, &sha(2), "staging").await;
+    h.wait_for(staging, "planned").await;
+    let log = h.log(staging, "plan").await;
+    assert!(log.contains("NETWORK: unreachable"), "{log}");
+    let workspace = h.api_get("/api/v1/workspaces/staging").await;
+    assert_eq!(workspace["network"], false, "{workspace}");
+    drop(listener);
+}

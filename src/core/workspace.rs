@@ -181,6 +181,9 @@ pub struct WorkspaceSpec {
     /// Plan pull requests from forks by themselves (they run the fork's code); otherwise they
     /// wait for `/gantry plan` from someone with write access.
     pub plan_forks: bool,
+    /// Off: the workspace's Terraform runs with no network at all (its sandbox has its own,
+    /// empty network namespace).
+    pub network: bool,
     pub variables: BTreeMap<(VariableCategory, String), VariableValue>,
 }
 

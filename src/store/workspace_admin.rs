@@ -41,11 +41,12 @@ impl Store {
             let id: i64 = bind_workspace_settings!(sqlx::query_scalar(
                 "INSERT INTO workspaces (name, repo, branch, working_directory, \
                  trigger_patterns, auto_apply, terraform_version, speculative_enabled, \
-                 source, archived, created_at_ms, updated_at_ms, plan_forks) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'api', 0, $9, $9, $10) RETURNING id",
+                 source, archived, created_at_ms, updated_at_ms, plan_forks, network) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'api', 0, $9, $9, $10, $11) RETURNING id",
             ), spec, &patterns)
             .bind(now)
             .bind(i32::from(spec.plan_forks))
+            .bind(i32::from(spec.network))
             .fetch_one(&mut *tx)
             .await
             .map_err(|e| name_taken(e, spec.name.as_str()))?;
@@ -73,11 +74,12 @@ impl Store {
                 "UPDATE workspaces SET name = $1, repo = $2, branch = $3, \
                  working_directory = $4, trigger_patterns = $5, auto_apply = $6, \
                  terraform_version = $7, speculative_enabled = $8, plan_forks = $9, \
-                 updated_at_ms = $10 WHERE id = $11",
+                 updated_at_ms = $10, network = $12 WHERE id = $11",
             ), spec, &patterns)
             .bind(i32::from(spec.plan_forks))
             .bind(now_ms())
             .bind(id)
+            .bind(i32::from(spec.network))
             .execute(pool)
             .await
             .map_err(|e| name_taken(e, spec.name.as_str()))?;

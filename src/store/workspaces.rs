@@ -128,19 +128,20 @@ impl Store {
                 let id: i64 = bind_workspace_settings!(sqlx::query_scalar(
                     "INSERT INTO workspaces (name, repo, branch, working_directory, \
                      trigger_patterns, auto_apply, terraform_version, speculative_enabled, \
-                     source, archived, created_at_ms, updated_at_ms, plan_forks) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'config', 0, $9, $9, $10) \
+                     source, archived, created_at_ms, updated_at_ms, plan_forks, network) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'config', 0, $9, $9, $10, $11) \
                      ON CONFLICT (name) DO UPDATE SET repo = excluded.repo, \
                      branch = excluded.branch, working_directory = excluded.working_directory, \
                      trigger_patterns = excluded.trigger_patterns, \
                      auto_apply = excluded.auto_apply, \
                      terraform_version = excluded.terraform_version, \
                      speculative_enabled = excluded.speculative_enabled, source = 'config', \
-                     plan_forks = excluded.plan_forks, \
+                     plan_forks = excluded.plan_forks, network = excluded.network, \
                      archived = 0, updated_at_ms = excluded.updated_at_ms RETURNING id",
                 ), spec, patterns)
                 .bind(now)
                 .bind(i32::from(spec.plan_forks))
+                .bind(i32::from(spec.network))
                 .fetch_one(&mut *tx)
                 .await?;
                 sqlx::query("DELETE FROM workspace_variables WHERE workspace_id = $1")
@@ -205,7 +206,7 @@ impl Store {
         let (rows, variables) = on_read_pool!(self, pool => {
             let rows = sqlx::query(
                 "SELECT id, name, repo, branch, working_directory, trigger_patterns, auto_apply, \
-                 terraform_version, speculative_enabled, plan_forks, source, archived, locked_by, \
+                 terraform_version, speculative_enabled, plan_forks, network, source, archived, locked_by, \
                  lock_reason, \
                  locked_at_ms FROM workspaces \
                  WHERE ($1 IS NULL OR (repo = $1 AND archived = 0)) \
@@ -229,6 +230,7 @@ impl Store {
                     terraform_version: row.try_get("terraform_version")?,
                     speculative_enabled: row.try_get::<i32, _>("speculative_enabled")? != 0,
                     plan_forks: row.try_get::<i32, _>("plan_forks")? != 0,
+                    network: row.try_get::<i32, _>("network")? != 0,
                     from_config: row.try_get::<String, _>("source")? == "config",
                     archived: row.try_get::<i32, _>("archived")? != 0,
                     lock: match row.try_get::<Option<String>, _>("locked_by")? {
@@ -272,6 +274,7 @@ struct WorkspaceRow {
     terraform_version: Option<String>,
     speculative_enabled: bool,
     plan_forks: bool,
+    network: bool,
     from_config: bool,
     archived: bool,
     lock: Option<WorkspaceLock>,
@@ -319,6 +322,7 @@ impl WorkspaceRow {
             terraform_version: self.terraform_version,
             speculative_enabled: self.speculative_enabled,
             plan_forks: self.plan_forks,
+            network: self.network,
             variables: vars,
         };
         Ok(Workspace {

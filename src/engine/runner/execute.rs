@@ -604,7 +604,7 @@ impl Execution {
                 isolation,
                 dir: self.run_dir().join(PHASES_DIR),
                 work_dir: self.run_dir().join(WORK_DIR),
-                network: true,
+                network: self.workspace.spec.network,
             },
         })
     }

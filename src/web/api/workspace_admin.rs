@@ -38,6 +38,8 @@ pub struct WorkspaceJson {
     pub terraform_version: Option<String>,
     pub speculative_enabled: bool,
     pub plan_fork_pull_requests: bool,
+    /// Whether its Terraform may use the network.
+    pub network: bool,
     /// `config` (the configuration file) or `api`.
     pub source: &'static str,
     pub locked_by: Option<String>,
@@ -57,6 +59,7 @@ impl From<&Workspace> for WorkspaceJson {
             terraform_version: w.spec.terraform_version.clone(),
             speculative_enabled: w.spec.speculative_enabled,
             plan_fork_pull_requests: w.spec.plan_forks,
+            network: w.spec.network,
             source: if w.from_config { "config" } else { "api" },
             locked_by: w.lock.as_ref().map(|l| l.by.clone()),
             lock_reason: w.lock.as_ref().map(|l| l.reason.clone()),
@@ -86,6 +89,7 @@ pub struct WorkspaceBody {
     pub terraform_version: Option<Option<String>>,
     pub speculative_enabled: Option<bool>,
     pub plan_fork_pull_requests: Option<bool>,
+    pub network: Option<bool>,
 }
 
 /// Tells "absent" (None) from "null" (Some(None)).
@@ -133,6 +137,9 @@ impl WorkspaceBody {
         }
         if let Some(forks) = self.plan_fork_pull_requests {
             spec.plan_forks = forks;
+        }
+        if let Some(network) = self.network {
+            spec.network = network;
         }
         spec.triggers()
             .map_err(|e| invalid("trigger_patterns", e))?;
@@ -202,6 +209,7 @@ pub async fn create(
         terraform_version: None,
         speculative_enabled: true,
         plan_forks: false,
+        network: true,
         variables: Default::default(),
     };
     let spec = body.apply_to(base)?;

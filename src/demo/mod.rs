@@ -170,6 +170,15 @@ pub async fn run(listen: SocketAddr) -> anyhow::Result<()> {
     let config_path = data.path().join("gantry.toml");
     std::fs::write(&config_path, workspaces_toml(&version))?;
     let secret = hex::encode(rand::random::<[u8; 16]>());
+    // The demo runs only its own sample configuration: without bubblewrap it runs it
+    // unsandboxed rather than not at all, and says so.
+    let isolation = match crate::executor::sandbox::Sandbox::probe(Vec::new()) {
+        Ok(_) => "sandbox",
+        Err(why) => {
+            println!("Note: {why}; the demo runs its own sample Terraform unsandboxed.");
+            "none"
+        }
+    };
     let env: HashMap<String, String> = [
         ("GANTRY_DATA_DIR", data.path().display().to_string()),
         ("GANTRY_PUBLIC_URL", url.clone()),
@@ -179,6 +188,7 @@ pub async fn run(listen: SocketAddr) -> anyhow::Result<()> {
         ("GANTRY_APP_PRIVATE_KEY", DEMO_ONLY_KEY.into()),
         ("GANTRY_WEBHOOK_SECRET", secret.clone()),
         ("GANTRY_TERRAFORM_TOOL_CACHE", cache.display().to_string()),
+        ("GANTRY_RUNNER_ISOLATION", isolation.into()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))

@@ -394,7 +394,8 @@ async fn a_workspace_without_network_reaches_nothing() {
     assert!(h.log(prod, "plan").await.contains("NETWORK: reached"));
     // ... and off where the workspace says so.
     let staging = push(&h, &sha(2), "staging").await;
-    h.wait_for(staging, "planned").await;
+    // (Its configuration has nothing to change.)
+    h.wait_for(staging, "planned_and_finished").await;
     let log = h.log(staging, "plan").await;
     assert!(log.contains("NETWORK: unreachable"), "{log}");
     let workspace = h.api_get("/api/v1/workspaces/staging").await;

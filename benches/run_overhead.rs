@@ -6,7 +6,12 @@
 //!   dispatched, run created and scheduled, tarball fetched from a fake GitHub (through its
 //!   redirect) and extracted, `init`, `plan`, `show -json` of the saved plan, summary stored.
 //!
-//! Prints the medians and their difference. Run: `cargo bench --bench run_overhead`
+//! - the sandbox and supervisor per phase: a phase whose "Terraform" is `/bin/true`, started
+//!   bare, under its supervisor without a sandbox, and under its supervisor in the sandbox;
+//!   and `init` + `plan` of the fixture the same three ways;
+//! - Gantry again with `runner.isolation = "none"`.
+//!
+//! Prints the medians and their differences. Run: `cargo bench --bench run_overhead`
 //! (under `cargo test --all-targets` it does one round of each, as a smoke test).
 
 #[path = "../tests/common/mod.rs"]
@@ -17,6 +22,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{TestGantry, fixture_path, push_payload, wait_until};
+use gantry::executor::sandbox::{Isolation, Sandbox};
+use gantry::executor::terraform::{Phases, Stop, Terraform};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
 
@@ -79,7 +86,7 @@ fn tarball(commit: &str) -> Vec<u8> {
     builder.into_inner().unwrap().finish().unwrap()
 }
 
-async fn gantry_rounds(rounds: usize) -> Vec<Duration> {
+async fn gantry_rounds(rounds: usize, isolation: &str) -> Vec<Duration> {
     let tools = tempfile::tempdir().unwrap();
     let version = tools.path().join("1.0.3");
     std::fs::create_dir_all(&version).unwrap();
@@ -88,6 +95,7 @@ async fn gantry_rounds(rounds: usize) -> Vec<Duration> {
     let gantry = TestGantry::start_configured(Some(WORKSPACE), |env| {
         env.insert("GANTRY_RUNNER_ENABLED".into(), "true".into());
         env.insert("GANTRY_TERRAFORM_TOOL_CACHE".into(), cache);
+        env.insert("GANTRY_RUNNER_ISOLATION".into(), isolation.into());
     })
     .await;
     Mock::given(method("POST"))
@@ -104,16 +112,16 @@ async fn gantry_rounds(rounds: usize) -> Vec<Duration> {
         let download = format!("/download/{commit}");
         Mock::given(method("GET"))
             .and(path(format!("/repos/octo-org/infra/tarball/{commit}")))
-            .respond_with(
-                ResponseTemplate::new(302)
-                    .insert_header("location", format!("{}{download}", gantry.github.uri())),
-            )
+            .respond_with(ResponseTemplate::new(302).insert_header(
+                "location",
+                format!("{}{download}", gantry.github.downloads().uri()),
+            ))
             .mount(&gantry.github)
             .await;
         Mock::given(method("GET"))
             .and(path(download))
             .respond_with(ResponseTemplate::new(200).set_body_bytes(tarball(&commit)))
-            .mount(&gantry.github)
+            .mount(gantry.github.downloads())
             .await;
         let body = push_payload("octo-org/infra", "main", &commit, &["main.tf"], |_| {});
         let start = Instant::now();
@@ -147,19 +155,125 @@ async fn gantry_rounds(rounds: usize) -> Vec<Duration> {
     samples
 }
 
+/// How a phase is started, for the per-phase figures.
+#[derive(Clone, Copy)]
+enum Start {
+    Bare,
+    Supervised,
+    Sandboxed,
+}
+
+fn terraform_in(dir: &Path, binary: PathBuf, start: Start) -> Terraform {
+    let isolation = match start {
+        Start::Sandboxed => Isolation::Sandboxed(
+            Sandbox::probe(vec![
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".tools"),
+            ])
+            .expect("bubblewrap"),
+        ),
+        _ => Isolation::Unsandboxed,
+    };
+    Terraform {
+        binary,
+        dir: dir.to_path_buf(),
+        env: vec![("TF_VAR_name".into(), "world".into())],
+        sensitive: vec![],
+        phase_timeout: Duration::from_secs(120),
+        phases: Phases {
+            supervisor: PathBuf::from(env!("CARGO_BIN_EXE_gantry")),
+            isolation,
+            dir: tempfile::tempdir().unwrap().keep(),
+            work_dir: dir.to_path_buf(),
+            network: false,
+        },
+    }
+}
+
+/// One phase whose program does nothing: what starting a phase costs.
+async fn empty_phase(start: Start) -> Duration {
+    let dir = tempfile::tempdir().unwrap();
+    let began = Instant::now();
+    match start {
+        Start::Bare => {
+            assert!(Command::new("/bin/true").status().unwrap().success());
+        }
+        _ => {
+            let tf = terraform_in(dir.path(), PathBuf::from("/bin/true"), start);
+            let mut log: Vec<String> = Vec::new();
+            tf.init(&mut log, &Stop::default()).await.unwrap();
+        }
+    }
+    began.elapsed()
+}
+
+/// `init` + `plan` of the fixture under the supervisor, with or without the sandbox.
+async fn supervised_plan(fixture: &Path, start: Start) -> Duration {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(fixture.join("main.tf"), dir.path().join("main.tf")).unwrap();
+    let tf = terraform_in(dir.path(), real_terraform(), start);
+    let mut log: Vec<String> = Vec::new();
+    let began = Instant::now();
+    tf.init(&mut log, &Stop::default()).await.unwrap();
+    tf.plan(&dir.path().join("plan.tfplan"), &mut log, &Stop::default())
+        .await
+        .unwrap();
+    began.elapsed()
+}
+
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let rounds = if full { 15 } else { 1 };
     let fixture = fixture_path("terraform/outputs");
-    let bare: Vec<Duration> = (0..rounds).map(|_| bare_round(&fixture)).collect();
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let gantry = runtime.block_on(gantry_rounds(rounds));
-    let (bare, gantry) = (median(bare), median(gantry));
+    let mut phase = Vec::new();
+    for start in [Start::Bare, Start::Supervised, Start::Sandboxed] {
+        let samples = (0..rounds * 2)
+            .map(|_| runtime.block_on(empty_phase(start)))
+            .collect();
+        phase.push(median(samples));
+    }
+    let bare: Vec<Duration> = (0..rounds).map(|_| bare_round(&fixture)).collect();
+    let bare = median(bare);
+    let mut plans = Vec::new();
+    for start in [Start::Supervised, Start::Sandboxed] {
+        let samples = (0..rounds)
+            .map(|_| runtime.block_on(supervised_plan(&fixture, start)))
+            .collect();
+        plans.push(median(samples));
+    }
+    let gantry = median(runtime.block_on(gantry_rounds(rounds, "sandbox")));
+    let unsandboxed = median(runtime.block_on(gantry_rounds(rounds, "none")));
+    let over = |a: Duration, b: Duration| a.saturating_sub(b);
     println!("run_overhead ({rounds} rounds each, medians)");
+    println!(
+        "  one empty phase, bare:                 {:>8.1?}",
+        phase[0]
+    );
+    println!(
+        "  one empty phase, supervised:           {:>8.1?}",
+        phase[1]
+    );
+    println!(
+        "  one empty phase, supervised+sandboxed: {:>8.1?}",
+        phase[2]
+    );
+    println!(
+        "  added per phase (sandbox + supervisor): {:>7.1?}",
+        over(phase[2], phase[0])
+    );
     println!("  bare terraform init + plan:            {bare:>8.1?}");
+    println!(
+        "  supervised init + plan:                {:>8.1?}",
+        plans[0]
+    );
+    println!(
+        "  supervised+sandboxed init + plan:      {:>8.1?}",
+        plans[1]
+    );
     println!("  gantry push webhook -> planned:        {gantry:>8.1?}");
+    println!("  the same, isolation = \"none\":         {unsandboxed:>8.1?}");
     println!(
         "  gantry overhead per run:               {:>8.1?}",
-        gantry.saturating_sub(bare)
+        over(gantry, bare)
     );
 }

@@ -380,7 +380,10 @@ async fn a_workspace_without_network_reaches_nothing() {
         "working_directory = \"staging\"\nnetwork = false\n",
     );
     let h = Harness::start_with(&config, move |env| {
-        env.insert("GANTRY_TERRAFORM_TOOL_CACHE".into(), cache.display().to_string());
+        env.insert(
+            "GANTRY_TERRAFORM_TOOL_CACHE".into(),
+            cache.display().to_string(),
+        );
     })
     .await;
     let benign = "variable \"name\" {}";

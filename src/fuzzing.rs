@@ -166,7 +166,8 @@ pub const COMMAND_PREFIXES: [&str; 3] = ["/gantry", "/tf", "@gantry-bot"];
 
 /// The first byte picks the prefix (modulo [`COMMAND_PREFIXES`]), the rest is the comment body
 /// (invalid UTF-8 replaced, as a body always arrives as a JSON string). Every command line
-/// returned is a line of the body, and what it parsed to is made only of words on that line.
+/// returned is a line of the body starting with the prefix, in order (lines in quoted Markdown
+/// are left out), and what it parsed to is made only of words on that line.
 pub fn command(data: &[u8]) {
     let Some((&selector, body)) = data.split_first() else {
         return;
@@ -183,8 +184,14 @@ pub fn command(data: &[u8]) {
                 .is_some_and(|rest| rest.is_empty() || rest.starts_with(char::is_whitespace))
         })
         .collect();
-    let found_lines: Vec<&str> = found.iter().map(|l| l.line.as_str()).collect();
-    assert_eq!(found_lines, command_lines);
+    let mut candidates = command_lines.iter();
+    for line in &found {
+        assert!(
+            candidates.any(|candidate| *candidate == line.line),
+            "{:?} is not a command line of the body, in order",
+            line.line
+        );
+    }
     for line in &found {
         check_command(line, prefix);
     }
@@ -193,8 +200,8 @@ pub fn command(data: &[u8]) {
 fn check_command(line: &CommandLine, prefix: &str) {
     let words: Vec<&str> = line.line[prefix.len()..].split_whitespace().collect();
     let (verb, workspaces) = match &line.parsed {
-        Err(message) => {
-            assert!(!message.is_empty());
+        Err(error) => {
+            assert!(!error.to_string().is_empty());
             return;
         }
         Ok(Command::Help) => {

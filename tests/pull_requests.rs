@@ -528,6 +528,46 @@ async fn a_fork_waits_for_approval_and_is_planned_after_a_maintainer_asks() {
 }
 
 #[tokio::test]
+async fn a_quoted_command_in_a_code_block_does_not_plan_a_fork() {
+    let h = Harness::start(ROOT, None).await;
+    let head = sha(15);
+    fake_pull_request(&h, &["main.tf"], &head, true).await;
+    grant_permission(&h, "maria", "maintain").await;
+    send(
+        &h,
+        "pull_request",
+        "pr-fork",
+        &pr_payload("opened", &head, true),
+    )
+    .await;
+
+    // A maintainer explains to the fork's author how approval works, without approving.
+    let explanation = "Once I have read it I will comment:\n\n```\n/gantry plan\n```";
+    send(
+        &h,
+        "issue_comment",
+        "explained",
+        &comment_payload(906, "maria", explanation),
+    )
+    .await;
+    outbox_drained(&h).await;
+    assert!(
+        pr_runs(&h).await.is_empty(),
+        "a quoted command ran the fork's code"
+    );
+    assert!(
+        sent(
+            &h,
+            "POST",
+            &format!("/repos/{REPO}/issues/comments/906/reactions")
+        )
+        .await
+        .is_empty(),
+        "Gantry did not acknowledge a command"
+    );
+}
+
+#[tokio::test]
 async fn unknown_commands_get_the_usage_and_start_nothing() {
     let h = Harness::start(ROOT, None).await;
     fake_pull_request(&h, &["main.tf"], &sha(6), false).await;

@@ -1,5 +1,19 @@
 //! Comment commands: lines starting with `/gantry` (the prefix is configurable) in a pull
 //! request comment. Pure: it parses; the engine checks who asked and acts.
+//!
+//! ```text
+//! command   = PREFIX ( "plan" | "retry" ) workspace* | PREFIX "help"
+//! workspace = ( "-w" | "--workspace" ) NAME | "-w=" NAME | "--workspace=" NAME
+//! ```
+//!
+//! A command is a line of the comment that starts with the prefix, as a whole word. The comment
+//! is Markdown: a line inside a code block, inline code, a block quote or an HTML comment is
+//! text someone quoted or hid, never a command (a maintainer explaining `/gantry plan` to a
+//! fork's author must not approve its plan).
+
+use std::ops::Range;
+
+use pulldown_cmark::{Event, Parser, Tag};
 
 use super::workspace::WorkspaceName;
 
@@ -17,11 +31,30 @@ pub enum Command {
     Help,
 }
 
+/// Why a command line is not a command; each is one sentence for the reply.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    #[error("no command given")]
+    MissingCommand,
+    #[error("unknown command `{0}`")]
+    UnknownCommand(String),
+    #[error("{0} takes no options")]
+    TakesNoOptions(String),
+    #[error("unknown option `{0}`")]
+    UnknownOption(String),
+    #[error("`{0}` needs a workspace name")]
+    MissingWorkspace(String),
+    #[error("`{name}`: {reason}")]
+    InvalidWorkspace { name: String, reason: String },
+    #[error("too many options: name at most {MAX_WORKSPACE_OPTIONS} workspaces")]
+    TooManyOptions,
+}
+
 /// What one command line says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandLine {
     pub line: String,
-    pub parsed: Result<Command, String>,
+    pub parsed: Result<Command, CommandError>,
 }
 
 /// The usage text, for `help` and for lines that do not parse.
@@ -31,31 +64,64 @@ pub fn usage(prefix: &str) -> String {
          - `{prefix} plan [-w WORKSPACE]…`: plan the pull request's head again (every affected workspace, or the ones named)\n\
          - `{prefix} retry [-w WORKSPACE]…`: run the failed or canceled plans of the head commit again\n\
          - `{prefix} help`: this text\n\n\
+         Commands in code blocks, inline code or quotes are not run. \
          Only people with write access to the repository can run them."
     )
 }
 
 /// Every command line of a comment body, in order. Lines not starting with the prefix (as a
-/// whole word) are not commands.
+/// whole word), and lines that start in quoted or hidden Markdown, are not commands.
 pub fn parse_comment(body: &str, prefix: &str) -> Vec<CommandLine> {
-    body.lines()
-        .map(str::trim)
-        .filter_map(|line| {
-            let rest = line.strip_prefix(prefix)?;
+    let quoted = quoted_ranges(body);
+    lines_with_offsets(body)
+        .filter_map(|(offset, line)| {
+            let trimmed = line.trim();
+            let rest = trimmed.strip_prefix(prefix)?;
             if !(rest.is_empty() || rest.starts_with(char::is_whitespace)) {
                 return None; // "/gantryx" is not ours
             }
+            let start = offset + (line.len() - line.trim_start().len());
+            if quoted.iter().any(|range| range.contains(&start)) {
+                return None;
+            }
             Some(CommandLine {
-                line: line.to_string(),
+                line: trimmed.to_string(),
                 parsed: parse_words(rest.split_whitespace().collect()),
             })
         })
         .collect()
 }
 
-fn parse_words(words: Vec<&str>) -> Result<Command, String> {
+/// The lines of `body` (as `str::lines` splits them) with the byte offset each starts at.
+fn lines_with_offsets(body: &str) -> impl Iterator<Item = (usize, &str)> {
+    body.split_inclusive('\n').scan(0, |offset, piece| {
+        let start = *offset;
+        *offset += piece.len();
+        let line = piece.strip_suffix('\n').unwrap_or(piece);
+        Some((start, line.strip_suffix('\r').unwrap_or(line)))
+    })
+}
+
+/// Where in `body` Markdown quotes or hides text: code blocks, inline code, block quotes
+/// (with their lazy continuation lines) and HTML comments.
+fn quoted_ranges(body: &str) -> Vec<Range<usize>> {
+    Parser::new(body)
+        .into_offset_iter()
+        .filter_map(|(event, range)| match event {
+            Event::Start(Tag::CodeBlock(_) | Tag::BlockQuote(_)) | Event::Code(_) => Some(range),
+            Event::Start(Tag::HtmlBlock) | Event::InlineHtml(_)
+                if body[range.clone()].trim_start().starts_with("<!--") =>
+            {
+                Some(range)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn parse_words(words: Vec<&str>) -> Result<Command, CommandError> {
     let Some((&command, options)) = words.split_first() else {
-        return Err("no command given".into());
+        return Err(CommandError::MissingCommand);
     };
     match command {
         "plan" => Ok(Command::Plan {
@@ -65,19 +131,17 @@ fn parse_words(words: Vec<&str>) -> Result<Command, String> {
             workspaces: workspace_options(options)?,
         }),
         "help" if options.is_empty() => Ok(Command::Help),
-        "help" => Err("help takes no options".into()),
-        other => Err(format!("unknown command `{other}`")),
+        "help" => Err(CommandError::TakesNoOptions(command.into())),
+        other => Err(CommandError::UnknownCommand(other.into())),
     }
 }
 
 /// More workspaces than any repository has is not a command a person wrote.
 pub const MAX_WORKSPACE_OPTIONS: usize = 50;
 
-fn workspace_options(options: &[&str]) -> Result<Vec<WorkspaceName>, String> {
+fn workspace_options(options: &[&str]) -> Result<Vec<WorkspaceName>, CommandError> {
     if options.len() > 2 * MAX_WORKSPACE_OPTIONS {
-        return Err(format!(
-            "too many options: name at most {MAX_WORKSPACE_OPTIONS} workspaces"
-        ));
+        return Err(CommandError::TooManyOptions);
     }
     let mut names = Vec::new();
     let mut words = options.iter();
@@ -85,16 +149,21 @@ fn workspace_options(options: &[&str]) -> Result<Vec<WorkspaceName>, String> {
         let value = match word {
             "-w" | "--workspace" => *words
                 .next()
-                .ok_or_else(|| format!("`{word}` needs a workspace name"))?,
+                .ok_or_else(|| CommandError::MissingWorkspace(word.into()))?,
             other => match other
                 .strip_prefix("--workspace=")
                 .or_else(|| other.strip_prefix("-w="))
             {
                 Some(value) => value,
-                None => return Err(format!("unknown option `{other}`")),
+                None => return Err(CommandError::UnknownOption(other.into())),
             },
         };
-        names.push(WorkspaceName::parse(value).map_err(|e| format!("`{value}`: {e}"))?);
+        let name =
+            WorkspaceName::parse(value).map_err(|reason| CommandError::InvalidWorkspace {
+                name: value.into(),
+                reason,
+            })?;
+        names.push(name);
     }
     Ok(names)
 }
@@ -103,7 +172,7 @@ fn workspace_options(options: &[&str]) -> Result<Vec<WorkspaceName>, String> {
 mod tests {
     use super::*;
 
-    fn parsed(body: &str) -> Vec<Result<Command, String>> {
+    fn parsed(body: &str) -> Vec<Result<Command, CommandError>> {
         parse_comment(body, "/gantry")
             .into_iter()
             .map(|l| l.parsed)
@@ -132,31 +201,101 @@ mod tests {
 
     #[test]
     fn malformed_lines_say_what_is_wrong() {
-        assert_eq!(parsed("/gantry"), [Err("no command given".to_string())]);
+        assert_eq!(parsed("/gantry"), [Err(CommandError::MissingCommand)]);
         assert_eq!(
             parsed("/gantry apply"),
-            [Err("unknown command `apply`".to_string())]
+            [Err(CommandError::UnknownCommand("apply".into()))]
+        );
+        assert_eq!(
+            parsed("/gantry help me"),
+            [Err(CommandError::TakesNoOptions("help".into()))]
         );
         assert_eq!(
             parsed("/gantry plan -w"),
-            [Err("`-w` needs a workspace name".to_string())]
+            [Err(CommandError::MissingWorkspace("-w".into()))]
         );
         assert_eq!(
             parsed("/gantry plan --force"),
-            [Err("unknown option `--force`".to_string())]
+            [Err(CommandError::UnknownOption("--force".into()))]
         );
-        assert!(parsed("/gantry plan -w ../etc").first().unwrap().is_err());
+        assert!(matches!(
+            &parsed("/gantry plan -w ../etc")[..],
+            [Err(CommandError::InvalidWorkspace { name, .. })] if name == "../etc"
+        ));
+    }
+
+    #[test]
+    fn each_error_is_one_sentence_for_the_reply() {
+        let messages: Vec<String> = [
+            "/gantry",
+            "/gantry apply",
+            "/gantry help me",
+            "/gantry plan -w",
+            "/gantry plan --force",
+        ]
+        .iter()
+        .flat_map(|body| parsed(body))
+        .map(|parsed| parsed.unwrap_err().to_string())
+        .collect();
+        insta::assert_debug_snapshot!(messages, @r#"
+        [
+            "no command given",
+            "unknown command `apply`",
+            "help takes no options",
+            "`-w` needs a workspace name",
+            "unknown option `--force`",
+        ]
+        "#);
     }
 
     #[test]
     fn a_huge_option_list_is_refused() {
         let body = format!("/gantry plan {}", "-w a ".repeat(1000));
-        assert!(
-            parsed(&body)[0]
-                .as_ref()
-                .unwrap_err()
-                .starts_with("too many options")
+        assert_eq!(parsed(&body), [Err(CommandError::TooManyOptions)]);
+        assert_eq!(
+            CommandError::TooManyOptions.to_string(),
+            "too many options: name at most 50 workspaces"
         );
+    }
+
+    #[test]
+    fn a_command_in_a_fenced_code_block_is_not_obeyed() {
+        assert!(parsed("To plan, comment:\n```\n/gantry plan\n```").is_empty());
+        assert!(parsed("~~~text\n/gantry plan -w prod\n~~~").is_empty());
+    }
+
+    #[test]
+    fn a_command_in_an_indented_code_block_is_not_obeyed() {
+        assert!(parsed("Like this:\n\n    /gantry plan\n").is_empty());
+    }
+
+    #[test]
+    fn a_command_in_inline_code_is_not_obeyed() {
+        assert!(parsed("`/gantry plan`\n``/gantry retry``").is_empty());
+        assert!(parsed("Run `x\n/gantry plan` later").is_empty());
+    }
+
+    #[test]
+    fn a_command_in_a_block_quote_is_not_obeyed() {
+        assert!(parsed("> /gantry plan").is_empty());
+        assert!(
+            parsed("> Did you mean\n/gantry plan").is_empty(),
+            "a lazy continuation line"
+        );
+        assert!(parsed("- > nested\n  > /gantry plan").is_empty());
+    }
+
+    #[test]
+    fn a_command_in_an_html_comment_is_not_obeyed() {
+        assert!(parsed("<!--\n/gantry plan\n-->").is_empty());
+    }
+
+    #[test]
+    fn a_command_after_a_code_block_or_quote_is_obeyed() {
+        let body = "> /gantry retry\n\n```\n/gantry help\n```\n/gantry plan -w prod `ignored`";
+        let lines = parse_comment(body, "/gantry");
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert_eq!(lines[0].line, "/gantry plan -w prod `ignored`");
     }
 
     #[test]

@@ -567,6 +567,84 @@ async fn a_quoted_command_in_a_code_block_does_not_plan_a_fork() {
     );
 }
 
+/// GitHub answers for the pull request as it is after it was merged or closed without merging.
+async fn pull_request_ended(h: &Harness, head: &str, merged: bool) {
+    Mock::given(method("GET"))
+        .and(path(format!("/repos/{REPO}/pulls/{PR}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "number": PR, "state": "closed", "merged": merged,
+            "head": { "ref": "feature", "sha": head, "repo": { "full_name": REPO } },
+            "base": { "ref": "main", "sha": sha(900), "repo": { "full_name": REPO } },
+        })))
+        // Before `fake_pull_request`'s open pull request (wiremock's default priority is 5).
+        .with_priority(2)
+        .mount(&h.gantry.github)
+        .await;
+}
+
+#[tokio::test]
+async fn plan_and_retry_on_a_merged_pull_request_are_refused_with_the_reason() {
+    let h = Harness::start(ROOT, None).await;
+    let head = sha(16);
+    fake_pull_request(&h, &["main.tf"], &head, false).await;
+    pull_request_ended(&h, &head, true).await;
+    grant_permission(&h, "alice", "admin").await;
+    send(
+        &h,
+        "issue_comment",
+        "plan-merged",
+        &comment_payload(907, "alice", "/gantry plan\n/gantry retry"),
+    )
+    .await;
+    outbox_drained(&h).await;
+    assert!(
+        pr_runs(&h).await.is_empty(),
+        "a merged pull request was planned"
+    );
+    let replies: Vec<String> = sent(&h, "POST", &format!("/repos/{REPO}/issues/{PR}/comments"))
+        .await
+        .into_iter()
+        .map(|(_, body)| body["body"].as_str().unwrap().to_string())
+        .collect();
+    insta::assert_debug_snapshot!(replies, @r#"
+    [
+        "Nothing to plan: the pull request is merged; its changes run in the workspaces of the branch it was merged into",
+        "Nothing to retry: the pull request is merged; its changes run in the workspaces of the branch it was merged into",
+    ]
+    "#);
+}
+
+#[tokio::test]
+async fn a_plan_command_on_a_closed_pull_request_is_refused_with_the_reason() {
+    let h = Harness::start(ROOT, None).await;
+    let head = sha(17);
+    fake_pull_request(&h, &["main.tf"], &head, false).await;
+    pull_request_ended(&h, &head, false).await;
+    grant_permission(&h, "alice", "admin").await;
+    send(
+        &h,
+        "issue_comment",
+        "plan-closed",
+        &comment_payload(908, "alice", "/gantry plan"),
+    )
+    .await;
+    outbox_drained(&h).await;
+    assert!(
+        pr_runs(&h).await.is_empty(),
+        "a closed pull request was planned"
+    );
+    let replies: Vec<String> = sent(&h, "POST", &format!("/repos/{REPO}/issues/{PR}/comments"))
+        .await
+        .into_iter()
+        .map(|(_, body)| body["body"].as_str().unwrap().to_string())
+        .collect();
+    insta::assert_debug_snapshot!(replies, @r#"
+    [
+        "Nothing to plan: the pull request is closed; reopen it to plan it again",
+    ]
+    "#);
+}
+
 #[tokio::test]
 async fn unknown_commands_get_the_usage_and_start_nothing() {
     let h = Harness::start(ROOT, None).await;

@@ -17,6 +17,38 @@ pub struct PullRequestFacts<'a> {
     pub from_fork: bool,
     /// A person with write access asked for the plan (`/gantry plan`): forks are approved.
     pub approved: bool,
+    pub state: PrState,
+}
+
+/// Where a pull request stands on GitHub (its `state` and `merged`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrState {
+    Open,
+    Closed,
+    Merged,
+}
+
+impl PrState {
+    pub fn of(state: &str, merged: bool) -> Self {
+        match (state, merged) {
+            (_, true) => PrState::Merged,
+            ("open", false) => PrState::Open,
+            _ => PrState::Closed,
+        }
+    }
+
+    /// Why the head of a pull request in this state is not run (a plan of it would show
+    /// nobody anything, and would run code nobody is reviewing), or None when it is open.
+    pub fn why_not_run(self) -> Option<&'static str> {
+        match self {
+            PrState::Open => None,
+            PrState::Closed => Some("the pull request is closed; reopen it to plan it again"),
+            PrState::Merged => Some(
+                "the pull request is merged; its changes run in the workspaces of the branch it \
+                 was merged into",
+            ),
+        }
+    }
 }
 
 /// A workspace of the repository, as the decision sees it.
@@ -70,6 +102,9 @@ pub fn decide(
     if pr.action == "closed" {
         return PrDecision::Closed;
     }
+    if let Some(why) = pr.state.why_not_run() {
+        return PrDecision::Ignore(why.into());
+    }
     if !PLANNING_ACTIONS.contains(&pr.action) && !pr.approved {
         return PrDecision::Ignore(format!("pull request action {} plans nothing", pr.action));
     }
@@ -122,6 +157,7 @@ mod tests {
             draft: false,
             from_fork: false,
             approved: false,
+            state: PrState::Open,
         }
     }
 
@@ -277,5 +313,30 @@ mod tests {
             decide(&facts("opened"), POLICY, &off, None),
             PrDecision::Ignore(_)
         ));
+    }
+
+    #[test]
+    fn a_merged_or_closed_pull_request_is_not_planned_even_when_asked() {
+        let t = triggers("");
+        let workspaces = [PrCandidate {
+            id: 1,
+            branch: None,
+            speculative_enabled: true,
+            plan_forks: false,
+            triggers: &t,
+        }];
+        let mut asked = facts("command");
+        asked.approved = true;
+        for (state, merged, why) in [
+            ("closed", true, PrState::Merged.why_not_run()),
+            ("closed", false, PrState::Closed.why_not_run()),
+        ] {
+            asked.state = PrState::of(state, merged);
+            let files = ["main.tf"];
+            let decision = decide(&asked, POLICY, &workspaces, Some(PrFiles::Listed(&files)));
+            assert_eq!(decision, PrDecision::Ignore(why.unwrap().into()));
+        }
+        assert_eq!(PrState::of("open", false), PrState::Open);
+        assert_eq!(PrState::Open.why_not_run(), None);
     }
 }

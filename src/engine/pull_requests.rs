@@ -5,7 +5,7 @@
 use super::handlers::{Context, Handled};
 use crate::core::commands::{Command, parse_comment, usage};
 use crate::core::pull_request::{
-    self, PrCandidate, PrDecision, PrFiles, PrPolicy, PullRequestFacts,
+    self, PrCandidate, PrDecision, PrFiles, PrPolicy, PrState, PullRequestFacts,
 };
 use crate::core::status;
 use crate::core::workspace::WorkspaceName;
@@ -53,6 +53,7 @@ pub async fn handle_pull_request(
             draft: pr.draft,
             from_fork: pr.is_from_fork(),
             approved: false,
+            state: PrState::of(&pr.state, pr.merged.unwrap_or(false)),
         },
         source: RunSource::PullRequest,
         only: &[],
@@ -292,6 +293,7 @@ pub async fn handle_issue_comment(
                         draft: false,
                         from_fork: pr.is_from_fork(),
                         approved: true,
+                        state: PrState::of(&pr.state, pr.merged),
                     },
                     source: RunSource::Command,
                     only: workspaces,
@@ -311,6 +313,10 @@ pub async fn handle_issue_comment(
                     Ok(None) => effects.push(reply(
                         "Nothing to retry: no failed or canceled plan at the pull request's head."
                             .into(),
+                        &unique,
+                    )),
+                    Err(Handled::Done { outcome, .. }) => effects.push(reply(
+                        format!("Nothing to retry: {}", outcome.detail().unwrap_or_default()),
                         &unique,
                     )),
                     Err(retry) => return retry,
@@ -336,6 +342,9 @@ async fn retry(
         .pull_request(installation_id, repo, number)
         .await
         .map_err(|e| Handled::RetryLater(format!("reading the pull request: {e}")))?;
+    if let Some(why) = PrState::of(&pr.state, pr.merged).why_not_run() {
+        return Err(Handled::ignored(why));
+    }
     let latest = ctx
         .store
         .pull_request_runs(repo, number as i64)

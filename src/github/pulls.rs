@@ -30,7 +30,10 @@ struct FileEntry {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct PullRequestInfo {
     pub number: u64,
+    /// `open` or `closed`.
     pub state: String,
+    #[serde(default)]
+    pub merged: bool,
     pub head: PullRef,
     pub base: PullRef,
 }

@@ -170,6 +170,19 @@ async fn pushes_that_run_nothing_say_why() {
             ),
             "no workspace tracks this repository",
         ),
+        (
+            "why-merge-queue",
+            push_payload(
+                "octo-org/infra",
+                "gh-readonly-queue/main/pr-7-2222222222222222222222222222222222222222",
+                SHA1,
+                &["envs/prod/a.tf"],
+                |_| {},
+            ),
+            "gh-readonly-queue/main/pr-7-2222222222222222222222222222222222222222 is a merge \
+             queue branch: GitHub tests it before merging, and the workspaces run when it is \
+             merged",
+        ),
     ];
     for (id, body, reason) in cases {
         gantry.send("push", id, &body).await;

@@ -7,6 +7,9 @@ use super::triggers::Triggers;
 /// GitHub lists at most this many commits in a push payload; past it the list is cut.
 pub const MAX_TRUSTED_COMMITS: usize = 20;
 const ZERO_SHA: &str = "0000000000000000000000000000000000000000";
+/// GitHub's merge queue pushes the changes it tests to branches under this prefix: a run there
+/// would plan (or apply) code that is not on any branch a workspace tracks yet.
+pub const MERGE_QUEUE_PREFIX: &str = "gh-readonly-queue/";
 
 /// The facts of a push that the decision needs.
 #[derive(Debug, Clone)]
@@ -64,6 +67,12 @@ pub fn decide(
     let Some(branch) = push.git_ref.strip_prefix("refs/heads/") else {
         return PushDecision::Ignore(format!("{} is not a branch", push.git_ref));
     };
+    if branch.starts_with(MERGE_QUEUE_PREFIX) {
+        return PushDecision::Ignore(format!(
+            "{branch} is a merge queue branch: GitHub tests it before merging, and the \
+             workspaces run when it is merged"
+        ));
+    }
     if push.deleted || push.after == ZERO_SHA {
         return PushDecision::Ignore(format!("branch {branch} was deleted"));
     }

@@ -232,3 +232,35 @@ fn too_many_changed_files_run_every_workspace_on_the_branch() {
         }
     );
 }
+
+#[test]
+fn a_push_to_a_merge_queue_branch_runs_nothing_even_where_a_workspace_tracks_it() {
+    let root = triggers("");
+    let queue_branch = "gh-readonly-queue/main/pr-42-2222222222222222222222222222222222222222";
+    let workspaces = [
+        Candidate {
+            id: 1,
+            branch: None,
+            triggers: &root,
+        },
+        Candidate {
+            id: 2,
+            branch: Some(queue_branch),
+            triggers: &root,
+        },
+    ];
+    let git_ref = format!("refs/heads/{queue_branch}");
+    for changed in [
+        ChangedFiles::Payload(&["main.tf"]),
+        ChangedFiles::Compared(&["main.tf"]),
+        ChangedFiles::TooMany,
+    ] {
+        assert_eq!(
+            decide(&push(&git_ref), &workspaces, changed),
+            PushDecision::Ignore(format!(
+                "{queue_branch} is a merge queue branch: GitHub tests it before merging, and the \
+                 workspaces run when it is merged"
+            ))
+        );
+    }
+}

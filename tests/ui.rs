@@ -292,3 +292,30 @@ async fn the_log_stream_starts_at_an_offset_and_ends_with_the_phase() {
     );
     assert!(rest.ends_with("\n\n") && rest.contains("event: end"));
 }
+
+#[tokio::test]
+async fn a_failed_apply_is_summed_up_as_an_apply_failure_in_the_ui_and_the_api() {
+    let failing_apply = format!(
+        "#!/bin/sh\nif [ \"$1\" = apply ]; then echo 'Error: provider crashed'; exit 1; fi\nexec '{real}' \"$@\"\n",
+        real = common::runs::real_terraform().display()
+    );
+    let h = Harness::start(ROOT, Some(&failing_apply)).await;
+    h.serve_tarball(&sha(1), "outputs").await;
+    let run = h.push(&sha(1)).await;
+    h.wait_for(run, "planned").await;
+    h.action(run, "confirm").await;
+    let errored = h.wait_for(run, "errored").await;
+
+    let summary = errored["summary"].as_str().unwrap_or_default();
+    assert!(summary.starts_with("Apply failed: "), "{errored:#}");
+    let listed = h.api_get("/api/v1/workspaces/prod/runs").await;
+    assert_eq!(listed[0]["id"], run);
+    assert_eq!(listed[0]["summary"], summary, "the list says the same");
+
+    let reader = token(&h, "rita", "read").await;
+    let mut browser = Browser::new(&h.gantry.url);
+    browser.sign_in(&reader).await;
+    let (_, page, _) = browser.get("/workspaces/prod").await;
+    assert!(page.contains("Apply failed: "), "{page}");
+    assert!(!page.contains("Plan failed"), "{page}");
+}

@@ -13,7 +13,7 @@ use crate::config::FeedbackConfig;
 use crate::core::checks::{changes_from_json, check_view};
 use crate::core::comment::{self, MAX_COMMENT_CHARS, WorkspacePlan};
 use crate::core::run::RunState;
-use crate::core::status::{self, RunFacts, first_error_line};
+use crate::core::status::{self, first_error_line};
 use crate::github::{CheckRunRequest, GitHub, GitHubError};
 use crate::metrics::{Metrics, OutboxLabels};
 use crate::store::{
@@ -265,35 +265,25 @@ impl OutboxWorker {
 
     /// What a run's status says now, from the run as stored.
     async fn run_view(&self, run: &RunDetail) -> anyhow::Result<status::StatusView> {
-        Ok(status::run_status(&self.run_facts(run).await?.as_facts()))
+        let error = self.terraform_error(run).await?;
+        Ok(status::run_status(&run.facts(error.as_deref())))
     }
 
-    async fn run_facts(&self, run: &RunDetail) -> anyhow::Result<OwnedFacts> {
-        let timeline = self.store.run_timeline(run.id).await?;
-        let reached_apply = timeline.iter().any(|e| e.state == "applying");
-        let terraform_error = if run.state == RunState::Errored {
-            let phase = if reached_apply { "apply" } else { "plan" };
-            let log: String = self
-                .store
-                .run_log(run.id, phase, 0)
-                .await?
-                .into_iter()
-                .map(|c| c.chunk)
-                .collect();
-            first_error_line(&log)
-        } else {
-            None
-        };
-        Ok(OwnedFacts {
-            state: run.state,
-            speculative: run.speculative,
-            plan: run
-                .plan
-                .as_ref()
-                .map(|p| (p.add, p.change, p.destroy, p.has_changes)),
-            reached_apply,
-            error: terraform_error.or_else(|| run.error.clone()),
-        })
+    /// Terraform's first error line in the log of the phase an errored run failed in: a
+    /// better reason than the stored one.
+    async fn terraform_error(&self, run: &RunDetail) -> anyhow::Result<Option<String>> {
+        if run.state != RunState::Errored {
+            return Ok(None);
+        }
+        let phase = if run.reached_apply { "apply" } else { "plan" };
+        let log: String = self
+            .store
+            .run_log(run.id, phase, 0)
+            .await?
+            .into_iter()
+            .map(|c| c.chunk)
+            .collect();
+        Ok(first_error_line(&log))
     }
 
     /// The run, its workspace's name and its installation; None when the run is gone.
@@ -321,14 +311,14 @@ impl OutboxWorker {
         let Some((run, workspace, installation)) = self.run_to_report(run_id).await? else {
             return Ok(());
         };
-        let facts = self.run_facts(&run).await?;
+        let error = self.terraform_error(&run).await?;
         let changes = run
             .plan
             .as_ref()
             .map(|p| changes_from_json(&p.resource_changes))
             .unwrap_or_default();
         let url = Self::run_url(&self.public_url, run.id);
-        let view = check_view(&facts.as_facts(), &changes, &url);
+        let view = check_view(&run.facts(error.as_deref()), &changes, &url);
         let shown = serde_json::to_string(&view).unwrap_or_default();
         let (existing, last_shown) = self.store.run_check(run.id).await?;
         if last_shown.as_deref() == Some(shown.as_str()) {
@@ -602,27 +592,6 @@ impl OutboxWorker {
             .await?;
         self.store.set_pr_comment_id(repo, number, id).await?;
         Ok(())
-    }
-}
-
-/// [`RunFacts`] with owned text, read from the store.
-struct OwnedFacts {
-    state: RunState,
-    speculative: bool,
-    plan: Option<(i64, i64, i64, bool)>,
-    reached_apply: bool,
-    error: Option<String>,
-}
-
-impl OwnedFacts {
-    fn as_facts(&self) -> RunFacts<'_> {
-        RunFacts {
-            state: self.state,
-            speculative: self.speculative,
-            plan: self.plan,
-            reached_apply: self.reached_apply,
-            error: self.error.as_deref(),
-        }
     }
 }
 

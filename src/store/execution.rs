@@ -6,6 +6,7 @@ use sqlx::Row;
 use super::{BeginWrite, Store, now_ms, on_pool, on_read_pool};
 use crate::core::run::RunState;
 use crate::core::state::StateMeta;
+use crate::core::status::{self, RunFacts};
 
 /// The states in which a run is finished, as SQL (matches the `runs_active` index). A macro so
 /// that the statements stay static strings.
@@ -21,7 +22,9 @@ macro_rules! select_runs {
         "SELECT r.id, r.workspace_id, r.state, r.speculative, r.source, r.commit_sha, \
          r.created_at_ms, r.configuration_version_id, c.repo, c.installation_id, \
          c.archive_sha256, c.uploaded, r.plan_add, r.plan_change, r.plan_destroy, \
-         r.resource_changes, r.error, r.pr_number, r.retry_of, r.plan_has_changes \
+         r.resource_changes, r.error, r.pr_number, r.retry_of, r.plan_has_changes, \
+         CASE WHEN EXISTS (SELECT 1 FROM run_events e WHERE e.run_id = r.id \
+         AND e.state = 'applying') THEN 1 ELSE 0 END AS reached_apply \
          FROM runs r JOIN configuration_versions c ON c.id = r.configuration_version_id"
     };
 }
@@ -50,9 +53,32 @@ pub struct RunDetail {
     pub pr_number: Option<i64>,
     /// The run this one retries.
     pub retry_of: Option<i64>,
+    /// The run got as far as applying: an error now is an apply failure.
+    pub reached_apply: bool,
 }
 
 impl RunDetail {
+    /// What every place that shows a run says about it (its commit status and check run on
+    /// GitHub, the UI, the API) is decided from these facts. `error`: a better reason than
+    /// the stored one, when the caller has it (Terraform's first error line in the log).
+    pub fn facts<'a>(&'a self, error: Option<&'a str>) -> RunFacts<'a> {
+        RunFacts {
+            state: self.state,
+            speculative: self.speculative,
+            plan: self
+                .plan
+                .as_ref()
+                .map(|p| (p.add, p.change, p.destroy, p.has_changes)),
+            reached_apply: self.reached_apply,
+            error: error.or(self.error.as_deref()),
+        }
+    }
+
+    /// The run in one line, as its commit status describes it ("Apply failed: …").
+    pub fn summary(&self) -> String {
+        status::run_status(&self.facts(None)).description
+    }
+
     /// The run's commit on GitHub (`web_url` is GitHub's web address); none for an upload,
     /// whose "commit" is its tarball's SHA-256.
     pub fn commit_url(&self, web_url: &str) -> Option<String> {
@@ -524,5 +550,6 @@ where
         error: row.try_get("error")?,
         pr_number: row.try_get("pr_number")?,
         retry_of: row.try_get("retry_of")?,
+        reached_apply: row.try_get::<i32, _>("reached_apply")? != 0,
     })
 }

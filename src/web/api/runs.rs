@@ -35,6 +35,8 @@ pub struct RunJson {
     pub created_at_ms: i64,
     pub plan: Option<PlanCounts>,
     pub error: Option<String>,
+    /// The run in one line, as its commit status on GitHub describes it.
+    pub summary: String,
     /// Every state the run entered, with times; in a run's own answer, not in lists.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub events: Option<Vec<RunEvent>>,
@@ -43,6 +45,7 @@ pub struct RunJson {
 /// A run as listed: without its events (one query for a whole page).
 pub fn run_summary(web_url: &str, workspace: &Workspace, run: RunDetail) -> RunJson {
     let (commit_url, pr_url) = (run.commit_url(web_url), run.pr_url(web_url));
+    let summary = run.summary();
     RunJson {
         id: run.id,
         workspace: workspace.spec.name.as_str().to_string(),
@@ -59,6 +62,7 @@ pub fn run_summary(web_url: &str, workspace: &Workspace, run: RunDetail) -> RunJ
         created_at_ms: run.created_at_ms,
         plan: run.plan,
         error: run.error,
+        summary,
         events: None,
     }
 }

@@ -16,7 +16,6 @@ use super::session::{CsrfForm, Viewer};
 use crate::core::access::Role;
 use crate::core::checks::{action_class, action_label, changes_from_json};
 use crate::core::run::RunState;
-use crate::core::status::{RunFacts, run_status};
 use crate::store::{RunDetail, Workspace};
 use crate::web::AppState;
 use crate::web::github_app::{error_page, render};
@@ -60,22 +59,12 @@ struct RunItem {
 }
 
 fn run_item(run: &RunDetail) -> RunItem {
-    let facts = RunFacts {
-        state: run.state,
-        speculative: run.speculative,
-        plan: run
-            .plan
-            .as_ref()
-            .map(|p| (p.add, p.change, p.destroy, p.has_changes)),
-        reached_apply: false,
-        error: run.error.as_deref(),
-    };
     RunItem {
         id: run.id,
         state: run.state.to_string(),
         class: state_class(run.state),
         short_sha: run.commit_sha.chars().take(7).collect(),
-        summary: run_status(&facts).description,
+        summary: run.summary(),
     }
 }
 

@@ -209,6 +209,7 @@ async fn a_forced_push_asks_github_which_files_changed() {
         .expect(1)
         .mount(&gantry.github)
         .await;
+    compare_lists(&gantry, SHA2, SHA1, &[]).await;
     // The payload claims prod changed; after a forced push only the comparison counts.
     let body = push_payload(
         "octo-org/infra",
@@ -225,6 +226,102 @@ async fn a_forced_push_asks_github_which_files_changed() {
     assert_eq!(done.status, "processed", "{:?}", done.outcome_detail);
     assert_eq!(run_count(&gantry, "staging").await, 1);
     assert_eq!(run_count(&gantry, "prod").await, 0);
+}
+
+/// GitHub's comparison `base...head` lists these files.
+async fn compare_lists(gantry: &TestGantry, base: &str, head: &str, files: &[&str]) {
+    let files: Vec<_> = files
+        .iter()
+        .map(|f| serde_json::json!({ "filename": f, "status": "modified" }))
+        .collect();
+    Mock::given(method("GET"))
+        .and(path(format!(
+            "/repos/octo-org/infra/compare/{base}...{head}"
+        )))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "files": files
+        })))
+        .mount(&gantry.github)
+        .await;
+}
+
+/// The commits of a workspace's runs, oldest first.
+async fn run_commits(gantry: &TestGantry, name: &str) -> Vec<String> {
+    let ws = workspace(gantry, name).await;
+    let mut runs = gantry.store.workspace_runs(ws.id).await.unwrap();
+    runs.sort_by_key(|r| r.id);
+    runs.into_iter().map(|r| r.commit_sha).collect()
+}
+
+#[tokio::test]
+async fn a_forced_push_rolling_the_branch_back_runs_the_old_commit_again() {
+    let gantry = TestGantry::start_with_config(WORKSPACES).await;
+    grant_installation_token(&gantry).await;
+    let first = push_payload("octo-org/infra", "main", SHA1, &["envs/prod/a.tf"], |_| {});
+    gantry.send("push", "first", &first).await;
+    gantry.wait_for_outcome("first").await;
+    let bad = push_payload("octo-org/infra", "main", SHA2, &["envs/prod/a.tf"], |p| {
+        p["before"] = SHA1.into();
+    });
+    gantry.send("push", "bad-change", &bad).await;
+    gantry.wait_for_outcome("bad-change").await;
+    assert_eq!(run_commits(&gantry, "prod").await, [SHA1, SHA2]);
+
+    // `git push --force origin SHA1:main`: the bad change is undone. Nothing is new on the
+    // branch since the tips' merge base (SHA1 itself); what differs is what SHA2 had changed.
+    compare_lists(&gantry, SHA2, SHA1, &[]).await;
+    compare_lists(&gantry, SHA1, SHA2, &["envs/prod/a.tf"]).await;
+    let rollback = push_payload("octo-org/infra", "main", SHA1, &[], |p| {
+        p["before"] = SHA2.into();
+        p["forced"] = true.into();
+        p["commits"] = serde_json::json!([]);
+    });
+    gantry.send("push", "rollback", &rollback).await;
+    let done = gantry.wait_for_outcome("rollback").await;
+    assert_eq!(done.status, "processed", "{:?}", done.outcome_detail);
+    assert_eq!(
+        run_commits(&gantry, "prod").await,
+        [SHA1, SHA2, SHA1],
+        "the commit that is the tip again runs again"
+    );
+    assert_eq!(
+        run_count(&gantry, "staging").await,
+        0,
+        "its files never differed"
+    );
+
+    // The same push delivered again is no new push.
+    gantry.send("push", "rollback", &rollback).await;
+    gantry.send("push", "rollback-again", &rollback).await;
+    gantry.wait_for_outcome("rollback-again").await;
+    assert_eq!(run_commits(&gantry, "prod").await, [SHA1, SHA2, SHA1]);
+}
+
+#[tokio::test]
+async fn a_forced_push_github_cannot_compare_runs_every_workspace_on_the_branch() {
+    let gantry = TestGantry::start_with_config(WORKSPACES).await;
+    grant_installation_token(&gantry).await;
+    // The old tip is gone from GitHub (or shares no history with the new one).
+    Mock::given(method("GET"))
+        .and(wiremock::matchers::path_regex(
+            r"^/repos/octo-org/infra/compare/",
+        ))
+        .respond_with(ResponseTemplate::new(404).set_body_json(serde_json::json!({
+            "message": "Not Found",
+            "documentation_url": "https://docs.github.com/rest/commits/commits#compare-two-commits"
+        })))
+        .mount(&gantry.github)
+        .await;
+    let body = push_payload("octo-org/infra", "main", SHA2, &[], |p| {
+        p["before"] = SHA1.into();
+        p["forced"] = true.into();
+    });
+    gantry.send("push", "orphan", &body).await;
+    let done = gantry.wait_for_outcome("orphan").await;
+    assert_eq!(done.status, "processed", "{:?}", done.outcome_detail);
+    assert_eq!(run_commits(&gantry, "prod").await, [SHA2]);
+    assert_eq!(run_commits(&gantry, "staging").await, [SHA2]);
+    assert_eq!(run_count(&gantry, "other-branch").await, 0);
 }
 
 #[tokio::test]
@@ -426,10 +523,11 @@ async fn a_later_push_waits_while_an_earlier_one_of_its_repository_is_retried() 
     let gantry = TestGantry::start_with_config(WORKSPACES).await;
     grant_installation_token(&gantry).await;
     let compare = format!("/repos/octo-org/infra/compare/{SHA1}...{SHA2}");
-    // GitHub fails the first comparison, then answers.
+    // GitHub fails the first comparison, then answers. (Not with a 404: that says GitHub
+    // cannot compare the commits, and every workspace on the branch runs.)
     Mock::given(method("GET"))
         .and(path(compare.clone()))
-        .respond_with(ResponseTemplate::new(404))
+        .respond_with(ResponseTemplate::new(502))
         .up_to_n_times(1)
         .with_priority(1)
         .mount(&gantry.github)
@@ -442,6 +540,7 @@ async fn a_later_push_waits_while_an_earlier_one_of_its_repository_is_retried() 
         .with_priority(2)
         .mount(&gantry.github)
         .await;
+    compare_lists(&gantry, SHA2, SHA1, &[]).await;
     const SHA3: &str = "3333333333333333333333333333333333333333";
     let forced = push_payload("octo-org/infra", "main", SHA2, &[], |p| {
         p["forced"] = true.into();

@@ -37,14 +37,21 @@ pub struct Candidate<'a> {
 pub enum PushDecision {
     /// Nothing to run; the reason is recorded on the delivery.
     Ignore(String),
-    /// The payload's file list cannot be trusted: compare `base...head` and decide again with
-    /// the files that comparison lists.
-    NeedCompare { base: String, head: String },
+    /// The payload's file list cannot be trusted: ask GitHub for each comparison and decide
+    /// again with every file they list.
+    NeedCompare(Vec<Comparison>),
     /// Create a run at `commit` in each of these workspaces.
     Run {
         commit: String,
         workspace_ids: Vec<i64>,
     },
+}
+
+/// GitHub's `base...head`: the files changed on `head` since the merge base of the two.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Comparison {
+    pub base: String,
+    pub head: String,
 }
 
 /// Where the list of changed files comes from.
@@ -56,6 +63,9 @@ pub enum ChangedFiles<'a> {
     Compared(&'a [&'a str]),
     /// More files changed than GitHub lists: every workspace on the branch may be touched.
     TooMany,
+    /// GitHub cannot compare the commits (the old tip is gone, or the tips share no history):
+    /// every workspace on the branch may be touched.
+    Unknown,
 }
 
 /// Decides with the payload's file list first; with `Compared` after a `NeedCompare`.
@@ -85,18 +95,10 @@ pub fn decide(
     }
     let files = match changed_files {
         ChangedFiles::Payload(_) if untrusted(push) => {
-            let base = if push.created || push.before == ZERO_SHA {
-                push.default_branch.to_string()
-            } else {
-                push.before.to_string()
-            };
-            return PushDecision::NeedCompare {
-                base,
-                head: push.after.to_string(),
-            };
+            return PushDecision::NeedCompare(comparisons(push));
         }
         ChangedFiles::Payload(files) | ChangedFiles::Compared(files) => Some(files),
-        ChangedFiles::TooMany => None,
+        ChangedFiles::TooMany | ChangedFiles::Unknown => None,
     };
     let workspace_ids: Vec<i64> = tracking
         .iter()
@@ -112,6 +114,28 @@ pub fn decide(
         commit: push.after.to_string(),
         workspace_ids,
     }
+}
+
+/// What to compare to learn which files differ between the branch before and after the push.
+fn comparisons(push: &Push<'_>) -> Vec<Comparison> {
+    let compare = |base: &str, head: &str| Comparison {
+        base: base.to_string(),
+        head: head.to_string(),
+    };
+    if push.created || push.before == ZERO_SHA {
+        return vec![compare(push.default_branch, push.after)];
+    }
+    if push.forced {
+        // A forced push may take commits away (rolling the branch back): the files they had
+        // changed differ between the old and the new tip too, and `before...after` alone does
+        // not list them (it is empty when the new tip is an ancestor of the old one). Both
+        // directions together list every file that differs, and at worst a few more.
+        return vec![
+            compare(push.before, push.after),
+            compare(push.after, push.before),
+        ];
+    }
+    vec![compare(push.before, push.after)]
 }
 
 /// A new branch, a forced push or a cut commit list: the payload does not say what changed.

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use crate::config::PullRequestConfig;
-use crate::core::push::{self, Candidate, ChangedFiles, PushDecision};
+use crate::core::push::{self, Candidate, ChangedFiles, Comparison, PushDecision};
 use crate::events::{self, Event};
 use crate::github::GitHub;
 use crate::store::{DeliveryEffect, DeliveryOutcome, InstallationChange, NewRuns, Store};
@@ -113,25 +113,22 @@ async fn handle_push(ctx: &Context, delivery_id: &str, e: &events::PushEvent) ->
     };
     let payload_files = e.changed_files();
     let mut decision = push::decide(&facts, &candidates, ChangedFiles::Payload(&payload_files));
-    if let PushDecision::NeedCompare { base, head } = &decision {
+    if let PushDecision::NeedCompare(comparisons) = &decision {
         let Some(installation) = e.installation.as_ref().map(|i| i.id) else {
             return Handled::failed("the push names no installation to ask GitHub with");
         };
-        let compared = match ctx
-            .github
-            .compare_files(installation, repo, base, head)
-            .await
-        {
+        let compared = match compare(ctx, installation, repo, comparisons).await {
             Ok(compared) => compared,
-            Err(error) => {
-                return Handled::RetryLater(format!("comparing {base}...{head}: {error}"));
-            }
+            Err(handled) => return handled,
         };
-        let files: Vec<&str> = compared.files.iter().map(String::as_str).collect();
-        let changed = if compared.truncated {
-            ChangedFiles::TooMany
-        } else {
-            ChangedFiles::Compared(&files)
+        let files: Vec<&str> = match &compared {
+            Compared::Files(files) => files.iter().map(String::as_str).collect(),
+            Compared::TooMany | Compared::Unknown => Vec::new(),
+        };
+        let changed = match compared {
+            Compared::Files(_) => ChangedFiles::Compared(&files),
+            Compared::TooMany => ChangedFiles::TooMany,
+            Compared::Unknown => ChangedFiles::Unknown,
         };
         decision = push::decide(&facts, &candidates, changed);
     }
@@ -151,6 +148,47 @@ async fn handle_push(ctx: &Context, delivery_id: &str, e: &events::PushEvent) ->
             e.installation.as_ref().map(|i| i.id as i64),
         ))]),
     }
+}
+
+/// What GitHub's comparisons of a push say.
+enum Compared {
+    /// Every file they list.
+    Files(Vec<String>),
+    /// More files changed than GitHub lists.
+    TooMany,
+    /// GitHub cannot compare: it no longer has a commit, or the commits share no history.
+    Unknown,
+}
+
+async fn compare(
+    ctx: &Context,
+    installation: u64,
+    repo: &str,
+    comparisons: &[Comparison],
+) -> Result<Compared, Handled> {
+    let mut files = Vec::new();
+    for Comparison { base, head } in comparisons {
+        match ctx
+            .github
+            .compare_files(installation, repo, base, head)
+            .await
+        {
+            Ok(compared) if compared.truncated => return Ok(Compared::TooMany),
+            Ok(compared) => files.extend(compared.files),
+            Err(error) if matches!(error.status(), Some(404 | 422)) => {
+                tracing::info!(%error, base, head, "GitHub cannot compare: every workspace runs");
+                return Ok(Compared::Unknown);
+            }
+            Err(error) => {
+                return Err(Handled::RetryLater(format!(
+                    "comparing {base}...{head}: {error}"
+                )));
+            }
+        }
+    }
+    files.sort();
+    files.dedup();
+    Ok(Compared::Files(files))
 }
 
 fn handle_installation(e: &events::InstallationEvent) -> Handled {

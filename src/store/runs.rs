@@ -149,6 +149,21 @@ impl NewRuns {
                         continue;
                     }
                 }
+                if self.source == RunSource::Push && !self.speculative {
+                    // The same push again (another delivery of it): its commit is the tip that
+                    // ran last. A commit that ran before and is the tip again after another
+                    // push (a rollback) runs again.
+                    let latest: Option<String> = sqlx::query_scalar(
+                        "SELECT commit_sha FROM runs WHERE workspace_id = $1 \
+                         AND speculative = 0 AND source = 'push' ORDER BY id DESC LIMIT 1",
+                    )
+                    .bind(workspace_id)
+                    .fetch_optional(&mut *c)
+                    .await?;
+                    if latest.as_deref() == Some(self.commit_sha.as_str()) {
+                        continue;
+                    }
+                }
                 let retry_of = self
                     .retry_of
                     .iter()
@@ -174,7 +189,7 @@ impl NewRuns {
                 .fetch_optional(&mut *c)
                 .await?;
                 let Some(run) = run else {
-                    // This commit has its push run in this workspace already, or the run was
+                    // This push made its run in this workspace already, or the run was
                     // retried already (the unique indexes on runs).
                     continue;
                 };

@@ -148,19 +148,28 @@ fn untrusted_file_lists_ask_for_a_comparison() {
     };
     assert_eq!(
         decide(&forced, &workspaces, ChangedFiles::Payload(&[])),
-        PushDecision::NeedCompare {
-            base: A.into(),
-            head: B.into()
-        }
+        PushDecision::NeedCompare(vec![
+            Comparison {
+                base: A.into(),
+                head: B.into()
+            },
+            Comparison {
+                base: B.into(),
+                head: A.into()
+            },
+        ])
     );
     let long = Push {
         commit_count: 21,
         ..push("refs/heads/main")
     };
-    assert!(matches!(
+    assert_eq!(
         decide(&long, &workspaces, ChangedFiles::Payload(&["x.tf"])),
-        PushDecision::NeedCompare { .. }
-    ));
+        PushDecision::NeedCompare(vec![Comparison {
+            base: A.into(),
+            head: B.into()
+        }])
+    );
     let created = Push {
         created: true,
         before: ZERO_SHA,
@@ -168,10 +177,10 @@ fn untrusted_file_lists_ask_for_a_comparison() {
     };
     assert_eq!(
         decide(&created, &workspaces, ChangedFiles::Payload(&[])),
-        PushDecision::NeedCompare {
+        PushDecision::NeedCompare(vec![Comparison {
             base: "main".into(),
             head: B.into()
-        }
+        }])
     );
 }
 
@@ -263,4 +272,32 @@ fn a_push_to_a_merge_queue_branch_runs_nothing_even_where_a_workspace_tracks_it(
             ))
         );
     }
+}
+
+#[test]
+fn a_comparison_github_cannot_make_runs_every_workspace_on_the_branch() {
+    let (prod, other) = (triggers("envs/prod"), triggers(""));
+    let workspaces = [
+        Candidate {
+            id: 1,
+            branch: None,
+            triggers: &prod,
+        },
+        Candidate {
+            id: 2,
+            branch: Some("develop"),
+            triggers: &other,
+        },
+    ];
+    let forced = Push {
+        forced: true,
+        ..push("refs/heads/main")
+    };
+    assert_eq!(
+        decide(&forced, &workspaces, ChangedFiles::Unknown),
+        PushDecision::Run {
+            commit: B.into(),
+            workspace_ids: vec![1]
+        }
+    );
 }

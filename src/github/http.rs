@@ -61,13 +61,14 @@ fn builder(api_url: &Url, timeout: Duration) -> Result<Builder, GitHubError> {
 
 /// Sends one API request and decodes the JSON answer; also says how GitHub answered (the
 /// status, or `error` when no answer came), for counting. A refusal carries GitHub's message
-/// (one bounded line) and, for a rate limit, how long GitHub asked to wait.
+/// (one bounded line) and, for a rate limit, how long GitHub asked to wait. A success comes
+/// with the answer's headers (a list's `Link` to its next page).
 pub(crate) async fn send_json<T: DeserializeOwned>(
     client: &Octocrab,
     method: &Method,
     route: &str,
     body: Option<&serde_json::Value>,
-) -> (String, Result<T, GitHubError>) {
+) -> (String, Result<(T, http::HeaderMap), GitHubError>) {
     let sent = match *method {
         Method::GET => client._get(route).await,
         Method::PATCH => client._patch(route, body).await,
@@ -90,6 +91,7 @@ pub(crate) async fn send_json<T: DeserializeOwned>(
         } else {
             &text
         })
+        .map(|value| (value, headers))
     } else {
         let message = error_message(&text, status);
         let retry_after =

@@ -31,6 +31,7 @@ use limits::Limits;
 
 pub use app::{AppCredentials, AppJwtClaims};
 pub use compare::{ComparedFiles, MAX_COMPARE_FILES};
+pub use deliveries::DeliveryPage;
 pub use error::GitHubError;
 pub use feedback::{CheckRunRequest, PostedStatus, StatusRequest};
 pub use limits::{DEFAULT_CONTENT_REQUESTS_PER_MINUTE, wait_from_response};
@@ -123,6 +124,20 @@ impl GitHub {
         route: &str,
         body: Option<&serde_json::Value>,
     ) -> Result<T> {
+        self.call_with_headers(installation, client, method, route, body)
+            .await
+            .map(|(value, _)| value)
+    }
+
+    /// [`GitHub::call`], with the answer's headers.
+    async fn call_with_headers<T: DeserializeOwned>(
+        &self,
+        installation: Option<u64>,
+        client: &Octocrab,
+        method: Method,
+        route: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<(T, ::http::HeaderMap)> {
         if let Some(id) = installation {
             let creates_content = method != Method::GET;
             self.limits

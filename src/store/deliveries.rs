@@ -288,6 +288,21 @@ impl Store {
         Ok(row)
     }
 
+    /// When the newest delivery received before `before_ms` was received: where a catch-up
+    /// after downtime reads back to.
+    pub async fn newest_delivery_before(&self, before_ms: i64) -> anyhow::Result<Option<i64>> {
+        let at = on_read_pool!(self, pool => {
+            sqlx::query_scalar(
+                "SELECT received_at_ms FROM deliveries WHERE received_at_ms < $1 \
+                 ORDER BY seq DESC LIMIT 1",
+            )
+            .bind(before_ms)
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(at)
+    }
+
     /// How many deliveries are in each status.
     pub async fn delivery_counts(&self) -> anyhow::Result<Vec<(String, i64)>> {
         let counts = on_read_pool!(self, pool => {

@@ -618,3 +618,25 @@ async fn a_discarded_plan_leaves_no_directory_behind_after_the_sweep() {
         "the plan file and variables of a discarded run are removed"
     );
 }
+
+#[tokio::test]
+async fn a_configuration_with_its_own_backend_keeps_its_state_in_gantry() {
+    let h = Harness::start(WORKSPACE, None).await;
+    h.serve_tarball(&sha(1), "own-backend").await;
+    let run = h.push(&sha(1)).await;
+    h.wait_for(run, "planned").await;
+    let log = h.log(run, "plan").await;
+    assert!(
+        log.contains("the configuration's own backend (or cloud block) is overridden"),
+        "{log}"
+    );
+    h.action(run, "confirm").await;
+    let applied = h.wait_for(run, "applied").await;
+    assert!(applied["error"].is_null(), "{applied}");
+    let versions = h.api_get("/api/v1/workspaces/prod/state-versions").await;
+    assert_eq!(
+        versions.as_array().map(Vec::len),
+        Some(1),
+        "the state is Gantry's: {versions}"
+    );
+}

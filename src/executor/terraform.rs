@@ -339,6 +339,46 @@ fn resolve_program(binary: &Path) -> std::io::Result<PathBuf> {
     std::fs::canonicalize(found)
 }
 
+/// The override file that makes Terraform keep a run's state where Gantry stores it.
+pub const BACKEND_OVERRIDE_FILE: &str = "zz_gantry_backend_override.tf";
+
+/// Gantry owns its workspaces' state (as Terraform Cloud does for its runs): an override file
+/// replaces whatever `backend` or `cloud` block the configuration has with the local backend,
+/// whose `terraform.tfstate` Gantry fills before a run and stores after an apply. Returns
+/// whether the configuration declared a backend or cloud block of its own (ignored now).
+pub fn override_backend(dir: &Path) -> std::io::Result<bool> {
+    let mut declared = false;
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "tf") && path.is_file() {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            declared |= declares_backend(&text);
+        }
+    }
+    std::fs::write(
+        dir.join(BACKEND_OVERRIDE_FILE),
+        "# Written by Gantry: it keeps this workspace's state itself.\n\
+         terraform {\n  backend \"local\" {}\n}\n",
+    )?;
+    Ok(declared)
+}
+
+/// Whether Terraform source text has a `backend "…"` or `cloud {` block (comments aside).
+fn declares_backend(text: &str) -> bool {
+    text.lines()
+        .map(|line| line.split(['#']).next().unwrap_or("").trim())
+        .filter(|line| !line.starts_with("//"))
+        .any(|line| {
+            let mut words = line.split_whitespace();
+            match words.next() {
+                Some("backend") => words.next().is_some_and(|w| w.starts_with('"')),
+                Some("cloud") => words.next().is_some_and(|w| w.starts_with('{')),
+                Some("cloud{") => true,
+                _ => false,
+            }
+        })
+}
+
 /// Writes the run's Terraform input variables where Terraform reads them by itself.
 pub fn write_variables(dir: &Path, variables: &[(String, String)]) -> std::io::Result<()> {
     let map: serde_json::Map<String, serde_json::Value> = variables
@@ -482,6 +522,14 @@ mod tests {
             .collect();
         assert_eq!(addresses, ["a.x", "a.y", "a.z", "a.v"]);
         assert!(summary.has_changes);
+    }
+
+    #[test]
+    fn backend_and_cloud_blocks_are_found_but_not_in_comments() {
+        assert!(declares_backend("terraform {\n  backend \"s3\" {\n  }\n}"));
+        assert!(declares_backend("terraform {\n  cloud {\n    organization = \"o\"\n  }\n}"));
+        assert!(!declares_backend("# backend \"s3\" {}\n// cloud {\noutput \"x\" {}"));
+        assert!(!declares_backend("variable \"backend\" {}"));
     }
 
     #[test]

@@ -256,6 +256,14 @@ impl Execution {
             ));
             let archive = self.fetch_configuration().await?;
             self.unpack(&archive).await?;
+            let declared = crate::executor::terraform::override_backend(&self.working_dir())
+                .map_err(|e| Failure::Errored(format!("writing the backend override: {e}")))?;
+            if declared {
+                log.line(
+                    "Gantry: the configuration's own backend (or cloud block) is overridden: \
+                     Gantry keeps this workspace's state, as Terraform Cloud does for its runs",
+                );
+            }
         }
         if start == Start::Resumed && !self.working_dir().is_dir() {
             // Stopped between starting the run and unpacking it: no Terraform ever ran.

@@ -640,3 +640,35 @@ async fn a_configuration_with_its_own_backend_keeps_its_state_in_gantry() {
         "the state is Gantry's: {versions}"
     );
 }
+
+#[tokio::test]
+async fn re_run_on_a_failed_push_runs_check_run_retries_it() {
+    let h = Harness::start(WORKSPACE, None).await;
+    h.serve_tarball(&sha(1), "broken").await;
+    let failed = h.push(&sha(1)).await;
+    h.wait_for(failed, "errored").await;
+    // GitHub's "Re-run" button on the run's check run.
+    let mut rerun: serde_json::Value =
+        serde_json::from_slice(&common::fixture("webhooks/check_run.rerequested.json")).unwrap();
+    rerun["check_run"]["external_id"] = failed.to_string().into();
+    rerun["check_run"]["head_sha"] = sha(1).into();
+    rerun["repository"]["full_name"] = common::runs::REPO.into();
+    rerun["installation"] = serde_json::json!({ "id": 99, "node_id": "x" });
+    let body = serde_json::to_vec(&rerun).unwrap();
+    assert_eq!(h.gantry.send("check_run", "rerun-1", &body).await.status(), 202);
+    let done = h.gantry.wait_for_outcome("rerun-1").await;
+    assert_eq!(done.status, "processed", "{done:?}");
+    let runs = h.api_get("/api/v1/workspaces/prod/runs").await;
+    let retried = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["retry_of"] == failed)
+        .unwrap_or_else(|| panic!("no retry of run {failed}: {runs}"));
+    let retried = retried["id"].as_i64().unwrap();
+    h.wait_for(retried, "errored").await;
+    // A second press on the same (old) run retries nothing more.
+    assert_eq!(h.gantry.send("check_run", "rerun-2", &body).await.status(), 202);
+    let again = h.gantry.wait_for_outcome("rerun-2").await;
+    assert_eq!(again.status, "ignored", "{again:?}");
+}

@@ -405,8 +405,18 @@ pub async fn handle_check_run(ctx: &Context, delivery_id: &str, e: &CheckRunEven
         Ok(_) => return Handled::ignored("the check run names no run of this repository"),
         Err(error) => return Handled::RetryLater(format!("reading run {run_id}: {error:#}")),
     };
+    let installation = e.installation.as_ref().map(|i| i.id);
+    if !run.speculative {
+        // A push run: retried as the API retries it, unless a newer run of its workspace
+        // came since (it would apply code that a newer commit replaced).
+        return match ctx.store.has_newer_run(run.workspace_id, run.id).await {
+            Ok(true) => Handled::ignored("the workspace has a newer run; re-run that one"),
+            Ok(false) => retry_effects(delivery_id, installation, vec![run]),
+            Err(error) => Handled::RetryLater(format!("reading the queue: {error:#}")),
+        };
+    }
     match latest_of_their_pull_requests(ctx, vec![run]).await {
-        Ok(runs) => retry_effects(delivery_id, e.installation.as_ref().map(|i| i.id), runs),
+        Ok(runs) => retry_effects(delivery_id, installation, runs),
         Err(handled) => handled,
     }
 }
@@ -460,19 +470,19 @@ pub async fn handle_check_suite(ctx: &Context, delivery_id: &str, e: &CheckSuite
     }
 }
 
-/// New runs (same configuration version) for those of `runs` that failed or were canceled.
-/// Only speculative plans are retried: a push run's commit runs once per workspace.
+/// New runs (same configuration version) for those of `runs` that failed or were canceled;
+/// the callers have kept only runs that are the latest of their pull request or workspace.
 fn retry_effects(delivery_id: &str, installation: Option<u64>, runs: Vec<RunDetail>) -> Handled {
     let effects: Vec<DeliveryEffect> = runs
         .iter()
-        .filter(|r| r.speculative && r.state.can_be_retried())
+        .filter(|r| r.state.can_be_retried())
         .map(|run| {
             let installation = installation.map(|i| i as i64);
             DeliveryEffect::CreateRuns(NewRuns::retry_of(run, delivery_id, installation))
         })
         .collect();
     if effects.is_empty() {
-        return Handled::ignored("no failed or canceled plan to retry");
+        return Handled::ignored("no failed or canceled run to retry");
     }
     Handled::processed(effects)
 }

@@ -655,7 +655,10 @@ async fn re_run_on_a_failed_push_runs_check_run_retries_it() {
     rerun["repository"]["full_name"] = common::runs::REPO.into();
     rerun["installation"] = serde_json::json!({ "id": 99, "node_id": "x" });
     let body = serde_json::to_vec(&rerun).unwrap();
-    assert_eq!(h.gantry.send("check_run", "rerun-1", &body).await.status(), 202);
+    assert_eq!(
+        h.gantry.send("check_run", "rerun-1", &body).await.status(),
+        202
+    );
     let done = h.gantry.wait_for_outcome("rerun-1").await;
     assert_eq!(done.status, "processed", "{done:?}");
     let runs = h.api_get("/api/v1/workspaces/prod/runs").await;
@@ -668,7 +671,10 @@ async fn re_run_on_a_failed_push_runs_check_run_retries_it() {
     let retried = retried["id"].as_i64().unwrap();
     h.wait_for(retried, "errored").await;
     // A second press on the same (old) run retries nothing more.
-    assert_eq!(h.gantry.send("check_run", "rerun-2", &body).await.status(), 202);
+    assert_eq!(
+        h.gantry.send("check_run", "rerun-2", &body).await.status(),
+        202
+    );
     let again = h.gantry.wait_for_outcome("rerun-2").await;
     assert_eq!(again.status, "ignored", "{again:?}");
 }

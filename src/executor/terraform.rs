@@ -527,8 +527,12 @@ mod tests {
     #[test]
     fn backend_and_cloud_blocks_are_found_but_not_in_comments() {
         assert!(declares_backend("terraform {\n  backend \"s3\" {\n  }\n}"));
-        assert!(declares_backend("terraform {\n  cloud {\n    organization = \"o\"\n  }\n}"));
-        assert!(!declares_backend("# backend \"s3\" {}\n// cloud {\noutput \"x\" {}"));
+        assert!(declares_backend(
+            "terraform {\n  cloud {\n    organization = \"o\"\n  }\n}"
+        ));
+        assert!(!declares_backend(
+            "# backend \"s3\" {}\n// cloud {\noutput \"x\" {}"
+        ));
         assert!(!declares_backend("variable \"backend\" {}"));
     }
 

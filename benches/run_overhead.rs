@@ -8,7 +8,8 @@
 //!
 //! - the sandbox and supervisor per phase: a phase whose "Terraform" is `/bin/true`, started
 //!   bare, under its supervisor without a sandbox, and under its supervisor in the sandbox;
-//!   and `init` + `plan` of the fixture the same three ways;
+//!   and `init`, `plan` and `show -json` (as a run makes them) supervised, with and without
+//!   the sandbox;
 //! - Gantry again with `runner.isolation = "none"`.
 //!
 //! Prints the medians and their differences. Run: `cargo bench --bench run_overhead`

@@ -182,10 +182,11 @@ fn bind(how: &str, path: &Path) -> Vec<OsString> {
     vec![how.into(), path.into(), path.into()]
 }
 
-fn find_on_path(program: &str) -> Option<PathBuf> {
+/// Where `program` is on Gantry's `PATH`.
+pub(crate) fn find_on_path(program: impl AsRef<std::ffi::OsStr>) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
-        .map(|dir| dir.join(program))
+        .map(|dir| dir.join(program.as_ref()))
         .find(|candidate| candidate.is_file())
 }
 

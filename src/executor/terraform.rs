@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
-use super::sandbox::{Confinement, Isolation, SANDBOX_HOME, SANDBOX_PATH};
+use super::sandbox::{Confinement, Isolation, SANDBOX_HOME, SANDBOX_PATH, find_on_path};
 use super::supervisor::{self, EndedBy, Found, Launch, PhaseFiles, PhaseStatus, Progress};
 
 /// The file Terraform reads the run's input variables from.
@@ -276,11 +276,7 @@ impl Terraform {
                 let path = std::env::var("PATH").unwrap_or_default();
                 env.push(("PATH".into(), path));
                 env.push(("HOME".into(), self.dir.display().to_string()));
-                // The supervisor works in Gantry's directory: the shell moves to the run's.
-                let mut line: Vec<OsString> = vec!["/bin/sh".into(), "-c".into()];
-                line.push("cd \"$0\" && exec \"$@\"".into());
-                line.push(self.dir.clone().into());
-                line.push(program.into());
+                let mut line: Vec<OsString> = vec![program.into()];
                 line.extend(args.iter().map(OsString::from));
                 line
             }
@@ -291,6 +287,7 @@ impl Terraform {
             files,
             command,
             env,
+            cwd: &self.dir,
             timeout: self.phase_timeout,
             sandboxed: self.phases.isolation.is_sandboxed(),
         })
@@ -323,16 +320,12 @@ fn phase_result(
 /// sandbox shows read-only at that same place.
 fn resolve_program(binary: &Path) -> std::io::Result<PathBuf> {
     let found = if binary.components().count() == 1 && !binary.is_absolute() {
-        let path = std::env::var_os("PATH").unwrap_or_default();
-        std::env::split_paths(&path)
-            .map(|dir| dir.join(binary))
-            .find(|candidate| candidate.is_file())
-            .ok_or_else(|| {
-                std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    format!("{} is not on PATH", binary.display()),
-                )
-            })?
+        find_on_path(binary.as_os_str()).ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("{} is not on PATH", binary.display()),
+            )
+        })?
     } else {
         binary.to_path_buf()
     };

@@ -1,6 +1,6 @@
 //! Runs across a restart of the server executing them: which runs a starting runner takes back
-//! (its supervisors may still be running them), a plan lost with its supervisor queued again,
-//! and notes on a run's timeline about either.
+//! (its supervisors may still be running them), the plans of a dead replica another one takes
+//! over, a lost plan queued again, and notes on a run's timeline about these.
 
 use super::outbox::enqueue_run_feedback;
 use super::{BeginWrite, Store, now_ms, on_pool, on_read_pool};
@@ -29,6 +29,33 @@ impl Store {
             runs.push((id, state));
         }
         Ok(runs)
+    }
+
+    /// Plans another server was making when it stopped sending heartbeats: fetching ones
+    /// (no Terraform yet) silent since `stale_before_ms`, planning ones once their Terraform
+    /// is surely gone (silent since `terraform_gone_before_ms`). They can be planned again.
+    pub async fn stale_plans(
+        &self,
+        owner: &str,
+        stale_before_ms: i64,
+        terraform_gone_before_ms: i64,
+    ) -> anyhow::Result<Vec<(i64, RunState)>> {
+        let rows: Vec<(i64, String)> = on_read_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT id, state FROM runs WHERE runner_owner IS NOT NULL \
+                 AND runner_owner <> $1 AND ((state = 'fetching' AND heartbeat_ms < $2) \
+                 OR (state = 'planning' AND heartbeat_ms < $3)) ORDER BY id",
+            )
+            .bind(owner)
+            .bind(stale_before_ms)
+            .bind(terraform_gone_before_ms)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, state)| RunState::parse(&state).map(|s| (id, s)))
+            .collect())
     }
 
     /// A plan lost with its supervisor (or never started by a server that died) goes back to

@@ -176,6 +176,51 @@ mod tests {
         assert!(cipher.open("hunter2").is_err());
     }
 
+    #[tokio::test]
+    async fn values_stored_in_clear_text_are_sealed_once_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("gantry.toml");
+        std::fs::write(
+            &config,
+            "[[workspaces]]\nname = \"prod\"\nrepo = \"o/r\"\n\
+             [workspaces.vars]\npassword = \"hunter2\"\n",
+        )
+        .unwrap();
+        let config =
+            crate::config::Config::load(Some(&config), &std::collections::HashMap::new()).unwrap();
+        let url = format!("sqlite:{}", dir.path().join("gantry.db").display());
+        let cipher = Cipher::load(dir.path(), None).unwrap();
+        let store = crate::store::Store::open(&SecretString::from(url))
+            .await
+            .unwrap()
+            .with_cipher(cipher.clone());
+        store
+            .sync_config_workspaces(&config.workspaces)
+            .await
+            .unwrap();
+        // As a Gantry from before encryption left it: sensitive, in clear text.
+        on_pool!(store, pool => {
+            sqlx::query("UPDATE workspace_variables SET sensitive = 1")
+                .execute(pool)
+                .await
+                .map(|_| ())
+                .unwrap()
+        });
+        assert_eq!(store.seal_clear_secrets().await.unwrap(), 1);
+        let stored: String = on_read_pool!(store, pool => {
+            sqlx::query_scalar("SELECT value FROM workspace_variables")
+                .fetch_one(pool)
+                .await
+                .unwrap()
+        });
+        assert!(
+            is_sealed(&stored) && !stored.contains("hunter2"),
+            "{stored}"
+        );
+        assert_eq!(cipher.open(&stored).unwrap(), "hunter2");
+        assert_eq!(store.seal_clear_secrets().await.unwrap(), 0, "sealed once");
+    }
+
     #[test]
     fn the_key_file_is_made_once_and_private() {
         use std::os::unix::fs::PermissionsExt;

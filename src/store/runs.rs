@@ -395,7 +395,7 @@ impl Store {
     /// waiting on its disk (planned, confirmed) once it was silent since `stale_before_ms`; an
     /// apply only once its Terraform is surely gone (silent since `terraform_gone_before_ms`:
     /// a supervisor kills its phase at the phase timeout), so that two Terraforms never work
-    /// on one workspace. (Lost plans are queued again: [`Store::stale_plans`].)
+    /// on one workspace. (Lost plans are queued again: `Store::stale_plans`.)
     pub async fn interrupt_stale_runs(
         &self,
         owner: &str,
@@ -412,33 +412,6 @@ impl Store {
             "interrupted: the server executing it stopped",
         )
         .await
-    }
-
-    /// Plans another server was making when it stopped sending heartbeats: fetching ones
-    /// (no Terraform yet) silent since `stale_before_ms`, planning ones once their Terraform
-    /// is surely gone (silent since `terraform_gone_before_ms`). They can be planned again.
-    pub async fn stale_plans(
-        &self,
-        owner: &str,
-        stale_before_ms: i64,
-        terraform_gone_before_ms: i64,
-    ) -> anyhow::Result<Vec<(i64, RunState)>> {
-        let rows: Vec<(i64, String)> = on_read_pool!(self, pool => {
-            sqlx::query_as(
-                "SELECT id, state FROM runs WHERE runner_owner IS NOT NULL \
-                 AND runner_owner <> $1 AND ((state = 'fetching' AND heartbeat_ms < $2) \
-                 OR (state = 'planning' AND heartbeat_ms < $3)) ORDER BY id",
-            )
-            .bind(owner)
-            .bind(stale_before_ms)
-            .bind(terraform_gone_before_ms)
-            .fetch_all(pool)
-            .await?
-        });
-        Ok(rows
-            .into_iter()
-            .filter_map(|(id, state)| RunState::parse(&state).map(|s| (id, s)))
-            .collect())
     }
 
     /// This server still executes (or holds the plan of) its runs.

@@ -149,6 +149,8 @@ pub struct Launch<'a> {
     pub files: &'a PhaseFiles,
     pub command: Vec<OsString>,
     pub env: Vec<(String, String)>,
+    /// Where an unsandboxed command starts (a sandboxed one is moved by bubblewrap).
+    pub cwd: &'a Path,
     pub timeout: Duration,
     pub sandboxed: bool,
 }
@@ -187,6 +189,7 @@ pub fn start(launch: Launch<'_>) -> std::io::Result<Followed> {
         .args(&launch.command)
         .env_clear()
         .envs(launch.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .current_dir(launch.cwd)
         .stdin(std::process::Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log);

@@ -434,3 +434,44 @@ async fn with_on_shutdown_cancel_a_sigterm_cancels_the_plan_and_waits_for_it() {
     assert_eq!(processes_running(&s.tool_cache), 0, "Terraform stopped");
     assert!(!s.phase(run, "plan").lock_is_held());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_taken_back_after_a_restart_can_still_be_canceled() {
+    let s = Scenario::new().await;
+    let token = gantry::web::api::auth::new_token();
+    s.store
+        .create_api_token(
+            "tester",
+            "admin",
+            &gantry::web::api::auth::token_hash(&token),
+        )
+        .await
+        .unwrap();
+    let gantry = s.start();
+    let run = s.push(&gantry, &"f".repeat(40)).await;
+    s.wait_for_phase(run, "plan").await;
+    gantry.kill();
+    // The restarted Gantry did not start this plan: it reaches Terraform through the
+    // supervisor named in the phase's files.
+    let gantry = s.start();
+    wait_until(Duration::from_secs(30), || async {
+        let events = s.store.run_events(run).await.ok()?;
+        events
+            .iter()
+            .any(|(_, detail)| detail.as_deref().unwrap_or("").contains("taken back"))
+            .then_some(())
+    })
+    .await
+    .expect("the run was taken back");
+    let canceled = reqwest::Client::new()
+        .post(format!("{}/api/v1/runs/{run}/actions/cancel", gantry.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(canceled.status(), 202, "Terraform was told to stop");
+    s.wait_for_state(run, RunState::Canceled).await;
+    assert_eq!(processes_running(&s.tool_cache), 0, "Terraform stopped");
+    assert!(!s.phase(run, "plan").lock_is_held());
+    gantry.kill();
+}

@@ -18,7 +18,7 @@ use super::supervisor::{self, EndedBy, Found, Launch, PhaseFiles, PhaseStatus, P
 /// The file Terraform reads the run's input variables from.
 pub const VARIABLES_FILE: &str = "zz_gantry.auto.tfvars.json";
 /// How long Terraform may take to stop after SIGINT before it is killed.
-const CANCEL_GRACE: Duration = Duration::from_secs(120);
+pub const CANCEL_GRACE: Duration = Duration::from_secs(120);
 /// The phase whose output is the saved plan as JSON.
 const SHOW: &str = "show";
 /// What a masked value is replaced by in logs.

@@ -408,6 +408,14 @@ impl Execution {
         log.line(&format!("Gantry: {reason}"));
         // The status of the ended run quotes the log's first error: store the log first.
         log.flush().await;
+        // Nothing of the run may run on once it ends (after a restart, a later phase may
+        // have been running beside the one that failed).
+        crate::executor::supervisor::stop_running_phases(
+            &self.run_dir().join(PHASES_DIR),
+            matches!(failure, Failure::ForceCanceled(_)),
+            crate::executor::terraform::CANCEL_GRACE,
+        )
+        .await;
         if matches!(failure, Failure::Lost(_)) && self.requeue_lost_plan(&reason, log).await {
             return;
         }

@@ -243,6 +243,38 @@ pub fn adopt_from_start(files: &PhaseFiles) -> Followed {
     }
 }
 
+/// Stops every phase in `dir` that still runs (SIGINT, or a kill when `force`; a kill after
+/// `grace` regardless) and waits until none holds its lock. A run ends only then: a phase that
+/// an earlier Gantry started may run on beside the one this Gantry was following.
+pub async fn stop_running_phases(dir: &Path, force: bool, grace: Duration) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let running: Vec<Followed> = entries
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name().into_string().ok()?;
+            let phase = name.strip_suffix(".lock")?;
+            let files = PhaseFiles::new(dir, phase);
+            files.lock_is_held().then(|| adopt(&files))
+        })
+        .collect();
+    for phase in &running {
+        if force {
+            phase.kill()
+        } else {
+            phase.interrupt()
+        }
+    }
+    let deadline = tokio::time::Instant::now() + grace;
+    while running.iter().any(|p| p.files.lock_is_held()) {
+        if tokio::time::Instant::now() >= deadline {
+            running.iter().for_each(Followed::kill);
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
 /// A phase being followed: its log read as it grows, its end learned from the status file.
 pub struct Followed {
     files: PhaseFiles,

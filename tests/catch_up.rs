@@ -5,10 +5,8 @@ mod common;
 
 use std::time::Duration;
 
+use common::github::HookDelivery;
 use common::{TestGantry, wait_until};
-use serde_json::json;
-use wiremock::matchers::{method, path, path_regex};
-use wiremock::{Mock, ResponseTemplate};
 
 #[tokio::test]
 async fn at_start_missed_deliveries_are_redelivered_and_nothing_else() {
@@ -22,70 +20,55 @@ async fn at_start_missed_deliveries_are_redelivered_and_nothing_else() {
             .status(),
         202
     );
-    Mock::given(method("GET"))
-        .and(path("/app/hook/deliveries"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!([
-            { "id": 11, "guid": "missed-1", "status_code": 0, "event": "push" },
-            { "id": 12, "guid": "missed-1", "status_code": 502, "event": "push" },
-            { "id": 13, "guid": "stored-1", "status_code": 503, "event": "installation" },
-            { "id": 14, "guid": "fine-1", "status_code": 202, "event": "push" },
-            { "id": 15, "guid": "missed-2", "status_code": 500, "event": "pull_request" },
-        ])))
-        .mount(&gantry.github)
-        .await;
-    Mock::given(method("POST"))
-        .and(path_regex(r"^/app/hook/deliveries/\d+/attempts$"))
-        .respond_with(ResponseTemplate::new(202).set_body_json(json!({})))
-        .mount(&gantry.github)
-        .await;
+    for (id, guid, status_code, event) in [
+        (11, "missed-1", 0, "push"),
+        (12, "missed-1", 502, "push"),
+        (13, "stored-1", 503, "installation"),
+        (14, "fine-1", 202, "push"),
+        (15, "missed-2", 500, "pull_request"),
+    ] {
+        gantry.github.add_delivery(HookDelivery {
+            event: event.to_owned(),
+            ..listed(id, guid, status_code, 0)
+        });
+    }
 
+    // Listed with the App's JWT: the fake's contract refuses anything else on `/app/…`.
     gantry.restart_with(|_| {}).await;
     let asked = wait_until(Duration::from_secs(10), || async {
-        let requests = gantry.github.received_requests().await.unwrap_or_default();
-        let mut asked: Vec<String> = requests
-            .iter()
-            .filter(|r| r.method.as_str() == "POST" && r.url.path().ends_with("/attempts"))
-            .map(|r| r.url.path().to_string())
-            .collect();
+        let mut asked = gantry.github.redeliveries();
         asked.sort();
         (asked.len() >= 2).then_some(asked)
     })
     .await
     .expect("redeliveries were asked for");
-    assert_eq!(
-        asked,
-        [
-            "/app/hook/deliveries/12/attempts",
-            "/app/hook/deliveries/15/attempts"
-        ]
-    );
-    let listing = gantry
+    assert_eq!(asked, [12, 15]);
+}
+
+/// A delivery of a push as GitHub lists it, attempted `minutes_ago` minutes ago.
+fn listed(id: i64, guid: &str, status_code: u16, minutes_ago: i64) -> HookDelivery {
+    HookDelivery {
+        id,
+        guid: guid.to_owned(),
+        event: "push".to_owned(),
+        action: None,
+        status_code,
+        delivered_at: chrono::Utc::now() - chrono::Duration::minutes(minutes_ago),
+        redelivery: false,
+    }
+}
+
+/// The query of each request for a page of deliveries, in order.
+async fn pages_asked(gantry: &TestGantry) -> Vec<String> {
+    gantry
         .github
         .received_requests()
         .await
-        .unwrap()
-        .into_iter()
-        .find(|r| r.url.path() == "/app/hook/deliveries")
-        .unwrap();
-    let auth = listing
-        .headers
-        .get("authorization")
-        .unwrap()
-        .to_str()
-        .unwrap();
-    assert!(
-        auth.starts_with("Bearer ey"),
-        "asked with the App's JWT: {auth}"
-    );
-}
-
-/// A delivery as GitHub lists it, attempted `minutes_ago` minutes ago (negative: later).
-fn listed(id: i64, guid: &str, status_code: i64, minutes_ago: i64) -> serde_json::Value {
-    let at = chrono::Utc::now() - chrono::Duration::minutes(minutes_ago);
-    json!({
-        "id": id, "guid": guid, "status_code": status_code, "event": "push",
-        "delivered_at": at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-    })
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r.url.path() == "/app/hook/deliveries")
+        .map(|r| r.url.query().unwrap_or_default().to_string())
+        .collect()
 }
 
 #[tokio::test]
@@ -95,95 +78,44 @@ async fn more_than_a_page_of_missed_deliveries_is_paged_back_to_the_last_one_sto
     gantry.send("installation", "stored-1", &body).await;
     gantry.wait_for_outcome("stored-1").await;
 
-    // 150 deliveries failed while Gantry was down, newest first; GitHub lists 100 a page.
-    let missed: Vec<serde_json::Value> = (0..150)
-        .map(|n| listed(1000 - n, &format!("missed-{n}"), 502, 0))
-        .collect();
-    let mut older = missed[100..].to_vec();
-    // Then the one Gantry stored, and one it failed long before that (an hour before: a
-    // periodic pass asked for it then).
-    older.push(listed(700, "stored-1", 202, 0));
-    older.push(listed(600, "failed-long-ago", 500, 60));
-    let api = gantry.github.uri();
-    let next = |cursor: &str| {
-        format!("<{api}/app/hook/deliveries?per_page=100&cursor={cursor}>; rel=\"next\"")
-    };
-    Mock::given(method("GET"))
-        .and(path("/app/hook/deliveries"))
-        .and(wiremock::matchers::query_param_is_missing("cursor"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .insert_header("link", next("v1_page2").as_str())
-                .set_body_json(&missed[..100]),
-        )
-        .mount(&gantry.github)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/app/hook/deliveries"))
-        .and(wiremock::matchers::query_param("cursor", "v1_page2"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .insert_header("link", next("v1_page3").as_str())
-                .set_body_json(&older),
-        )
-        .mount(&gantry.github)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/app/hook/deliveries"))
-        .and(wiremock::matchers::query_param("cursor", "v1_page3"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!([listed(
-            500,
-            "failed-even-longer-ago",
-            500,
-            120
-        )])))
-        .mount(&gantry.github)
-        .await;
-    Mock::given(method("POST"))
-        .and(path_regex(r"^/app/hook/deliveries/\d+/attempts$"))
-        .respond_with(ResponseTemplate::new(202).set_body_json(json!({})))
-        .mount(&gantry.github)
-        .await;
+    // 150 deliveries failed while Gantry was down; GitHub lists 100 a page, newest first.
+    for n in 0..150 {
+        gantry
+            .github
+            .add_delivery(listed(1000 - n, &format!("missed-{n}"), 502, 0));
+    }
+    // Before them: the one Gantry stored, one it failed an hour before that (a periodic pass
+    // asked for it then), and a page and more of older failures.
+    gantry.github.add_delivery(listed(700, "stored-1", 202, 0));
+    gantry
+        .github
+        .add_delivery(listed(600, "failed-long-ago", 500, 60));
+    for n in 0..120 {
+        gantry
+            .github
+            .add_delivery(listed(500 - n, &format!("older-{n}"), 500, 120));
+    }
 
     // What the first start asked for (before any of this was listed) does not count.
-    let before = gantry
-        .github
-        .received_requests()
-        .await
-        .unwrap_or_default()
-        .len();
+    let before = pages_asked(&gantry).await.len();
     gantry.restart_with(|_| {}).await;
     let asked = wait_until(Duration::from_secs(20), || async {
-        let requests = gantry.github.received_requests().await.unwrap_or_default();
-        let asked: Vec<String> = requests[before..]
-            .iter()
-            .filter(|r| r.method.as_str() == "POST" && r.url.path().ends_with("/attempts"))
-            .map(|r| r.url.path().to_string())
-            .collect();
+        let asked = gantry.github.redeliveries();
         (asked.len() >= 150).then_some(asked)
     })
     .await;
-    let requests = gantry.github.received_requests().await.unwrap_or_default();
-    let pages: Vec<String> = requests[before..]
-        .iter()
-        .filter(|r| r.url.path() == "/app/hook/deliveries")
-        .map(|r| r.url.query().unwrap_or_default().to_string())
-        .collect();
-    let asked = asked
+    let pages = pages_asked(&gantry).await.split_off(before);
+    let mut asked = asked
         .unwrap_or_else(|| panic!("not every missed delivery was asked for; pages: {pages:?}"));
-    let mut expected: Vec<String> = (0..150)
-        .map(|n| format!("/app/hook/deliveries/{}/attempts", 1000 - n))
-        .collect();
-    let mut asked = asked;
     asked.sort();
-    expected.sort();
+    let expected: Vec<i64> = (851..=1000).collect();
     assert_eq!(
         asked, expected,
         "each missed delivery once, and nothing older"
     );
     assert_eq!(
         pages,
-        ["per_page=100", "per_page=100&cursor=v1_page2"],
+        ["per_page=100", "per_page=100&cursor=v1_900"],
         "paged back to the last delivery stored, no further"
     );
 }
@@ -209,70 +141,23 @@ async fn a_periodic_pass_pages_back_to_the_previous_pass() {
             .unwrap();
     let mut catch_up =
         gantry::engine::catch_up::CatchUp::new(gantry.store.clone(), std::sync::Arc::new(github));
-    Mock::given(method("POST"))
-        .and(path_regex(r"^/app/hook/deliveries/\d+/attempts$"))
-        .respond_with(ResponseTemplate::new(202).set_body_json(json!({})))
-        .mount(&gantry.github)
-        .await;
-
     // The first pass finds nothing missed.
-    Mock::given(method("GET"))
-        .and(path("/app/hook/deliveries"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(json!([listed(700, "stored-1", 202, 0)])),
-        )
-        .up_to_n_times(1)
-        .with_priority(2)
-        .mount(&gantry.github)
-        .await;
+    gantry.github.add_delivery(listed(700, "stored-1", 202, 60));
     assert_eq!(catch_up.once().await.unwrap(), 0);
 
     // Then 120 deliveries fail while Gantry is up (say it answered 500 for a while).
-    let failed: Vec<serde_json::Value> = (0..120)
-        .map(|n| listed(2000 - n, &format!("failed-{n}"), 500, 0))
-        .collect();
-    let mut older = failed[100..].to_vec();
-    older.push(listed(700, "stored-1", 202, 60));
-    let api = gantry.github.uri();
-    let next = |cursor: &str| {
-        format!("<{api}/app/hook/deliveries?per_page=100&cursor={cursor}>; rel=\"next\"")
-    };
-    Mock::given(method("GET"))
-        .and(path("/app/hook/deliveries"))
-        .and(wiremock::matchers::query_param_is_missing("cursor"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .insert_header("link", next("v1_page2").as_str())
-                .set_body_json(&failed[..100]),
-        )
-        .mount(&gantry.github)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/app/hook/deliveries"))
-        .and(wiremock::matchers::query_param("cursor", "v1_page2"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .insert_header("link", next("v1_page3").as_str())
-                .set_body_json(&older),
-        )
-        .mount(&gantry.github)
-        .await;
+    for n in 0..120 {
+        gantry
+            .github
+            .add_delivery(listed(2000 - n, &format!("failed-{n}"), 500, 0));
+    }
     assert_eq!(catch_up.once().await.unwrap(), 120, "every one of them");
-    let pages: Vec<String> = gantry
-        .github
-        .received_requests()
-        .await
-        .unwrap()
-        .iter()
-        .filter(|r| r.url.path() == "/app/hook/deliveries")
-        .map(|r| r.url.query().unwrap_or_default().to_string())
-        .collect();
     assert_eq!(
-        pages,
+        pages_asked(&gantry).await,
         [
             "per_page=100",
             "per_page=100",
-            "per_page=100&cursor=v1_page2"
+            "per_page=100&cursor=v1_1900"
         ],
         "the second pass stops at the page that reaches the first"
     );

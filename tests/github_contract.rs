@@ -134,13 +134,13 @@ async fn requests_github_refuses_get_its_answer_and_are_recorded() {
                 .body(status("ok"))
                 .agent(None),
             403,
-            common::contract::NO_USER_AGENT,
+            common::github::contract::NO_USER_AGENT,
         ),
         (
             "only another User-Agent",
             Call::api(&github, "GET", "/repos/o/r/pulls/12").agent(Some("curl/8")),
             403,
-            common::contract::NO_USER_AGENT,
+            common::github::contract::NO_USER_AGENT,
         ),
         (
             "an operation GitHub does not have",

@@ -6,12 +6,11 @@ mod common;
 
 use std::time::Duration;
 
+use common::github::{Comment, PullRequest};
 use common::runs::{Harness, REPO, sha, slow_plan_terraform};
 use common::{fixture, wait_until};
 use gantry::core::run::RunState;
 use serde_json::{Value, json};
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, ResponseTemplate};
 
 const PR: u64 = 7;
 
@@ -54,104 +53,51 @@ fn comment_payload(id: u64, user: &str, body: &str) -> Vec<u8> {
     common::runs::comment_payload(PR, id, user, body)
 }
 
-/// The fake GitHub's answers for the pull request: its files, the PR itself (for commands),
-/// statuses, comments and reactions.
+/// The fake GitHub holds our pull request: its head and files; `fork`: the head is in
+/// someone else's repository.
 async fn fake_pull_request(h: &Harness, files: &[&str], head: &str, fork: bool) {
-    let github = &h.gantry.github;
-    let listed: Vec<Value> = files.iter().map(|f| json!({ "filename": f })).collect();
-    Mock::given(method("GET"))
-        .and(path(format!("/repos/{REPO}/pulls/{PR}/files")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(listed))
-        .mount(github)
-        .await;
-    let head_repo = if fork { "someone/infra" } else { REPO };
-    Mock::given(method("GET"))
-        .and(path(format!("/repos/{REPO}/pulls/{PR}")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "number": PR, "state": "open",
-            "head": { "ref": "feature", "sha": head, "repo": { "full_name": head_repo } },
-            "base": { "ref": "main", "sha": sha(900), "repo": { "full_name": REPO } },
-        })))
-        .mount(github)
-        .await;
-    Mock::given(method("POST"))
-        .and(path_regex_statuses())
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({ "id": 1 })))
-        .mount(github)
-        .await;
-    Mock::given(method("POST"))
-        .and(path(format!("/repos/{REPO}/check-runs")))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({ "id": 4242 })))
-        .mount(github)
-        .await;
-    Mock::given(method("PATCH"))
-        .and(wiremock::matchers::path_regex(
-            r"^/repos/octo-org/infra/check-runs/\d+$",
-        ))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "id": 4242 })))
-        .mount(github)
-        .await;
-    Mock::given(method("GET"))
-        .and(path(format!("/repos/{REPO}/issues/{PR}/comments")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
-        .mount(github)
-        .await;
-    Mock::given(method("POST"))
-        .and(path(format!("/repos/{REPO}/issues/{PR}/comments")))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({ "id": 555 })))
-        .mount(github)
-        .await;
-    Mock::given(method("PATCH"))
-        .and(path(format!("/repos/{REPO}/issues/comments/555")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "id": 555 })))
-        .mount(github)
-        .await;
-    Mock::given(method("POST"))
-        .and(wiremock::matchers::path_regex(
-            r"^/repos/octo-org/infra/issues/comments/\d+/reactions$",
-        ))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({ "id": 1 })))
-        .mount(github)
-        .await;
-}
-
-fn path_regex_statuses() -> wiremock::matchers::PathRegexMatcher {
-    wiremock::matchers::path_regex(r"^/repos/octo-org/infra/statuses/[0-9a-f]{40}$")
+    let mut pull = PullRequest::open(head, files);
+    if fork {
+        pull = pull.from_fork("someone/infra");
+    }
+    h.gantry.github.open_pull_request(REPO, PR, pull);
 }
 
 async fn grant_permission(h: &Harness, user: &str, permission: &str) {
-    Mock::given(method("GET"))
-        .and(path(format!(
-            "/repos/{REPO}/collaborators/{user}/permission"
-        )))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "permission": permission })))
-        .mount(&h.gantry.github)
-        .await;
+    h.gantry.github.grant(REPO, user, permission);
 }
 
-/// Every request Gantry sent with this method to paths starting with `prefix`: (path, body).
-async fn sent(h: &Harness, verb: &str, prefix: &str) -> Vec<(String, Value)> {
+/// The comments Gantry wrote on the pull request (its PR comment and its replies), oldest first.
+fn gantry_comments(h: &Harness) -> Vec<Comment> {
+    let mut comments = h.gantry.github.comments(REPO, PR);
+    comments.retain(|c| c.by_app);
+    comments
+}
+
+/// Gantry's PR comment (the one carrying its marker) as it reads now.
+fn pr_comment(h: &Harness) -> Comment {
+    let mut found = gantry_comments(h);
+    found.retain(|c| c.body.starts_with(gantry::core::comment::MARKER));
+    assert_eq!(found.len(), 1, "one PR comment: {found:#?}");
+    found.remove(0)
+}
+
+/// The statuses of one commit and context, in the order posted, as the JSON Gantry sent.
+async fn statuses(h: &Harness, commit: &str, context: &str) -> Vec<Value> {
     h.gantry
         .github
-        .received_requests()
-        .await
-        .unwrap_or_default()
+        .statuses(REPO, commit)
         .into_iter()
-        .filter(|r| r.method.as_str() == verb && r.url.path().starts_with(prefix))
-        .map(|r| {
-            let body = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
-            (r.url.path().to_string(), body)
+        .filter(|s| s.context == context)
+        .map(|s| {
+            let mut posted = json!({
+                "state": s.state, "description": s.description, "context": s.context,
+            });
+            if let Some(url) = s.target_url {
+                posted["target_url"] = url.into();
+            }
+            posted
         })
-        .collect()
-}
-
-/// The status requests for one commit and context, in the order sent.
-async fn statuses(h: &Harness, commit: &str, context: &str) -> Vec<Value> {
-    sent(h, "POST", &format!("/repos/{REPO}/statuses/{commit}"))
-        .await
-        .into_iter()
-        .map(|(_, body)| body)
-        .filter(|body| body["context"] == context)
         .collect()
 }
 
@@ -197,6 +143,21 @@ async fn wait_for_pr_runs(h: &Harness, count: usize, state: &str) -> Vec<gantry:
             pr_runs(h).await
         ),
     }
+}
+
+/// `text` with each run's id replaced by `<run N>` (N its place in `runs`), so that a snapshot
+/// does not depend on which ids the database handed out.
+fn name_runs(text: &str, runs: &[gantry::store::RunDetail]) -> String {
+    let mut named = text.to_owned();
+    for (n, run) in runs.iter().enumerate() {
+        for (from, to) in [
+            (format!("/runs/{}", run.id), format!("/runs/<run {n}>")),
+            (format!("run {} of", run.id), format!("<run {n}> of")),
+        ] {
+            named = named.replace(&from, &to);
+        }
+    }
+    named
 }
 
 /// The run page a status links to (the tests' public URL is https://gantry.test/).
@@ -294,19 +255,9 @@ async fn a_pull_request_plans_its_workspaces_at_once_past_a_lock_and_a_queued_ru
     );
 
     // One comment, created once and edited afterwards.
-    let created = sent(&h, "POST", &format!("/repos/{REPO}/issues/{PR}/comments")).await;
-    assert_eq!(created.len(), 1, "{created:#?}");
-    let edits = sent(&h, "PATCH", &format!("/repos/{REPO}/issues/comments/555")).await;
-    let last = edits.last().map_or(&created[0].1, |(_, body)| body);
-    let text = last["body"].as_str().unwrap();
-    assert!(text.starts_with(gantry::core::comment::MARKER));
-    assert!(text.contains("| [prod]("), "{text}");
-    assert!(text.contains("| [staging]("), "{text}");
-    assert!(text.contains("planned_and_finished"));
-    assert!(
-        text.contains("hello prod"),
-        "the plan output is in the comment"
-    );
+    assert_eq!(gantry_comments(&h).len(), 1);
+    let comment = pr_comment(&h);
+    insta::assert_snapshot!("pr_comment_of_two_plans", name_runs(&comment.body, &runs));
 }
 
 #[tokio::test]
@@ -420,18 +371,7 @@ async fn a_failed_plan_is_retried_by_a_comment_with_the_same_configuration_versi
         run_url(&h, retried.id),
         "the status links to the new run"
     );
-    assert_eq!(
-        sent(
-            &h,
-            "POST",
-            &format!("/repos/{REPO}/issues/comments/901/reactions")
-        )
-        .await,
-        [(
-            format!("/repos/{REPO}/issues/comments/901/reactions"),
-            json!({ "content": "eyes" })
-        )]
-    );
+    assert_eq!(h.gantry.github.reactions(), [(901, "eyes".to_owned())]);
 }
 
 #[tokio::test]
@@ -449,25 +389,15 @@ async fn a_command_from_a_read_only_user_is_politely_refused() {
     )
     .await;
     outbox_drained(&h).await;
-    let replies = sent(&h, "POST", &format!("/repos/{REPO}/issues/{PR}/comments")).await;
+    let replies = gantry_comments(&h);
     assert_eq!(replies.len(), 1);
-    let body = replies[0].1["body"].as_str().unwrap();
-    assert!(body.starts_with("Sorry @mallory"), "{body}");
+    insta::assert_snapshot!("reply_to_a_reader", replies[0].body);
     assert!(
-        sent(
-            &h,
-            "POST",
-            &format!("/repos/{REPO}/issues/comments/902/reactions")
-        )
-        .await
-        .is_empty()
+        h.gantry.github.reactions().iter().all(|(id, _)| *id != 902),
+        "no reaction to the refused command"
     );
     assert!(pr_runs(&h).await.is_empty(), "nothing was planned");
-    assert!(
-        sent(&h, "GET", &format!("/repos/{REPO}/pulls/{PR}"))
-            .await
-            .is_empty()
-    );
+    assert_eq!(h.gantry.github.answered("pulls/get"), 0);
 }
 
 #[tokio::test]
@@ -499,12 +429,16 @@ async fn a_fork_waits_for_approval_and_is_planned_after_a_maintainer_asks() {
         })]
     );
 
-    let checks = sent(&h, "POST", &format!("/repos/{REPO}/check-runs")).await;
+    let checks = h.gantry.github.check_runs();
     assert_eq!(checks.len(), 1, "{checks:#?}");
-    assert_eq!(checks[0].1["name"], "gantry/prod");
-    assert_eq!(checks[0].1["head_sha"], head);
-    assert_eq!(checks[0].1["status"], "completed");
-    assert_eq!(checks[0].1["conclusion"], "action_required");
+    assert_eq!(checks[0].name, "gantry/prod");
+    assert_eq!(checks[0].head_sha, head);
+    assert_eq!(checks[0].status, "completed");
+    assert_eq!(checks[0].conclusion.as_deref(), Some("action_required"));
+    insta::assert_snapshot!(
+        "check_run_of_a_fork_waiting_for_approval",
+        format!("{}\n\n{}", checks[0].title, checks[0].summary)
+    );
 
     send(
         &h,
@@ -556,30 +490,14 @@ async fn a_quoted_command_in_a_code_block_does_not_plan_a_fork() {
         "a quoted command ran the fork's code"
     );
     assert!(
-        sent(
-            &h,
-            "POST",
-            &format!("/repos/{REPO}/issues/comments/906/reactions")
-        )
-        .await
-        .is_empty(),
+        h.gantry.github.reactions().is_empty(),
         "Gantry did not acknowledge a command"
     );
 }
 
-/// GitHub answers for the pull request as it is after it was merged or closed without merging.
-async fn pull_request_ended(h: &Harness, head: &str, merged: bool) {
-    Mock::given(method("GET"))
-        .and(path(format!("/repos/{REPO}/pulls/{PR}")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "number": PR, "state": "closed", "merged": merged,
-            "head": { "ref": "feature", "sha": head, "repo": { "full_name": REPO } },
-            "base": { "ref": "main", "sha": sha(900), "repo": { "full_name": REPO } },
-        })))
-        // Before `fake_pull_request`'s open pull request (wiremock's default priority is 5).
-        .with_priority(2)
-        .mount(&h.gantry.github)
-        .await;
+/// The pull request was merged or closed without merging.
+async fn pull_request_ended(h: &Harness, _head: &str, merged: bool) {
+    h.gantry.github.close_pull_request(REPO, PR, merged);
 }
 
 #[tokio::test]
@@ -601,11 +519,7 @@ async fn plan_and_retry_on_a_merged_pull_request_are_refused_with_the_reason() {
         pr_runs(&h).await.is_empty(),
         "a merged pull request was planned"
     );
-    let replies: Vec<String> = sent(&h, "POST", &format!("/repos/{REPO}/issues/{PR}/comments"))
-        .await
-        .into_iter()
-        .map(|(_, body)| body["body"].as_str().unwrap().to_string())
-        .collect();
+    let replies: Vec<String> = gantry_comments(&h).into_iter().map(|c| c.body).collect();
     insta::assert_debug_snapshot!(replies, @r#"
     [
         "Nothing to plan: the pull request is merged; its changes run in the workspaces of the branch it was merged into",
@@ -633,11 +547,7 @@ async fn a_plan_command_on_a_closed_pull_request_is_refused_with_the_reason() {
         pr_runs(&h).await.is_empty(),
         "a closed pull request was planned"
     );
-    let replies: Vec<String> = sent(&h, "POST", &format!("/repos/{REPO}/issues/{PR}/comments"))
-        .await
-        .into_iter()
-        .map(|(_, body)| body["body"].as_str().unwrap().to_string())
-        .collect();
+    let replies: Vec<String> = gantry_comments(&h).into_iter().map(|c| c.body).collect();
     insta::assert_debug_snapshot!(replies, @r#"
     [
         "Nothing to plan: the pull request is closed; reopen it to plan it again",
@@ -658,10 +568,9 @@ async fn unknown_commands_get_the_usage_and_start_nothing() {
     )
     .await;
     outbox_drained(&h).await;
-    let replies = sent(&h, "POST", &format!("/repos/{REPO}/issues/{PR}/comments")).await;
-    let body = replies[0].1["body"].as_str().unwrap();
-    assert!(body.contains("unknown command `apply`"), "{body}");
-    assert!(body.contains("/gantry plan [-w WORKSPACE]"), "{body}");
+    let replies = gantry_comments(&h);
+    assert_eq!(replies.len(), 1);
+    insta::assert_snapshot!("reply_to_an_unknown_command", replies[0].body);
     assert!(pr_runs(&h).await.is_empty());
 }
 
@@ -687,18 +596,7 @@ async fn the_pr_comment_is_trimmed_to_githubs_limit() {
         "the plan output is longer than a comment: {log_chars}"
     );
     outbox_drained(&h).await;
-    let mut bodies: Vec<Value> = sent(&h, "POST", &format!("/repos/{REPO}/issues/{PR}/comments"))
-        .await
-        .into_iter()
-        .map(|(_, b)| b)
-        .collect();
-    bodies.extend(
-        sent(&h, "PATCH", "/repos/octo-org/infra/issues/comments/555")
-            .await
-            .into_iter()
-            .map(|(_, b)| b),
-    );
-    let last = bodies.last().unwrap()["body"].as_str().unwrap().to_string();
+    let last = pr_comment(&h).body;
     assert!(last.chars().count() <= 65_536);
     assert!(
         last.contains(&format!(
@@ -792,22 +690,21 @@ async fn check_runs_follow_each_plan_and_githubs_re_run_retries_it() {
     let failed = wait_for_pr_runs(&h, 1, "errored").await.remove(0);
     outbox_drained(&h).await;
 
-    let created = sent(&h, "POST", &format!("/repos/{REPO}/check-runs")).await;
-    assert_eq!(created.len(), 1, "one check run per run: {created:#?}");
-    assert_eq!(created[0].1["name"], "gantry/prod");
-    assert_eq!(created[0].1["head_sha"], head);
-    assert_eq!(created[0].1["external_id"], failed.id.to_string());
-    assert_eq!(created[0].1["details_url"], run_url(&h, failed.id));
-    let updates = sent(&h, "PATCH", &format!("/repos/{REPO}/check-runs/4242")).await;
-    let last = updates.last().map_or(&created[0].1, |(_, body)| body);
-    assert_eq!(last["status"], "completed");
-    assert_eq!(last["conclusion"], "failure");
-    assert!(
-        last["output"]["title"]
-            .as_str()
-            .unwrap()
-            .starts_with("Plan failed: Reference to undeclared resource"),
-        "{last}"
+    let checks = h.gantry.github.check_runs();
+    assert_eq!(checks.len(), 1, "one check run per run: {checks:#?}");
+    let check = &checks[0];
+    assert_eq!(check.name, "gantry/prod");
+    assert_eq!(check.head_sha, head);
+    assert_eq!(check.external_id, Some(failed.id.to_string()));
+    assert_eq!(check.details_url, Some(run_url(&h, failed.id)));
+    assert_eq!(check.status, "completed");
+    assert_eq!(check.conclusion.as_deref(), Some("failure"));
+    insta::assert_snapshot!(
+        "check_run_of_a_failed_plan",
+        name_runs(
+            &format!("{}\n\n{}", check.title, check.summary),
+            &[failed.clone()]
+        )
     );
 
     // GitHub's "Re-run" button on that check run.
@@ -895,16 +792,8 @@ async fn a_comment_carrying_the_marker_but_not_written_by_gantry_is_never_edited
     let h = Harness::without_runner(ROOT).await;
     let head = sha(13);
     // Someone posted a comment with Gantry's hidden marker, hoping Gantry writes its plan there.
-    Mock::given(method("GET"))
-        .and(path(format!("/repos/{REPO}/issues/{PR}/comments")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!([{
-            "id": 666,
-            "body": format!("{}\nNo changes. Ship it!", gantry::core::comment::MARKER),
-            "user": { "login": "mallory", "type": "User" },
-            "performed_via_github_app": null,
-        }])))
-        .mount(&h.gantry.github)
-        .await;
+    let planted = format!("{}\nNo changes. Ship it!", gantry::core::comment::MARKER);
+    h.gantry.github.comment_by(REPO, PR, "mallory", &planted);
     fake_pull_request(&h, &["main.tf"], &head, false).await;
     send(
         &h,
@@ -914,16 +803,12 @@ async fn a_comment_carrying_the_marker_but_not_written_by_gantry_is_never_edited
     )
     .await;
     outbox_drained(&h).await;
-    assert!(
-        sent(&h, "PATCH", &format!("/repos/{REPO}/issues/comments/666"))
-            .await
-            .is_empty()
-    );
+    let comments = h.gantry.github.comments(REPO, PR);
+    assert_eq!(comments.len(), 2, "{comments:#?}");
     assert_eq!(
-        sent(&h, "POST", &format!("/repos/{REPO}/issues/{PR}/comments"))
-            .await
-            .len(),
-        1,
-        "Gantry made its own comment"
+        (comments[0].body.as_str(), comments[0].edits),
+        (planted.as_str(), 0),
+        "the planted comment is untouched"
     );
+    assert!(comments[1].by_app, "Gantry made its own comment");
 }

@@ -4,13 +4,12 @@
 
 mod common;
 
+use common::github::Fault;
 use common::{TestGantry, push_payload};
 use gantry::core::RunId;
 use gantry::core::queue::{QueueDecision, QueuedRun, WaitReason, next_to_start};
 use gantry::core::run::RunState;
 use gantry::store::Workspace;
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, ResponseTemplate};
 
 const SHA1: &str = "1111111111111111111111111111111111111111";
 const SHA2: &str = "2222222222222222222222222222222222222222";
@@ -34,17 +33,6 @@ name = "other-branch"
 repo = "octo-org/infra"
 branch = "develop"
 "#;
-
-/// The fake GitHub hands out installation tokens for the pushes' installation (99).
-async fn grant_installation_token(gantry: &TestGantry) {
-    Mock::given(method("POST"))
-        .and(path("/app/installations/99/access_tokens"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(serde_json::json!({
-            "token": "ghs_test", "expires_at": "2099-01-01T00:00:00Z"
-        })))
-        .mount(&gantry.github)
-        .await;
-}
 
 async fn workspace(gantry: &TestGantry, name: &str) -> Workspace {
     let all = gantry.store.workspaces().await.unwrap();
@@ -198,17 +186,7 @@ async fn pushes_that_run_nothing_say_why() {
 #[tokio::test]
 async fn a_forced_push_asks_github_which_files_changed() {
     let gantry = TestGantry::start_with_config(WORKSPACES).await;
-    grant_installation_token(&gantry).await;
-    Mock::given(method("GET"))
-        .and(path(format!(
-            "/repos/octo-org/infra/compare/{SHA1}...{SHA2}"
-        )))
-        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
-            "files": [{ "filename": "envs/staging/main.tf", "status": "modified" }]
-        })))
-        .expect(1)
-        .mount(&gantry.github)
-        .await;
+    compare_lists(&gantry, SHA1, SHA2, &["envs/staging/main.tf"]).await;
     compare_lists(&gantry, SHA2, SHA1, &[]).await;
     // The payload claims prod changed; after a forced push only the comparison counts.
     let body = push_payload(
@@ -226,23 +204,16 @@ async fn a_forced_push_asks_github_which_files_changed() {
     assert_eq!(done.status, "processed", "{:?}", done.outcome_detail);
     assert_eq!(run_count(&gantry, "staging").await, 1);
     assert_eq!(run_count(&gantry, "prod").await, 0);
+    assert_eq!(
+        gantry.github.answered("repos/compare-commits"),
+        2,
+        "compared both ways, once"
+    );
 }
 
 /// GitHub's comparison `base...head` lists these files.
 async fn compare_lists(gantry: &TestGantry, base: &str, head: &str, files: &[&str]) {
-    let files: Vec<_> = files
-        .iter()
-        .map(|f| serde_json::json!({ "filename": f, "status": "modified" }))
-        .collect();
-    Mock::given(method("GET"))
-        .and(path(format!(
-            "/repos/octo-org/infra/compare/{base}...{head}"
-        )))
-        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
-            "files": files
-        })))
-        .mount(&gantry.github)
-        .await;
+    gantry.github.compare("octo-org/infra", base, head, files);
 }
 
 /// The commits of a workspace's runs, oldest first.
@@ -256,7 +227,6 @@ async fn run_commits(gantry: &TestGantry, name: &str) -> Vec<String> {
 #[tokio::test]
 async fn a_forced_push_rolling_the_branch_back_runs_the_old_commit_again() {
     let gantry = TestGantry::start_with_config(WORKSPACES).await;
-    grant_installation_token(&gantry).await;
     let first = push_payload("octo-org/infra", "main", SHA1, &["envs/prod/a.tf"], |_| {});
     gantry.send("push", "first", &first).await;
     gantry.wait_for_outcome("first").await;
@@ -300,18 +270,8 @@ async fn a_forced_push_rolling_the_branch_back_runs_the_old_commit_again() {
 #[tokio::test]
 async fn a_forced_push_github_cannot_compare_runs_every_workspace_on_the_branch() {
     let gantry = TestGantry::start_with_config(WORKSPACES).await;
-    grant_installation_token(&gantry).await;
-    // The old tip is gone from GitHub (or shares no history with the new one).
-    Mock::given(method("GET"))
-        .and(wiremock::matchers::path_regex(
-            r"^/repos/octo-org/infra/compare/",
-        ))
-        .respond_with(ResponseTemplate::new(404).set_body_json(serde_json::json!({
-            "message": "Not Found",
-            "documentation_url": "https://docs.github.com/rest/commits/commits#compare-two-commits"
-        })))
-        .mount(&gantry.github)
-        .await;
+    // The old tip is gone from GitHub (or shares no history with the new one): the fake
+    // GitHub knows no comparison of the two and answers 404, as GitHub does.
     let body = push_payload("octo-org/infra", "main", SHA2, &[], |p| {
         p["before"] = SHA1.into();
         p["forced"] = true.into();
@@ -327,11 +287,9 @@ async fn a_forced_push_github_cannot_compare_runs_every_workspace_on_the_branch(
 #[tokio::test]
 async fn a_comparison_github_cannot_answer_is_retried_not_lost() {
     let gantry = TestGantry::start_with_config(WORKSPACES).await;
-    Mock::given(method("POST"))
-        .and(path("/app/installations/99/access_tokens"))
-        .respond_with(ResponseTemplate::new(503))
-        .mount(&gantry.github)
-        .await;
+    gantry
+        .github
+        .outage("apps/create-installation-access-token", Fault::status(503));
     let body = push_payload(
         "octo-org/infra",
         "main",
@@ -521,25 +479,12 @@ async fn an_illegal_run_transition_is_refused_and_changes_nothing() {
 #[tokio::test]
 async fn a_later_push_waits_while_an_earlier_one_of_its_repository_is_retried() {
     let gantry = TestGantry::start_with_config(WORKSPACES).await;
-    grant_installation_token(&gantry).await;
-    let compare = format!("/repos/octo-org/infra/compare/{SHA1}...{SHA2}");
     // GitHub fails the first comparison, then answers. (Not with a 404: that says GitHub
     // cannot compare the commits, and every workspace on the branch runs.)
-    Mock::given(method("GET"))
-        .and(path(compare.clone()))
-        .respond_with(ResponseTemplate::new(502))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&gantry.github)
-        .await;
-    Mock::given(method("GET"))
-        .and(path(compare))
-        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
-            "files": [{ "filename": "envs/prod/main.tf" }]
-        })))
-        .with_priority(2)
-        .mount(&gantry.github)
-        .await;
+    gantry
+        .github
+        .fail("repos/compare-commits", [Fault::status(502)]);
+    compare_lists(&gantry, SHA1, SHA2, &["envs/prod/main.tf"]).await;
     compare_lists(&gantry, SHA2, SHA1, &[]).await;
     const SHA3: &str = "3333333333333333333333333333333333333333";
     let forced = push_payload("octo-org/infra", "main", SHA2, &[], |p| {

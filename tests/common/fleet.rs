@@ -4,76 +4,22 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use super::FakeGitHub;
+use super::github::{PullRequest, Status};
+use super::runs::REPO;
 use gantry::core::run::RunState;
 use gantry::store::{RunDetail, Store};
-use serde_json::{Value, json};
-use wiremock::matchers::{method, path, path_regex};
-use wiremock::{Mock, MockServer, ResponseTemplate};
-
-use super::FakeGitHub;
-use super::runs::{REPO, grant_installation_token};
 
 /// The pull request the scenarios use.
 pub const PR: u64 = 12;
 
-/// The fake GitHub: tokens, `tarball` for any commit, the pull request (its files and, for
-/// commands, its head), a writer's permission, and every write Gantry makes answered with
-/// success (and recorded by wiremock).
+/// The fake GitHub: `tarball` for any commit, the pull request (its files and, for commands,
+/// its head), and octocat a writer.
 pub async fn fake_github(pr_head: &str, pr_files: &[&str], tarball: Vec<u8>) -> FakeGitHub {
     let github = FakeGitHub::start().await;
-    grant_installation_token(&github).await;
-    Mock::given(method("GET"))
-        .and(path_regex(r"^/repos/octo-org/infra/tarball/[0-9a-f]{40}$"))
-        .respond_with(ResponseTemplate::new(302).insert_header(
-            "location",
-            format!("{}/repo.tar.gz", github.downloads().uri()),
-        ))
-        .mount(&github)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/repo.tar.gz"))
-        .respond_with(ResponseTemplate::new(200).set_body_bytes(tarball))
-        .mount(github.downloads())
-        .await;
-    let files: Vec<Value> = pr_files.iter().map(|f| json!({ "filename": f })).collect();
-    Mock::given(method("GET"))
-        .and(path(format!("/repos/{REPO}/pulls/{PR}/files")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(files))
-        .mount(&github)
-        .await;
-    Mock::given(method("GET"))
-        .and(path(format!("/repos/{REPO}/pulls/{PR}")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "number": PR, "state": "open",
-            "head": { "ref": "feature", "sha": pr_head, "repo": { "full_name": REPO } },
-            "base": { "ref": "main", "sha": "9".repeat(40), "repo": { "full_name": REPO } },
-        })))
-        .mount(&github)
-        .await;
-    Mock::given(method("GET"))
-        .and(path_regex(
-            r"^/repos/octo-org/infra/collaborators/[^/]+/permission$",
-        ))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "permission": "write" })))
-        .mount(&github)
-        .await;
-    Mock::given(method("GET"))
-        .and(path(format!("/repos/{REPO}/issues/{PR}/comments")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
-        .mount(&github)
-        .await;
-    // Statuses are kept, so that a replica taking over a dead one's row can ask what GitHub
-    // shows (priority 1: before the catch-all below).
-    super::StatusBoard::mount(&github, REPO, std::time::Duration::ZERO).await;
-    for verb in ["POST", "PATCH"] {
-        Mock::given(method(verb))
-            .and(path_regex(
-                r"^/repos/octo-org/infra/(statuses|check-runs|issues)(/.*)?$",
-            ))
-            .respond_with(ResponseTemplate::new(201).set_body_json(json!({ "id": 555 })))
-            .mount(&github)
-            .await;
-    }
+    github.serve_any_tarball(REPO, tarball);
+    github.open_pull_request(REPO, PR, PullRequest::open(pr_head, pr_files));
+    github.grant(REPO, "octocat", "write");
     github
 }
 
@@ -137,7 +83,7 @@ pub struct Checked {
 /// commit and workspace says how its latest run ended.
 pub async fn check(
     store: &Store,
-    github: &MockServer,
+    github: &FakeGitHub,
     accepted: &[Accepted],
     runs: &[RunDetail],
 ) -> Checked {
@@ -210,16 +156,10 @@ pub async fn check(
         }
     }
 
-    let requests = github.received_requests().await.unwrap();
-    let mut posted: HashMap<(String, String), Vec<Value>> = HashMap::new();
-    for request in requests
-        .iter()
-        .filter(|r| r.method.as_str() == "POST" && r.url.path().contains("/statuses/"))
-    {
-        let commit = request.url.path().rsplit('/').next().unwrap().to_string();
-        let body: Value = serde_json::from_slice(&request.body).unwrap();
-        let context = body["context"].as_str().unwrap().to_string();
-        posted.entry((commit, context)).or_default().push(body);
+    let mut posted: HashMap<(String, String), Vec<Status>> = HashMap::new();
+    for status in github.all_statuses() {
+        let key = (status.sha.clone(), status.context.clone());
+        posted.entry(key).or_default().push(status);
     }
     let repeated_statuses = posted
         .iter()
@@ -227,7 +167,7 @@ pub async fn check(
             bodies
                 .windows(2)
                 .filter(|w| w[0] == w[1])
-                .map(move |w| format!("{commit} {context} {}", w[0]))
+                .map(move |w| format!("{commit} {context} {:?}", w[0]))
         })
         .collect();
     let mut newest_run: HashMap<(String, String), &RunDetail> = HashMap::new();
@@ -256,8 +196,8 @@ pub async fn check(
             _ => "error",
         };
         assert_eq!(
-            status["state"], expected,
-            "{key:?}: run {} ended {}, the last status was {status}",
+            status.state, expected,
+            "{key:?}: run {} ended {}, the last status was {status:?}",
             run.id, run.state
         );
     }

@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gantry::config::Config;
@@ -15,15 +14,13 @@ use tempfile::TempDir;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use wiremock::{Mock, MockServer, ResponseTemplate};
 
-pub mod contract;
-pub mod fake_github;
 pub mod fleet;
+pub mod github;
 pub mod process;
 pub mod runs;
 
-pub use fake_github::FakeGitHub;
+pub use github::FakeGitHub;
 
 pub const SECRET: &str = "test-webhook-secret";
 pub const APP_ID: u64 = 4242;
@@ -295,67 +292,4 @@ pub fn push_payload(
     commit["modified"] = serde_json::json!(files);
     adjust(&mut push);
     serde_json::to_vec(&push).unwrap()
-}
-
-/// A fake GitHub's commit statuses: a POST is kept (and answered after a delay), and
-/// `GET /repos/{repo}/commits/{sha}/statuses` lists what was kept, newest first, as GitHub does.
-#[derive(Clone, Default)]
-pub struct StatusBoard {
-    posted: Arc<Mutex<HashMap<String, Vec<serde_json::Value>>>>,
-    delay: Duration,
-}
-
-impl StatusBoard {
-    pub async fn mount(github: &MockServer, repo: &str, delay: Duration) -> Self {
-        let board = Self {
-            delay,
-            ..Self::default()
-        };
-        for (verb, route) in [
-            ("POST", format!(r"^/repos/{repo}/statuses/[0-9a-f]+$")),
-            (
-                "GET",
-                format!(r"^/repos/{repo}/commits/[0-9a-f]+/statuses$"),
-            ),
-        ] {
-            Mock::given(wiremock::matchers::method(verb))
-                .and(wiremock::matchers::path_regex(route))
-                .respond_with(board.clone())
-                .with_priority(1)
-                .mount(github)
-                .await;
-        }
-        board
-    }
-
-    /// The statuses posted to `sha`, oldest first.
-    pub fn posted(&self, sha: &str) -> Vec<serde_json::Value> {
-        self.posted
-            .lock()
-            .unwrap()
-            .get(sha)
-            .cloned()
-            .unwrap_or_default()
-    }
-}
-
-impl wiremock::Respond for StatusBoard {
-    fn respond(&self, request: &wiremock::Request) -> ResponseTemplate {
-        let segments: Vec<&str> = request.url.path().split('/').collect();
-        let mut posted = self.posted.lock().unwrap();
-        if request.method.as_str() == "POST" {
-            let sha = segments.last().unwrap().to_string();
-            let list = posted.entry(sha).or_default();
-            list.push(serde_json::from_slice(&request.body).unwrap());
-            return ResponseTemplate::new(201)
-                .set_body_json(serde_json::json!({ "id": list.len() }))
-                .set_delay(self.delay);
-        }
-        let sha = segments[segments.len() - 2];
-        let newest_first: Vec<_> = posted
-            .get(sha)
-            .map(|list| list.iter().rev().cloned().collect())
-            .unwrap_or_default();
-        ResponseTemplate::new(200).set_body_json(newest_first)
-    }
 }

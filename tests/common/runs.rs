@@ -9,7 +9,7 @@ use gantry::executor::terraform_install::platform;
 use gantry::web::api::auth::{new_token, token_hash};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use wiremock::matchers::{header, method, path};
+use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use super::{TestGantry, fixture, fixture_path, push_payload, wait_until};
@@ -25,17 +25,6 @@ terraform_version = "1.0.3"
 [workspaces.vars]
 name = "world"
 "#;
-
-/// The fake GitHub hands out installation tokens for the test installation (99).
-pub async fn grant_installation_token(github: &MockServer) {
-    Mock::given(method("POST"))
-        .and(path("/app/installations/99/access_tokens"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(serde_json::json!({
-            "token": "ghs_test", "expires_at": "2099-01-01T00:00:00Z"
-        })))
-        .mount(github)
-        .await;
-}
 
 pub fn sha(n: u32) -> String {
     format!("{n:040x}")
@@ -112,19 +101,17 @@ pub struct Harness {
 }
 
 impl Harness {
-    /// Gantry with the runner on, the workspace above, and an admin API token. `terraform`:
-    /// None for the real binary in the tool cache, or a stand-in script.
-    /// Gantry with the runner off (runs stay where the test puts them), the token mock, and
-    /// no API token.
+    /// Gantry with the runner off (runs stay where the test puts them) and no API token.
     pub async fn without_runner(toml: &str) -> Self {
         let gantry = TestGantry::start_with_config(toml).await;
-        grant_installation_token(&gantry.github).await;
         Self {
             gantry,
             token: String::new(),
         }
     }
 
+    /// Gantry with the runner on, the workspaces of `toml`, and an admin API token.
+    /// `terraform`: None for the real binary in the tool cache, or a stand-in script.
     pub async fn start(toml: &str, terraform: Option<&str>) -> Self {
         let tools = tempfile::tempdir().unwrap().keep();
         let cache = tool_cache_with(&tools, terraform);
@@ -146,7 +133,6 @@ impl Harness {
             adjust(env);
         })
         .await;
-        grant_installation_token(&gantry.github).await;
         let token = new_token();
         gantry
             .store
@@ -164,22 +150,7 @@ impl Harness {
     }
 
     pub async fn serve_tarball_bytes(&self, commit: &str, bytes: Vec<u8>) {
-        let github = &self.gantry.github;
-        let download = format!("/{REPO}/legacy.tar.gz/{commit}");
-        Mock::given(method("GET"))
-            .and(path(format!("/repos/{REPO}/tarball/{commit}")))
-            .and(header("authorization", "Bearer ghs_test"))
-            .respond_with(ResponseTemplate::new(302).insert_header(
-                "location",
-                format!("{}{download}", github.downloads().uri()),
-            ))
-            .mount(github)
-            .await;
-        Mock::given(method("GET"))
-            .and(path(download))
-            .respond_with(ResponseTemplate::new(200).set_body_bytes(bytes))
-            .mount(github.downloads())
-            .await;
+        self.gantry.github.serve_tarball(REPO, commit, bytes);
     }
 
     /// Pushes `commit` to main touching main.tf; returns the run it created.

@@ -107,7 +107,7 @@ struct FixtureBody {
 
 /// Every operation Gantry may call, read once per test binary.
 pub static OPERATIONS: LazyLock<Vec<Operation>> = LazyLock::new(|| {
-    let path = super::fixture_path("github/openapi-operations.json");
+    let path = super::super::fixture_path("github/openapi-operations.json");
     let text = std::fs::read(&path).expect("fixtures/github/openapi-operations.json");
     let fixture: Fixture = serde_json::from_slice(&text).expect("the operations fixture parses");
     fixture.operations.into_iter().map(Operation::new).collect()
@@ -147,6 +147,18 @@ impl Operation {
             parameters,
             body,
         }
+    }
+
+    /// The path parameters' values by name, for a path [`check_api`] matched to this operation
+    /// (`/api/v3` of GitHub Enterprise Server already stripped).
+    pub fn parameters_of(&self, path: &str) -> std::collections::HashMap<String, String> {
+        let path = path.strip_prefix("/api/v3").unwrap_or(path);
+        let values = self.captures(path).unwrap_or_default();
+        self.parameters
+            .iter()
+            .zip(values)
+            .map(|(parameter, value)| (parameter.name.clone(), value.to_owned()))
+            .collect()
     }
 
     /// The parameter values if `path` fits this template.
@@ -369,7 +381,7 @@ fn credential(request: &Request) -> Credential {
 /// fixture key), `iss` the app id, at most ten minutes between `iat` and `exp`, not expired.
 fn verify_app_jwt(jwt: &str) -> Result<AppJwtClaims, String> {
     static KEY: LazyLock<DecodingKey> = LazyLock::new(|| {
-        let pem = super::fixture("keys/test-app.pub.pem");
+        let pem = super::super::fixture("keys/test-app.pub.pem");
         DecodingKey::from_rsa_pem(&pem).expect("the fixture public key")
     });
     let mut validation = Validation::new(Algorithm::RS256);

@@ -1,7 +1,9 @@
 //! The fake GitHub the integration tests run Gantry against: a wiremock server for the API and
-//! another for the download host a tarball redirects to (as GitHub's codeload is), each behind a
-//! guard that answers a request GitHub would refuse the way GitHub would, and fails the test
-//! that sent it. Tests mount their answers on it as on any `MockServer`; the guard comes first.
+//! another for the download host a tarball redirects to (as GitHub's codeload is). On each, a
+//! guard comes first: it answers a request GitHub would refuse the way GitHub would, and fails
+//! the test that sent it ([`contract`]). Every other request is answered by one stateful model
+//! of GitHub ([`world`]); tests set it up and read it back through the verbs here, and ask it
+//! to misbehave with [`Fault`]s.
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -11,12 +13,19 @@ use std::sync::{Arc, Mutex, PoisonError};
 use serde_json::json;
 use wiremock::{Match, Mock, MockServer, Request, Respond, ResponseTemplate};
 
-use super::contract::{self, Violation};
+pub mod contract;
+mod verbs;
+pub mod world;
+
+use contract::Violation;
+use world::{Call, World};
+pub use world::{CheckRun, Comment, Fault, HookDelivery, PullRequest, Status};
 
 pub struct FakeGitHub {
     api: MockServer,
     downloads: MockServer,
     log: Arc<Log>,
+    world: Arc<Mutex<World>>,
 }
 
 /// What the guards saw, for the failure message and the suite's report.
@@ -48,6 +57,7 @@ impl FakeGitHub {
             api: MockServer::start().await,
             downloads: MockServer::start().await,
             log: Arc::default(),
+            world: Arc::default(),
         };
         for (server, host) in [(&fake.api, Host::Api), (&fake.downloads, Host::Downloads)] {
             // Priority 1 is wiremock's highest, and of equal priorities the first mounted wins.
@@ -61,6 +71,22 @@ impl FakeGitHub {
             .mount(server)
             .await;
         }
+        // The lowest priority: a test's own mount (a custom answer) comes before the model.
+        Mock::given(wiremock::matchers::any())
+            .respond_with(Model {
+                world: Arc::clone(&fake.world),
+                downloads_base: fake.downloads.uri(),
+            })
+            .with_priority(u8::MAX)
+            .named("the fake GitHub's model")
+            .mount(&fake.api)
+            .await;
+        Mock::given(wiremock::matchers::any())
+            .respond_with(Downloads(Arc::clone(&fake.world)))
+            .with_priority(u8::MAX)
+            .named("the download host")
+            .mount(&fake.downloads)
+            .await;
         fake
     }
 
@@ -117,6 +143,36 @@ impl Drop for FakeGitHub {
                 violations.len(),
                 list.join("\n")
             );
+        }
+    }
+}
+
+/// Answers each request the guard let through from the world.
+struct Model {
+    world: Arc<Mutex<World>>,
+    downloads_base: String,
+}
+
+impl Respond for Model {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let Ok(operation) = contract::check_api(request) else {
+            unreachable!("the guard answers every request that breaks the contract");
+        };
+        let call = Call::new(operation, request, self.downloads_base.clone());
+        lock(&self.world).respond(&call)
+    }
+}
+
+/// Serves the tarballs the world holds; the guard checked the request.
+struct Downloads(Arc<Mutex<World>>);
+
+impl Respond for Downloads {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        match lock(&self.0).download(request.url.path()) {
+            Some(bytes) => ResponseTemplate::new(200)
+                .insert_header("content-type", "application/x-gzip")
+                .set_body_bytes(bytes),
+            None => ResponseTemplate::new(404).set_body_string("Not Found"),
         }
     }
 }

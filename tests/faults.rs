@@ -7,180 +7,42 @@
 
 mod common;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::github::{Fault, PullRequest};
 use common::runs::{Harness, REPO, ROOT_WORKSPACE, sha};
 use common::wait_until;
-use serde_json::{Value, json};
-use wiremock::matchers::{method, path, path_regex};
-use wiremock::{Mock, Request, Respond, ResponseTemplate};
 
 const PR: u64 = 7;
-const APP_ID: u64 = 4242;
 /// Gantry gives up on a request after this (GANTRY_GITHUB_TIMEOUT_SECS).
 const CLIENT_TIMEOUT_SECS: u64 = 1;
 
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Fault {
-    ServerError,
-    TooManyRequests,
-    PrimaryRateLimit,
-    /// Answered after the client gave up. GitHub did the work for a comment's creation (the
-    /// nasty case: a retry must not make a second comment) and not for the other endpoints.
-    Timeout,
-}
-
-const FAULTS: [Fault; 4] = [
-    Fault::ServerError,
-    Fault::TooManyRequests,
-    Fault::PrimaryRateLimit,
-    Fault::Timeout,
+/// The endpoints Gantry writes to (and the comment list it reads), each of which misbehaves
+/// on its first four requests.
+const MISBEHAVING: [&str; 6] = [
+    "repos/create-commit-status",
+    "checks/create",
+    "checks/update",
+    "issues/list-comments",
+    "issues/create-comment",
+    "issues/update-comment",
 ];
 
-#[derive(Default)]
-struct State {
-    /// Faults served so far, per endpoint.
-    faulted: HashMap<&'static str, usize>,
-    injected: Vec<(&'static str, Fault)>,
-    /// Statuses GitHub accepted: (sha, context, state, description).
-    statuses: Vec<(String, String, String, String)>,
-    /// Comments on the pull request: (id, body).
-    comments: Vec<(i64, String)>,
-    comment_edits: usize,
-    /// When each rate limit said requests may resume, and the requests that came earlier.
-    resume_at: Option<Instant>,
-    early: Vec<String>,
-}
-
-/// A stateful fake of GitHub's write endpoints that misbehaves on each endpoint's first four
-/// requests.
-#[derive(Clone, Default)]
-struct FaultyGitHub(Arc<Mutex<State>>);
-
-impl FaultyGitHub {
-    fn endpoint(request: &Request) -> &'static str {
-        let path = request.url.path();
-        match request.method.as_str() {
-            "POST" if path.contains("/statuses/") => "status",
-            "POST" | "PATCH" if path.contains("/check-runs") => "check_run",
-            "GET" if path.ends_with("/comments") => "comment_list",
-            "POST" if path.ends_with("/comments") => "comment_create",
-            "PATCH" => "comment_edit",
-            _ => "other",
-        }
-    }
-
-    fn fault(&self, endpoint: &'static str) -> Option<Fault> {
-        let mut state = self.0.lock().unwrap();
-        let served = state.faulted.entry(endpoint).or_default();
-        let fault = FAULTS.get(*served).copied()?;
-        *served += 1;
-        state.injected.push((endpoint, fault));
-        Some(fault)
-    }
-
-    /// Does what GitHub would do for the request and says what it would answer.
-    fn perform(&self, endpoint: &str, request: &Request) -> ResponseTemplate {
-        let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
-        let mut state = self.0.lock().unwrap();
-        match endpoint {
-            "status" => {
-                let sha = request.url.path().rsplit('/').next().unwrap().to_string();
-                let text = |key: &str| body[key].as_str().unwrap_or_default().to_string();
-                state
-                    .statuses
-                    .push((sha, text("context"), text("state"), text("description")));
-                ResponseTemplate::new(201).set_body_json(json!({ "id": 1 }))
-            }
-            "check_run" => ResponseTemplate::new(201).set_body_json(json!({ "id": 77 })),
-            "comment_list" => {
-                let listed: Vec<Value> = state
-                    .comments
-                    .iter()
-                    .map(|(id, body)| {
-                        json!({ "id": id, "body": body,
-                                "performed_via_github_app": { "id": APP_ID } })
-                    })
-                    .collect();
-                ResponseTemplate::new(200).set_body_json(listed)
-            }
-            "comment_create" => {
-                let id = 500 + state.comments.len() as i64;
-                state
-                    .comments
-                    .push((id, body["body"].as_str().unwrap_or_default().into()));
-                ResponseTemplate::new(201).set_body_json(json!({ "id": id }))
-            }
-            "comment_edit" => {
-                let id: i64 = request
-                    .url
-                    .path()
-                    .rsplit('/')
-                    .next()
-                    .unwrap()
-                    .parse()
-                    .unwrap();
-                let Some(comment) = state.comments.iter_mut().find(|(c, _)| *c == id) else {
-                    return ResponseTemplate::new(404)
-                        .set_body_json(json!({ "message": "Not Found" }));
-                };
-                comment.1 = body["body"].as_str().unwrap_or_default().into();
-                state.comment_edits += 1;
-                ResponseTemplate::new(200).set_body_json(json!({ "id": id }))
-            }
-            _ => ResponseTemplate::new(404),
-        }
-    }
-}
-
-impl Respond for FaultyGitHub {
-    fn respond(&self, request: &Request) -> ResponseTemplate {
-        let endpoint = Self::endpoint(request);
-        {
-            let mut state = self.0.lock().unwrap();
-            if let Some(resume) = state.resume_at
-                && Instant::now() < resume
-            {
-                state
-                    .early
-                    .push(format!("{} {}", request.method, request.url.path()));
-            }
-        }
-        let Some(fault) = self.fault(endpoint) else {
-            return self.perform(endpoint, request);
-        };
-        match fault {
-            Fault::ServerError => {
-                ResponseTemplate::new(500).set_body_json(json!({ "message": "Server Error" }))
-            }
-            Fault::TooManyRequests => {
-                self.0.lock().unwrap().resume_at = Some(Instant::now() + Duration::from_secs(1));
-                ResponseTemplate::new(429)
-                    .insert_header("retry-after", "1")
-                    .set_body_json(json!({ "message": "Too Many Requests" }))
-            }
-            Fault::PrimaryRateLimit => {
-                let reset = chrono::Utc::now().timestamp() + 2;
-                // The reset is whole seconds: requests may resume from its start.
-                let resume = Instant::now() + Duration::from_millis(1000);
-                self.0.lock().unwrap().resume_at = Some(resume);
-                ResponseTemplate::new(403)
-                    .insert_header("x-ratelimit-remaining", "0")
-                    .insert_header("x-ratelimit-reset", reset.to_string().as_str())
-                    .set_body_json(json!({ "message": "API rate limit exceeded" }))
-            }
-            Fault::Timeout => {
-                let answer = if endpoint == "comment_create" {
-                    self.perform(endpoint, request)
-                } else {
-                    ResponseTemplate::new(201).set_body_json(json!({ "id": 1 }))
-                };
-                answer.set_delay(Duration::from_secs(CLIENT_TIMEOUT_SECS + 2))
-            }
-        }
-    }
+/// A 500, a 429 with `retry-after`, a 403 primary rate limit, and a timeout. A timed-out
+/// comment creation was done by GitHub (the nasty case: a retry must not make a second
+/// comment); the other endpoints did nothing.
+fn four_faults(operation: &str) -> [Fault; 4] {
+    let late = Duration::from_secs(CLIENT_TIMEOUT_SECS + 2);
+    [
+        Fault::status(500),
+        Fault::too_many_requests(1),
+        Fault::primary_rate_limit(2),
+        if operation == "issues/create-comment" {
+            Fault::SlowAfterDoing(late)
+        } else {
+            Fault::SlowWithoutDoing(late)
+        },
+    ]
 }
 
 fn pr_payload(action: &str, head: &str) -> Vec<u8> {
@@ -203,39 +65,11 @@ async fn after_500s_timeouts_and_rate_limits_every_status_and_the_comment_arrive
     })
     .await;
     let github = &h.gantry.github;
-    let faulty = FaultyGitHub::default();
-    Mock::given(method("GET"))
-        .and(path(format!("/repos/{REPO}/pulls/{PR}/files")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!([{ "filename": "main.tf" }])))
-        .mount(github)
-        .await;
-    for (verb, pattern) in [
-        (
-            "POST",
-            r"^/repos/octo-org/infra/statuses/[0-9a-f]{40}$".to_string(),
-        ),
-        ("POST", r"^/repos/octo-org/infra/check-runs$".into()),
-        ("PATCH", r"^/repos/octo-org/infra/check-runs/\d+$".into()),
-        (
-            "GET",
-            format!(r"^/repos/octo-org/infra/issues/{PR}/comments$"),
-        ),
-        (
-            "POST",
-            format!(r"^/repos/octo-org/infra/issues/{PR}/comments$"),
-        ),
-        (
-            "PATCH",
-            r"^/repos/octo-org/infra/issues/comments/\d+$".into(),
-        ),
-    ] {
-        Mock::given(method(verb))
-            .and(path_regex(pattern))
-            .respond_with(faulty.clone())
-            .mount(github)
-            .await;
-    }
     let (first, second) = ("a1".repeat(20), "b2".repeat(20));
+    github.open_pull_request(REPO, PR, PullRequest::open(&second, &["main.tf"]));
+    for operation in MISBEHAVING {
+        github.fail(operation, four_faults(operation));
+    }
     h.serve_tarball(&first, "outputs").await;
     h.serve_tarball(&second, "outputs-v2").await;
 
@@ -295,10 +129,10 @@ async fn after_500s_timeouts_and_rate_limits_every_status_and_the_comment_arrive
             );
         }
         let outbox = h.gantry.store.outbox_pending().await.unwrap();
-        let state = faulty.0.lock().unwrap();
         panic!(
             "not settled: runs {states:?}, outbox pending {outbox}, faults {:?}, comments {:?}",
-            state.injected, state.comments
+            github.served_faults(),
+            github.comments(REPO, PR)
         );
     };
     assert_eq!(
@@ -307,63 +141,56 @@ async fn after_500s_timeouts_and_rate_limits_every_status_and_the_comment_arrive
         "one plan per workspace: the newest head's"
     );
 
-    {
-        let state = faulty.0.lock().unwrap();
-        // Every endpoint met every fault.
-        for endpoint in ["status", "check_run", "comment_list", "comment_create"] {
-            let met: Vec<Fault> = state
-                .injected
-                .iter()
-                .filter(|(e, _)| *e == endpoint)
-                .map(|(_, f)| *f)
-                .collect();
-            assert_eq!(met, FAULTS, "{endpoint} met every fault once");
-        }
-        // No request came while a rate limit GitHub announced was in force.
-        assert!(
-            state.early.is_empty(),
-            "sent during a rate limit: {:?}",
-            state.early
-        );
-
-        // Statuses: for each commit, each status GitHub accepted is a new one (no repeats),
-        // and the last says how the plan of that commit ended.
-        for commit in [&first, &second] {
-            let posted: Vec<_> = state
-                .statuses
-                .iter()
-                .filter(|(s, context, _, _)| s == commit && context == "gantry/prod")
-                .collect();
-            assert!(!posted.is_empty(), "statuses arrived for {commit}");
-            for pair in posted.windows(2) {
-                assert_ne!(pair[0], pair[1], "the same status twice for {commit}");
-            }
-            let last = posted.last().unwrap();
-            if commit == &second {
-                assert_eq!(
-                    last.2, "success",
-                    "the newest plan's final status: {last:?}"
-                );
-            } else {
-                // The first head's plan was superseded by the push: its last word is not pending.
-                assert_ne!(last.2, "pending", "{last:?}");
-            }
-        }
-
-        // One comment, never duplicated, showing the newest head.
-        assert_eq!(
-            state.comments.len(),
-            1,
-            "exactly one PR comment: {:?}",
-            state.comments
-        );
-        let (_, body) = &state.comments[0];
-        assert!(
-            body.contains(&second[..7]),
-            "the comment shows the newest head:\n{body}"
-        );
-        assert!(body.contains(gantry::core::comment::MARKER));
+    // Every endpoint met every fault.
+    let served = github.served_faults();
+    for operation in [
+        "repos/create-commit-status",
+        "checks/create",
+        "issues/list-comments",
+        "issues/create-comment",
+    ] {
+        let met: Vec<String> = served
+            .iter()
+            .filter(|(o, _)| *o == operation)
+            .map(|(_, f)| f.clone())
+            .collect();
+        let expected: Vec<String> = four_faults(operation).iter().map(Fault::label).collect();
+        assert_eq!(met, expected, "{operation} met every fault once");
     }
+    // No request came while a rate limit GitHub announced was in force.
+    let early = github.early_requests();
+    assert!(early.is_empty(), "sent during a rate limit: {early:?}");
+
+    // Statuses: for each commit, each status GitHub accepted is a new one (no repeats), and
+    // the last says how the plan of that commit ended.
+    for commit in [&first, &second] {
+        let mut posted = github.statuses(REPO, commit);
+        posted.retain(|s| s.context == "gantry/prod");
+        assert!(!posted.is_empty(), "statuses arrived for {commit}");
+        for pair in posted.windows(2) {
+            assert_ne!(pair[0], pair[1], "the same status twice for {commit}");
+        }
+        let last = posted.last().unwrap();
+        if commit == &second {
+            assert_eq!(
+                last.state, "success",
+                "the newest plan's final status: {last:?}"
+            );
+        } else {
+            // The first head's plan was superseded by the push: its last word is not pending.
+            assert_ne!(last.state, "pending", "{last:?}");
+        }
+    }
+
+    // One comment, never duplicated, showing the newest head.
+    let comments = github.comments(REPO, PR);
+    assert_eq!(comments.len(), 1, "exactly one PR comment: {comments:?}");
+    let body = &comments[0].body;
+    assert!(
+        body.contains(&second[..7]),
+        "the comment shows the newest head:\n{body}"
+    );
+    assert!(body.contains(gantry::core::comment::MARKER));
 
     let metrics = h.gantry.get("/metrics").await.text().await.unwrap();
     for line in [
@@ -390,13 +217,6 @@ async fn content_creating_requests_stay_within_the_allowance_per_installation() 
         );
     })
     .await;
-    Mock::given(method("POST"))
-        .and(path_regex(
-            r"^/repos/octo-org/infra/(statuses/[0-9a-f]{40}|check-runs)$",
-        ))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({ "id": 1 })))
-        .mount(&h.gantry.github)
-        .await;
     for n in 0..3 {
         let body = common::push_payload(REPO, "main", &sha(40 + n), &["main.tf"], |_| {});
         let delivery = format!("push-{n}");
@@ -404,14 +224,8 @@ async fn content_creating_requests_stay_within_the_allowance_per_installation() 
         h.gantry.wait_for_outcome(&delivery).await;
     }
     let posts = || async {
-        h.gantry
-            .github
-            .received_requests()
-            .await
-            .unwrap_or_default()
-            .iter()
-            .filter(|r| r.method.as_str() == "POST" && !r.url.path().contains("access_tokens"))
-            .count()
+        let github = &h.gantry.github;
+        github.answered("repos/create-commit-status") + github.answered("checks/create")
     };
     wait_until(Duration::from_secs(10), || async {
         (posts().await >= 1).then_some(())
@@ -427,4 +241,25 @@ async fn content_creating_requests_stay_within_the_allowance_per_installation() 
         metrics.contains("result=\"rate_limited\""),
         "held-back sends are counted:\n{metrics}"
     );
+}
+
+#[tokio::test]
+async fn a_rate_limited_download_of_the_commit_waits_the_limit_out_instead_of_failing_the_run() {
+    let h = Harness::start(ROOT_WORKSPACE, None).await;
+    let commit = sha(50);
+    h.serve_tarball(&commit, "outputs").await;
+    h.gantry.github.fail(
+        "repos/download-tarball-archive",
+        [Fault::primary_rate_limit(2)],
+    );
+    let run = h.push(&commit).await;
+    let planned = h.wait_for(run, "planned").await;
+    assert_eq!(planned["state"], "planned");
+    assert_eq!(
+        h.gantry.github.answered("repos/download-tarball-archive"),
+        2,
+        "asked again once the limit lifted"
+    );
+    let early = h.gantry.github.early_requests();
+    assert!(early.is_empty(), "sent during the rate limit: {early:?}");
 }

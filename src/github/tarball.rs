@@ -22,6 +22,10 @@ impl GitHub {
                 "a commit id to download must be hexadecimal".into(),
             ));
         }
+        // A rate limit GitHub announced holds downloads back too: GitHub counts them.
+        self.limits
+            .admit(installation_id, false)
+            .map_err(|wait| GitHubError::Throttled { wait })?;
         let token = self.installation_token(installation_id).await?;
         let url = format!(
             "{}/repos/{repo}/tarball/{sha}",
@@ -39,10 +43,24 @@ impl GitHub {
         let status = response.status();
         self.count(&::http::Method::GET, status.as_u16().to_string());
         if !status.is_success() {
+            let retry_after = super::limits::wait_from_response(
+                status.as_u16(),
+                response.headers(),
+                "",
+                chrono::Utc::now(),
+            );
+            if let Some(wait) = retry_after {
+                tracing::warn!(
+                    installation_id,
+                    wait_secs = wait.as_secs(),
+                    "GitHub rate limit: holding requests back"
+                );
+                self.limits.hold(installation_id, wait);
+            }
             return Err(GitHubError::Http {
                 status: status.as_u16(),
                 message: format!("downloading the tarball of {repo} at {sha}"),
-                retry_after: None,
+                retry_after,
             });
         }
         if response.content_length().unwrap_or(0) > max_bytes as u64 {

@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use tokio::sync::OwnedSemaphorePermit;
@@ -39,6 +40,9 @@ const STATE_FILE: &str = "terraform.tfstate";
 pub const KEEP_MARKER: &str = "KEEP-unstored-state";
 /// The largest tarball Gantry downloads.
 const MAX_TARBALL_BYTES: usize = 256 * 1024 * 1024;
+/// The longest a run waits out GitHub's rate limits to fetch its commit: a primary limit
+/// resets within the hour.
+const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(3600);
 
 /// Whether a run's execution starts now or follows on what a stopped Gantry left running.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -510,15 +514,7 @@ impl Execution {
             let installation = self.run.installation_id.ok_or_else(|| {
                 Failure::Errored("the configuration version names no GitHub installation".into())
             })?;
-            let download = self.shared.github.download_tarball(
-                installation as u64,
-                &self.run.repo,
-                &self.run.commit_sha,
-                MAX_TARBALL_BYTES,
-            );
-            until_stopped(&self.stop, download)
-                .await?
-                .map_err(|e| Failure::Errored(format!("fetching the configuration: {e}")))?
+            self.download_tarball(installation as u64).await?
         };
         let sha = hex::encode(Sha256::digest(&bytes));
         let path = self.shared.blob_path(&sha);
@@ -535,6 +531,42 @@ impl Execution {
     /// A fresh copy of the configuration in the run's own directory. Unpacking is blocking file
     /// work (a repository's tarball can take a while), so it runs off the async workers: on a
     /// small machine there may be only one, and webhooks wait for it.
+    /// The run's commit from GitHub. A rate limit is waited out (GitHub resets one within the
+    /// hour), not taken for a failure of the run.
+    async fn download_tarball(&self, installation: u64) -> Result<Vec<u8>, Failure> {
+        let mut waited = Duration::ZERO;
+        loop {
+            let download = self.shared.github.download_tarball(
+                installation,
+                &self.run.repo,
+                &self.run.commit_sha,
+                MAX_TARBALL_BYTES,
+            );
+            match until_stopped(&self.stop, download).await? {
+                Ok(bytes) => return Ok(bytes),
+                Err(error)
+                    if error
+                        .retry_after()
+                        .is_some_and(|wait| waited + wait <= MAX_RATE_LIMIT_WAIT) =>
+                {
+                    let wait = error.retry_after().unwrap_or_default();
+                    tracing::info!(
+                        run_id = self.run.id,
+                        wait_secs = wait.as_secs(),
+                        "fetching the configuration after GitHub's rate limit"
+                    );
+                    until_stopped(&self.stop, tokio::time::sleep(wait)).await?;
+                    waited += wait;
+                }
+                Err(error) => {
+                    return Err(Failure::Errored(format!(
+                        "fetching the configuration: {error}"
+                    )));
+                }
+            }
+        }
+    }
+
     async fn unpack(&self, archive: &Path) -> Result<(), Failure> {
         let run_dir = self.run_dir();
         let archive = archive.to_path_buf();

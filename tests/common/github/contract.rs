@@ -149,6 +149,10 @@ impl Operation {
         }
     }
 
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+
     /// The path parameters' values by name, for a path [`check_api`] matched to this operation
     /// (`/api/v3` of GitHub Enterprise Server already stripped).
     pub fn parameters_of(&self, path: &str) -> std::collections::HashMap<String, String> {

@@ -87,6 +87,16 @@ impl FakeGitHub {
         self.world().set_outage(operation, None);
     }
 
+    /// The faults served so far: (operation, [`Fault::label`]).
+    pub fn served_faults(&self) -> Vec<(&'static str, String)> {
+        self.world().served_faults()
+    }
+
+    /// Requests that came while a rate limit this GitHub announced was in force.
+    pub fn early_requests(&self) -> Vec<String> {
+        self.world().early()
+    }
+
     /// Installation tokens last this long.
     pub fn token_lifetime(&self, lifetime: chrono::Duration) {
         self.world().set_token_lifetime(lifetime);

@@ -6,7 +6,7 @@
 //! page (`per_page`, `page` or `cursor`) with `Link` headers.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use serde_json::{Value, json};
@@ -117,11 +117,13 @@ pub struct HookDelivery {
 /// A misbehaviour to serve instead of an operation's answer.
 #[derive(Clone, Debug)]
 pub enum Fault {
-    /// This answer (status, headers, JSON body), GitHub doing nothing.
+    /// This answer (status, headers, JSON body), GitHub doing nothing; with `quiet_for`, a rate
+    /// limit: a request within that time after it came too early (see [`World::early`]).
     Answer {
         status: u16,
         headers: Vec<(String, String)>,
         body: Value,
+        quiet_for: Option<Duration>,
     },
     /// The operation is done, but its answer comes after `delay` (past a client's timeout).
     SlowAfterDoing(Duration),
@@ -141,6 +143,41 @@ impl Fault {
             status,
             headers: Vec::new(),
             body: json!({ "message": message }),
+            quiet_for: None,
+        }
+    }
+
+    /// A secondary rate limit: 429 with `retry-after` (whole seconds).
+    pub fn too_many_requests(retry_after_secs: u64) -> Self {
+        Fault::Answer {
+            status: 429,
+            headers: vec![("retry-after".into(), retry_after_secs.to_string())],
+            body: json!({ "message": "You have exceeded a secondary rate limit." }),
+            quiet_for: Some(Duration::from_secs(retry_after_secs)),
+        }
+    }
+
+    /// The primary rate limit used up: 403, `x-ratelimit-remaining: 0` and a reset
+    /// `reset_in_secs` from now (whole seconds, so requests may resume one second sooner).
+    pub fn primary_rate_limit(reset_in_secs: u64) -> Self {
+        let reset = Utc::now().timestamp() + reset_in_secs as i64;
+        Fault::Answer {
+            status: 403,
+            headers: vec![
+                ("x-ratelimit-remaining".into(), "0".into()),
+                ("x-ratelimit-reset".into(), reset.to_string()),
+            ],
+            body: json!({ "message": "API rate limit exceeded for installation." }),
+            quiet_for: Some(Duration::from_secs(reset_in_secs.saturating_sub(1))),
+        }
+    }
+
+    /// What the fault is, for a test's log.
+    pub fn label(&self) -> String {
+        match self {
+            Fault::Answer { status, .. } => status.to_string(),
+            Fault::SlowAfterDoing(_) => "slow after doing".into(),
+            Fault::SlowWithoutDoing(_) => "slow without doing".into(),
         }
     }
 
@@ -151,6 +188,7 @@ impl Fault {
             headers: Vec::new(),
             body: json!({ "message": "Not Found",
                           "documentation_url": "https://docs.github.com/rest" }),
+            quiet_for: None,
         }
     }
 }
@@ -188,6 +226,12 @@ pub struct World {
     faults: HashMap<&'static str, VecDeque<Fault>>,
     /// Operations that fail this way until told otherwise (after any queued faults).
     outages: HashMap<&'static str, Fault>,
+    /// The faults served: (operation, [`Fault::label`]).
+    served_faults: Vec<(&'static str, String)>,
+    /// Until when a rate limit this GitHub announced is in force.
+    quiet_until: Option<Instant>,
+    /// Requests that came while a rate limit was in force: `METHOD path`.
+    early: Vec<String>,
     /// Operations answered (faults included), by operation id.
     answered: BTreeMap<&'static str, usize>,
     /// How long a commit status's answer takes.
@@ -211,6 +255,9 @@ impl Default for World {
             manifests: HashMap::new(),
             faults: HashMap::new(),
             outages: HashMap::new(),
+            served_faults: Vec::new(),
+            quiet_until: None,
+            early: Vec::new(),
             answered: BTreeMap::new(),
             status_delay: Duration::ZERO,
             next_id: 1000,
@@ -263,6 +310,10 @@ impl<'r> Call<'r> {
             ),
             downloads_base,
         }
+    }
+
+    fn operation_method(&self) -> &str {
+        self.operation.method()
     }
 
     fn param(&self, name: &str) -> &str {
@@ -430,6 +481,14 @@ impl World {
         self.answered.get(operation).copied().unwrap_or(0)
     }
 
+    pub fn served_faults(&self) -> Vec<(&'static str, String)> {
+        self.served_faults.clone()
+    }
+
+    pub fn early(&self) -> Vec<String> {
+        self.early.clone()
+    }
+
     pub fn download(&self, path: &str) -> Option<Vec<u8>> {
         self.downloads.get(path).cloned()
     }
@@ -440,6 +499,10 @@ impl World {
     pub fn respond(&mut self, call: &Call) -> ResponseTemplate {
         let id = call.operation.id;
         *self.answered.entry(id).or_default() += 1;
+        if self.quiet_until.is_some_and(|until| Instant::now() < until) {
+            self.early
+                .push(format!("{} {}", call.operation_method(), call.path));
+        }
         if let Some(refusal) = self.check_token(call) {
             return refusal;
         }
@@ -448,12 +511,19 @@ impl World {
             .get_mut(id)
             .and_then(VecDeque::pop_front)
             .or_else(|| self.outages.get(id).cloned());
+        if let Some(fault) = &fault {
+            self.served_faults.push((id, fault.label()));
+        }
         match fault {
             Some(Fault::Answer {
                 status,
                 headers,
                 body,
+                quiet_for,
             }) => {
+                if let Some(quiet) = quiet_for {
+                    self.quiet_until = Some(Instant::now() + quiet);
+                }
                 let mut template = answer(status, body);
                 for (name, value) in headers {
                     template = template.insert_header(name.as_str(), value.as_str());

@@ -1,16 +1,15 @@
 //! The GitHub App client against a fake GitHub on loopback: app JWTs, installation tokens and
 //! their cache, installation clients, and the manifest conversion. Must not reach the network.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use chrono::{TimeDelta, Utc};
 use gantry::github::{AppCredentials, AppJwtClaims, GitHub, GitHubError};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use url::Url;
-use wiremock::matchers::{header, method, path};
-use wiremock::{Mock, Request, Respond, ResponseTemplate};
+use wiremock::Request;
+
+use common::github::Fault;
 
 mod common;
 
@@ -22,12 +21,14 @@ const PUBLIC_KEY: &str = include_str!("../fixtures/keys/test-app.pub.pem");
 /// A fake GitHub held to GitHub's contract, and what these tests mount on it.
 struct FakeGitHub {
     server: common::FakeGitHub,
+    token_requests: usize,
 }
 
 impl FakeGitHub {
     async fn start() -> Self {
         Self {
             server: common::FakeGitHub::start().await,
+            token_requests: 0,
         }
     }
 
@@ -45,32 +46,22 @@ impl FakeGitHub {
         GitHub::new(api_url, app).unwrap()
     }
 
-    /// Grants installation tokens `ghs_fake_1`, `ghs_fake_2`, … that live `lifetime`, but only
-    /// to a request carrying a valid app JWT; expects exactly `times` such requests.
-    async fn grants_tokens(&self, prefix: &str, lifetime: TimeDelta, times: u64) {
-        Mock::given(method("POST"))
-            .and(path(format!(
-                "{prefix}/app/installations/{INSTALLATION}/access_tokens"
-            )))
-            .and(ValidAppJwt)
-            .respond_with(TokenGrants {
-                issued: AtomicUsize::new(0),
-                lifetime,
-            })
-            .expect(times)
-            .mount(&self.server)
-            .await;
+    /// GitHub has our installation and grants it tokens that live `lifetime`; the test
+    /// expects `times` token requests (see [`Self::verify`]).
+    async fn grants_tokens(&mut self, lifetime: TimeDelta, times: usize) {
+        self.server.install(INSTALLATION);
+        self.server.token_lifetime(lifetime);
+        self.token_requests = times;
     }
 
-    /// Answers `GET {prefix}/repos/o/r` only for a request that carries `token`.
-    async fn serves_repo_to(&self, prefix: &str, token: &str) {
-        Mock::given(method("GET"))
-            .and(path(format!("{prefix}/repos/o/r")))
-            .and(header("authorization", format!("Bearer {token}")))
-            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"full_name": "o/r"})))
-            .expect(1..)
-            .mount(&self.server)
-            .await;
+    /// The token requests were as many as expected.
+    fn verify(&self) {
+        assert_eq!(
+            self.server
+                .answered("apps/create-installation-access-token"),
+            self.token_requests,
+            "token requests"
+        );
     }
 
     async fn requests(&self) -> Vec<Request> {
@@ -78,24 +69,9 @@ impl FakeGitHub {
     }
 }
 
-/// Matches a request whose `Authorization: Bearer` JWT verifies with the app's public key and
-/// whose claims are what GitHub requires of an app JWT made just now.
-struct ValidAppJwt;
-
-impl wiremock::Match for ValidAppJwt {
-    fn matches(&self, request: &Request) -> bool {
-        let claims = request
-            .headers
-            .get("authorization")
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .and_then(verified_claims);
-        claims.is_some_and(|claims| claims_are_fresh(&claims))
-    }
-}
-
+/// The claims of an app JWT that verifies with the app's public key.
 fn verified_claims(jwt: &str) -> Option<AppJwtClaims> {
-    let key = DecodingKey::from_rsa_pem(PUBLIC_KEY.as_bytes()).expect("fixture public key");
+    let key = DecodingKey::from_rsa_pem(PUBLIC_KEY.as_bytes()).ok()?;
     let mut validation = Validation::new(Algorithm::RS256);
     validation.set_required_spec_claims(&["iss", "iat", "exp"]);
     jsonwebtoken::decode::<AppJwtClaims>(jwt, &key, &validation)
@@ -109,25 +85,6 @@ fn claims_are_fresh(claims: &AppJwtClaims) -> bool {
         && (claims.iat - (now - 60)).abs() <= 5
         && claims.exp > now
         && claims.exp - claims.iat <= 600
-}
-
-/// Hands out a new, numbered installation token on each request.
-struct TokenGrants {
-    issued: AtomicUsize,
-    lifetime: TimeDelta,
-}
-
-impl Respond for TokenGrants {
-    fn respond(&self, _: &Request) -> ResponseTemplate {
-        let n = self.issued.fetch_add(1, Ordering::SeqCst) + 1;
-        let expires_at = (Utc::now() + self.lifetime).to_rfc3339();
-        ResponseTemplate::new(201).set_body_json(json!({
-            "token": format!("ghs_fake_{n}"),
-            "expires_at": expires_at,
-            "permissions": {"contents": "read"},
-            "repository_selection": "all",
-        }))
-    }
 }
 
 fn conversion_body() -> serde_json::Value {
@@ -147,13 +104,17 @@ fn conversion_body() -> serde_json::Value {
 
 #[tokio::test]
 async fn token_request_carries_an_app_jwt_that_verifies_with_the_public_key() {
-    let github = FakeGitHub::start().await;
-    github.grants_tokens("", TimeDelta::hours(1), 1).await;
+    let mut github = FakeGitHub::start().await;
+    github.grants_tokens(TimeDelta::hours(1), 1).await;
 
     let token = github.gantry(true).installation_token(INSTALLATION).await;
 
-    // The fake grants a token only to a valid JWT (see `ValidAppJwt`): getting one is the proof.
-    assert_eq!(token.unwrap().token.expose_secret(), "ghs_fake_1");
+    // The fake's contract grants a token only to a valid JWT: getting one is the proof.
+    let token = token.unwrap();
+    assert_eq!(
+        github.server.issued_tokens(),
+        [token.token.expose_secret().to_owned()]
+    );
     let requests = github.requests().await;
     let auth = requests[0]
         .headers
@@ -163,42 +124,40 @@ async fn token_request_carries_an_app_jwt_that_verifies_with_the_public_key() {
         .unwrap();
     let claims = verified_claims(auth.strip_prefix("Bearer ").unwrap()).unwrap();
     assert_eq!(claims.iss, "42");
-    assert!(claims.exp - claims.iat <= 600);
+    assert!(claims_are_fresh(&claims), "{claims:?}");
 }
 
 #[tokio::test]
 async fn second_call_for_an_installation_reuses_the_cached_token() {
-    let github = FakeGitHub::start().await;
-    github.grants_tokens("", TimeDelta::hours(1), 1).await;
+    let mut github = FakeGitHub::start().await;
+    github.grants_tokens(TimeDelta::hours(1), 1).await;
     let gantry = github.gantry(true);
 
     let first = gantry.installation_token(INSTALLATION).await.unwrap();
     let second = gantry.installation_token(INSTALLATION).await.unwrap();
     gantry.installation_client(INSTALLATION).await.unwrap();
 
-    assert_eq!(first.token.expose_secret(), "ghs_fake_1");
-    assert_eq!(second.token.expose_secret(), "ghs_fake_1");
-    github.server.verify().await; // the token endpoint was hit once
+    assert_eq!(first.token.expose_secret(), second.token.expose_secret());
+    github.verify(); // the token endpoint was hit once
 }
 
 #[tokio::test]
 async fn token_expiring_within_five_minutes_is_renewed() {
-    let github = FakeGitHub::start().await;
-    github.grants_tokens("", TimeDelta::minutes(4), 2).await;
+    let mut github = FakeGitHub::start().await;
+    github.grants_tokens(TimeDelta::minutes(4), 2).await;
     let gantry = github.gantry(true);
 
     let first = gantry.installation_token(INSTALLATION).await.unwrap();
     let second = gantry.installation_token(INSTALLATION).await.unwrap();
 
-    assert_eq!(first.token.expose_secret(), "ghs_fake_1");
-    assert_eq!(second.token.expose_secret(), "ghs_fake_2");
-    github.server.verify().await;
+    assert_ne!(first.token.expose_secret(), second.token.expose_secret());
+    github.verify();
 }
 
 #[tokio::test]
 async fn concurrent_callers_for_one_installation_share_one_token_request() {
-    let github = FakeGitHub::start().await;
-    github.grants_tokens("", TimeDelta::hours(1), 1).await;
+    let mut github = FakeGitHub::start().await;
+    github.grants_tokens(TimeDelta::hours(1), 1).await;
     let gantry = github.gantry(true);
 
     let (a, b, c) = tokio::join!(
@@ -208,52 +167,56 @@ async fn concurrent_callers_for_one_installation_share_one_token_request() {
     );
 
     assert!(a.is_ok() && b.is_ok() && c.is_ok());
-    github.server.verify().await;
+    github.verify();
 }
 
 #[tokio::test]
 async fn installation_client_sends_the_installation_token() {
-    let github = FakeGitHub::start().await;
-    github.grants_tokens("", TimeDelta::hours(1), 1).await;
-    github.serves_repo_to("", "ghs_fake_1").await;
+    let mut github = FakeGitHub::start().await;
+    github.grants_tokens(TimeDelta::hours(1), 1).await;
     let client = github
         .gantry(true)
         .installation_client(INSTALLATION)
         .await
         .unwrap();
 
+    // The fake answers only a token it issued.
     let repo: serde_json::Value = client.get("/repos/o/r", None::<&()>).await.unwrap();
 
     assert_eq!(repo["full_name"], "o/r");
-    github.server.verify().await;
+    github.verify();
 }
 
 #[tokio::test]
 async fn github_enterprise_api_prefix_is_kept_on_every_call() {
-    let github = FakeGitHub::start().await;
-    github
-        .grants_tokens("/api/v3", TimeDelta::hours(1), 1)
-        .await;
-    github.serves_repo_to("/api/v3", "ghs_fake_1").await;
+    let mut github = FakeGitHub::start().await;
+    github.grants_tokens(TimeDelta::hours(1), 1).await;
     let gantry = github.gantry_at("/api/v3", true);
 
     let client = gantry.installation_client(INSTALLATION).await.unwrap();
+    // The fake answers only a token it issued.
     let repo: serde_json::Value = client.get("/repos/o/r", None::<&()>).await.unwrap();
 
     assert_eq!(repo["full_name"], "o/r");
-    github.server.verify().await;
+    github.verify();
 }
 
 #[tokio::test]
 async fn refused_token_request_is_an_http_error_without_secrets() {
     let github = FakeGitHub::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(401).set_body_json(json!({
-            "message": "A JSON web token could not be decoded",
-            "documentation_url": "https://docs.github.com/rest",
-        })))
-        .mount(&github.server)
-        .await;
+    github.server.install(INSTALLATION);
+    github.server.fail(
+        "apps/create-installation-access-token",
+        [Fault::Answer {
+            status: 401,
+            headers: Vec::new(),
+            body: json!({
+                "message": "A JSON web token could not be decoded",
+                "documentation_url": "https://docs.github.com/rest",
+            }),
+            quiet_for: None,
+        }],
+    );
 
     let error = github
         .gantry(true)
@@ -276,14 +239,10 @@ async fn refused_token_request_is_an_http_error_without_secrets() {
 #[tokio::test]
 async fn manifest_code_converts_into_the_new_apps_credentials() {
     let github = FakeGitHub::start().await;
-    Mock::given(method("POST"))
-        .and(path(
-            "/app-manifests/a180b1a3d263c81bc6441d7b990bae27d4c10679/conversions",
-        ))
-        .respond_with(ResponseTemplate::new(201).set_body_json(conversion_body()))
-        .expect(1)
-        .mount(&github.server)
-        .await;
+    github.server.add_manifest(
+        "a180b1a3d263c81bc6441d7b990bae27d4c10679",
+        conversion_body(),
+    );
 
     let app = github
         .gantry(false)
@@ -317,7 +276,7 @@ async fn manifest_code_converts_into_the_new_apps_credentials() {
         requests[0].headers.get("authorization").is_none(),
         "conversion needs no auth"
     );
-    github.server.verify().await;
+    assert_eq!(github.server.answered("apps/create-from-manifest"), 1);
 }
 
 #[tokio::test]
@@ -360,26 +319,12 @@ async fn without_app_credentials_installation_calls_are_not_configured() {
 
 #[tokio::test]
 async fn tarball_download_names_gantry_and_leaves_the_token_at_the_api() {
-    let github = FakeGitHub::start().await;
-    github.grants_tokens("", TimeDelta::hours(1), 1).await;
+    let mut github = FakeGitHub::start().await;
+    github.grants_tokens(TimeDelta::hours(1), 1).await;
     let sha = "0123456789abcdef0123456789abcdef01234567";
-    let download = format!("/o/r/legacy.tar.gz/{sha}");
-    Mock::given(method("GET"))
-        .and(path(format!("/repos/o/r/tarball/{sha}")))
-        .and(header("authorization", "Bearer ghs_fake_1"))
-        .respond_with(ResponseTemplate::new(302).insert_header(
-            "location",
-            format!("{}{download}", github.server.downloads().uri()),
-        ))
-        .expect(1)
-        .mount(&github.server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path(download))
-        .respond_with(ResponseTemplate::new(200).set_body_bytes(b"the tarball".to_vec()))
-        .expect(1)
-        .mount(github.server.downloads())
-        .await;
+    github
+        .server
+        .serve_tarball("o/r", sha, b"the tarball".to_vec());
 
     let tarball = github
         .gantry(true)

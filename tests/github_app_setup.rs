@@ -6,8 +6,6 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 
 use common::{TestGantry, fixture};
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, ResponseTemplate};
 
 fn no_app(env: &mut std::collections::HashMap<String, String>) {
     for key in [
@@ -162,9 +160,9 @@ async fn the_setup_page_can_create_the_app_for_an_organization() {
 async fn the_callback_saves_the_new_apps_credentials_and_says_what_to_do_next() {
     let gantry = TestGantry::start_with(no_app).await;
     let pem = String::from_utf8(fixture("keys/test-app.pem")).unwrap();
-    Mock::given(method("POST"))
-        .and(path("/app-manifests/abc123/conversions"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(serde_json::json!({
+    gantry.github.add_manifest(
+        "abc123",
+        serde_json::json!({
             "id": 777,
             "slug": "gantry-acme",
             "node_id": "A_1",
@@ -175,10 +173,8 @@ async fn the_callback_saves_the_new_apps_credentials_and_says_what_to_do_next() 
             "client_secret": "client-secret-value",
             "webhook_secret": "fresh-webhook-secret",
             "pem": pem,
-        })))
-        .expect(1)
-        .mount(&gantry.github)
-        .await;
+        }),
+    );
 
     let callback = set_up_and_come_back(&gantry, "abc123").await;
     assert_eq!(callback.status(), 200);
@@ -214,21 +210,18 @@ async fn the_callback_saves_the_new_apps_credentials_and_says_what_to_do_next() 
     };
     let config = gantry::config::Config::load(None, &env).unwrap();
     assert_eq!(config.github.app.unwrap().app_id, 777);
+    assert_eq!(gantry.github.answered("apps/create-from-manifest"), 1);
 }
 
 #[tokio::test]
 async fn a_callback_without_the_browsers_state_is_refused_before_calling_github() {
     let gantry = TestGantry::start_with(no_app).await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(500))
-        .expect(0)
-        .mount(&gantry.github)
-        .await;
     let response = gantry
         .get("/github-app/callback?code=abc123&state=forged")
         .await;
     assert_eq!(response.status(), 400);
     assert!(!gantry.data_dir.path().join("github-app/app-id").exists());
+    assert_eq!(gantry.github.answered("apps/create-from-manifest"), 0);
 }
 
 #[tokio::test]
@@ -250,11 +243,6 @@ async fn the_setup_page_needs_the_token_gantry_wrote_at_start() {
 async fn once_an_app_is_configured_setup_and_callback_are_closed() {
     // The harness's default environment configures an app.
     let gantry = TestGantry::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(500))
-        .expect(0)
-        .mount(&gantry.github)
-        .await;
     assert_eq!(gantry.get("/github-app/setup").await.status(), 409);
     let callback = gantry
         .http
@@ -274,6 +262,7 @@ async fn once_an_app_is_configured_setup_and_callback_are_closed() {
             .join("github-app/setup-token")
             .exists()
     );
+    assert_eq!(gantry.github.answered("apps/create-from-manifest"), 0);
 }
 
 #[tokio::test]
@@ -295,13 +284,7 @@ async fn a_public_url_github_cannot_reach_is_pointed_out() {
 #[tokio::test]
 async fn a_code_github_refuses_gives_a_clear_page_and_saves_nothing() {
     let gantry = TestGantry::start_with(no_app).await;
-    Mock::given(method("POST"))
-        .and(path("/app-manifests/expired/conversions"))
-        .respond_with(
-            ResponseTemplate::new(404).set_body_json(serde_json::json!({"message": "Not Found"})),
-        )
-        .mount(&gantry.github)
-        .await;
+    // GitHub knows no manifest code "expired" (codes last an hour and are used once).
     let response = set_up_and_come_back(&gantry, "expired").await;
     assert_eq!(response.status(), 502);
     assert!(response.text().await.unwrap().contains("Start again"));

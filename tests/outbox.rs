@@ -6,38 +6,30 @@ mod common;
 
 use std::time::Duration;
 
+use common::github::Fault;
 use common::runs::{Harness, REPO, ROOT_WORKSPACE, sha};
 use common::{push_payload, wait_until};
 use serde_json::json;
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, ResponseTemplate};
 
 #[tokio::test]
 async fn a_500_is_retried_until_the_status_arrives_and_a_422_is_given_up_at_once() {
     // The runner is off: the push's run stays queued, its "Queued" status and check go out.
     let h = Harness::without_runner(ROOT_WORKSPACE).await;
     let commit = sha(1);
-    let statuses = format!("/repos/{REPO}/statuses/{commit}");
-    Mock::given(method("POST"))
-        .and(path(statuses.clone()))
-        .respond_with(ResponseTemplate::new(500))
-        .up_to_n_times(2)
-        .with_priority(1)
-        .mount(&h.gantry.github)
-        .await;
-    Mock::given(method("POST"))
-        .and(path(statuses.clone()))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({ "id": 1 })))
-        .with_priority(2)
-        .mount(&h.gantry.github)
-        .await;
-    Mock::given(method("POST"))
-        .and(path(format!("/repos/{REPO}/check-runs")))
-        .respond_with(
-            ResponseTemplate::new(422).set_body_json(json!({ "message": "Validation Failed" })),
-        )
-        .mount(&h.gantry.github)
-        .await;
+    let github = &h.gantry.github;
+    github.fail(
+        "repos/create-commit-status",
+        [Fault::status(500), Fault::status(500)],
+    );
+    github.outage(
+        "checks/create",
+        Fault::Answer {
+            status: 422,
+            headers: Vec::new(),
+            body: json!({ "message": "Validation Failed" }),
+            quiet_for: None,
+        },
+    );
 
     let body = push_payload(REPO, "main", &commit, &["main.tf"], |_| {});
     assert_eq!(h.gantry.send("push", "push-1", &body).await.status(), 202);
@@ -48,18 +40,13 @@ async fn a_500_is_retried_until_the_status_arrives_and_a_422_is_given_up_at_once
     .await
     .expect("the outbox drained after the retry");
 
-    let requests = h.gantry.github.received_requests().await.unwrap();
-    let count = |p: &str| requests.iter().filter(|r| r.url.path() == p).count();
     assert_eq!(
-        count(&statuses),
+        github.answered("repos/create-commit-status"),
         3,
         "two 500s, each retried by the outbox, then the status arrived"
     );
-    assert_eq!(
-        count(&format!("/repos/{REPO}/check-runs")),
-        1,
-        "a 422 is not retried"
-    );
+    assert_eq!(github.statuses(REPO, &commit).len(), 1);
+    assert_eq!(github.answered("checks/create"), 1, "a 422 is not retried");
     let metrics = h.gantry.get("/metrics").await.text().await.unwrap();
     for line in [
         "gantry_github_outbox_sends_total{kind=\"run_status\",result=\"retried\"} 2",
@@ -78,9 +65,8 @@ async fn a_status_github_took_without_answering_in_time_is_not_posted_again() {
         env.insert("GANTRY_GITHUB_TIMEOUT_SECS".into(), "1".into());
     })
     .await;
-    common::runs::grant_installation_token(&gantry.github).await;
     let commit = sha(1);
-    let board = common::StatusBoard::mount(&gantry.github, REPO, Duration::from_secs(2)).await;
+    gantry.github.slow_statuses(Duration::from_secs(2));
 
     let body = push_payload(REPO, "main", &commit, &["main.tf"], |_| {});
     assert_eq!(gantry.send("push", "push-1", &body).await.status(), 202);
@@ -91,11 +77,8 @@ async fn a_status_github_took_without_answering_in_time_is_not_posted_again() {
     .await
     .expect("the outbox drained");
 
-    let posted = board.posted(&commit);
-    let contexts: Vec<&str> = posted
-        .iter()
-        .map(|s| s["context"].as_str().unwrap())
-        .collect();
+    let posted = gantry.github.statuses(REPO, &commit);
+    let contexts: Vec<&str> = posted.iter().map(|s| s.context.as_str()).collect();
     assert!(contexts.contains(&"gantry/prod"), "{posted:?}");
     let mut unique = contexts.clone();
     unique.sort();
@@ -105,10 +88,8 @@ async fn a_status_github_took_without_answering_in_time_is_not_posted_again() {
         unique.len(),
         "a status was posted twice: {posted:?}"
     );
-    let requests = gantry.github.received_requests().await.unwrap();
     assert!(
-        requests.iter().any(|r| r.method.as_str() == "GET"
-            && r.url.path() == format!("/repos/{REPO}/commits/{commit}/statuses")),
+        gantry.github.answered("repos/list-commit-statuses-for-ref") > 0,
         "the retry asked GitHub what it shows"
     );
     // What GitHub shows is recorded: the same status is not sent again later either.

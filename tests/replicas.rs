@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::runs::{Harness, REPO, ROOT_WORKSPACE, grant_installation_token, sha};
+use common::runs::{Harness, REPO, ROOT_WORKSPACE, sha};
 use common::{TestGantry, push_payload};
 use gantry::core::run::RunState;
 
@@ -63,7 +63,6 @@ async fn replica(database: Option<&str>, settings: &[(&str, &str)]) -> (TestGant
         url = env["GANTRY_DATABASE_URL"].clone();
     })
     .await;
-    grant_installation_token(&gantry.github).await;
     (gantry, url)
 }
 
@@ -376,54 +375,32 @@ async fn a_starting_replica_leaves_the_rows_another_replica_is_sending() {
     if !on_postgres() {
         return;
     }
-    use wiremock::matchers::{method, path_regex};
-    use wiremock::{Mock, ResponseTemplate};
-
-    let writes = || path_regex(r"^/repos/octo-org/infra/(statuses/[0-9a-f]{40}|check-runs)$");
     let (sender, database) = replica(None, &[NO_RUNNER]).await;
     // GitHub is slow to answer this replica: its rows stay `sending` for a while.
-    Mock::given(method("POST"))
-        .and(writes())
-        .respond_with(
-            ResponseTemplate::new(201)
-                .set_body_json(serde_json::json!({ "id": 1 }))
-                .set_delay(std::time::Duration::from_secs(4)),
-        )
-        .mount(&sender.github)
-        .await;
+    sender
+        .github
+        .slow_statuses(std::time::Duration::from_secs(4));
     push_run(&sender, 700).await;
     let in_flight = common::wait_until(std::time::Duration::from_secs(5), || async {
-        let requests = sender.github.received_requests().await?;
-        requests
-            .iter()
-            .any(|r| r.url.path().contains("/statuses/"))
-            .then_some(())
+        (sender.github.answered("repos/create-commit-status") > 0).then_some(())
     })
     .await;
     assert!(in_flight.is_some(), "the status is on its way");
 
     // Another replica starts meanwhile (and puts back rows left `sending` by a crash).
     let (other, _) = replica(Some(&database), &[NO_RUNNER]).await;
-    Mock::given(method("POST"))
-        .and(writes())
-        .respond_with(ResponseTemplate::new(201).set_body_json(serde_json::json!({ "id": 1 })))
-        .mount(&other.github)
-        .await;
     common::wait_until(std::time::Duration::from_secs(15), || async {
         (sender.store.outbox_pending().await.ok()? == 0).then_some(())
     })
     .await
     .expect("the outbox drained");
-    let posts = |requests: Vec<wiremock::Request>| {
-        requests
-            .iter()
-            .filter(|r| r.method.as_str() == "POST" && !r.url.path().contains("access_tokens"))
-            .count()
+    let posts = |github: &common::FakeGitHub| {
+        github.answered("repos/create-commit-status") + github.answered("checks/create")
     };
     assert_eq!(
-        posts(other.github.received_requests().await.unwrap()),
+        posts(&other.github),
         0,
         "the starting replica sent nothing another replica was sending"
     );
-    assert_eq!(posts(sender.github.received_requests().await.unwrap()), 2);
+    assert_eq!(posts(&sender.github), 2);
 }

@@ -175,13 +175,9 @@ impl Scenario {
     /// Every state GitHub was told for the commit.
     async fn statuses(&self, commit: &str) -> Vec<String> {
         self.github
-            .received_requests()
-            .await
-            .unwrap_or_default()
-            .iter()
-            .filter(|r| r.method.as_str() == "POST" && r.url.path().ends_with(commit))
-            .filter_map(|r| serde_json::from_slice::<serde_json::Value>(&r.body).ok())
-            .filter_map(|body| body["state"].as_str().map(str::to_string))
+            .statuses(REPO, commit)
+            .into_iter()
+            .map(|s| s.state)
             .collect()
     }
 

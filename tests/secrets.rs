@@ -8,11 +8,10 @@ mod common;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
+use common::github::{Fault, PullRequest};
 use common::runs::{Harness, REPO, sha};
 use common::{SECRET, fixture};
 use serde_json::{Value, json};
-use wiremock::matchers::{method, path, path_regex};
-use wiremock::{Mock, ResponseTemplate};
 
 const SENSITIVE: &str = "s3nsitive-Value-4711";
 
@@ -54,31 +53,12 @@ async fn no_secret_appears_in_logs_run_output_api_answers_or_requests_to_github(
 
     let h = Harness::start(WORKSPACE, None).await;
     let github = &h.gantry.github;
-    for mock in [
-        Mock::given(method("POST")).and(path_regex(
-            r"^/repos/octo-org/infra/(statuses/.*|check-runs)$",
-        )),
-        Mock::given(method("PATCH")).and(path_regex(
-            r"^/repos/octo-org/infra/(check-runs|issues/comments)/\d+$",
-        )),
-        Mock::given(method("POST")).and(path_regex(
-            r"^/repos/octo-org/infra/issues/(\d+/comments|comments/\d+/reactions)$",
-        )),
-    ] {
-        mock.respond_with(ResponseTemplate::new(201).set_body_json(json!({ "id": 5 })))
-            .mount(github)
-            .await;
-    }
-    Mock::given(method("GET"))
-        .and(path("/repos/octo-org/infra/pulls/7/files"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!([{ "filename": "main.tf" }])))
-        .mount(github)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/repos/octo-org/infra/issues/7/comments"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
-        .mount(github)
-        .await;
+    github.open_pull_request(REPO, 7, PullRequest::open(&sha(2), &["main.tf"]));
+    // The command's permission check gets no permission: GitHub answers 404.
+    github.outage(
+        "repos/get-collaborator-permission-level",
+        Fault::not_found(),
+    );
 
     // A push, planned and applied: Terraform prints the sensitive value in plan and apply.
     h.serve_tarball(&sha(1), "outputs").await;
@@ -161,11 +141,18 @@ async fn no_secret_appears_in_logs_run_output_api_answers_or_requests_to_github(
 
     let key = String::from_utf8(fixture("keys/test-app.pem")).unwrap();
     let key_line = key.lines().nth(1).unwrap().to_string();
+    let tokens = github.issued_tokens();
+    assert!(!tokens.is_empty(), "installation tokens were used");
+    for token in &tokens {
+        assert!(
+            !seen.contains(token.as_str()),
+            "an installation token leaked"
+        );
+    }
     for (what, secret) in [
         ("the sensitive variable", SENSITIVE),
         ("the webhook secret", SECRET),
         ("the private key", key_line.as_str()),
-        ("the installation token", "ghs_test"),
         ("the API token", h.token.as_str()),
     ] {
         assert!(!seen.contains(secret), "{what} leaked");

@@ -15,6 +15,11 @@ impl FakeGitHub {
         lock(&self.world)
     }
 
+    /// GitHub has installation `installation` of the App (99 is there from the start).
+    pub fn install(&self, installation: u64) {
+        self.world().install(installation);
+    }
+
     /// `repo`'s tarball at `git_ref` is `bytes` (served through GitHub's redirect).
     pub fn serve_tarball(&self, repo: &str, git_ref: &str, bytes: Vec<u8>) {
         self.world().add_tarball(repo, git_ref, bytes);

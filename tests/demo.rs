@@ -1,6 +1,9 @@
 //! `gantry demo` end to end: the real binary starts with its stand-in GitHub and sample
 //! repository, sends its push and pull request, and the push's run reaches "planned" with the
-//! real Terraform; Ctrl-C stops it and removes its data.
+//! real Terraform; Ctrl-C stops it and removes its data. The same flow against the tests' fake
+//! GitHub keeps to GitHub's contract.
+
+mod common;
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -8,23 +11,91 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-#[tokio::test]
-async fn the_demo_plans_its_sample_push_and_stops_on_ctrl_c() {
+/// `gantry demo`, started with these extra environment variables.
+fn start_demo(env: &[(&str, &str)]) -> tokio::process::Child {
     let tools = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".tools/bin");
     let path = format!(
         "{}:{}",
         tools.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let mut demo = tokio::process::Command::new(env!("CARGO_BIN_EXE_gantry"))
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_gantry"))
         .args(["demo", "--listen", "127.0.0.1:0"])
         .env("PATH", path)
         .env("GANTRY_LOG", "warn")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_demos_flow_keeps_to_githubs_contract() {
+    use gantry::demo;
+    let github = common::FakeGitHub::start().await;
+    github.app_id(demo::APP_ID);
+    github.install(demo::INSTALLATION);
+    for (sha, tarball) in demo::sample_commits().unwrap() {
+        github.serve_tarball(demo::REPO, sha, tarball);
+    }
+    github.open_pull_request(
+        demo::REPO,
+        demo::PR_NUMBER,
+        common::github::PullRequest::open(demo::PR_SHA, demo::PR_FILES),
+    );
+    let mut demo_process = start_demo(&[(demo::GITHUB_URL_ENV, &github.uri())]);
+    let stdout = demo_process.stdout.take().unwrap();
+    // Drain what the demo prints, so it never blocks on its pipe.
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stdout).lines();
+        while let Ok(Some(_)) = lines.next_line().await {}
+    });
+
+    // The push plans both workspaces (to be confirmed); the pull request plans the one it
+    // touches, and its
+    // comment is written: every request on the way checked against GitHub's contract.
+    let finished = common::wait_until(Duration::from_secs(60), || async {
+        let main = github.latest_statuses(demo::REPO, demo::MAIN_SHA);
+        let pull = github.latest_statuses(demo::REPO, demo::PR_SHA);
+        let says = |statuses: &std::collections::BTreeMap<String, common::github::Status>,
+                    context: &str,
+                    words: &str| {
+            statuses
+                .get(context)
+                .is_some_and(|s| s.description.contains(words))
+        };
+        let commented = github
+            .comments(demo::REPO, demo::PR_NUMBER)
+            .iter()
+            .any(|c| c.body.contains("demo-network"));
+        (says(&main, "gantry/demo-app", "Needs confirmation")
+            && says(&main, "gantry/demo-network", "Needs confirmation")
+            && says(&pull, "gantry/demo-network", "Plan: ")
+            && says(&pull, "gantry/demo-app", "No changes in this workspace")
+            && commented)
+            .then_some(())
+    })
+    .await;
+    let pid = nix::unistd::Pid::from_raw(demo_process.id().unwrap() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    demo_process.wait().await.unwrap();
+    assert!(
+        finished.is_some(),
+        "the demo's runs reported to GitHub: {:#?}",
+        github.all_statuses()
+    );
+    assert_eq!(
+        github.comments(demo::REPO, demo::PR_NUMBER).len(),
+        1,
+        "one PR comment"
+    );
+}
+
+#[tokio::test]
+async fn the_demo_plans_its_sample_push_and_stops_on_ctrl_c() {
+    let mut demo = start_demo(&[]);
     let mut lines = BufReader::new(demo.stdout.take().unwrap()).lines();
     let (mut url, mut token, mut data) = (None, None, None);
     while token.is_none() {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::github::{Comment, PullRequest};
 use common::runs::{Harness, REPO, sha, slow_plan_terraform};
-use common::{fixture, wait_until};
+use common::wait_until;
 use gantry::core::run::RunState;
 use serde_json::{Value, json};
 
@@ -58,7 +58,7 @@ fn comment_payload(id: u64, user: &str, body: &str) -> Vec<u8> {
 async fn fake_pull_request(h: &Harness, files: &[&str], head: &str, fork: bool) {
     let mut pull = PullRequest::open(head, files);
     if fork {
-        pull = pull.from_fork("someone/infra");
+        pull = pull.with_head_in_fork("someone/infra");
     }
     h.gantry.github.open_pull_request(REPO, PR, pull);
 }
@@ -507,14 +507,8 @@ async fn plan_and_retry_on_a_merged_pull_request_are_refused_with_the_reason() {
     fake_pull_request(&h, &["main.tf"], &head, false).await;
     pull_request_ended(&h, &head, true).await;
     grant_permission(&h, "alice", "admin").await;
-    send(
-        &h,
-        "issue_comment",
-        "plan-merged",
-        &comment_payload(907, "alice", "/gantry plan\n/gantry retry"),
-    )
-    .await;
-    outbox_drained(&h).await;
+    h.comment(PR, "alice", "/gantry plan\n/gantry retry").await;
+    h.outbox_drained().await;
     assert!(
         pr_runs(&h).await.is_empty(),
         "a merged pull request was planned"
@@ -535,14 +529,8 @@ async fn a_plan_command_on_a_closed_pull_request_is_refused_with_the_reason() {
     fake_pull_request(&h, &["main.tf"], &head, false).await;
     pull_request_ended(&h, &head, false).await;
     grant_permission(&h, "alice", "admin").await;
-    send(
-        &h,
-        "issue_comment",
-        "plan-closed",
-        &comment_payload(908, "alice", "/gantry plan"),
-    )
-    .await;
-    outbox_drained(&h).await;
+    h.comment(PR, "alice", "/gantry plan").await;
+    h.outbox_drained().await;
     assert!(
         pr_runs(&h).await.is_empty(),
         "a closed pull request was planned"
@@ -678,17 +666,10 @@ async fn a_late_older_run_never_overwrites_a_newer_runs_status() {
 async fn check_runs_follow_each_plan_and_githubs_re_run_retries_it() {
     let h = Harness::start(ROOT, None).await;
     let head = sha(9);
-    fake_pull_request(&h, &["main.tf"], &head, false).await;
     h.serve_tarball(&head, "broken").await;
-    send(
-        &h,
-        "pull_request",
-        "pr-opened",
-        &pr_payload("opened", &head, false),
-    )
-    .await;
+    h.open_pull_request(PR, &head, &["main.tf"]).await;
     let failed = wait_for_pr_runs(&h, 1, "errored").await.remove(0);
-    outbox_drained(&h).await;
+    h.outbox_drained().await;
 
     let checks = h.gantry.github.check_runs();
     assert_eq!(checks.len(), 1, "one check run per run: {checks:#?}");
@@ -703,24 +684,12 @@ async fn check_runs_follow_each_plan_and_githubs_re_run_retries_it() {
         "check_run_of_a_failed_plan",
         name_runs(
             &format!("{}\n\n{}", check.title, check.summary),
-            &[failed.clone()]
+            std::slice::from_ref(&failed)
         )
     );
 
     // GitHub's "Re-run" button on that check run.
-    let mut rerun: Value =
-        serde_json::from_slice(&fixture("webhooks/check_run.rerequested.json")).unwrap();
-    rerun["check_run"]["external_id"] = failed.id.to_string().into();
-    rerun["check_run"]["head_sha"] = head.clone().into();
-    rerun["repository"]["full_name"] = REPO.into();
-    rerun["installation"] = json!({ "id": 99, "node_id": "x" });
-    send(
-        &h,
-        "check_run",
-        "rerun-1",
-        &serde_json::to_vec(&rerun).unwrap(),
-    )
-    .await;
+    h.rerun_check(failed.id, &head).await;
     let retried = wait_until(Duration::from_secs(60), || async {
         let run = pr_runs(&h).await.remove(0);
         (run.id != failed.id && run.state == RunState::Errored).then_some(run)
@@ -739,23 +708,10 @@ async fn closing_the_pull_request_cancels_its_waiting_plans() {
     // The runner is off, so the plan waits.
     let h = Harness::without_runner(ROOT).await;
     let head = sha(11);
-    fake_pull_request(&h, &["main.tf"], &head, false).await;
-    send(
-        &h,
-        "pull_request",
-        "pr-opened",
-        &pr_payload("opened", &head, false),
-    )
-    .await;
+    h.open_pull_request(PR, &head, &["main.tf"]).await;
     let waiting = pr_runs(&h).await.remove(0);
     assert_eq!(waiting.state, RunState::Pending);
-    send(
-        &h,
-        "pull_request",
-        "pr-closed",
-        &pr_payload("closed", &head, false),
-    )
-    .await;
+    h.close_pull_request(PR, &head, false).await;
     let closed = h.gantry.store.run(waiting.id).await.unwrap().unwrap();
     assert_eq!(closed.state, RunState::Canceled);
     assert_eq!(closed.error.as_deref(), Some("the pull request was closed"));

@@ -28,9 +28,21 @@ const PUSH_EXAMPLE: &[u8] = include_bytes!("../../fixtures/webhooks/push.5.json"
 const PR_EXAMPLE: &[u8] = include_bytes!("../../fixtures/webhooks/pull_request.opened.json");
 const APP_TF: &str = include_str!("sample/app/main.tf");
 const NETWORK_TF: &str = include_str!("sample/network/main.tf");
-const REPO: &str = "demo-org/infrastructure";
-const MAIN_SHA: &str = "c0ffee0000000000000000000000000000000001";
-const PR_SHA: &str = "beef000000000000000000000000000000000002";
+/// The sample repository.
+pub const REPO: &str = "demo-org/infrastructure";
+/// The App and its installation, as the sample's webhooks name them.
+pub const APP_ID: u64 = 1;
+pub const INSTALLATION: u64 = 1;
+/// The commit pushed to main.
+pub const MAIN_SHA: &str = "c0ffee0000000000000000000000000000000001";
+/// Pull request #1: its head and the files it changes.
+pub const PR_NUMBER: u64 = 1;
+pub const PR_SHA: &str = "beef000000000000000000000000000000000002";
+pub const PR_FILES: &[&str] = &["network/main.tf"];
+/// Set to a GitHub API URL, the demo talks to that GitHub instead of its own stand-in (which
+/// must then serve [`sample_commits`] and the pull request): how a test holds the demo's flow
+/// to GitHub's contract.
+pub const GITHUB_URL_ENV: &str = "GANTRY_DEMO_GITHUB_URL";
 
 /// Finds the Terraform to run: on PATH, else where scripts/install-terraform puts it.
 fn find_terraform() -> Option<PathBuf> {
@@ -105,7 +117,7 @@ fn push_payload() -> anyhow::Result<Vec<u8>> {
     push["forced"] = false.into();
     push["repository"]["full_name"] = REPO.into();
     push["repository"]["default_branch"] = "main".into();
-    push["installation"] = json!({ "id": 1, "node_id": "demo" });
+    push["installation"] = json!({ "id": INSTALLATION, "node_id": "demo" });
     push["commits"][0]["id"] = MAIN_SHA.into();
     push["commits"][0]["added"] = json!(["app/main.tf", "network/main.tf"]);
     push["commits"][0]["modified"] = json!([]);
@@ -115,8 +127,8 @@ fn push_payload() -> anyhow::Result<Vec<u8>> {
 
 fn pull_request_payload() -> anyhow::Result<Vec<u8>> {
     let mut pr: Value = serde_json::from_slice(PR_EXAMPLE)?;
-    pr["number"] = 1.into();
-    pr["pull_request"]["number"] = 1.into();
+    pr["number"] = PR_NUMBER.into();
+    pr["pull_request"]["number"] = PR_NUMBER.into();
     pr["pull_request"]["title"] = "Widen the private network".into();
     pr["pull_request"]["head"]["sha"] = PR_SHA.into();
     pr["pull_request"]["head"]["repo"]["full_name"] = REPO.into();
@@ -124,8 +136,40 @@ fn pull_request_payload() -> anyhow::Result<Vec<u8>> {
     pr["pull_request"]["base"]["repo"]["full_name"] = REPO.into();
     pr["repository"]["full_name"] = REPO.into();
     pr["repository"]["default_branch"] = "main".into();
-    pr["installation"] = json!({ "id": 1, "node_id": "demo" });
+    pr["installation"] = json!({ "id": INSTALLATION, "node_id": "demo" });
     Ok(serde_json::to_vec(&pr)?)
+}
+
+/// The sample repository's tarball at each commit the demo sends.
+pub fn sample_commits() -> anyhow::Result<Vec<(&'static str, Vec<u8>)>> {
+    Ok(vec![
+        (MAIN_SHA, tarball(NETWORK_TF)?),
+        (
+            PR_SHA,
+            tarball(&NETWORK_TF.replace("10.0.16.0/20", "10.0.16.0/19"))?,
+        ),
+    ])
+}
+
+/// The demo's stand-in GitHub on loopback, holding the sample; returns its URL.
+async fn start_stand_in() -> anyhow::Result<String> {
+    let fake = Arc::new(FakeGitHub::default());
+    {
+        let mut tarballs = fake.tarballs.lock().unwrap_or_else(|e| e.into_inner());
+        for (sha, bytes) in sample_commits()? {
+            tarballs.insert(sha.into(), bytes);
+        }
+        fake.pull_files
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(PR_NUMBER, PR_FILES.iter().map(|f| f.to_string()).collect());
+    }
+    let github_listener = TcpListener::bind("127.0.0.1:0").await?;
+    let github_url = format!("http://{}", github_listener.local_addr()?);
+    tokio::spawn(async move {
+        let _ = axum::serve(github_listener, fake_github::router(fake)).await;
+    });
+    Ok(github_url)
 }
 
 /// Runs the demo until Ctrl-C.
@@ -144,24 +188,10 @@ pub async fn run(listen: SocketAddr) -> anyhow::Result<()> {
     std::fs::create_dir_all(cache.join(&version))?;
     std::os::unix::fs::symlink(&terraform, cache.join(&version).join("terraform"))?;
 
-    let fake = Arc::new(FakeGitHub::default());
-    {
-        let mut tarballs = fake.tarballs.lock().unwrap_or_else(|e| e.into_inner());
-        tarballs.insert(MAIN_SHA.into(), tarball(NETWORK_TF)?);
-        tarballs.insert(
-            PR_SHA.into(),
-            tarball(&NETWORK_TF.replace("10.0.16.0/20", "10.0.16.0/19"))?,
-        );
-        fake.pull_files
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(1, vec!["network/main.tf".into()]);
-    }
-    let github_listener = TcpListener::bind("127.0.0.1:0").await?;
-    let github_url = format!("http://{}", github_listener.local_addr()?);
-    tokio::spawn(async move {
-        let _ = axum::serve(github_listener, fake_github::router(fake)).await;
-    });
+    let github_url = match std::env::var(GITHUB_URL_ENV) {
+        Ok(url) => url,
+        Err(_) => start_stand_in().await?,
+    };
 
     let listener = TcpListener::bind(listen)
         .await
@@ -184,7 +214,7 @@ pub async fn run(listen: SocketAddr) -> anyhow::Result<()> {
         ("GANTRY_PUBLIC_URL", url.clone()),
         ("GANTRY_GITHUB_API_URL", github_url.clone()),
         ("GANTRY_GITHUB_WEB_URL", github_url),
-        ("GANTRY_APP_ID", "1".into()),
+        ("GANTRY_APP_ID", APP_ID.to_string()),
         ("GANTRY_APP_PRIVATE_KEY", DEMO_ONLY_KEY.into()),
         ("GANTRY_WEBHOOK_SECRET", secret.clone()),
         ("GANTRY_TERRAFORM_TOOL_CACHE", cache.display().to_string()),

@@ -268,6 +268,77 @@ impl Harness {
     }
 }
 
+/// Scenario verbs: what happens on GitHub, as GitHub tells Gantry (a signed webhook, waited
+/// for until Gantry has processed it) and as the fake GitHub then holds it.
+impl Harness {
+    /// Sends `event` with a fresh delivery id and waits until Gantry processed it.
+    pub async fn deliver(&self, event: &str, body: &[u8]) {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let delivery = format!("{event}-{n}");
+        assert_eq!(self.gantry.send(event, &delivery, body).await.status(), 202);
+        self.gantry.wait_for_outcome(&delivery).await;
+    }
+
+    /// Someone opens pull request `number` from `head` (in the repository itself), changing
+    /// `files`.
+    pub async fn open_pull_request(&self, number: u64, head: &str, files: &[&str]) {
+        let pull = super::github::PullRequest::open(head, files);
+        self.gantry.github.open_pull_request(REPO, number, pull);
+        let body = pull_request_payload(number, "opened", head, REPO);
+        self.deliver("pull_request", &body).await;
+    }
+
+    /// Someone pushes `head` to pull request `number`, which now changes `files`.
+    pub async fn synchronize_pull_request(&self, number: u64, head: &str, files: &[&str]) {
+        self.gantry
+            .github
+            .push_to_pull_request(REPO, number, head, files);
+        let body = pull_request_payload(number, "synchronize", head, REPO);
+        self.deliver("pull_request", &body).await;
+    }
+
+    /// Someone closes pull request `number` (at `head`), merged or not.
+    pub async fn close_pull_request(&self, number: u64, head: &str, merged: bool) {
+        self.gantry.github.close_pull_request(REPO, number, merged);
+        let mut body: Value =
+            serde_json::from_slice(&pull_request_payload(number, "closed", head, REPO)).unwrap();
+        body["pull_request"]["state"] = "closed".into();
+        body["pull_request"]["merged"] = merged.into();
+        self.deliver("pull_request", &serde_json::to_vec(&body).unwrap())
+            .await;
+    }
+
+    /// `user` comments `body` on pull request `number`; returns the comment's id.
+    pub async fn comment(&self, number: u64, user: &str, body: &str) -> i64 {
+        let id = self.gantry.github.comment_by(REPO, number, user, body);
+        let payload = comment_payload(number, id as u64, user, body);
+        self.deliver("issue_comment", &payload).await;
+        id
+    }
+
+    /// Someone presses "Re-run" on the check run of run `run` at `head`.
+    pub async fn rerun_check(&self, run: i64, head: &str) {
+        let mut rerun: Value =
+            serde_json::from_slice(&fixture("webhooks/check_run.rerequested.json")).unwrap();
+        rerun["check_run"]["external_id"] = run.to_string().into();
+        rerun["check_run"]["head_sha"] = head.into();
+        rerun["repository"]["full_name"] = REPO.into();
+        rerun["installation"] = serde_json::json!({ "id": 99, "node_id": "x" });
+        self.deliver("check_run", &serde_json::to_vec(&rerun).unwrap())
+            .await;
+    }
+
+    /// Waits until Gantry has sent GitHub everything it had to say.
+    pub async fn outbox_drained(&self) {
+        wait_until(Duration::from_secs(30), || async {
+            (self.gantry.store.outbox_pending().await.unwrap() == 0).then_some(())
+        })
+        .await
+        .expect("the outbox drained");
+    }
+}
+
 /// A gzipped tar of a fixture configuration, wrapped in `owner-repo-sha/` as GitHub does.
 pub fn tarball_of(fixture: &str, commit: &str) -> Vec<u8> {
     let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(

@@ -15,6 +15,11 @@ impl FakeGitHub {
         lock(&self.world)
     }
 
+    /// The App is `app_id` (4242 unless told).
+    pub fn app_id(&self, app_id: u64) {
+        self.world().set_app_id(app_id);
+    }
+
     /// GitHub has installation `installation` of the App (99 is there from the start).
     pub fn install(&self, installation: u64) {
         self.world().install(installation);

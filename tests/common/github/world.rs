@@ -53,7 +53,7 @@ impl PullRequest {
     }
 
     /// The head lives in the fork `repo` (`owner/name`).
-    pub fn from_fork(self, repo: &str) -> Self {
+    pub fn with_head_in_fork(self, repo: &str) -> Self {
         Self {
             head_repo: repo.to_owned(),
             ..self
@@ -208,6 +208,8 @@ struct Repo {
 
 /// Everything the fake GitHub holds.
 pub struct World {
+    /// The App whose installations these are (its comments name it).
+    app_id: u64,
     /// Installation ids that exist.
     installations: Vec<u64>,
     /// Tokens issued: token → installation.
@@ -242,6 +244,7 @@ pub struct World {
 impl Default for World {
     fn default() -> Self {
         Self {
+            app_id: APP_ID,
             installations: vec![INSTALLATION],
             tokens: HashMap::new(),
             token_lifetime: chrono::Duration::hours(1),
@@ -351,6 +354,10 @@ impl World {
         if !self.installations.contains(&installation) {
             self.installations.push(installation);
         }
+    }
+
+    pub fn set_app_id(&mut self, app_id: u64) {
+        self.app_id = app_id;
     }
 
     pub fn set_token_lifetime(&mut self, lifetime: chrono::Duration) {
@@ -576,7 +583,7 @@ impl World {
                     .comments
                     .iter()
                     .filter(|c| c.repo == repo && c.issue == issue)
-                    .map(comment_json)
+                    .map(|c| comment_json(c, self.app_id))
                     .collect();
                 page(call, &listed)
             }
@@ -587,7 +594,7 @@ impl World {
                 };
                 comment.body = call.text("body");
                 comment.edits += 1;
-                answer(200, comment_json(comment))
+                answer(200, comment_json(comment, self.app_id))
             }
             "reactions/create-for-issue-comment" => {
                 let id = call.number("comment_id");
@@ -784,7 +791,7 @@ impl World {
             by_app: true,
             edits: 0,
         };
-        let json = comment_json(&comment);
+        let json = comment_json(&comment, self.app_id);
         self.comments.push(comment);
         answer(201, json)
     }
@@ -860,9 +867,9 @@ fn check_json(check: &CheckRun) -> Value {
             "output": { "title": check.title, "summary": check.summary } })
 }
 
-fn comment_json(comment: &Comment) -> Value {
+fn comment_json(comment: &Comment, app_id: u64) -> Value {
     let (user_type, app) = if comment.by_app {
-        ("Bot", json!({ "id": APP_ID, "slug": "gantry" }))
+        ("Bot", json!({ "id": app_id, "slug": "gantry" }))
     } else {
         ("User", Value::Null)
     };

@@ -141,8 +141,14 @@ async fn a_periodic_pass_pages_back_to_the_previous_pass() {
             .unwrap();
     let mut catch_up =
         gantry::engine::catch_up::CatchUp::new(gantry.store.clone(), std::sync::Arc::new(github));
-    // The first pass finds nothing missed.
+    // The first pass finds nothing missed. Before the delivery Gantry stored, more than a page
+    // of older ones it failed long ago (asked for then): no pass needs to page back to them.
     gantry.github.add_delivery(listed(700, "stored-1", 202, 60));
+    for n in 0..150 {
+        gantry
+            .github
+            .add_delivery(listed(600 - n, &format!("long-ago-{n}"), 500, 120));
+    }
     assert_eq!(catch_up.once().await.unwrap(), 0);
 
     // Then 120 deliveries fail while Gantry is up (say it answered 500 for a while).

@@ -80,7 +80,11 @@ async fn the_demos_flow_keeps_to_githubs_contract() {
     .await;
     let pid = nix::unistd::Pid::from_raw(demo_process.id().unwrap() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
-    demo_process.wait().await.unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(30), demo_process.wait())
+        .await
+        .expect("the demo stops on Ctrl-C")
+        .unwrap();
+    assert!(status.success());
     assert!(
         finished.is_some(),
         "the demo's runs reported to GitHub: {:#?}",

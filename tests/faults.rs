@@ -90,7 +90,8 @@ async fn after_500s_timeouts_and_rate_limits_every_status_and_the_comment_arrive
             .status(),
         202
     );
-    h.gantry.wait_for_outcome("pr-sync").await;
+    // Processing it may wait out the rate limits GitHub announces meanwhile: the wait below
+    // allows for that.
 
     let settled = wait_until(Duration::from_secs(120), || async {
         let runs = h
@@ -105,7 +106,8 @@ async fn after_500s_timeouts_and_rate_limits_every_status_and_the_comment_arrive
             finished &= run.state.as_str() == "planned_and_finished";
         }
         let pending = h.gantry.store.outbox_pending().await.ok()?;
-        (finished && !runs.is_empty() && pending == 0).then_some(runs)
+        let synchronized = h.gantry.delivery("pr-sync").await?.status == "processed";
+        (synchronized && finished && !runs.is_empty() && pending == 0).then_some(runs)
     })
     .await;
     let Some(settled) = settled else {

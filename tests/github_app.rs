@@ -199,6 +199,13 @@ async fn github_enterprise_api_prefix_is_kept_on_every_call() {
 
     assert_eq!(repo["full_name"], "o/r");
     github.verify();
+    for request in github.requests().await {
+        assert!(
+            request.url.path().starts_with("/api/v3/"),
+            "{}",
+            request.url
+        );
+    }
 }
 
 #[tokio::test]
@@ -344,4 +351,7 @@ async fn tarball_download_names_gantry_and_leaves_the_token_at_the_api() {
         .unwrap();
     assert!(agent.starts_with("gantry/"), "{agent}");
     assert!(fetched[0].headers.get("authorization").is_none());
+    assert_eq!(fetched.len(), 1);
+    assert_eq!(github.server.answered("repos/download-tarball-archive"), 1);
+    github.verify();
 }

@@ -204,11 +204,14 @@ async fn a_forced_push_asks_github_which_files_changed() {
     assert_eq!(done.status, "processed", "{:?}", done.outcome_detail);
     assert_eq!(run_count(&gantry, "staging").await, 1);
     assert_eq!(run_count(&gantry, "prod").await, 0);
-    assert_eq!(
-        gantry.github.answered("repos/compare-commits"),
-        2,
-        "compared both ways, once"
-    );
+    let requests = gantry.github.received_requests().await.unwrap();
+    for compared in [format!("{SHA1}...{SHA2}"), format!("{SHA2}...{SHA1}")] {
+        let asked = requests
+            .iter()
+            .filter(|r| r.url.path().ends_with(&format!("/compare/{compared}")))
+            .count();
+        assert_eq!(asked, 1, "{compared} compared once");
+    }
 }
 
 /// GitHub's comparison `base...head` lists these files.

@@ -377,9 +377,12 @@ async fn a_starting_replica_leaves_the_rows_another_replica_is_sending() {
     }
     let (sender, database) = replica(None, &[NO_RUNNER]).await;
     // GitHub is slow to answer this replica: its rows stay `sending` for a while.
-    sender
-        .github
-        .slow_statuses(std::time::Duration::from_secs(4));
+    let slow = std::time::Duration::from_secs(4);
+    sender.github.slow_statuses(slow);
+    sender.github.fail(
+        "checks/create",
+        [common::github::Fault::SlowAfterDoing(slow)],
+    );
     push_run(&sender, 700).await;
     let in_flight = common::wait_until(std::time::Duration::from_secs(5), || async {
         (sender.github.answered("repos/create-commit-status") > 0).then_some(())
@@ -394,13 +397,17 @@ async fn a_starting_replica_leaves_the_rows_another_replica_is_sending() {
     })
     .await
     .expect("the outbox drained");
-    let posts = |github: &common::FakeGitHub| {
-        github.answered("repos/create-commit-status") + github.answered("checks/create")
-    };
+    async fn posts(github: &common::FakeGitHub) -> usize {
+        let requests = github.received_requests().await.unwrap_or_default();
+        requests
+            .iter()
+            .filter(|r| r.method.as_str() != "GET" && !r.url.path().contains("access_tokens"))
+            .count()
+    }
     assert_eq!(
-        posts(&other.github),
+        posts(&other.github).await,
         0,
         "the starting replica sent nothing another replica was sending"
     );
-    assert_eq!(posts(&sender.github), 2);
+    assert_eq!(posts(&sender.github).await, 2);
 }

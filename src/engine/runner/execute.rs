@@ -528,9 +528,6 @@ impl Execution {
         Ok(path)
     }
 
-    /// A fresh copy of the configuration in the run's own directory. Unpacking is blocking file
-    /// work (a repository's tarball can take a while), so it runs off the async workers: on a
-    /// small machine there may be only one, and webhooks wait for it.
     /// The run's commit from GitHub. A rate limit is waited out (GitHub resets one within the
     /// hour), not taken for a failure of the run.
     async fn download_tarball(&self, installation: u64) -> Result<Vec<u8>, Failure> {
@@ -567,6 +564,9 @@ impl Execution {
         }
     }
 
+    /// A fresh copy of the configuration in the run's own directory. Unpacking is blocking file
+    /// work (a repository's tarball can take a while), so it runs off the async workers: on a
+    /// small machine there may be only one, and webhooks wait for it.
     async fn unpack(&self, archive: &Path) -> Result<(), Failure> {
         let run_dir = self.run_dir();
         let archive = archive.to_path_buf();

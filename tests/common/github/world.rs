@@ -18,6 +18,9 @@ use super::contract::Operation;
 pub const APP_ID: u64 = 4242;
 /// The installation the tests' payloads name.
 pub const INSTALLATION: u64 = 99;
+/// A request that reaches GitHub this soon after a rate limit was answered was on its way
+/// before Gantry could read the answer: it does not count as early.
+const IN_FLIGHT: Duration = Duration::from_millis(250);
 /// GitHub's longest page.
 const MAX_PER_PAGE: usize = 100;
 /// GitHub lists at most this many files of a pull request.
@@ -129,6 +132,8 @@ pub enum Fault {
     SlowAfterDoing(Duration),
     /// Nothing is done and the answer (an error) comes after `delay`.
     SlowWithoutDoing(Duration),
+    /// See [`Fault::primary_rate_limit`]: the reset is counted from when it is served.
+    PrimaryRateLimit { reset_in_secs: u64 },
 }
 
 impl Fault {
@@ -158,24 +163,17 @@ impl Fault {
     }
 
     /// The primary rate limit used up: 403, `x-ratelimit-remaining: 0` and a reset
-    /// `reset_in_secs` from now (whole seconds, so requests may resume one second sooner).
+    /// `reset_in_secs` after the answer (whole seconds, so requests may resume one second
+    /// sooner).
     pub fn primary_rate_limit(reset_in_secs: u64) -> Self {
-        let reset = Utc::now().timestamp() + reset_in_secs as i64;
-        Fault::Answer {
-            status: 403,
-            headers: vec![
-                ("x-ratelimit-remaining".into(), "0".into()),
-                ("x-ratelimit-reset".into(), reset.to_string()),
-            ],
-            body: json!({ "message": "API rate limit exceeded for installation." }),
-            quiet_for: Some(Duration::from_secs(reset_in_secs.saturating_sub(1))),
-        }
+        Fault::PrimaryRateLimit { reset_in_secs }
     }
 
     /// What the fault is, for a test's log.
     pub fn label(&self) -> String {
         match self {
             Fault::Answer { status, .. } => status.to_string(),
+            Fault::PrimaryRateLimit { .. } => "403".into(),
             Fault::SlowAfterDoing(_) => "slow after doing".into(),
             Fault::SlowWithoutDoing(_) => "slow without doing".into(),
         }
@@ -230,7 +228,9 @@ pub struct World {
     outages: HashMap<&'static str, Fault>,
     /// The faults served: (operation, [`Fault::label`]).
     served_faults: Vec<(&'static str, String)>,
-    /// Until when a rate limit this GitHub announced is in force.
+    /// When the last rate limit this GitHub announced was answered, and until when it is in
+    /// force.
+    quiet_since: Option<Instant>,
     quiet_until: Option<Instant>,
     /// Requests that came while a rate limit was in force: `METHOD path`.
     early: Vec<String>,
@@ -259,6 +259,7 @@ impl Default for World {
             faults: HashMap::new(),
             outages: HashMap::new(),
             served_faults: Vec::new(),
+            quiet_since: None,
             quiet_until: None,
             early: Vec::new(),
             answered: BTreeMap::new(),
@@ -506,7 +507,11 @@ impl World {
     pub fn respond(&mut self, call: &Call) -> ResponseTemplate {
         let id = call.operation.id;
         *self.answered.entry(id).or_default() += 1;
-        if self.quiet_until.is_some_and(|until| Instant::now() < until) {
+        let now = Instant::now();
+        if self
+            .quiet_since
+            .is_some_and(|since| since + IN_FLIGHT <= now && self.quiet_until > Some(now))
+        {
             self.early
                 .push(format!("{} {}", call.operation_method(), call.path));
         }
@@ -529,7 +534,7 @@ impl World {
                 quiet_for,
             }) => {
                 if let Some(quiet) = quiet_for {
-                    self.quiet_until = Some(Instant::now() + quiet);
+                    self.be_quiet_for(quiet);
                 }
                 let mut template = answer(status, body);
                 for (name, value) in headers {
@@ -537,12 +542,28 @@ impl World {
                 }
                 template
             }
+            Some(Fault::PrimaryRateLimit { reset_in_secs }) => {
+                let reset = Utc::now().timestamp() + reset_in_secs as i64;
+                self.be_quiet_for(Duration::from_secs(reset_in_secs.saturating_sub(1)));
+                answer(
+                    403,
+                    json!({ "message": "API rate limit exceeded for installation." }),
+                )
+                .insert_header("x-ratelimit-remaining", "0")
+                .insert_header("x-ratelimit-reset", reset.to_string().as_str())
+            }
             Some(Fault::SlowAfterDoing(delay)) => self.perform(call).set_delay(delay),
             Some(Fault::SlowWithoutDoing(delay)) => {
                 answer(504, json!({ "message": "Gateway Timeout" })).set_delay(delay)
             }
             None => self.perform(call),
         }
+    }
+
+    fn be_quiet_for(&mut self, quiet: Duration) {
+        let now = Instant::now();
+        self.quiet_since = Some(now);
+        self.quiet_until = Some(now + quiet);
     }
 
     /// An installation token must be one this GitHub issued (and for an installation that still
@@ -589,7 +610,12 @@ impl World {
             }
             "issues/update-comment" => {
                 let id = call.number("comment_id");
-                let Some(comment) = self.comments.iter_mut().find(|c| c.id == id) else {
+                let repo = call.repo();
+                let Some(comment) = self
+                    .comments
+                    .iter_mut()
+                    .find(|c| c.id == id && c.repo == repo)
+                else {
                     return not_found();
                 };
                 comment.body = call.text("body");
@@ -737,8 +763,8 @@ impl World {
             template = template.insert_header(
                 "link",
                 format!(
-                    "<{}/app/hook/deliveries?per_page={per_page}&cursor=v1_{}>; rel=\"next\"",
-                    call.api_base, next.id
+                    "<{}{}?per_page={per_page}&cursor=v1_{}>; rel=\"next\"",
+                    call.api_base, call.path, next.id
                 ),
             );
         }

@@ -118,10 +118,13 @@ impl PhaseFiles {
         }
     }
 
-    /// Whether some process of the phase still holds its lock.
+    /// Whether some process of the phase still holds its lock. A lock file that cannot be
+    /// opened for another reason than being gone (no descriptor left, say) may well be held:
+    /// taking it for free would declare a live phase lost.
     pub fn lock_is_held(&self) -> bool {
-        let Ok(file) = std::fs::File::open(self.lock()) else {
-            return false;
+        let file = match std::fs::File::open(self.lock()) {
+            Ok(file) => file,
+            Err(error) => return error.kind() != std::io::ErrorKind::NotFound,
         };
         match file.try_lock() {
             Ok(()) => {

@@ -1,8 +1,8 @@
 //! Pull request feedback, measured end to end against a fake GitHub on loopback:
 //!
-//! 1. latency: from a pull_request delivery's 202 to the first commit status request arriving
-//!    at the fake GitHub (runner off, so only ingest, dispatch, the files request and the
-//!    outbox are measured);
+//! 1. latency: from a pull_request delivery's 202 to the first commit status arriving at the
+//!    fake GitHub (runner off, so only ingest, dispatch, the files request and the outbox are
+//!    measured);
 //! 2. fan-out: one pull request touching 50 workspaces, planned with the real Terraform under
 //!    the speculative-plan cap: the time until all are planned and the most plans seen at once.
 //!
@@ -15,24 +15,10 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use common::github::PullRequest;
 use common::runs::{Harness, REPO, sha};
 use common::{TestGantry, fixture, wait_until};
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
-use wiremock::matchers::{method, path, path_regex};
-use wiremock::{Mock, Request, Respond, ResponseTemplate};
-
-/// Answers a status request and says when it arrived.
-struct Arrivals(mpsc::UnboundedSender<(String, Instant)>);
-
-impl Respond for Arrivals {
-    fn respond(&self, request: &Request) -> ResponseTemplate {
-        let _ = self
-            .0
-            .send((request.url.path().to_string(), Instant::now()));
-        ResponseTemplate::new(201).set_body_json(json!({ "id": 1 }))
-    }
-}
 
 fn pr_payload(number: u64, head: &str) -> Vec<u8> {
     let mut p: Value =
@@ -50,74 +36,41 @@ fn pr_payload(number: u64, head: &str) -> Vec<u8> {
 }
 
 fn workspaces_toml(count: usize) -> String {
-    (0..count)
-        .map(|i| {
-            format!(
-                "[[workspaces]]\nname = \"ws-{i}\"\nrepo = \"{REPO}\"\nworking_directory = \"ws-{i}\"\n\
-                 terraform_version = \"1.0.3\"\n[workspaces.vars]\nname = \"ws-{i}\"\n\n"
-            )
-        })
-        .collect()
-}
-
-async fn mock_common(github: &wiremock::MockServer, files: Vec<Value>) {
-    Mock::given(method("POST"))
-        .and(path("/app/installations/99/access_tokens"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({
-            "token": "ghs_bench", "expires_at": "2099-01-01T00:00:00Z"
-        })))
-        .mount(github)
-        .await;
-    Mock::given(method("GET"))
-        .and(path_regex(r"^/repos/octo-org/infra/pulls/\d+/files$"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(files))
-        .mount(github)
-        .await;
-    Mock::given(method("GET"))
-        .and(path_regex(r"^/repos/octo-org/infra/issues/\d+/comments$"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
-        .mount(github)
-        .await;
-    Mock::given(method("POST"))
-        .and(path_regex(r"^/repos/octo-org/infra/issues/\d+/comments$"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({ "id": 555 })))
-        .mount(github)
-        .await;
-    Mock::given(method("PATCH"))
-        .and(path_regex(r"^/repos/octo-org/infra/issues/comments/\d+$"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "id": 555 })))
-        .mount(github)
-        .await;
+    let mut toml = String::new();
+    for i in 0..count {
+        toml.push_str(&format!(
+            "[[workspaces]]\nname = \"ws-{i}\"\nrepo = \"{REPO}\"\nworking_directory = \"ws-{i}\"\n\
+             terraform_version = \"1.0.3\"\n[workspaces.vars]\nname = \"ws-{i}\"\n\n"
+        ));
+    }
+    toml
 }
 
 async fn latency(rounds: usize) -> Vec<Duration> {
     let gantry = TestGantry::start_with_config(&workspaces_toml(1)).await;
-    mock_common(&gantry.github, vec![json!({ "filename": "ws-0/main.tf" })]).await;
-    let (tx, mut arrivals) = mpsc::unbounded_channel();
-    Mock::given(method("POST"))
-        .and(path_regex(r"^/repos/octo-org/infra/statuses/[0-9a-f]{40}$"))
-        .respond_with(Arrivals(tx))
-        .mount(&gantry.github)
-        .await;
     let mut samples = Vec::new();
     for round in 0..rounds {
         let head = sha(10_000 + round as u32);
-        let body = pr_payload(100 + round as u64, &head);
+        let number = 100 + round as u64;
+        gantry
+            .github
+            .open_pull_request(REPO, number, PullRequest::open(&head, &["ws-0/main.tf"]));
+        let body = pr_payload(number, &head);
         let response = gantry
             .send("pull_request", &format!("lat-{round}"), &body)
             .await;
         let accepted = Instant::now();
         assert_eq!(response.status(), 202);
-        let expected = format!("/repos/{REPO}/statuses/{head}");
         loop {
-            let (arrived_path, at) = tokio::time::timeout(Duration::from_secs(10), arrivals.recv())
-                .await
-                .expect("a status arrived")
-                .unwrap();
-            if arrived_path == expected {
-                samples.push(at.saturating_duration_since(accepted));
+            if !gantry.github.statuses(REPO, &head).is_empty() {
+                samples.push(accepted.elapsed());
                 break;
             }
+            assert!(
+                accepted.elapsed() < Duration::from_secs(10),
+                "a status arrived"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
     }
     samples
@@ -148,16 +101,12 @@ fn monorepo_tarball(count: usize) -> Vec<u8> {
 
 async fn fan_out(count: usize) -> (Duration, usize, usize) {
     let h = Harness::start(&workspaces_toml(count), None).await;
-    let files = (0..count)
-        .map(|i| json!({ "filename": format!("ws-{i}/main.tf") }))
-        .collect();
-    mock_common(&h.gantry.github, files).await;
-    Mock::given(method("POST"))
-        .and(path_regex(r"^/repos/octo-org/infra/statuses/[0-9a-f]{40}$"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({ "id": 1 })))
-        .mount(&h.gantry.github)
-        .await;
     let head = sha(20_000);
+    let files: Vec<String> = (0..count).map(|i| format!("ws-{i}/main.tf")).collect();
+    let files: Vec<&str> = files.iter().map(String::as_str).collect();
+    h.gantry
+        .github
+        .open_pull_request(REPO, 500, PullRequest::open(&head, &files));
     h.serve_tarball_bytes(&head, monorepo_tarball(count)).await;
     let start = Instant::now();
     assert_eq!(

@@ -25,8 +25,6 @@ use std::time::{Duration, Instant};
 use common::{TestGantry, fixture_path, push_payload, wait_until};
 use gantry::executor::sandbox::{Isolation, Sandbox};
 use gantry::executor::terraform::{Phases, Stop, Terraform};
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, ResponseTemplate};
 
 const WORKSPACE: &str = r#"
 [[workspaces]]
@@ -99,31 +97,13 @@ async fn gantry_rounds(rounds: usize, isolation: &str) -> Vec<Duration> {
         env.insert("GANTRY_RUNNER_ISOLATION".into(), isolation.into());
     })
     .await;
-    Mock::given(method("POST"))
-        .and(path("/app/installations/99/access_tokens"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(serde_json::json!({
-            "token": "ghs_bench", "expires_at": "2099-01-01T00:00:00Z"
-        })))
-        .mount(&gantry.github)
-        .await;
     let workspace = gantry.store.workspace_named("prod").await.unwrap().unwrap();
     let mut samples = Vec::new();
     for round in 0..rounds {
         let commit = format!("{:040x}", round + 1);
-        let download = format!("/download/{commit}");
-        Mock::given(method("GET"))
-            .and(path(format!("/repos/octo-org/infra/tarball/{commit}")))
-            .respond_with(ResponseTemplate::new(302).insert_header(
-                "location",
-                format!("{}{download}", gantry.github.downloads().uri()),
-            ))
-            .mount(&gantry.github)
-            .await;
-        Mock::given(method("GET"))
-            .and(path(download))
-            .respond_with(ResponseTemplate::new(200).set_body_bytes(tarball(&commit)))
-            .mount(gantry.github.downloads())
-            .await;
+        gantry
+            .github
+            .serve_tarball("octo-org/infra", &commit, tarball(&commit));
         let body = push_payload("octo-org/infra", "main", &commit, &["main.tf"], |_| {});
         let start = Instant::now();
         assert_eq!(

@@ -194,6 +194,30 @@ pub struct FeedbackConfig {
     pub check_runs: bool,
     /// One more status, `gantry`, that sums up every workspace's on a commit.
     pub aggregate_status: bool,
+    /// What workspaces a pull request does not touch get.
+    pub untouched: Untouched,
+    /// How long an in-between state (queued, planning) waits before it is sent: a result that
+    /// follows within it is sent instead, one request rather than two.
+    pub hold_in_between: std::time::Duration,
+}
+
+/// `[feedback] untouched`: what a workspace a pull request does not touch shows on GitHub.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Untouched {
+    /// Its own `gantry/<workspace>` status, "No changes in this workspace" (branch protection
+    /// may require any workspace's context).
+    Status,
+    /// Nothing of its own: the one `gantry` status sums up every workspace, untouched ones as
+    /// "no changes" (branch protection requires `gantry`).
+    Aggregate,
+}
+
+impl FeedbackConfig {
+    /// Whether the `gantry` status summing up a commit's workspaces is kept.
+    pub fn aggregates(&self) -> bool {
+        self.aggregate_status || self.untouched == Untouched::Aggregate
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -315,6 +339,8 @@ struct RawFeedback {
     commit_statuses: Option<bool>,
     check_runs: Option<bool>,
     aggregate_status: Option<bool>,
+    untouched: Option<Untouched>,
+    hold_in_between_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -570,6 +596,10 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             commit_statuses: raw.feedback.commit_statuses.unwrap_or(true),
             check_runs: raw.feedback.check_runs.unwrap_or(true),
             aggregate_status: raw.feedback.aggregate_status.unwrap_or(false),
+            untouched: raw.feedback.untouched.unwrap_or(Untouched::Status),
+            hold_in_between: std::time::Duration::from_millis(
+                raw.feedback.hold_in_between_ms.unwrap_or(1000),
+            ),
         },
         workspaces: validate_workspaces(raw.workspaces)?,
     })

@@ -166,6 +166,7 @@ pub async fn serve_on(
             stored.clone(),
             run_control.clone(),
             config.pull_requests.clone(),
+            config.feedback.clone(),
             metrics.clone(),
             config.public_url.clone(),
         );

@@ -119,13 +119,13 @@ async fn a_row_a_stop_left_in_flight_comes_back_in_doubt_and_a_fresh_one_does_no
         })
     };
     store.enqueue_outbox(&[status("left")]).await.unwrap();
-    let taken = store.claim_outbox(10).await.unwrap();
+    let taken = store.claim_outbox(10, 0).await.unwrap();
     assert_eq!(taken.len(), 1);
     assert!(!taken[0].in_doubt, "a first try is not in doubt");
     // The server stops while the row is being sent; at the next start it is put back.
     store.enqueue_outbox(&[status("fresh")]).await.unwrap();
     assert_eq!(store.reset_sending_outbox().await.unwrap(), 1);
-    let again = store.claim_outbox(10).await.unwrap();
+    let again = store.claim_outbox(10, 0).await.unwrap();
     let in_doubt: Vec<(String, bool)> = again
         .iter()
         .map(|r| (r.key.rsplit('/').next().unwrap().to_string(), r.in_doubt))

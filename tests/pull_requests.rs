@@ -745,19 +745,14 @@ async fn an_aggregate_status_sums_up_every_workspace_when_asked_for() {
 
 #[tokio::test]
 async fn a_comment_carrying_the_marker_but_not_written_by_gantry_is_never_edited() {
-    let h = Harness::without_runner(ROOT).await;
+    let h = Harness::start(ROOT, None).await;
     let head = sha(13);
+    h.serve_tarball(&head, "outputs").await;
     // Someone posted a comment with Gantry's hidden marker, hoping Gantry writes its plan there.
     let planted = format!("{}\nNo changes. Ship it!", gantry::core::comment::MARKER);
     h.gantry.github.comment_by(REPO, PR, "mallory", &planted);
-    fake_pull_request(&h, &["main.tf"], &head, false).await;
-    send(
-        &h,
-        "pull_request",
-        "pr-opened",
-        &pr_payload("opened", &head, false),
-    )
-    .await;
+    h.open_pull_request(PR, &head, &["main.tf"]).await;
+    wait_for_pr_runs(&h, 1, "planned_and_finished").await;
     outbox_drained(&h).await;
     let comments = h.gantry.github.comments(REPO, PR);
     assert_eq!(comments.len(), 2, "{comments:#?}");

@@ -12,7 +12,7 @@ use tracing::Instrument;
 
 use super::handlers::{Context, Handled, handle};
 use super::runner::RunControl;
-use crate::config::PullRequestConfig;
+use crate::config::{FeedbackConfig, PullRequestConfig};
 use crate::github::GitHub;
 use crate::metrics::{DeliveryLabels, Metrics};
 use crate::store::{DeliveryEffect, DeliveryOutcome, PendingDelivery, Store};
@@ -45,6 +45,7 @@ impl Dispatcher {
         wake: Arc<Notify>,
         runs: Arc<RunControl>,
         pull_requests: PullRequestConfig,
+        feedback: FeedbackConfig,
         metrics: Arc<Metrics>,
         public_url: url::Url,
     ) -> Self {
@@ -52,6 +53,7 @@ impl Dispatcher {
             store: store.clone(),
             github,
             pull_requests,
+            feedback,
             public_url,
         };
         Self {

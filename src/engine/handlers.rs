@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use crate::config::PullRequestConfig;
+use crate::config::{FeedbackConfig, PullRequestConfig};
 use crate::core::push::{self, Candidate, ChangedFiles, Comparison, PushDecision};
 use crate::events::{self, Event};
 use crate::github::GitHub;
@@ -17,6 +17,8 @@ pub struct Context {
     pub store: Store,
     pub github: Arc<GitHub>,
     pub pull_requests: PullRequestConfig,
+    /// What workspaces get on GitHub (untouched ones' statuses or the one aggregate).
+    pub feedback: FeedbackConfig,
     /// Where people reach Gantry (links in what Gantry posts).
     pub public_url: url::Url,
 }

@@ -1,11 +1,14 @@
 //! Sends what the outbox holds to GitHub: run statuses (computed from the run when sent, so a
 //! burst of transitions costs one request), other statuses, the pull request comment,
 //! reactions and replies. A failure GitHub may get over (5xx, rate limits, no answer) is
-//! retried with backoff; one it will not (4xx) is recorded and dropped.
+//! retried with backoff; one it will not (4xx) is recorded and dropped. Results go first
+//! (the store's claim order); when a rate limit says to wait, the rest of a batch goes back
+//! unsent, so that what became due meanwhile is weighed against it again.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use sha2::Digest;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
@@ -100,8 +103,11 @@ impl OutboxWorker {
             Ok(n) => tracing::warn!(rows = n, "outbox rows a stop left in flight are sent again"),
             Err(error) => tracing::error!(error = format!("{error:#}"), "outbox reset failed"),
         }
+        let hold_ms = i64::try_from(self.feedback.hold_in_between.as_millis()).unwrap_or(0);
+        // When a rate limit lets the next row go: looked at then, not a poll later.
+        let mut allowed_at: Option<tokio::time::Instant> = None;
         while !cancel.is_cancelled() {
-            let rows = match self.store.claim_outbox(BATCH).await {
+            let rows = match self.store.claim_outbox(BATCH, hold_ms).await {
                 Ok(rows) => rows,
                 Err(error) => {
                     tracing::error!(error = format!("{error:#}"), "reading the outbox failed");
@@ -109,20 +115,41 @@ impl OutboxWorker {
                 }
             };
             if rows.is_empty() {
+                let idle = tokio::time::Instant::now() + IDLE_POLL;
+                let until = allowed_at.take().map_or(idle, |at| at.min(idle));
                 tokio::select! {
                     _ = cancel.cancelled() => break,
                     _ = self.store.outbox_changed() => {}
-                    _ = tokio::time::sleep(IDLE_POLL) => {}
+                    _ = tokio::time::sleep_until(until) => {}
                 }
                 continue;
             }
-            for row in rows {
-                self.deliver(row).await;
+            let mut rows = rows.into_iter();
+            while let Some(row) = rows.next() {
+                if let Some(wait) = self.deliver(row).await {
+                    self.put_back(rows.by_ref(), wait).await;
+                    let wait = Duration::from_millis(u64::try_from(wait).unwrap_or(0));
+                    allowed_at = Some(tokio::time::Instant::now() + wait);
+                }
             }
         }
     }
 
-    async fn deliver(&self, row: OutboxRow) {
+    /// Rows claimed but not tried: back to pending after `wait`, without counting a try.
+    async fn put_back(&self, rows: impl Iterator<Item = OutboxRow>, wait: i64) {
+        for row in rows {
+            let error = "held back by a rate limit before it was tried";
+            if let Err(error) = self.store.outbox_retry(row.id, error, wait, false).await {
+                tracing::error!(
+                    error = format!("{error:#}"),
+                    "putting an outbox row back failed"
+                );
+            }
+        }
+    }
+
+    /// Sends one row and records how it went; returns the wait a rate limit asked for.
+    async fn deliver(&self, row: OutboxRow) -> Option<i64> {
         let span = tracing::info_span!("outbox", id = row.id, kind = %row.kind, key = %row.key);
         let _enter = span.enter();
         let result = self.send(&row).await;
@@ -139,6 +166,7 @@ impl OutboxWorker {
                 result: counted.into(),
             })
             .inc();
+        let mut waited = None;
         let stored = match result {
             Ok(()) => self.store.outbox_sent(row.id).await,
             Err(SendError::Final(error)) => {
@@ -157,6 +185,7 @@ impl OutboxWorker {
             Err(SendError::Wait(error, wait)) => {
                 let delay = i64::try_from(wait.as_millis()).unwrap_or(i64::MAX / 2);
                 tracing::info!(error, delay_ms = delay, "rate limited; will send later");
+                waited = Some(delay);
                 self.store.outbox_retry(row.id, &error, delay, false).await
             }
         };
@@ -166,6 +195,7 @@ impl OutboxWorker {
                 "recording an outbox row failed"
             );
         }
+        waited
     }
 
     async fn send(&self, row: &OutboxRow) -> Result<(), SendError> {
@@ -207,7 +237,7 @@ impl OutboxWorker {
                     .await?;
                 Ok(())
             }
-            OutboxKind::AggregateStatus if !self.feedback.aggregate_status => Ok(()),
+            OutboxKind::AggregateStatus if !self.feedback.aggregates() => Ok(()),
             OutboxKind::AggregateStatus => {
                 let target: AggregateTarget =
                     serde_json::from_str(&row.payload).map_err(|_| payload("aggregate"))?;
@@ -423,7 +453,7 @@ impl OutboxWorker {
         repo: &str,
         sha: &str,
     ) -> anyhow::Result<()> {
-        if !self.feedback.aggregate_status {
+        if !self.feedback.aggregates() {
             return Ok(());
         }
         let target = AggregateTarget {
@@ -441,12 +471,32 @@ impl OutboxWorker {
         target: &AggregateTarget,
         in_doubt: bool,
     ) -> Result<(), SendError> {
-        let shown = self.store.shown_statuses(&target.repo, &target.sha).await?;
-        let states: Vec<&str> = shown
-            .iter()
+        // What each context shows, and over that what each workspace's newest run at this
+        // commit says now: a workspace still planning keeps the sum pending even before its
+        // own status went out (statuses are sent results first, not in order).
+        let mut by_context: std::collections::BTreeMap<String, String> = self
+            .store
+            .shown_statuses(&target.repo, &target.sha)
+            .await?
+            .into_iter()
             .filter(|(context, _)| context != status::AGGREGATE_CONTEXT)
-            .map(|(_, state)| state.as_str())
             .collect();
+        let names: std::collections::HashMap<i64, String> = self
+            .store
+            .workspaces()
+            .await?
+            .into_iter()
+            .map(|w| (w.id, w.spec.name.as_str().to_string()))
+            .collect();
+        for (run_id, workspace_id, _) in self.store.commit_runs(&target.repo, &target.sha).await? {
+            let (Some(name), Some(run)) = (names.get(&workspace_id), self.store.run(run_id).await?)
+            else {
+                continue;
+            };
+            let state = status::run_status(&run.facts(None)).state;
+            by_context.insert(status::context(name), state.to_string());
+        }
+        let states: Vec<&str> = by_context.values().map(String::as_str).collect();
         if states.is_empty() {
             return Ok(());
         }
@@ -529,6 +579,7 @@ impl OutboxWorker {
     async fn send_pr_comment(&self, repo: &str, number: i64) -> Result<(), SendError> {
         let mut plans = Vec::new();
         let mut installation = None;
+        let mut any_result = false;
         for run_id in self.store.pull_request_runs(repo, number).await? {
             let Some(run) = self.store.run(run_id).await? else {
                 continue;
@@ -537,6 +588,7 @@ impl OutboxWorker {
                 continue;
             };
             installation = installation.or(run.installation_id);
+            any_result |= run.state.is_final() || run.state == RunState::Planned;
             let output: String = self
                 .store
                 .run_log(run.id, "plan", 0)
@@ -558,10 +610,18 @@ impl OutboxWorker {
         let Some(installation) = installation else {
             return Ok(());
         };
+        // Written once a result is in: a comment of plans still queued says nothing a status
+        // does not. (The result's change queues the comment again.)
+        if !any_result {
+            return Ok(());
+        }
         let installation = installation as u64;
         let body = comment::render(&plans, MAX_COMMENT_CHARS);
-        let known = match self.store.pr_comment_id(repo, number).await? {
-            Some(id) => Some(id),
+        let body_sha = hex::encode(sha2::Sha256::digest(body.as_bytes()));
+        let known = match self.store.pr_comment(repo, number).await? {
+            // Edited only when something it shows changed.
+            Some((_, Some(shown))) if shown == body_sha => return Ok(()),
+            Some((id, _)) => Some(id),
             None => {
                 self.github
                     .find_comment(installation, repo, number as u64, comment::MARKER)
@@ -575,7 +635,9 @@ impl OutboxWorker {
                 .await
             {
                 Ok(()) => {
-                    self.store.set_pr_comment_id(repo, number, id).await?;
+                    self.store
+                        .set_pr_comment(repo, number, id, Some(&body_sha))
+                        .await?;
                     return Ok(());
                 }
                 // Deleted, or not ours to edit any more: make a new one. (A 403 that is a
@@ -590,7 +652,9 @@ impl OutboxWorker {
             .github
             .create_comment(installation, repo, number as u64, &body)
             .await?;
-        self.store.set_pr_comment_id(repo, number, id).await?;
+        self.store
+            .set_pr_comment(repo, number, id, Some(&body_sha))
+            .await?;
         Ok(())
     }
 }

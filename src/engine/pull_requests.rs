@@ -10,9 +10,10 @@ use crate::core::pull_request::{
 use crate::core::status;
 use crate::core::workspace::WorkspaceName;
 use crate::events::{CheckRunEvent, CheckSuiteEvent, IssueCommentEvent, PullRequestEvent};
+use crate::config::Untouched;
 use crate::store::{
-    DeliveryEffect, NewRuns, OutboxItem, RawCheck, RawStatus, Reaction, Reply, RunDetail,
-    RunSource, SpeculativeCancel, Workspace,
+    AggregateTarget, DeliveryEffect, NewRuns, OutboxItem, RawCheck, RawStatus, Reaction, Reply,
+    RunDetail, RunSource, SpeculativeCancel, UNTOUCHED_DESCRIPTION, UntouchedContexts, Workspace,
 };
 
 /// Who may run comment commands.
@@ -136,16 +137,17 @@ async fn plan(ctx: &Context, request: &PlanRequest<'_>) -> Result<Vec<DeliveryEf
                     .map(|w| w.spec.name.as_str().to_string())
                     .unwrap_or_default()
             };
+            let raw_status = |id: i64, state: &str, description: String| RawStatus {
+                installation_id: request.installation_id as i64,
+                repo: request.repo.to_string(),
+                sha: request.head_sha.to_string(),
+                context: status::context(&name_of(id)),
+                state: state.into(),
+                description,
+                target_url: None,
+            };
             let raw = |id: i64, state: &str, description: String| {
-                DeliveryEffect::Outbox(OutboxItem::raw_status(&RawStatus {
-                    installation_id: request.installation_id as i64,
-                    repo: request.repo.to_string(),
-                    sha: request.head_sha.to_string(),
-                    context: status::context(&name_of(id)),
-                    state: state.into(),
-                    description,
-                    target_url: None,
-                }))
+                DeliveryEffect::Outbox(OutboxItem::raw_status(&raw_status(id, state, description)))
             };
             let mut effects = vec![DeliveryEffect::CancelSpeculative(SpeculativeCancel {
                 repo: request.repo.to_string(),
@@ -166,8 +168,29 @@ async fn plan(ctx: &Context, request: &PlanRequest<'_>) -> Result<Vec<DeliveryEf
                     retry_of: Vec::new(),
                 }));
             }
-            for id in untouched {
-                effects.push(raw(id, "success", "No changes in this workspace".into()));
+            match ctx.feedback.untouched {
+                Untouched::Status => {
+                    for id in untouched {
+                        let status = raw_status(id, "success", UNTOUCHED_DESCRIPTION.into());
+                        effects.push(DeliveryEffect::Outbox(OutboxItem::untouched_status(
+                            &status,
+                        )));
+                    }
+                }
+                // Also with nothing untouched: the `gantry` status is due for every head.
+                Untouched::Aggregate => {
+                    effects.push(DeliveryEffect::Untouched(UntouchedContexts {
+                        target: AggregateTarget {
+                            installation_id: request.installation_id as i64,
+                            repo: request.repo.to_string(),
+                            sha: request.head_sha.to_string(),
+                        },
+                        contexts: untouched
+                            .into_iter()
+                            .map(|id| status::context(&name_of(id)))
+                            .collect(),
+                    }))
+                }
             }
             for id in awaiting_approval {
                 let waiting = format!(

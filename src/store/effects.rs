@@ -1,7 +1,7 @@
 //! What processing a delivery decided to change, applied by the store in the same transaction
 //! that closes the delivery: both happen, or neither does.
 
-use super::{Conn, InstallationChange, NewRuns, OutboxItem};
+use super::{Conn, InstallationChange, NewRuns, OutboxItem, UntouchedContexts};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeliveryEffect {
@@ -13,6 +13,8 @@ pub enum DeliveryEffect {
     CancelSpeculative(SpeculativeCancel),
     /// Something to tell GitHub.
     Outbox(OutboxItem),
+    /// Workspaces a pull request does not touch, summed up by the `gantry` status only.
+    Untouched(UntouchedContexts),
 }
 
 /// Which speculative plans to cancel, and why.
@@ -32,6 +34,7 @@ impl DeliveryEffect {
             DeliveryEffect::CreateRuns(runs) => runs.create(conn).await.map(|_| ()),
             DeliveryEffect::CancelSpeculative(cancel) => cancel.cancel_pending(conn).await,
             DeliveryEffect::Outbox(item) => item.enqueue(conn).await,
+            DeliveryEffect::Untouched(untouched) => untouched.record(conn).await,
         }
     }
 }

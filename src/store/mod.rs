@@ -41,8 +41,8 @@ pub use execution::{LogChunk, PlanCounts, RunDetail, RunEvent, StateVersion};
 pub use ingest_writer::IngestWriter;
 pub use installations::{Installation, InstallationChange};
 pub use outbox::{
-    AggregateTarget, OutboxItem, OutboxKind, OutboxRow, RawCheck, RawStatus, Reaction, Reply,
-    ShownStatus,
+    AggregateTarget, OutboxItem, OutboxKind, OutboxRow, Priority, RawCheck, RawStatus, Reaction,
+    Reply, ShownStatus, UNTOUCHED_DESCRIPTION, UntouchedContexts,
 };
 pub use runs::{NewRuns, RunRecord, RunSource};
 pub use tokens::Session;

@@ -2,10 +2,39 @@
 //! transaction that makes them necessary (a run's state change, a closed delivery) and sent by
 //! the outbox worker afterwards; one pending row per (kind, key), so a burst of changes to one
 //! run costs one request, and the worker reads the current state when it sends.
+//!
+//! Results first: rows are sent by [`Priority`], and an in-between state is held a moment
+//! before it is sent, so that a result following at once replaces it (one request, not two).
 
 use serde::{Deserialize, Serialize};
 
 use super::{BeginWrite, Conn, Db, Store, now_ms, on_conn, on_pool, on_read_pool};
+
+/// A row waiting this long goes before any newer one, whatever its priority: under a tight
+/// budget a steady stream of results never starves the rest.
+const STARVING_MS: i64 = 60_000;
+
+/// What a row is to the people waiting on GitHub; rows are sent lowest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Priority {
+    /// A result someone waits for: a run's final (or waiting for confirmation) state, a
+    /// fork's approval check, a reaction or reply to a command.
+    Result = 0,
+    /// An in-between state (queued, planning, applying), the PR comment and the aggregate
+    /// status: held a moment before sending, since what follows at once replaces it.
+    Progress = 1,
+    /// A workspace the change does not touch ("No changes in this workspace").
+    Untouched = 2,
+}
+
+/// Run states that are a result for [`enqueue_run_feedback`]: the final ones, and a plan
+/// waiting for its confirmation.
+macro_rules! result_states {
+    () => {
+        "('applied', 'planned_and_finished', 'errored', 'discarded', 'canceled', \
+         'force_canceled', 'planned')"
+    };
+}
 
 /// How long a claimed row is its worker's: past this (two request timeouts), the worker is
 /// taken for dead and the row is claimed again, by any replica.
@@ -120,6 +149,7 @@ pub struct OutboxItem {
     pub kind: OutboxKind,
     pub key: String,
     pub payload: String,
+    pub priority: Priority,
 }
 
 impl OutboxItem {
@@ -128,6 +158,15 @@ impl OutboxItem {
             kind: OutboxKind::RawStatus,
             key: format!("{}@{}/{}", status.repo, status.sha, status.context),
             payload: serde_json::to_string(status).unwrap_or_default(),
+            priority: Priority::Result,
+        }
+    }
+
+    /// The status of a workspace the change does not touch: sent after every result.
+    pub fn untouched_status(status: &RawStatus) -> Self {
+        Self {
+            priority: Priority::Untouched,
+            ..Self::raw_status(status)
         }
     }
 
@@ -136,14 +175,17 @@ impl OutboxItem {
             kind: OutboxKind::RawCheck,
             key: format!("{}@{}/{}", check.repo, check.sha, check.name),
             payload: serde_json::to_string(check).unwrap_or_default(),
+            priority: Priority::Result,
         }
     }
 
+    /// Held like an in-between state: a commit's workspaces changing together cost one post.
     pub fn aggregate(target: &AggregateTarget) -> Self {
         Self {
             kind: OutboxKind::AggregateStatus,
             key: format!("{}@{}", target.repo, target.sha),
             payload: serde_json::to_string(target).unwrap_or_default(),
+            priority: Priority::Progress,
         }
     }
 
@@ -155,6 +197,7 @@ impl OutboxItem {
                 reaction.repo, reaction.comment_id, reaction.content
             ),
             payload: serde_json::to_string(reaction).unwrap_or_default(),
+            priority: Priority::Result,
         }
     }
 
@@ -164,24 +207,29 @@ impl OutboxItem {
             kind: OutboxKind::Reply,
             key: format!("{}#{}/{unique}", reply.repo, reply.pr_number),
             payload: serde_json::to_string(reply).unwrap_or_default(),
+            priority: Priority::Result,
         }
     }
 
     /// Adds the row in the caller's transaction; a pending row of the same kind and key already
-    /// covers it.
+    /// covers it (and takes the more urgent of the two priorities).
     pub(crate) async fn enqueue(&self, conn: Conn<'_>) -> Result<(), sqlx::Error> {
         on_conn!(conn, c => {
             // The newest payload wins: a raw status queued twice before it is sent posts the
             // later text. (Other kinds compute what they send when they send it.)
             sqlx::query(
-                "INSERT INTO outbox (kind, key, payload, created_at_ms) VALUES ($1, $2, $3, $4) \
+                "INSERT INTO outbox (kind, key, payload, created_at_ms, priority) \
+                 VALUES ($1, $2, $3, $4, $5) \
                  ON CONFLICT (kind, key) WHERE state = 'pending' \
-                 DO UPDATE SET payload = excluded.payload",
+                 DO UPDATE SET payload = excluded.payload, priority = CASE \
+                 WHEN excluded.priority < outbox.priority THEN excluded.priority \
+                 ELSE outbox.priority END",
             )
             .bind(self.kind.as_str())
             .bind(&self.key)
             .bind(&self.payload)
             .bind(now_ms())
+            .bind(self.priority as i32)
             .execute(&mut *c)
             .await?;
         });
@@ -189,8 +237,45 @@ impl OutboxItem {
     }
 }
 
+/// Workspaces a pull request's head does not touch, when they get no status of their own
+/// (`[feedback] untouched = "aggregate"`): what they show is "no changes", known here but not
+/// posted, and the commit's `gantry` status that sums them up is due.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UntouchedContexts {
+    pub target: AggregateTarget,
+    pub contexts: Vec<String>,
+}
+
+impl UntouchedContexts {
+    pub(crate) async fn record(&self, conn: Conn<'_>) -> Result<(), sqlx::Error> {
+        on_conn!(conn, c => {
+            for context in &self.contexts {
+                sqlx::query(
+                    "INSERT INTO commit_statuses (repo, sha, context, run_id, state, \
+                     description, target_url) VALUES ($1, $2, $3, NULL, 'success', $4, NULL) \
+                     ON CONFLICT (repo, sha, context) DO NOTHING",
+                )
+                .bind(&self.target.repo)
+                .bind(&self.target.sha)
+                .bind(context)
+                .bind(UNTOUCHED_DESCRIPTION)
+                .execute(&mut *c)
+                .await?;
+            }
+            OutboxItem::aggregate(&self.target)
+                .enqueue((&mut *c).into())
+                .await?;
+        });
+        Ok(())
+    }
+}
+
+/// What a workspace a change does not touch shows.
+pub const UNTOUCHED_DESCRIPTION: &str = "No changes in this workspace";
+
 /// After a run changed: its commit status, and the comment of its pull request if it has one.
-/// Called inside the transaction that changed the run.
+/// Called inside the transaction that changed the run. The status and check rows are a
+/// [`Priority::Result`] once the run has one, held as [`Priority::Progress`] before.
 ///
 /// A pending row already there covers the change, but only if it is not sent before the
 /// change commits: its sender reads the run when it sends. So the covering row is locked until
@@ -202,14 +287,18 @@ pub(crate) async fn enqueue_run_feedback(conn: Conn<'_>, run_id: i64) -> Result<
     on_conn!(conn, c => {
         // A run of an uploaded configuration has no commit on GitHub to report on.
         for kind in ["run_status", "run_check"] {
-            sqlx::query(
-                "INSERT INTO outbox (kind, key, payload, created_at_ms) \
-                 SELECT $3, $1, '{}', $2 FROM runs r \
+            sqlx::query(concat!(
+                "INSERT INTO outbox (kind, key, payload, created_at_ms, priority) \
+                 SELECT $3, $1, '{}', $2, CASE WHEN r.state IN ",
+                result_states!(),
+                " THEN 0 ELSE 1 END FROM runs r \
                  JOIN configuration_versions c ON c.id = r.configuration_version_id \
                  WHERE r.id = $4 AND c.uploaded = 0 \
                  ON CONFLICT (kind, key) WHERE state = 'pending' \
-                 DO UPDATE SET payload = outbox.payload",
-            )
+                 DO UPDATE SET payload = outbox.payload, priority = CASE \
+                 WHEN excluded.priority < outbox.priority THEN excluded.priority \
+                 ELSE outbox.priority END"
+            ))
             .bind(run_id.to_string())
             .bind(now)
             .bind(kind)
@@ -218,8 +307,8 @@ pub(crate) async fn enqueue_run_feedback(conn: Conn<'_>, run_id: i64) -> Result<
             .await?;
         }
         sqlx::query(
-            "INSERT INTO outbox (kind, key, payload, created_at_ms) \
-             SELECT 'pr_comment', c.repo || '#' || CAST(r.pr_number AS TEXT), '{}', $2 \
+            "INSERT INTO outbox (kind, key, payload, created_at_ms, priority) \
+             SELECT 'pr_comment', c.repo || '#' || CAST(r.pr_number AS TEXT), '{}', $2, 1 \
              FROM runs r JOIN configuration_versions c ON c.id = r.configuration_version_id \
              WHERE r.id = $1 AND r.pr_number IS NOT NULL \
              ON CONFLICT (kind, key) WHERE state = 'pending' \
@@ -269,23 +358,29 @@ impl Store {
         Ok(())
     }
 
-    /// Takes up to `limit` due rows, oldest first, marking them as being sent: a change made
-    /// meanwhile gets a pending row of its own instead of being folded into one in flight.
-    pub async fn claim_outbox(&self, limit: i64) -> anyhow::Result<Vec<OutboxRow>> {
+    /// Takes up to `limit` due rows, most urgent first ([`Priority`], then oldest), marking them
+    /// as being sent: a change made meanwhile gets a pending row of its own instead of being
+    /// folded into one in flight. A [`Priority::Progress`] row is due only `hold_ms` after it
+    /// was queued.
+    pub async fn claim_outbox(&self, limit: i64, hold_ms: i64) -> anyhow::Result<Vec<OutboxRow>> {
         let now = now_ms();
         let rows = on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
             let rows: Vec<(i64, String, String, String, i32, bool)> = sqlx::query_as(
                 "SELECT id, kind, key, payload, attempts, in_doubt OR state = 'sending' \
                  FROM outbox o \
-                 WHERE ((state = 'pending' AND next_attempt_at_ms <= $1) \
+                 WHERE ((state = 'pending' AND next_attempt_at_ms <= $1 \
+                 AND (priority <> 1 OR created_at_ms <= $3)) \
                  OR (state = 'sending' AND lease_expires_ms <= $1)) \
                  AND NOT EXISTS (SELECT 1 FROM outbox s WHERE s.kind = o.kind \
                  AND s.key = o.key AND s.state = 'sending' AND s.lease_expires_ms > $1) \
-                 ORDER BY id LIMIT $2",
+                 ORDER BY CASE WHEN created_at_ms <= $4 THEN 0 ELSE priority END, id \
+                 LIMIT $2",
             )
             .bind(now)
             .bind(limit)
+            .bind(now - hold_ms)
+            .bind(now - STARVING_MS)
             .fetch_all(&mut *tx)
             .await?;
             // Only rows still pending are taken: a row another worker claimed meanwhile is not
@@ -588,15 +683,51 @@ impl Store {
         Ok(())
     }
 
-    pub async fn pr_comment_id(&self, repo: &str, pr_number: i64) -> anyhow::Result<Option<i64>> {
-        let id = on_read_pool!(self, pool => {
-            sqlx::query_scalar("SELECT comment_id FROM pr_comments WHERE repo = $1 AND pr_number = $2")
-                .bind(repo)
-                .bind(pr_number)
-                .fetch_optional(pool)
-                .await?
+    /// The pull request's Gantry comment: its id, and the SHA-256 of the body last written.
+    pub async fn pr_comment(
+        &self,
+        repo: &str,
+        pr_number: i64,
+    ) -> anyhow::Result<Option<(i64, Option<String>)>> {
+        let row = on_read_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT comment_id, body_sha256 FROM pr_comments \
+                 WHERE repo = $1 AND pr_number = $2",
+            )
+            .bind(repo)
+            .bind(pr_number)
+            .fetch_optional(pool)
+            .await?
         });
-        Ok(id)
+        Ok(row)
+    }
+
+    pub async fn pr_comment_id(&self, repo: &str, pr_number: i64) -> anyhow::Result<Option<i64>> {
+        Ok(self.pr_comment(repo, pr_number).await?.map(|(id, _)| id))
+    }
+
+    /// Remembers the comment and the body it shows (None: not known).
+    pub async fn set_pr_comment(
+        &self,
+        repo: &str,
+        pr_number: i64,
+        comment_id: i64,
+        body_sha256: Option<&str>,
+    ) -> anyhow::Result<()> {
+        on_pool!(self, pool => {
+            sqlx::query(
+                "INSERT INTO pr_comments (repo, pr_number, comment_id, body_sha256) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (repo, pr_number) DO UPDATE SET \
+                 comment_id = excluded.comment_id, body_sha256 = excluded.body_sha256",
+            )
+            .bind(repo)
+            .bind(pr_number)
+            .bind(comment_id)
+            .bind(body_sha256)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
     }
 
     pub async fn set_pr_comment_id(
@@ -605,18 +736,7 @@ impl Store {
         pr_number: i64,
         comment_id: i64,
     ) -> anyhow::Result<()> {
-        on_pool!(self, pool => {
-            sqlx::query(
-                "INSERT INTO pr_comments (repo, pr_number, comment_id) VALUES ($1, $2, $3) \
-                 ON CONFLICT (repo, pr_number) DO UPDATE SET comment_id = excluded.comment_id",
-            )
-            .bind(repo)
-            .bind(pr_number)
-            .bind(comment_id)
-            .execute(pool)
-            .await?;
-        });
-        Ok(())
+        self.set_pr_comment(repo, pr_number, comment_id, None).await
     }
 }
 
@@ -701,7 +821,7 @@ mod tests {
         let sender = {
             let store = store.clone();
             tokio::spawn(async move {
-                let claimed = store.claim_outbox(10).await.unwrap();
+                let claimed = store.claim_outbox(10, 0).await.unwrap();
                 let sent_state = store.run(run_id).await.unwrap().unwrap().state;
                 (claimed.len(), sent_state)
             })

@@ -326,6 +326,28 @@ impl Store {
         Ok(ids)
     }
 
+    /// The newest run of each workspace at commit `sha` of `repo` (push runs and plans alike):
+    /// (run id, workspace id, state).
+    pub async fn commit_runs(
+        &self,
+        repo: &str,
+        sha: &str,
+    ) -> anyhow::Result<Vec<(i64, i64, String)>> {
+        let rows = on_read_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT r.id, r.workspace_id, r.state FROM runs r WHERE r.id IN \
+                 (SELECT MAX(r2.id) FROM runs r2 JOIN configuration_versions c \
+                 ON c.id = r2.configuration_version_id WHERE c.repo = $1 \
+                 AND r2.commit_sha = $2 GROUP BY r2.workspace_id) ORDER BY r.workspace_id",
+            )
+            .bind(repo)
+            .bind(sha)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows)
+    }
+
     /// Moves a run from `from` to `to` if the state machine allows it and the run is still in
     /// `from` (another process may have moved it), recording the event. Returns whether it moved.
     pub async fn transition_run(

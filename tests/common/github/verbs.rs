@@ -107,6 +107,17 @@ impl FakeGitHub {
         self.world().early()
     }
 
+    /// GitHub's secondary rate limit is on: at most `per_minute` content-creating requests an
+    /// installation makes in any minute.
+    pub fn secondary_rate_limit(&self, per_minute: usize) {
+        self.world().set_secondary_limit(per_minute);
+    }
+
+    /// How many requests the secondary rate limit refused.
+    pub fn secondary_refusals(&self) -> usize {
+        self.world().secondary_refusals()
+    }
+
     /// Installation tokens last this long.
     pub fn token_lifetime(&self, lifetime: chrono::Duration) {
         self.world().set_token_lifetime(lifetime);

@@ -238,6 +238,11 @@ pub struct World {
     answered: BTreeMap<&'static str, usize>,
     /// How long a commit status's answer takes.
     status_delay: Duration,
+    /// GitHub's secondary limit on content-creating requests, per installation and minute,
+    /// when a test turns it on; when each installation's last ones were made; refusals.
+    secondary_limit: Option<usize>,
+    content_requests: HashMap<u64, VecDeque<Instant>>,
+    secondary_refusals: usize,
     next_id: i64,
 }
 
@@ -264,6 +269,9 @@ impl Default for World {
             early: Vec::new(),
             answered: BTreeMap::new(),
             status_delay: Duration::ZERO,
+            secondary_limit: None,
+            content_requests: HashMap::new(),
+            secondary_refusals: 0,
             next_id: 1000,
         }
     }
@@ -435,6 +443,14 @@ impl World {
         self.faults.entry(operation).or_default().extend(faults);
     }
 
+    pub fn set_secondary_limit(&mut self, per_minute: usize) {
+        self.secondary_limit = Some(per_minute);
+    }
+
+    pub fn secondary_refusals(&self) -> usize {
+        self.secondary_refusals
+    }
+
     pub fn set_outage(&mut self, operation: &'static str, fault: Option<Fault>) {
         match fault {
             Some(fault) => self.outages.insert(operation, fault),
@@ -518,6 +534,9 @@ impl World {
         if let Some(refusal) = self.check_token(call) {
             return refusal;
         }
+        if let Some(refusal) = self.check_secondary_limit(call) {
+            return refusal;
+        }
         let fault = self
             .faults
             .get_mut(id)
@@ -564,6 +583,36 @@ impl World {
         let now = Instant::now();
         self.quiet_since = Some(now);
         self.quiet_until = Some(now + quiet);
+    }
+
+    /// GitHub's secondary limit: at most so many content-creating requests (anything but a
+    /// read) an installation makes in any minute; past it, a 403 that says to wait a minute.
+    fn check_secondary_limit(&mut self, call: &Call) -> Option<ResponseTemplate> {
+        let limit = self.secondary_limit?;
+        if call.operation.method() == "GET" {
+            return None;
+        }
+        let installation = *self.tokens.get(call.token?)?;
+        let now = Instant::now();
+        let made = self.content_requests.entry(installation).or_default();
+        while made
+            .front()
+            .is_some_and(|at| now.duration_since(*at) >= Duration::from_secs(60))
+        {
+            made.pop_front();
+        }
+        if made.len() >= limit {
+            self.secondary_refusals += 1;
+            return Some(
+                answer(
+                    403,
+                    json!({ "message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again." }),
+                )
+                .insert_header("retry-after", "60"),
+            );
+        }
+        made.push_back(now);
+        None
     }
 
     /// An installation token must be one this GitHub issued (and for an installation that still

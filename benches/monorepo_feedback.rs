@@ -154,9 +154,8 @@ async fn scenario(count: usize, untouched: &str) {
     let a = pull_request(&h, 1, &one, &[0]).await;
     let every: Vec<usize> = (0..count).collect();
     let b = pull_request(&h, 2, &all, &every).await;
-    let floor = Duration::from_secs_f64(
-        b.content_requests as f64 * 60.0 / GITHUB_LIMIT_PER_MINUTE as f64,
-    );
+    let floor =
+        Duration::from_secs_f64(b.content_requests as f64 * 60.0 / GITHUB_LIMIT_PER_MINUTE as f64);
     println!("monorepo_feedback: {count} workspaces, untouched = \"{untouched}\"");
     println!(
         "  (a) PR touching 1: 202 -> its final status {:.2?}; {} requests ({} content-creating)",

@@ -68,7 +68,10 @@ async fn latency(rounds: usize) -> Vec<Duration> {
                 samples.push(accepted.elapsed());
                 break;
             }
-            assert!(accepted.elapsed() < Duration::from_secs(10), "a status arrived");
+            assert!(
+                accepted.elapsed() < Duration::from_secs(10),
+                "a status arrived"
+            );
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
     }

@@ -165,10 +165,8 @@ pub async fn serve_on(
             github.clone(),
             stored.clone(),
             run_control.clone(),
-            config.pull_requests.clone(),
-            config.feedback.clone(),
+            &config,
             metrics.clone(),
-            config.public_url.clone(),
         );
         tasks.spawn(dispatcher.run(cancel.child_token()));
     } else {

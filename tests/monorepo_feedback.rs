@@ -120,7 +120,10 @@ async fn in_between_states_that_a_result_follows_at_once_are_never_sent() {
         .into_iter()
         .map(|s| format!("{}: {}", s.state, s.description))
         .collect();
-    assert_eq!(posted, ["success: Plan: 0 to add, 0 to change, 0 to destroy"]);
+    assert_eq!(
+        posted,
+        ["success: Plan: 0 to add, 0 to change, 0 to destroy"]
+    );
     let checks = h.gantry.github.check_runs();
     let prod: Vec<_> = checks.iter().filter(|c| c.name == "gantry/prod").collect();
     assert_eq!(prod.len(), 1, "{checks:#?}");
@@ -139,7 +142,10 @@ async fn an_in_between_state_is_sent_once_the_hold_is_over() {
     })
     .await
     .expect("the queued state was sent");
-    assert_eq!((queued.state.as_str(), queued.description.as_str()), ("pending", "Queued"));
+    assert_eq!(
+        (queued.state.as_str(), queued.description.as_str()),
+        ("pending", "Queued")
+    );
     // No PR comment yet: it is written once a result is in.
     h.outbox_drained().await;
     let comments = h.gantry.github.comments(REPO, PR);
@@ -178,7 +184,10 @@ async fn the_aggregate_turns_success_only_once_every_touched_workspace_finished(
     h.outbox_drained().await;
     let aggregate = statuses(&h, &head, "gantry");
     for earlier in &aggregate[..aggregate.len() - 1] {
-        assert_eq!(earlier.state, "pending", "success came early: {aggregate:#?}");
+        assert_eq!(
+            earlier.state, "pending",
+            "success came early: {aggregate:#?}"
+        );
     }
     // The touched workspaces have their own statuses; the untouched one has none.
     for context in ["gantry/prod", "gantry/staging"] {

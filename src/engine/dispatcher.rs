@@ -12,7 +12,7 @@ use tracing::Instrument;
 
 use super::handlers::{Context, Handled, handle};
 use super::runner::RunControl;
-use crate::config::{FeedbackConfig, PullRequestConfig};
+use crate::config::Config;
 use crate::github::GitHub;
 use crate::metrics::{DeliveryLabels, Metrics};
 use crate::store::{DeliveryEffect, DeliveryOutcome, PendingDelivery, Store};
@@ -39,22 +39,21 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
+    /// A dispatcher acting by `config`'s pull request and feedback settings and public URL.
     pub fn new(
         store: Store,
         github: Arc<GitHub>,
         wake: Arc<Notify>,
         runs: Arc<RunControl>,
-        pull_requests: PullRequestConfig,
-        feedback: FeedbackConfig,
+        config: &Config,
         metrics: Arc<Metrics>,
-        public_url: url::Url,
     ) -> Self {
         let context = Context {
             store: store.clone(),
             github,
-            pull_requests,
-            feedback,
-            public_url,
+            pull_requests: config.pull_requests.clone(),
+            feedback: config.feedback,
+            public_url: config.public_url.clone(),
         };
         Self {
             store,

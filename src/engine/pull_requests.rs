@@ -3,6 +3,7 @@
 //! decisions are `core::pull_request` and `core::commands`.
 
 use super::handlers::{Context, Handled};
+use crate::config::Untouched;
 use crate::core::commands::{Command, parse_comment, usage};
 use crate::core::pull_request::{
     self, PrCandidate, PrDecision, PrFiles, PrPolicy, PrState, PullRequestFacts,
@@ -10,7 +11,6 @@ use crate::core::pull_request::{
 use crate::core::status;
 use crate::core::workspace::WorkspaceName;
 use crate::events::{CheckRunEvent, CheckSuiteEvent, IssueCommentEvent, PullRequestEvent};
-use crate::config::Untouched;
 use crate::store::{
     AggregateTarget, DeliveryEffect, NewRuns, OutboxItem, RawCheck, RawStatus, Reaction, Reply,
     RunDetail, RunSource, SpeculativeCancel, UNTOUCHED_DESCRIPTION, UntouchedContexts, Workspace,

@@ -10,7 +10,7 @@
 //!     (requests / 80 a minute).
 //!
 //! Run: `cargo bench --bench monorepo_feedback` (200 workspaces; about a quarter of an hour, the
-//! time GitHub's limit takes). Under `cargo test --all-targets` it runs a small round as a
+//! time GitHub's limit takes; `-- status` or `-- aggregate` for one mode). Under `cargo test --all-targets` it runs a small round as a
 //! smoke test.
 
 #[path = "../tests/common/mod.rs"]
@@ -176,10 +176,21 @@ async fn scenario(count: usize, untouched: &str) {
 }
 
 fn main() {
-    let full = std::env::args().any(|a| a == "--bench");
+    let args: Vec<String> = std::env::args().collect();
+    let full = args.iter().any(|a| a == "--bench");
     let count = if full { 200 } else { 4 };
+    // `-- status` or `-- aggregate` runs one mode only.
+    let named: Vec<&str> = ["status", "aggregate"]
+        .into_iter()
+        .filter(|mode| args.iter().any(|a| a == mode))
+        .collect();
+    let modes = if named.is_empty() {
+        vec!["status", "aggregate"]
+    } else {
+        named
+    };
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    for untouched in ["status", "aggregate"] {
+    for untouched in modes {
         runtime.block_on(scenario(count, untouched));
     }
 }

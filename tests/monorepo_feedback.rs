@@ -170,7 +170,13 @@ async fn the_aggregate_turns_success_only_once_every_touched_workspace_finished(
         statuses(&h, &head, "gantry").pop()
     })
     .await
-    .expect("the aggregate was posted");
+    .unwrap_or_else(|| {
+        panic!(
+            "the aggregate was not posted: {:#?} {:#?}",
+            h.gantry.github.all_statuses(),
+            h.gantry.github.check_runs()
+        )
+    });
     assert_eq!(
         (pending.state.as_str(), pending.description.as_str()),
         ("pending", "3 workspaces: 2 pending, 1 succeeded")
@@ -197,6 +203,15 @@ async fn the_aggregate_turns_success_only_once_every_touched_workspace_finished(
         statuses(&h, &head, "gantry/network").is_empty(),
         "an untouched workspace's status was posted in aggregate mode"
     );
+    // Beside the status, one `gantry` check run, completed with success once all finished.
+    let checks = h.gantry.github.check_runs();
+    let sums: Vec<_> = checks.iter().filter(|c| c.name == "gantry").collect();
+    assert_eq!(sums.len(), 1, "{checks:#?}");
+    assert_eq!(
+        (sums[0].status.as_str(), sums[0].conclusion.as_deref()),
+        ("completed", Some("success"))
+    );
+    assert_eq!(sums[0].title, "3 workspaces: 3 succeeded");
 }
 
 #[tokio::test]

@@ -5,3 +5,5 @@
 ALTER TABLE outbox ADD COLUMN priority INTEGER NOT NULL DEFAULT 1;
 CREATE INDEX outbox_by_priority ON outbox (priority, id) WHERE state = 'pending';
 ALTER TABLE pr_comments ADD COLUMN body_sha256 TEXT;
+-- What the `gantry` aggregate check run last showed, to update it only when that changed.
+ALTER TABLE raw_checks ADD COLUMN shown TEXT;

@@ -12,7 +12,7 @@ use sha2::Digest;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
-use crate::config::FeedbackConfig;
+use crate::config::{FeedbackConfig, Untouched};
 use crate::core::checks::{changes_from_json, check_view};
 use crate::core::comment::{self, MAX_COMMENT_CHARS, WorkspacePlan};
 use crate::core::run::RunState;
@@ -511,16 +511,86 @@ impl OutboxWorker {
             .store
             .shown_status(&target.repo, &target.sha, status::AGGREGATE_CONTEXT)
             .await?;
-        if current.as_ref() == Some(&wanted) {
-            return Ok(());
+        // In aggregate mode a `gantry` check run shows the same sum; each is written only
+        // when what it shows changed, so a retry after one of them went out sends the other.
+        let check_shown = format!("{}: {}", wanted.state, wanted.description);
+        let check_due = self.feedback.check_runs
+            && self.feedback.untouched == Untouched::Aggregate
+            && self
+                .store
+                .raw_check_shown(&target.repo, &target.sha, status::AGGREGATE_CONTEXT)
+                .await?
+                .as_deref()
+                != Some(check_shown.as_str());
+        if current.as_ref() != Some(&wanted) {
+            let commit = Commit {
+                installation: target.installation_id,
+                repo: &target.repo,
+                sha: &target.sha,
+            };
+            self.post_status_once(in_doubt, &commit, status::AGGREGATE_CONTEXT, &wanted)
+                .await?;
         }
-        let commit = Commit {
-            installation: target.installation_id,
-            repo: &target.repo,
-            sha: &target.sha,
+        if check_due {
+            self.put_aggregate_check(target, view.state, &wanted.description)
+                .await?;
+            self.store
+                .set_raw_check_shown(
+                    &target.repo,
+                    &target.sha,
+                    status::AGGREGATE_CONTEXT,
+                    &check_shown,
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The `gantry` check run beside the `gantry` status, in aggregate mode (where it is the
+    /// one check branch protection requires).
+    async fn put_aggregate_check(
+        &self,
+        target: &AggregateTarget,
+        state: &str,
+        description: &str,
+    ) -> Result<(), SendError> {
+        let name = status::AGGREGATE_CONTEXT;
+        let (check_status, conclusion) = match state {
+            "pending" => ("in_progress", None),
+            "success" => ("completed", Some("success")),
+            "failure" => ("completed", Some("failure")),
+            _ => ("completed", Some("cancelled")),
         };
-        self.post_status_once(in_doubt, &commit, status::AGGREGATE_CONTEXT, &wanted)
-            .await
+        let existing = self
+            .store
+            .raw_check_id(&target.repo, &target.sha, name)
+            .await?;
+        let summary = format!(
+            "{description}.\n\nEvery workspace of the repository, summed up: each touched one by \
+             its run, each untouched one as no changes."
+        );
+        let id = self
+            .github
+            .put_check_run(
+                target.installation_id as u64,
+                &target.repo,
+                existing,
+                &CheckRunRequest {
+                    name,
+                    head_sha: &target.sha,
+                    external_id: "",
+                    details_url: self.public_url.as_str(),
+                    status: check_status,
+                    conclusion,
+                    title: description,
+                    summary: &summary,
+                },
+            )
+            .await?;
+        self.store
+            .set_raw_check_id(&target.repo, &target.sha, name, id)
+            .await?;
+        Ok(())
     }
 
     /// Posts `wanted` to a context of a commit and records that GitHub shows it. When the row

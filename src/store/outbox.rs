@@ -661,6 +661,47 @@ impl Store {
         Ok(id)
     }
 
+    /// What the check run made for (repo, sha, name) last showed, as its writer put it.
+    pub async fn raw_check_shown(
+        &self,
+        repo: &str,
+        sha: &str,
+        name: &str,
+    ) -> anyhow::Result<Option<String>> {
+        let shown: Option<Option<String>> = on_read_pool!(self, pool => {
+            sqlx::query_scalar(
+                "SELECT shown FROM raw_checks WHERE repo = $1 AND sha = $2 AND name = $3",
+            )
+            .bind(repo)
+            .bind(sha)
+            .bind(name)
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(shown.flatten())
+    }
+
+    pub async fn set_raw_check_shown(
+        &self,
+        repo: &str,
+        sha: &str,
+        name: &str,
+        shown: &str,
+    ) -> anyhow::Result<()> {
+        on_pool!(self, pool => {
+            sqlx::query(
+                "UPDATE raw_checks SET shown = $4 WHERE repo = $1 AND sha = $2 AND name = $3",
+            )
+            .bind(repo)
+            .bind(sha)
+            .bind(name)
+            .bind(shown)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
     pub async fn set_raw_check_id(
         &self,
         repo: &str,

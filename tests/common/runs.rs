@@ -248,7 +248,14 @@ impl Harness {
             }
         })
         .await;
-        let current = reached.unwrap_or_else(|| panic!("run {run} never reached {state}"));
+        let Some(current) = reached else {
+            panic!(
+                "run {run} never reached {state}: {:#}\nplan log:\n{}\nphases:\n{}",
+                self.run(run).await,
+                self.log(run, "plan").await,
+                self.phase_files(run)
+            );
+        };
         assert_eq!(
             current["state"],
             state,
@@ -256,6 +263,37 @@ impl Harness {
             self.log(run, "plan").await
         );
         current
+    }
+
+    /// What a run's phase files say (for a failure message): each file's size, the pid and
+    /// status files' text, and whether that pid is alive.
+    pub fn phase_files(&self, run: i64) -> String {
+        let dir = self
+            .gantry
+            .data_dir
+            .path()
+            .join(format!("runs/{run}/phases"));
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return format!("{} is gone", dir.display());
+        };
+        let mut lines = Vec::new();
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let mut line = format!("{name} ({size} bytes)");
+            if name.ends_with(".pid") || name.ends_with(".status") {
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                line.push_str(&format!(": {}", text.trim()));
+                if name.ends_with(".pid") {
+                    let alive = Path::new(&format!("/proc/{}", text.trim())).exists();
+                    line.push_str(if alive { " (alive)" } else { " (gone)" });
+                }
+            }
+            lines.push(line);
+        }
+        lines.sort();
+        lines.join("\n")
     }
 
     pub fn states(run: &Value) -> Vec<String> {

@@ -121,6 +121,16 @@ async fn run(args: &SuperviseArgs, files: &PhaseFiles) -> std::io::Result<PhaseS
         Some(init) => first_child(init),
         None => child_pid,
     };
+    // Killing bubblewrap alone is not enough: killed while it sets the sandbox up, it leaves
+    // the sandbox's first process orphaned (its die-with-parent not armed yet), waiting for ever
+    // and holding the phase's lock. Killed itself, that process takes the whole sandbox (its
+    // PID namespace) with it.
+    let kill_all = |child: &mut tokio::process::Child| {
+        if let Some(init) = sandbox_init {
+            let _ = kill(Pid::from_raw(init), Signal::SIGKILL);
+        }
+        let _ = child.start_kill();
+    };
     let deadline = tokio::time::sleep(args.timeout);
     tokio::pin!(deadline);
     let mut ended_by = EndedBy::Exit;
@@ -134,12 +144,12 @@ async fn run(args: &SuperviseArgs, files: &PhaseFiles) -> std::io::Result<PhaseS
             }
             _ = terminations.recv() => {
                 ended_by = EndedBy::Killed;
-                let _ = child.start_kill();
+                kill_all(&mut child);
             }
             _ = &mut deadline, if ended_by == EndedBy::Exit => {
                 // A phase past its time is stuck: killed, no grace.
                 ended_by = EndedBy::TimedOut;
-                let _ = child.start_kill();
+                kill_all(&mut child);
             }
         }
     };

@@ -38,6 +38,18 @@ fn times_closed(log_text: &str, id: &str) -> usize {
         .count()
 }
 
+/// The log's text once it says each of `ids` was closed (at most 10 s after the store did).
+async fn logged_closing_every(log: &std::path::Path, ids: &[String]) -> String {
+    let logged = wait_until(Duration::from_secs(10), || async {
+        let text = std::fs::read_to_string(log).ok()?;
+        ids.iter()
+            .all(|id| times_closed(&text, id) >= 1)
+            .then_some(text)
+    })
+    .await;
+    logged.unwrap_or_else(|| std::fs::read_to_string(log).unwrap())
+}
+
 async fn wait_all_closed(store: &Store, ids: &[String]) {
     let done = wait_until(Duration::from_secs(60), || async {
         let counts = store.delivery_counts().await.unwrap();
@@ -94,7 +106,9 @@ async fn deliveries_stored_before_a_sigkill_are_processed_once_after_the_restart
 
     let second = GantryProcess::start(&data, &log, &[]);
     wait_all_closed(&store, &ids).await;
-    let text = std::fs::read_to_string(&log).unwrap();
+    // The log line follows the commit that closed the delivery: read the log once every
+    // delivery's line is in it.
+    let text = logged_closing_every(&log, &ids).await;
     for id in &ids {
         assert_eq!(times_closed(&text, id), 1, "{id}");
     }
@@ -136,8 +150,15 @@ async fn a_sigkill_during_processing_loses_nothing_and_repeats_nothing() {
     // The store closed each exactly once (attempts = 1, checked above). The log may miss the
     // batch (at most 64) whose commit landed just before the kill, but never shows one closed
     // twice.
-    let text = std::fs::read_to_string(&log).unwrap();
-    let logged: usize = ids.iter().map(|id| times_closed(&text, id)).sum();
+    let closings = |text: &str| ids.iter().map(|id| times_closed(text, id)).sum::<usize>();
+    // The log lines follow the commits: read the log once they are in.
+    let text = wait_until(Duration::from_secs(10), || async {
+        let text = std::fs::read_to_string(&log).ok()?;
+        (closings(&text) >= ids.len() - 64).then_some(text)
+    })
+    .await
+    .unwrap_or_else(|| std::fs::read_to_string(&log).unwrap());
+    let logged = closings(&text);
     for id in &ids {
         assert!(times_closed(&text, id) <= 1, "{id} processed twice");
     }

@@ -19,8 +19,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::github::PullRequest;
-use common::runs::{Harness, REPO, pull_request_payload, sha};
-use common::{fixture, wait_until};
+use common::runs::{Harness, REPO, monorepo_tarball, pull_request_payload, sha};
+use common::wait_until;
 
 /// GitHub's secondary limit on content-creating requests, a minute.
 const GITHUB_LIMIT_PER_MINUTE: usize = 80;
@@ -34,29 +34,6 @@ fn workspaces_toml(count: usize, untouched: &str) -> String {
         ));
     }
     toml
-}
-
-/// A repository tarball with `count` workspace directories of the offline outputs fixture.
-fn monorepo_tarball(count: usize) -> Vec<u8> {
-    let main_tf = fixture("terraform/outputs/main.tf");
-    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
-        Vec::new(),
-        flate2::Compression::fast(),
-    ));
-    for i in 0..count {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(main_tf.len() as u64);
-        header.set_mode(0o644);
-        header.set_cksum();
-        builder
-            .append_data(
-                &mut header,
-                format!("octo-org-infra-0000001/ws-{i}/main.tf"),
-                &main_tf[..],
-            )
-            .unwrap();
-    }
-    builder.into_inner().unwrap().finish().unwrap()
 }
 
 /// Requests the fake GitHub answered: (all, content-creating).

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use common::github::PullRequest;
-use common::runs::{Harness, REPO, sha};
+use common::runs::{Harness, REPO, monorepo_tarball, sha};
 use common::{TestGantry, fixture, wait_until};
 use serde_json::{Value, json};
 
@@ -76,29 +76,6 @@ async fn latency(rounds: usize) -> Vec<Duration> {
         }
     }
     samples
-}
-
-/// A repository tarball with `count` workspace directories of the offline outputs fixture.
-fn monorepo_tarball(count: usize) -> Vec<u8> {
-    let main_tf = fixture("terraform/outputs/main.tf");
-    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
-        Vec::new(),
-        flate2::Compression::fast(),
-    ));
-    for i in 0..count {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(main_tf.len() as u64);
-        header.set_mode(0o644);
-        header.set_cksum();
-        builder
-            .append_data(
-                &mut header,
-                format!("octo-org-infra-0000001/ws-{i}/main.tf"),
-                &main_tf[..],
-            )
-            .unwrap();
-    }
-    builder.into_inner().unwrap().finish().unwrap()
 }
 
 async fn fan_out(count: usize) -> (Duration, usize, usize) {

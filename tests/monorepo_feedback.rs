@@ -8,36 +8,10 @@ mod common;
 use std::time::Duration;
 
 use common::github::Status;
-use common::runs::{Harness, REPO, sha, slow_plan_terraform};
+use common::runs::{Harness, MONOREPO, REPO, sha, slow_plan_terraform};
 use common::wait_until;
 
 const PR: u64 = 7;
-
-const MONOREPO: &str = r#"
-[[workspaces]]
-name = "prod"
-repo = "octo-org/infra"
-working_directory = "prod"
-terraform_version = "1.0.3"
-[workspaces.vars]
-name = "prod"
-
-[[workspaces]]
-name = "staging"
-repo = "octo-org/infra"
-working_directory = "staging"
-terraform_version = "1.0.3"
-[workspaces.vars]
-name = "staging"
-
-[[workspaces]]
-name = "network"
-repo = "octo-org/infra"
-working_directory = "network"
-terraform_version = "1.0.3"
-[workspaces.vars]
-name = "network"
-"#;
 
 /// The monorepo's workspaces with these `[feedback]` settings.
 fn with_feedback(settings: &str) -> String {

@@ -7,38 +7,12 @@ mod common;
 use std::time::Duration;
 
 use common::github::{Comment, PullRequest};
-use common::runs::{Harness, REPO, sha, slow_plan_terraform};
+use common::runs::{Harness, MONOREPO, REPO, sha, slow_plan_terraform};
 use common::wait_until;
 use gantry::core::run::RunState;
 use serde_json::{Value, json};
 
 const PR: u64 = 7;
-
-const MONOREPO: &str = r#"
-[[workspaces]]
-name = "prod"
-repo = "octo-org/infra"
-working_directory = "prod"
-terraform_version = "1.0.3"
-[workspaces.vars]
-name = "prod"
-
-[[workspaces]]
-name = "staging"
-repo = "octo-org/infra"
-working_directory = "staging"
-terraform_version = "1.0.3"
-[workspaces.vars]
-name = "staging"
-
-[[workspaces]]
-name = "network"
-repo = "octo-org/infra"
-working_directory = "network"
-terraform_version = "1.0.3"
-[workspaces.vars]
-name = "network"
-"#;
 
 const ROOT: &str = common::runs::ROOT_WORKSPACE;
 

@@ -32,6 +32,17 @@ pub fn context(workspace: &str) -> String {
     format!("gantry/{workspace}")
 }
 
+/// The commit status state GitHub shows for a run in `state`.
+pub fn github_state(state: RunState) -> &'static str {
+    use RunState::*;
+    match state {
+        Pending | Fetching | Planning | Planned | Confirmed | Applying => "pending",
+        Applied | PlannedAndFinished => "success",
+        Errored => "failure",
+        Canceled | ForceCanceled | Discarded => "error",
+    }
+}
+
 pub fn run_status(run: &RunFacts<'_>) -> StatusView {
     use RunState::*;
     let counts = run.plan.unwrap_or_default();
@@ -39,30 +50,27 @@ pub fn run_status(run: &RunFacts<'_>) -> StatusView {
         "Plan: {} to add, {} to change, {} to destroy",
         counts.0, counts.1, counts.2
     );
-    let (state, description) = match run.state {
-        Pending => ("pending", "Queued".to_string()),
-        Fetching | Planning => ("pending", "Planning".to_string()),
-        Planned => ("pending", format!("{plan_line}. Needs confirmation")),
-        Confirmed | Applying => ("pending", "Applying".to_string()),
-        Applied => (
-            "success",
-            format!(
-                "Applied: {} added, {} changed, {} destroyed",
-                counts.0, counts.1, counts.2
-            ),
+    let description = match run.state {
+        Pending => "Queued".to_string(),
+        Fetching | Planning => "Planning".to_string(),
+        Planned => format!("{plan_line}. Needs confirmation"),
+        Confirmed | Applying => "Applying".to_string(),
+        Applied => format!(
+            "Applied: {} added, {} changed, {} destroyed",
+            counts.0, counts.1, counts.2
         ),
-        PlannedAndFinished if run.speculative && counts.3 => ("success", plan_line),
-        PlannedAndFinished => ("success", "No changes".to_string()),
+        PlannedAndFinished if run.speculative && counts.3 => plan_line,
+        PlannedAndFinished => "No changes".to_string(),
         Errored => {
             let phase = if run.reached_apply { "Apply" } else { "Plan" };
             let reason = run.error.unwrap_or("unknown error");
-            ("failure", format!("{phase} failed: {reason}"))
+            format!("{phase} failed: {reason}")
         }
-        Canceled | ForceCanceled => ("error", "Canceled".to_string()),
-        Discarded => ("error", "Discarded".to_string()),
+        Canceled | ForceCanceled => "Canceled".to_string(),
+        Discarded => "Discarded".to_string(),
     };
     StatusView {
-        state,
+        state: github_state(run.state),
         description: truncate(&description, MAX_DESCRIPTION_CHARS),
     }
 }

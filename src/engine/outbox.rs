@@ -481,20 +481,13 @@ impl OutboxWorker {
             .into_iter()
             .filter(|(context, _)| context != status::AGGREGATE_CONTEXT)
             .collect();
-        let names: std::collections::HashMap<i64, String> = self
+        let runs = self
             .store
-            .workspaces()
-            .await?
-            .into_iter()
-            .map(|w| (w.id, w.spec.name.as_str().to_string()))
-            .collect();
-        for (run_id, workspace_id, _) in self.store.commit_runs(&target.repo, &target.sha).await? {
-            let (Some(name), Some(run)) = (names.get(&workspace_id), self.store.run(run_id).await?)
-            else {
-                continue;
-            };
-            let state = status::run_status(&run.facts(None)).state;
-            by_context.insert(status::context(name), state.to_string());
+            .commit_run_states(&target.repo, &target.sha)
+            .await?;
+        for (workspace, state) in runs {
+            let state = status::github_state(state).to_string();
+            by_context.insert(status::context(&workspace), state);
         }
         let states: Vec<&str> = by_context.values().map(String::as_str).collect();
         if states.is_empty() {

@@ -743,10 +743,6 @@ impl Store {
         Ok(row)
     }
 
-    pub async fn pr_comment_id(&self, repo: &str, pr_number: i64) -> anyhow::Result<Option<i64>> {
-        Ok(self.pr_comment(repo, pr_number).await?.map(|(id, _)| id))
-    }
-
     /// Remembers the comment and the body it shows (None: not known).
     pub async fn set_pr_comment(
         &self,
@@ -769,15 +765,6 @@ impl Store {
             .await?;
         });
         Ok(())
-    }
-
-    pub async fn set_pr_comment_id(
-        &self,
-        repo: &str,
-        pr_number: i64,
-        comment_id: i64,
-    ) -> anyhow::Result<()> {
-        self.set_pr_comment(repo, pr_number, comment_id, None).await
     }
 }
 

@@ -326,26 +326,32 @@ impl Store {
         Ok(ids)
     }
 
-    /// The newest run of each workspace at commit `sha` of `repo` (push runs and plans alike):
-    /// (run id, workspace id, state).
-    pub async fn commit_runs(
+    /// The state of the newest run of each workspace at commit `sha` of `repo` (push runs and
+    /// plans alike): (workspace name, state).
+    pub async fn commit_run_states(
         &self,
         repo: &str,
         sha: &str,
-    ) -> anyhow::Result<Vec<(i64, i64, String)>> {
-        let rows = on_read_pool!(self, pool => {
+    ) -> anyhow::Result<Vec<(String, RunState)>> {
+        let rows: Vec<(String, String)> = on_read_pool!(self, pool => {
             sqlx::query_as(
-                "SELECT r.id, r.workspace_id, r.state FROM runs r WHERE r.id IN \
-                 (SELECT MAX(r2.id) FROM runs r2 JOIN configuration_versions c \
+                "SELECT w.name, r.state FROM runs r JOIN workspaces w ON w.id = r.workspace_id \
+                 WHERE r.id IN (SELECT MAX(r2.id) FROM runs r2 JOIN configuration_versions c \
                  ON c.id = r2.configuration_version_id WHERE c.repo = $1 \
-                 AND r2.commit_sha = $2 GROUP BY r2.workspace_id) ORDER BY r.workspace_id",
+                 AND r2.commit_sha = $2 GROUP BY r2.workspace_id) ORDER BY w.name",
             )
             .bind(repo)
             .bind(sha)
             .fetch_all(pool)
             .await?
         });
-        Ok(rows)
+        rows.into_iter()
+            .map(|(name, state)| {
+                let state = RunState::parse(&state)
+                    .ok_or_else(|| anyhow::anyhow!("run state `{state}` is not known"))?;
+                Ok((name, state))
+            })
+            .collect()
     }
 
     /// Moves a run from `from` to `to` if the state machine allows it and the run is still in

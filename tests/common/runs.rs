@@ -26,6 +26,57 @@ terraform_version = "1.0.3"
 name = "world"
 "#;
 
+/// Three workspaces in one repository (`fixtures/terraform/monorepo`): prod, staging, network.
+pub const MONOREPO: &str = r#"
+[[workspaces]]
+name = "prod"
+repo = "octo-org/infra"
+working_directory = "prod"
+terraform_version = "1.0.3"
+[workspaces.vars]
+name = "prod"
+
+[[workspaces]]
+name = "staging"
+repo = "octo-org/infra"
+working_directory = "staging"
+terraform_version = "1.0.3"
+[workspaces.vars]
+name = "staging"
+
+[[workspaces]]
+name = "network"
+repo = "octo-org/infra"
+working_directory = "network"
+terraform_version = "1.0.3"
+[workspaces.vars]
+name = "network"
+"#;
+
+/// A repository tarball with `count` workspace directories `ws-N/` of the offline outputs
+/// fixture.
+pub fn monorepo_tarball(count: usize) -> Vec<u8> {
+    let main_tf = fixture("terraform/outputs/main.tf");
+    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
+    for i in 0..count {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(main_tf.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder
+            .append_data(
+                &mut header,
+                format!("octo-org-infra-0000001/ws-{i}/main.tf"),
+                &main_tf[..],
+            )
+            .unwrap();
+    }
+    builder.into_inner().unwrap().finish().unwrap()
+}
+
 pub fn sha(n: u32) -> String {
     format!("{n:040x}")
 }

@@ -124,12 +124,12 @@ async fn gantry_rounds(rounds: usize, isolation: &str) -> Vec<Duration> {
         // Hand the workspace to the next round's run.
         gantry
             .store
-            .transition_run(
+            .move_run(&gantry::store::Move::new(
                 run,
                 gantry::core::run::RunState::Planned,
                 gantry::core::run::RunState::Discarded,
-                None,
-            )
+                gantry::store::Cause::Runner,
+            ))
             .await
             .unwrap();
     }

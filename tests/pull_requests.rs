@@ -10,6 +10,7 @@ use common::github::{Comment, PullRequest};
 use common::runs::{Harness, MONOREPO, REPO, sha, slow_plan_terraform};
 use common::wait_until;
 use gantry::core::run::RunState;
+use gantry::store::{Cause, Move};
 use serde_json::{Value, json};
 
 const PR: u64 = 7;
@@ -605,7 +606,7 @@ async fn a_late_older_run_never_overwrites_a_newer_runs_status() {
     ] {
         assert!(
             store
-                .transition_run(newer.id, from, to, None)
+                .move_run(&Move::new(newer.id, from, to, Cause::Runner))
                 .await
                 .unwrap()
         );
@@ -614,13 +615,13 @@ async fn a_late_older_run_never_overwrites_a_newer_runs_status() {
     // The older plan finishes late, with an error.
     assert!(
         store
-            .transition_run(older.id, Pending, Fetching, None)
+            .move_run(&Move::new(older.id, Pending, Fetching, Cause::Runner))
             .await
             .unwrap()
     );
     assert!(
         store
-            .end_run(older.id, Fetching, Errored, "late")
+            .move_run(&Move::new(older.id, Fetching, Errored, Cause::Runner).because("late"))
             .await
             .unwrap()
     );

@@ -9,7 +9,7 @@ use common::{TestGantry, push_payload};
 use gantry::core::RunId;
 use gantry::core::queue::{QueueDecision, QueuedRun, WaitReason, next_to_start};
 use gantry::core::run::RunState;
-use gantry::store::Workspace;
+use gantry::store::{Cause, Move, Workspace};
 
 const SHA1: &str = "1111111111111111111111111111111111111111";
 const SHA2: &str = "2222222222222222222222222222222222222222";
@@ -370,7 +370,12 @@ async fn a_restart_plans_again_a_plan_that_never_started_at_the_front_of_the_que
     assert!(
         gantry
             .store
-            .transition_run(first, RunState::Fetching, RunState::Planning, None)
+            .move_run(&Move::new(
+                first,
+                RunState::Fetching,
+                RunState::Planning,
+                Cause::Runner
+            ))
             .await
             .unwrap()
     );
@@ -464,13 +469,23 @@ async fn an_illegal_run_transition_is_refused_and_changes_nothing() {
     let run = gantry.store.workspace_runs(prod.id).await.unwrap()[0].id;
     let refused = gantry
         .store
-        .transition_run(run, RunState::Pending, RunState::Applied, None)
+        .move_run(&Move::new(
+            run,
+            RunState::Pending,
+            RunState::Applied,
+            Cause::Runner,
+        ))
         .await;
     assert!(refused.is_err());
     // A stale `from` (another process moved it) is not an error, just no move.
     let stale = gantry
         .store
-        .transition_run(run, RunState::Planned, RunState::Confirmed, None)
+        .move_run(&Move::new(
+            run,
+            RunState::Planned,
+            RunState::Confirmed,
+            Cause::Runner,
+        ))
         .await;
     assert!(!stale.unwrap());
     assert_eq!(

@@ -9,6 +9,7 @@ mod common;
 use common::runs::{Harness, REPO, ROOT_WORKSPACE, sha};
 use common::{TestGantry, push_payload};
 use gantry::core::run::RunState;
+use gantry::store::{Cause, Move};
 
 #[tokio::test]
 async fn the_database_refuses_a_second_run_holding_a_workspace() {
@@ -34,7 +35,12 @@ async fn the_database_refuses_a_second_run_holding_a_workspace() {
 
     // Once the first run is finished, the second may start.
     store
-        .transition_run(first, RunState::Fetching, RunState::Canceled, None)
+        .move_run(&Move::new(
+            first,
+            RunState::Fetching,
+            RunState::Canceled,
+            Cause::Runner,
+        ))
         .await
         .unwrap();
     assert!(store.start_queued_run(second, "replica-b").await.unwrap());
@@ -194,7 +200,12 @@ async fn a_dead_replicas_confirmed_run_is_not_applied_elsewhere_and_is_errored_a
         (RunState::Planning, RunState::Planned),
         (RunState::Planned, RunState::Confirmed),
     ] {
-        assert!(store.transition_run(run, from, to, None).await.unwrap());
+        assert!(
+            store
+                .move_run(&Move::new(run, from, to, Cause::Runner))
+                .await
+                .unwrap()
+        );
     }
     let orphaned_at = std::time::Instant::now();
 
@@ -252,7 +263,12 @@ async fn a_log_written_by_one_replica_is_followed_live_through_another() {
     // Replica A "executes" the run: it is planning and A writes its log.
     assert!(a.store.start_queued_run(run, "replica-a").await.unwrap());
     a.store
-        .transition_run(run, RunState::Fetching, RunState::Planning, None)
+        .move_run(&Move::new(
+            run,
+            RunState::Fetching,
+            RunState::Planning,
+            Cause::Runner,
+        ))
         .await
         .unwrap();
     a.store
@@ -294,11 +310,9 @@ async fn a_log_written_by_one_replica_is_followed_live_through_another() {
         .unwrap();
     read_until("Plan: 0 to add").await;
     a.store
-        .end_run(
-            run,
-            RunState::Planning,
-            RunState::Errored,
-            "stopped by the test",
+        .move_run(
+            &Move::new(run, RunState::Planning, RunState::Errored, Cause::Runner)
+                .because("stopped by the test"),
         )
         .await
         .unwrap();

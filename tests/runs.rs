@@ -60,6 +60,25 @@ async fn a_push_plans_waits_for_confirmation_applies_and_keeps_state_versions() 
             "applied"
         ]
     );
+    // Each move names who or what made it: the person confirmed, Gantry did the rest.
+    let causes: Vec<&str> = applied["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["cause"].as_str().unwrap_or("-"))
+        .collect();
+    assert_eq!(
+        causes,
+        [
+            "-",
+            "runner",
+            "runner",
+            "runner",
+            "person:tester",
+            "runner",
+            "runner"
+        ]
+    );
     let versions = h.api_get("/api/v1/workspaces/prod/state-versions").await;
     assert_eq!(versions.as_array().unwrap().len(), 1, "{versions}");
     assert_eq!(versions[0]["run_id"], first);

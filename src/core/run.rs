@@ -1,6 +1,7 @@
 //! The run state machine: the states a run passes through and the only moves allowed between
-//! them (after Terraform Cloud's run states). Pure: no I/O, no clock. The engine asks it before
-//! every change and stores each accepted move as a run event.
+//! them (after Terraform Cloud's run states). Pure: no I/O, no clock. The store's one writer of
+//! a run's state (`store::runs::moves::move_run`) asks it before every move and records each
+//! accepted move as a run event.
 
 use std::fmt;
 
@@ -129,6 +130,9 @@ impl RunState {
             (Pending | Planned, Discarded) => true,
             // A pending run can be canceled too (a superseded speculative plan).
             (Pending, Canceled) => true,
+            // A plan waiting for confirmation errors when the server holding its saved plan
+            // stopped for good: the plan went with it.
+            (Planned, Errored) => true,
             (from, Errored | Canceled | ForceCanceled) => from.is_executing(),
             _ => false,
         }

@@ -1,7 +1,7 @@
 //! What processing a delivery decided to change, applied by the store in the same transaction
 //! that closes the delivery: both happen, or neither does.
 
-use super::{Conn, InstallationChange, NewRuns, OutboxItem, UntouchedContexts};
+use super::{Conn, InstallationChange, MoveError, NewRuns, OutboxItem, UntouchedContexts};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeliveryEffect {
@@ -28,13 +28,16 @@ pub struct SpeculativeCancel {
 }
 
 impl DeliveryEffect {
-    pub(crate) async fn apply(&self, conn: Conn<'_>) -> Result<(), sqlx::Error> {
+    pub(crate) async fn apply(&self, conn: Conn<'_>) -> Result<(), MoveError> {
         match self {
-            DeliveryEffect::Installation(change) => change.apply(conn).await,
-            DeliveryEffect::CreateRuns(runs) => runs.create(conn).await.map(|_| ()),
-            DeliveryEffect::CancelSpeculative(cancel) => cancel.cancel_pending(conn).await,
-            DeliveryEffect::Outbox(item) => item.enqueue(conn).await,
-            DeliveryEffect::Untouched(untouched) => untouched.record(conn).await,
+            DeliveryEffect::Installation(change) => change.apply(conn).await?,
+            DeliveryEffect::CreateRuns(runs) => {
+                runs.create(conn).await?;
+            }
+            DeliveryEffect::CancelSpeculative(cancel) => cancel.cancel_pending(conn).await?,
+            DeliveryEffect::Outbox(item) => item.enqueue(conn).await?,
+            DeliveryEffect::Untouched(untouched) => untouched.record(conn).await?,
         }
+        Ok(())
     }
 }

@@ -5,21 +5,17 @@
 //! work in both through sqlx); [`on_pool!`] runs such a body against whichever pool is open.
 //! Where the dialects differ, a method matches on [`Db`] explicitly.
 
-// First: its `select_runs!` is used by the modules after it.
+// First: its `select_runs!` and `final_states!` are used by the modules after it.
 #[macro_use]
-mod execution;
-mod adoption;
-mod api_runs;
+mod runs;
 mod cipher;
 mod deliveries;
-mod delivery_frontier;
 mod effects;
 mod ingest_writer;
 mod installations;
 mod outbox;
-mod runs;
+mod state_versions;
 mod tokens;
-mod workspace_admin;
 mod workspaces;
 
 use std::str::FromStr;
@@ -31,23 +27,24 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 
-pub use api_runs::RunPage;
 pub use cipher::{Cipher, Unreadable};
 pub use deliveries::{
     DeliveryOutcome, InsertOutcome, NewDelivery, PendingDelivery, StoredDelivery,
 };
 pub use effects::{DeliveryEffect, SpeculativeCancel};
-pub use execution::{LogChunk, PlanCounts, RunDetail, RunEvent, StateVersion};
 pub use ingest_writer::IngestWriter;
 pub use installations::{Installation, InstallationChange};
 pub use outbox::{
     AggregateTarget, OutboxItem, OutboxKind, OutboxRow, Priority, RawCheck, RawStatus, Reaction,
     Reply, ShownStatus, UNTOUCHED_DESCRIPTION, UntouchedContexts,
 };
-pub use runs::{NewRuns, RunRecord, RunSource};
+pub use runs::{
+    Also, Cause, LogChunk, Move, MoveError, NewRuns, PlanCounts, RunDetail, RunEvent, RunPage,
+    RunRecord, RunSource,
+};
+pub use state_versions::StateVersion;
 pub use tokens::Session;
-pub use workspace_admin::WorkspaceWriteError;
-pub use workspaces::{SyncReport, Workspace, WorkspaceLock};
+pub use workspaces::{SyncReport, Workspace, WorkspaceLock, WorkspaceWriteError};
 
 /// The PostgreSQL channel a commit of new deliveries is announced on, for other replicas.
 const DELIVERIES_CHANNEL: &str = "gantry_deliveries";

@@ -774,9 +774,9 @@ mod tests {
 
     use secrecy::SecretString;
 
-    use super::enqueue_run_feedback;
     use crate::core::run::RunState;
-    use crate::store::{BeginWrite, Store, on_pool};
+    use crate::store::runs::move_run;
+    use crate::store::{BeginWrite, Cause, Move, Store, on_pool};
 
     /// SQLite in `dir`; PostgreSQL (a fresh database) when the test script started one.
     async fn open(dir: &tempfile::TempDir) -> Store {
@@ -825,19 +825,20 @@ mod tests {
         let run_id = run(&store).await;
         assert!(
             store
-                .transition_run(run_id, RunState::Pending, RunState::Fetching, None)
+                .move_run(&Move::new(
+                    run_id,
+                    RunState::Pending,
+                    RunState::Fetching,
+                    Cause::Runner
+                ))
                 .await
                 .unwrap()
         );
         // The next change is being committed: its feedback is covered by the pending row.
         let changing = on_pool!(store, pool => {
             let mut tx = pool.begin_write().await.unwrap();
-            sqlx::query("UPDATE runs SET state = 'planning' WHERE id = $1")
-                .bind(run_id)
-                .execute(&mut *tx)
-                .await
-                .unwrap();
-            enqueue_run_feedback((&mut *tx).into(), run_id).await.unwrap();
+            let planning = Move::new(run_id, RunState::Fetching, RunState::Planning, Cause::Runner);
+            assert!(move_run((&mut *tx).into(), &planning).await.unwrap());
             let (commit, committed) = tokio::sync::oneshot::channel::<()>();
             tokio::spawn(async move {
                 let _ = committed.await;

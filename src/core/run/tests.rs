@@ -78,6 +78,12 @@ fn a_run_waiting_for_confirmation_cannot_be_canceled_only_discarded() {
 }
 
 #[test]
+fn a_run_waiting_for_confirmation_errors_when_its_saved_plan_is_lost_but_is_never_force_canceled() {
+    assert!(Planned.can_become(Errored));
+    assert!(!Planned.can_become(ForceCanceled));
+}
+
+#[test]
 fn runs_from_fetching_to_applying_hold_the_workspace_including_planned() {
     let holding: Vec<_> = RunState::ALL
         .into_iter()

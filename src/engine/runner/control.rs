@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use super::signal::RunSignal;
 use crate::core::run::RunState;
 use crate::executor::terraform::Stop;
-use crate::store::{NewRuns, RunDetail, Store, WorkspaceLock};
+use crate::store::{Cause, Move, NewRuns, RunDetail, Store, WorkspaceLock};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ActionError {
@@ -52,15 +52,15 @@ impl RunControl {
         &self.signal
     }
 
-    /// Confirms a plan waiting for confirmation: the apply starts.
-    pub async fn confirm(&self, run_id: i64) -> Result<RunDetail, ActionError> {
+    /// Confirms a plan waiting for confirmation: the apply starts. `by`: the person's name.
+    pub async fn confirm(&self, run_id: i64, by: &str) -> Result<RunDetail, ActionError> {
         let run = self.run(run_id).await?;
-        self.move_run(&run, RunState::Planned, RunState::Confirmed, "confirmed")
-            .await
+        let confirm = Move::new(run.id, RunState::Planned, RunState::Confirmed, person(by));
+        self.move_run(&run, &confirm, "confirmed").await
     }
 
     /// Discards a run that waits: in the queue, or for confirmation.
-    pub async fn discard(&self, run_id: i64) -> Result<RunDetail, ActionError> {
+    pub async fn discard(&self, run_id: i64, by: &str) -> Result<RunDetail, ActionError> {
         let run = self.run(run_id).await?;
         let from = match run.state {
             RunState::Pending | RunState::Planned => run.state,
@@ -70,13 +70,18 @@ impl RunControl {
                 )));
             }
         };
-        self.move_run(&run, from, RunState::Discarded, "discarded")
-            .await
+        let discard = Move::new(run.id, from, RunState::Discarded, person(by));
+        self.move_run(&run, &discard, "discarded").await
     }
 
     /// Cancels a run: a pending one at once; an executing one by stopping Terraform (SIGINT, or
-    /// a kill when `force`).
-    pub async fn cancel(&self, run_id: i64, force: bool) -> Result<CancelOutcome, ActionError> {
+    /// a kill when `force`), which its runner records as it ends.
+    pub async fn cancel(
+        &self,
+        run_id: i64,
+        force: bool,
+        by: &str,
+    ) -> Result<CancelOutcome, ActionError> {
         let run = self.run(run_id).await?;
         let to = if force {
             RunState::ForceCanceled
@@ -96,7 +101,8 @@ impl RunControl {
                 "the run waits for confirmation: discard it instead".into(),
             )),
             from if from.can_become(to) => {
-                self.move_run(&run, from, to, "canceled").await?;
+                let cancel = Move::new(run.id, from, to, person(by));
+                self.move_run(&run, &cancel, "canceled").await?;
                 Ok(CancelOutcome::Done(to))
             }
             other => Err(ActionError::Conflict(format!(
@@ -255,28 +261,29 @@ impl RunControl {
             .ok_or_else(|| ActionError::NotFound(format!("workspace {name}")))
     }
 
+    /// Makes a person's move of `run` (other replicas hear of it from the store).
     async fn move_run(
         &self,
         run: &RunDetail,
-        from: RunState,
-        to: RunState,
+        mv: &Move<'_>,
         verb: &str,
     ) -> Result<RunDetail, ActionError> {
-        if run.state != from || !from.can_become(to) {
+        if run.state != mv.from || !mv.from.can_become(mv.to) {
             return Err(ActionError::Conflict(format!(
                 "a run that is {} cannot be {verb}",
                 run.state
             )));
         }
-        if !self.store.transition_run(run.id, from, to, None).await? {
+        if !self.store.move_run(mv).await? {
             return Err(ActionError::Conflict(format!(
                 "the run changed state meanwhile; it could not be {verb}"
             )));
         }
         self.signal.workspace_changed(run.workspace_id);
-        self.store
-            .announce_workspaces_changed(&[run.workspace_id])
-            .await;
         self.run(run.id).await
     }
+}
+
+fn person(name: &str) -> Cause {
+    Cause::Person(name.to_string())
 }

@@ -19,7 +19,7 @@ use crate::executor::sandbox::Isolation;
 use crate::executor::terraform::{
     LogSink, PhaseError, Phases, PlanSummary, Stop, Terraform, mask, mask_needles,
 };
-use crate::store::{PlanCounts, RunDetail, Workspace};
+use crate::store::{Cause, Move, PlanCounts, RunDetail, Workspace};
 
 /// What the run's sandbox may see and write, inside the run's directory.
 const WORK_DIR: &str = "work";
@@ -135,7 +135,7 @@ impl Execution {
         let moved = self
             .shared
             .store
-            .transition_run(self.run.id, self.state, to, None)
+            .move_run(&Move::new(self.run.id, self.state, to, Cause::Runner))
             .await
             .map_err(errored("storing the run's state"))?;
         if !moved {
@@ -165,7 +165,15 @@ impl Execution {
                 let ended = self
                     .shared
                     .store
-                    .end_run(self.run.id, RunState::Pending, RunState::Canceled, &reason)
+                    .move_run(
+                        &Move::new(
+                            self.run.id,
+                            RunState::Pending,
+                            RunState::Canceled,
+                            Cause::Runner,
+                        )
+                        .because(&reason),
+                    )
                     .await;
                 if let Err(error) = ended {
                     tracing::error!(
@@ -180,7 +188,12 @@ impl Execution {
         match self
             .shared
             .store
-            .transition_run(self.run.id, RunState::Pending, RunState::Fetching, None)
+            .move_run(&Move::new(
+                self.run.id,
+                RunState::Pending,
+                RunState::Fetching,
+                Cause::Runner,
+            ))
             .await
         {
             Ok(true) => {
@@ -431,7 +444,7 @@ impl Execution {
         match self
             .shared
             .store
-            .end_run(self.run.id, self.state, to, &reason)
+            .move_run(&Move::new(self.run.id, self.state, to, Cause::Runner).because(&reason))
             .await
         {
             Ok(true) => {

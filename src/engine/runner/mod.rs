@@ -27,7 +27,7 @@ use crate::core::run::RunState;
 use crate::executor::sandbox::{Isolation, Sandbox};
 use crate::executor::terraform_install::Installer;
 use crate::github::GitHub;
-use crate::store::Store;
+use crate::store::{Cause, Move, Store};
 use execute::Execution;
 
 /// Every workspace with unfinished runs is looked at this often even without a signal, so a
@@ -290,9 +290,8 @@ impl Runner {
                 Ok(true) => Ok(true),
                 Ok(false) => {
                     let reason = "interrupted: the server planning it stopped, too often";
-                    store
-                        .end_run(run_id, state, RunState::Errored, reason)
-                        .await
+                    let interrupted = Move::new(run_id, state, RunState::Errored, Cause::Recovery);
+                    store.move_run(&interrupted.because(reason)).await
                 }
                 Err(error) => Err(error),
             };
@@ -368,9 +367,10 @@ impl Runner {
         {
             // Started in the store but not executing: end it rather than hold the workspace.
             let reason = format!("the run could not be started: {error:#}");
+            let errored = Move::new(id, RunState::Fetching, RunState::Errored, Cause::Runner);
             self.shared
                 .store
-                .end_run(id, RunState::Fetching, RunState::Errored, &reason)
+                .move_run(&errored.because(&reason))
                 .await?;
             return Err(error);
         }

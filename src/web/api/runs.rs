@@ -130,14 +130,18 @@ pub async fn action(
 ) -> Result<(StatusCode, Json<RunJson>), ApiError> {
     let status = match action.as_str() {
         "confirm" => {
-            state.runs.confirm(id).await?;
+            state.runs.confirm(id, &caller.name).await?;
             StatusCode::OK
         }
         "discard" => {
-            state.runs.discard(id).await?;
+            state.runs.discard(id, &caller.name).await?;
             StatusCode::OK
         }
-        "cancel" | "force-cancel" => match state.runs.cancel(id, action == "force-cancel").await? {
+        "cancel" | "force-cancel" => match state
+            .runs
+            .cancel(id, action == "force-cancel", &caller.name)
+            .await?
+        {
             CancelOutcome::Done(_) => StatusCode::OK,
             CancelOutcome::Requested => StatusCode::ACCEPTED,
         },

@@ -412,9 +412,9 @@ pub async fn run_action(
         return *refused;
     }
     let done = match action.as_str() {
-        "confirm" => state.runs.confirm(id).await.map(|_| ()),
-        "discard" => state.runs.discard(id).await.map(|_| ()),
-        "cancel" => state.runs.cancel(id, false).await.map(|_| ()),
+        "confirm" => state.runs.confirm(id, &viewer.name).await.map(|_| ()),
+        "discard" => state.runs.discard(id, &viewer.name).await.map(|_| ()),
+        "cancel" => state.runs.cancel(id, false, &viewer.name).await.map(|_| ()),
         _ => return not_found("such action"),
     };
     match done {

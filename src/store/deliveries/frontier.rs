@@ -18,8 +18,8 @@
 
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
-use super::deliveries::{PendingDelivery, pending_from_row};
-use super::{BeginWrite, Conn, now_ms};
+use super::{PendingDelivery, pending_from_row};
+use crate::store::{BeginWrite, Conn, now_ms};
 
 /// A candidate's columns, with whether it is held: an earlier delivery of its repository waits
 /// for a retry that is not due (`$1` is now). `next_attempt_ms > 0` is spelled out as the

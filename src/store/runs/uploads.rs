@@ -1,8 +1,9 @@
 //! What the API adds to runs: runs asked for by people (retries, uploaded configurations),
 //! uploaded configuration tarballs, and a workspace's runs page by page.
 
-use super::execution::{RunDetail, run_detail};
-use super::{BeginWrite, NewRuns, Store, now_ms, on_pool, on_read_pool};
+use super::NewRuns;
+use super::read::{RunDetail, run_detail};
+use crate::store::{BeginWrite, Store, now_ms, on_pool, on_read_pool};
 
 /// One page of a workspace's runs.
 #[derive(Debug, Clone)]

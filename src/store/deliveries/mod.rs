@@ -1,11 +1,13 @@
 //! Webhook deliveries: stored in batches by ingest, taken in order by the dispatcher, and closed
 //! with an outcome in the same transaction as whatever processing them changed.
 
+mod frontier;
+
 use std::collections::HashSet;
 
 use sqlx::{QueryBuilder, Row};
 
-use super::{BeginWrite, Db, DeliveryEffect, Store, now_ms, on_pool, on_read_pool};
+use crate::store::{BeginWrite, Db, DeliveryEffect, Store, now_ms, on_pool, on_read_pool};
 
 /// A verified delivery as ingest hands it over: the few fields picked out of the payload beside
 /// the raw bytes; the full parse happens later, in the dispatcher.
@@ -125,7 +127,7 @@ impl Store {
         {
             // Wakes every replica's dispatcher (this one's too).
             sqlx::query("SELECT pg_notify($1, '')")
-                .bind(super::DELIVERIES_CHANNEL)
+                .bind(crate::store::DELIVERIES_CHANNEL)
                 .execute(pool)
                 .await?;
         }
@@ -163,7 +165,7 @@ impl Store {
     ) -> anyhow::Result<Vec<PendingDelivery>> {
         let pool = match &self.db {
             Db::Sqlite { write, read, .. } => {
-                return super::delivery_frontier::pending(write, read, limit).await;
+                return frontier::pending(write, read, limit).await;
             }
             Db::Postgres(pool) => pool,
         };
@@ -218,7 +220,7 @@ impl Store {
                 query
                     .push_bind(outcome.status())
                     .push(", outcome_detail = ")
-                    .push_bind(outcome.detail().map(|d| super::storable(d).into_owned()))
+                    .push_bind(outcome.detail().map(|d| crate::store::storable(d).into_owned()))
                     .push(", processed_at_ms = ")
                     .push_bind(now)
                     .push(", attempts = attempts + 1 WHERE status = 'pending' AND seq IN (");
@@ -238,7 +240,7 @@ impl Store {
                     }
                 }
             }
-            super::delivery_frontier::advance((&mut *tx).into()).await?;
+            frontier::advance((&mut *tx).into()).await?;
             tx.commit().await?;
         });
         if closing.iter().any(|(_, _, effects)| !effects.is_empty()) {
@@ -261,11 +263,11 @@ impl Store {
                  outcome_detail = $2 WHERE seq = $3 AND status = 'pending'",
             )
             .bind(now_ms() + delay_ms)
-            .bind(super::storable(error).as_ref())
+            .bind(crate::store::storable(error).as_ref())
             .bind(seq)
             .execute(&mut *tx)
             .await?;
-            super::delivery_frontier::advance((&mut *tx).into()).await?;
+            frontier::advance((&mut *tx).into()).await?;
             tx.commit().await?;
         });
         Ok(())

@@ -1,10 +1,10 @@
-//! Runs across a restart of the server executing them: which runs a starting runner takes back
-//! (its supervisors may still be running them), the plans of a dead replica another one takes
-//! over, a lost plan queued again, and notes on a run's timeline about these.
+//! Runs across a restart of the server executing them: which server executes a run (its
+//! heartbeat), which runs a starting runner takes back (its supervisors may still be running
+//! them), the plans of a dead replica another one takes over, and notes on a run's timeline
+//! about these. (Queuing a lost plan again is a move: `moves.rs`.)
 
-use super::outbox::enqueue_run_feedback;
-use super::{BeginWrite, Store, now_ms, on_pool, on_read_pool};
 use crate::core::run::RunState;
+use crate::store::{Store, now_ms, on_pool, on_read_pool};
 
 impl Store {
     /// Runs executing (fetching, planning, applying) under this server before it stopped:
@@ -58,55 +58,6 @@ impl Store {
             .collect())
     }
 
-    /// A plan lost with its supervisor (or never started by a server that died) goes back to
-    /// pending, at the front of its workspace's queue (it is older than what came after it),
-    /// unless it was tried `max_attempts` times already. Returns whether it was queued again.
-    pub async fn requeue_lost_plan(
-        &self,
-        run_id: i64,
-        from: RunState,
-        detail: &str,
-        max_attempts: i64,
-    ) -> anyhow::Result<bool> {
-        from.transition(RunState::Pending)?;
-        let detail = super::storable(detail);
-        let now = now_ms();
-        let requeued = on_pool!(self, pool => {
-            let mut tx = pool.begin_write().await?;
-            let moved = sqlx::query(
-                "UPDATE runs SET state = 'pending', updated_at_ms = $1, \
-                 plan_attempts = plan_attempts + 1, runner_owner = NULL, heartbeat_ms = NULL \
-                 WHERE id = $2 AND state = $3 AND plan_attempts + 1 < $4",
-            )
-            .bind(now)
-            .bind(run_id)
-            .bind(from.as_str())
-            .bind(max_attempts)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-                == 1;
-            if moved {
-                sqlx::query(
-                    "INSERT INTO run_events (run_id, state, at_ms, detail) \
-                     VALUES ($1, 'pending', $2, $3)",
-                )
-                .bind(run_id)
-                .bind(now)
-                .bind(&detail)
-                .execute(&mut *tx)
-                .await?;
-                enqueue_run_feedback((&mut *tx).into(), run_id).await?;
-            }
-            tx.commit().await?;
-            moved
-        });
-        if requeued {
-            self.notify_outbox();
-        }
-        Ok(requeued)
-    }
-
     /// Notes on a run's timeline something that happened without changing its state (a
     /// restarted server took it back).
     pub async fn note_run_event(
@@ -127,5 +78,44 @@ impl Store {
             .await?;
         });
         Ok(())
+    }
+
+    /// This server still executes (or holds the plan of) its runs.
+    pub async fn heartbeat_runs(&self, owner: &str) -> anyhow::Result<()> {
+        on_pool!(self, pool => {
+            sqlx::query(
+                "UPDATE runs SET heartbeat_ms = $1 WHERE runner_owner = $2 AND state IN \
+                 ('fetching', 'planning', 'planned', 'confirmed', 'applying')",
+            )
+            .bind(now_ms())
+            .bind(owner)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Makes `owner` the server executing the run (a speculative plan it started).
+    pub async fn own_run(&self, run_id: i64, owner: &str) -> anyhow::Result<()> {
+        on_pool!(self, pool => {
+            sqlx::query("UPDATE runs SET runner_owner = $1, heartbeat_ms = $2 WHERE id = $3")
+                .bind(owner)
+                .bind(now_ms())
+                .bind(run_id)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// The server executing the run (or holding its plan), if any.
+    pub async fn run_owner(&self, run_id: i64) -> anyhow::Result<Option<String>> {
+        let owner: Option<Option<String>> = on_read_pool!(self, pool => {
+            sqlx::query_scalar("SELECT runner_owner FROM runs WHERE id = $1")
+                .bind(run_id)
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(owner.flatten())
     }
 }

@@ -2,9 +2,9 @@
 //! workspaces are written only by the sync (see `workspaces`); the API refuses to change them
 //! before it gets here.
 
-use super::workspaces::bind_workspace_settings;
-use super::{BeginWrite, Conn, Store, now_ms, on_conn, on_pool};
+use super::bind_workspace_settings;
 use crate::core::workspace::{VariableCategory, VariableValue, WorkspaceSpec};
+use crate::store::{BeginWrite, Conn, Store, now_ms, on_conn, on_pool};
 
 /// Why a workspace could not be written.
 #[derive(Debug, thiserror::Error)]

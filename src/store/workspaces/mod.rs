@@ -1,15 +1,19 @@
 //! Workspaces and their variables. The configuration's workspaces are synced in at start and
 //! on reload; one that left the configuration is archived with its runs, never deleted.
 
+mod admin;
+
+pub use admin::WorkspaceWriteError;
+
 use std::collections::BTreeMap;
 
 use sqlx::{QueryBuilder, Row};
 
-use super::workspace_admin::put_variable;
-use super::{BeginWrite, Store, now_ms, on_pool, on_read_pool};
+use self::admin::put_variable;
 use crate::core::workspace::{
     RepoName, VariableCategory, VariableValue, WorkspaceName, WorkspaceSpec,
 };
+use crate::store::{BeginWrite, Store, now_ms, on_pool, on_read_pool};
 
 /// A lock set by hand: who, why, when.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -284,7 +288,7 @@ impl WorkspaceRow {
     fn into_workspace(
         self,
         variables: &[(i64, String, String, String, i32)],
-        cipher: Option<&super::Cipher>,
+        cipher: Option<&crate::store::Cipher>,
     ) -> anyhow::Result<Workspace> {
         let corrupt =
             |what: &str, why: String| anyhow::anyhow!("stored workspace {}: {what} {why}", self.id);
@@ -302,7 +306,7 @@ impl WorkspaceRow {
             let value = VariableValue {
                 value: match (sensitive, cipher) {
                     (false, _) => value.clone(),
-                    (true, Some(cipher)) if super::cipher::is_sealed(value) => {
+                    (true, Some(cipher)) if crate::store::cipher::is_sealed(value) => {
                         cipher.open(value).unwrap_or_default()
                     }
                     (true, _) => String::new(),

@@ -228,12 +228,12 @@ async fn the_pr_comment_is_edited_only_when_what_it_shows_changed() {
     let before = h.gantry.github.answered("issues/update-comment");
     h.gantry
         .store
-        .enqueue_outbox(&[gantry::store::OutboxItem {
-            kind: gantry::store::OutboxKind::PrComment,
-            key: format!("{REPO}#{PR}"),
-            payload: "{}".into(),
-            priority: gantry::store::Priority::Progress,
-        }])
+        .enqueue_outbox(&[gantry::store::OutboxItem::progress(
+            gantry::store::Message::PrComment {
+                repo: REPO.into(),
+                pr_number: PR as i64,
+            },
+        )])
         .await
         .unwrap();
     h.outbox_drained().await;

@@ -99,7 +99,7 @@ async fn a_status_github_took_without_answering_in_time_is_not_posted_again() {
         .await
         .unwrap()
         .expect("recorded");
-    assert_eq!(shown.state, "pending");
+    assert_eq!(shown.state.as_str(), "pending");
 }
 
 #[tokio::test]
@@ -108,15 +108,17 @@ async fn a_row_a_stop_left_in_flight_comes_back_in_doubt_and_a_fresh_one_does_no
     let url = format!("sqlite:{}", dir.path().join("gantry.db").display());
     let store = gantry::store::Store::open(&url.into()).await.unwrap();
     let status = |context: &str| {
-        gantry::store::OutboxItem::raw_status(&gantry::store::RawStatus {
-            installation_id: 99,
-            repo: REPO.into(),
-            sha: sha(1),
-            context: context.into(),
-            state: "success".into(),
-            description: "ok".into(),
-            target_url: None,
-        })
+        gantry::store::OutboxItem::result(gantry::store::Message::RawStatus(
+            gantry::store::RawStatus {
+                installation_id: 99,
+                repo: REPO.into(),
+                sha: sha(1),
+                context: context.into(),
+                state: gantry::core::github_terms::CommitState::Success,
+                description: "ok".into(),
+                target_url: None,
+            },
+        ))
     };
     store.enqueue_outbox(&[status("left")]).await.unwrap();
     let taken = store.claim_outbox(10, 0).await.unwrap();

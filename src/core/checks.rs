@@ -1,16 +1,15 @@
 //! What a run's GitHub check run shows: its status, conclusion and output (the plan summary and
 //! the resource changes in Markdown). Pure.
 
+use super::github_terms::{CheckConclusion, CheckState};
 use super::run::RunState;
 use super::status::{RunFacts, run_status};
 
 /// A check run as GitHub takes it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct CheckView {
-    /// queued | in_progress | completed
-    pub status: &'static str,
-    /// Set when completed: success | failure | neutral | cancelled | action_required
-    pub conclusion: Option<&'static str>,
+    #[serde(flatten)]
+    pub state: CheckState,
     pub title: String,
     pub summary: String,
 }
@@ -25,15 +24,16 @@ pub struct Change<'a> {
 pub fn check_view(run: &RunFacts<'_>, changes: &[Change<'_>], run_url: &str) -> CheckView {
     use RunState::*;
     let has_changes = run.plan.is_some_and(|p| p.3);
-    let (status, conclusion) = match run.state {
-        Pending => ("queued", None),
-        Fetching | Planning | Confirmed | Applying => ("in_progress", None),
-        Planned => ("completed", Some("action_required")),
-        Applied => ("completed", Some("success")),
-        PlannedAndFinished if run.speculative && has_changes => ("completed", Some("success")),
-        PlannedAndFinished => ("completed", Some("neutral")),
-        Errored => ("completed", Some("failure")),
-        Canceled | ForceCanceled | Discarded => ("completed", Some("cancelled")),
+    let completed = CheckState::completed;
+    let state = match run.state {
+        Pending => CheckState::QUEUED,
+        Fetching | Planning | Confirmed | Applying => CheckState::IN_PROGRESS,
+        Planned => completed(CheckConclusion::ActionRequired),
+        Applied => completed(CheckConclusion::Success),
+        PlannedAndFinished if run.speculative && has_changes => completed(CheckConclusion::Success),
+        PlannedAndFinished => completed(CheckConclusion::Neutral),
+        Errored => completed(CheckConclusion::Failure),
+        Canceled | ForceCanceled | Discarded => completed(CheckConclusion::Cancelled),
     };
     let title = run_status(run).description;
     let mut summary = format!("**{title}**\n\n[The run in Gantry]({run_url})\n");
@@ -48,8 +48,7 @@ pub fn check_view(run: &RunFacts<'_>, changes: &[Change<'_>], run_url: &str) -> 
         }
     }
     CheckView {
-        status,
-        conclusion,
+        state,
         title,
         summary: super::status::truncate(&summary, 65_535),
     }
@@ -145,8 +144,13 @@ mod tests {
         ];
         for (run, status, conclusion) in cases {
             let view = check_view(&run, &[], "https://g/runs/1");
+            // GitHub's words, as they are sent.
+            let json = serde_json::to_value(view.state).unwrap();
             assert_eq!(
-                (view.status, view.conclusion),
+                (
+                    json["status"].as_str().unwrap(),
+                    json["conclusion"].as_str()
+                ),
                 (status, conclusion),
                 "{:?}",
                 run.state

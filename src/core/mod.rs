@@ -7,6 +7,7 @@ pub mod catch_up;
 pub mod checks;
 pub mod commands;
 pub mod comment;
+pub mod github_terms;
 pub mod pull_request;
 pub mod push;
 pub mod queue;

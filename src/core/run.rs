@@ -90,6 +90,12 @@ impl RunState {
         )
     }
 
+    /// What people wait for: a final state, or a plan waiting for its confirmation. GitHub
+    /// hears of these before anything in between.
+    pub fn is_result(self) -> bool {
+        self.is_final() || self == RunState::Planned
+    }
+
     /// Terraform may be running (or about to): the states a cancel applies to, and the ones a
     /// restart interrupts.
     pub fn is_executing(self) -> bool {

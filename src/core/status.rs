@@ -1,6 +1,7 @@
 //! What a run's commit status says: GitHub's state and a description (at most 140 characters)
 //! that tells a person what they need to know. Pure.
 
+use super::github_terms::CommitState;
 use super::run::RunState;
 
 /// GitHub refuses longer descriptions.
@@ -9,8 +10,7 @@ pub const MAX_DESCRIPTION_CHARS: usize = 140;
 /// A status as GitHub shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusView {
-    /// pending | success | failure | error
-    pub state: &'static str,
+    pub state: CommitState,
     pub description: String,
 }
 
@@ -33,13 +33,13 @@ pub fn context(workspace: &str) -> String {
 }
 
 /// The commit status state GitHub shows for a run in `state`.
-pub fn github_state(state: RunState) -> &'static str {
+pub fn github_state(state: RunState) -> CommitState {
     use RunState::*;
     match state {
-        Pending | Fetching | Planning | Planned | Confirmed | Applying => "pending",
-        Applied | PlannedAndFinished => "success",
-        Errored => "failure",
-        Canceled | ForceCanceled | Discarded => "error",
+        Pending | Fetching | Planning | Planned | Confirmed | Applying => CommitState::Pending,
+        Applied | PlannedAndFinished => CommitState::Success,
+        Errored => CommitState::Failure,
+        Canceled | ForceCanceled | Discarded => CommitState::Error,
     }
 }
 
@@ -80,22 +80,22 @@ pub const AGGREGATE_CONTEXT: &str = "gantry";
 
 /// The aggregate status from each workspace's (GitHub state): the worst state wins (failure,
 /// then error, then pending), and the description counts them.
-pub fn aggregate(states: &[&str]) -> StatusView {
-    let count = |s: &str| states.iter().filter(|x| **x == s).count();
+pub fn aggregate(states: &[CommitState]) -> StatusView {
+    let count = |s: CommitState| states.iter().filter(|x| **x == s).count();
     let (failed, errors, pending, succeeded) = (
-        count("failure"),
-        count("error"),
-        count("pending"),
-        count("success"),
+        count(CommitState::Failure),
+        count(CommitState::Error),
+        count(CommitState::Pending),
+        count(CommitState::Success),
     );
     let state = if failed > 0 {
-        "failure"
+        CommitState::Failure
     } else if errors > 0 {
-        "error"
+        CommitState::Error
     } else if pending > 0 {
-        "pending"
+        CommitState::Pending
     } else {
-        "success"
+        CommitState::Success
     };
     let mut parts = Vec::new();
     for (n, what) in [
@@ -149,6 +149,7 @@ pub fn truncate(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use CommitState::{Error, Failure, Pending, Success};
 
     fn facts(state: RunState) -> RunFacts<'static> {
         RunFacts {
@@ -163,21 +164,21 @@ mod tests {
     #[test]
     fn each_state_says_what_a_person_needs() {
         let cases = [
-            (RunState::Pending, "pending", "Queued"),
-            (RunState::Planning, "pending", "Planning"),
+            (RunState::Pending, Pending, "Queued"),
+            (RunState::Planning, Pending, "Planning"),
             (
                 RunState::Planned,
-                "pending",
+                Pending,
                 "Plan: 2 to add, 1 to change, 0 to destroy. Needs confirmation",
             ),
-            (RunState::Applying, "pending", "Applying"),
+            (RunState::Applying, Pending, "Applying"),
             (
                 RunState::Applied,
-                "success",
+                Success,
                 "Applied: 2 added, 1 changed, 0 destroyed",
             ),
-            (RunState::Canceled, "error", "Canceled"),
-            (RunState::Discarded, "error", "Discarded"),
+            (RunState::Canceled, Error, "Canceled"),
+            (RunState::Discarded, Error, "Discarded"),
         ];
         for (state, github_state, description) in cases {
             let view = run_status(&facts(state));
@@ -200,7 +201,7 @@ mod tests {
         let mut failed = facts(RunState::Errored);
         failed.error = Some("Reference to undeclared resource");
         let view = run_status(&failed);
-        assert_eq!(view.state, "failure");
+        assert_eq!(view.state, Failure);
         assert_eq!(
             view.description,
             "Plan failed: Reference to undeclared resource"
@@ -211,12 +212,12 @@ mod tests {
 
     #[test]
     fn the_aggregate_takes_the_worst_state_and_counts() {
-        let view = aggregate(&["success", "pending", "success"]);
-        assert_eq!(view.state, "pending");
+        let view = aggregate(&[Success, Pending, Success]);
+        assert_eq!(view.state, Pending);
         assert_eq!(view.description, "3 workspaces: 1 pending, 2 succeeded");
-        assert_eq!(aggregate(&["success", "failure", "error"]).state, "failure");
+        assert_eq!(aggregate(&[Success, Failure, Error]).state, Failure);
         assert_eq!(
-            aggregate(&["success"]).description,
+            aggregate(&[Success]).description,
             "1 workspace: 1 succeeded"
         );
     }

@@ -7,6 +7,7 @@ pub mod dispatcher;
 mod handlers;
 pub mod outbox;
 mod pull_requests;
+pub mod run_view;
 pub mod runner;
 
 pub use dispatcher::Dispatcher;

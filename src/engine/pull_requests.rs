@@ -5,6 +5,7 @@
 use super::handlers::{Context, Handled};
 use crate::config::Untouched;
 use crate::core::commands::{Command, parse_comment, usage};
+use crate::core::github_terms::{CheckConclusion, CheckState, CommitState};
 use crate::core::pull_request::{
     self, PrCandidate, PrDecision, PrFiles, PrPolicy, PrState, PullRequestFacts,
 };
@@ -12,8 +13,9 @@ use crate::core::status;
 use crate::core::workspace::WorkspaceName;
 use crate::events::{CheckRunEvent, CheckSuiteEvent, IssueCommentEvent, PullRequestEvent};
 use crate::store::{
-    AggregateTarget, DeliveryEffect, NewRuns, OutboxItem, RawCheck, RawStatus, Reaction, Reply,
-    RunDetail, RunSource, SpeculativeCancel, UNTOUCHED_DESCRIPTION, UntouchedContexts, Workspace,
+    AggregateTarget, DeliveryEffect, Message, NewRuns, OutboxItem, RawCheck, RawStatus, Reaction,
+    Reply, RunDetail, RunSource, SpeculativeCancel, UNTOUCHED_DESCRIPTION, UntouchedContexts,
+    Workspace,
 };
 
 /// Who may run comment commands.
@@ -137,17 +139,14 @@ async fn plan(ctx: &Context, request: &PlanRequest<'_>) -> Result<Vec<DeliveryEf
                     .map(|w| w.spec.name.as_str().to_string())
                     .unwrap_or_default()
             };
-            let raw_status = |id: i64, state: &str, description: String| RawStatus {
+            let raw_status = |id: i64, state: CommitState, description: String| RawStatus {
                 installation_id: request.installation_id as i64,
                 repo: request.repo.to_string(),
                 sha: request.head_sha.to_string(),
                 context: status::context(&name_of(id)),
-                state: state.into(),
+                state,
                 description,
                 target_url: None,
-            };
-            let raw = |id: i64, state: &str, description: String| {
-                DeliveryEffect::Outbox(OutboxItem::raw_status(&raw_status(id, state, description)))
             };
             let mut effects = vec![DeliveryEffect::CancelSpeculative(SpeculativeCancel {
                 repo: request.repo.to_string(),
@@ -171,10 +170,9 @@ async fn plan(ctx: &Context, request: &PlanRequest<'_>) -> Result<Vec<DeliveryEf
             match ctx.feedback.untouched {
                 Untouched::Status => {
                     for id in untouched {
-                        let status = raw_status(id, "success", UNTOUCHED_DESCRIPTION.into());
-                        effects.push(DeliveryEffect::Outbox(OutboxItem::untouched_status(
-                            &status,
-                        )));
+                        let status =
+                            raw_status(id, CommitState::Success, UNTOUCHED_DESCRIPTION.into());
+                        effects.push(DeliveryEffect::Outbox(OutboxItem::untouched_status(status)));
                     }
                 }
                 // Also with nothing untouched: the `gantry` status is due for every head.
@@ -197,20 +195,23 @@ async fn plan(ctx: &Context, request: &PlanRequest<'_>) -> Result<Vec<DeliveryEf
                     "Waiting for approval to plan: a maintainer can comment {} plan",
                     ctx.pull_requests.command_prefix
                 );
-                effects.push(raw(id, "pending", waiting.clone()));
-                effects.push(DeliveryEffect::Outbox(OutboxItem::raw_check(&RawCheck {
+                let pending = raw_status(id, CommitState::Pending, waiting.clone());
+                effects.push(DeliveryEffect::Outbox(OutboxItem::result(
+                    Message::RawStatus(pending),
+                )));
+                let check = Message::RawCheck(RawCheck {
                     installation_id: request.installation_id as i64,
                     repo: request.repo.to_string(),
                     sha: request.head_sha.to_string(),
                     name: status::context(&name_of(id)),
-                    status: "completed".into(),
-                    conclusion: Some("action_required".into()),
+                    state: CheckState::completed(CheckConclusion::ActionRequired),
                     title: waiting,
                     summary: "This pull request comes from a fork: its code runs only after \
                               someone with write access to the repository asks for a plan."
                         .into(),
                     details_url: ctx.public_url.to_string(),
-                })));
+                });
+                effects.push(DeliveryEffect::Outbox(OutboxItem::result(check)));
             }
             Ok(effects)
         }
@@ -246,15 +247,13 @@ pub async fn handle_issue_comment(
     let number = e.issue.number;
     let user = &e.comment.user.login;
     let reply = |body: String, unique: &str| {
-        DeliveryEffect::Outbox(OutboxItem::reply(
-            &Reply {
-                installation_id: installation_id as i64,
-                repo: repo.clone(),
-                pr_number: number as i64,
-                body,
-            },
-            &format!("{delivery_id}/{unique}"),
-        ))
+        DeliveryEffect::Outbox(OutboxItem::result(Message::Reply(Reply {
+            installation_id: installation_id as i64,
+            repo: repo.clone(),
+            pr_number: number as i64,
+            body,
+            unique: format!("{delivery_id}/{unique}"),
+        })))
     };
     let permission = match ctx.github.permission(installation_id, repo, user).await {
         Ok(permission) => permission,
@@ -270,12 +269,13 @@ pub async fn handle_issue_comment(
             "refused",
         )]);
     }
-    let mut effects = vec![DeliveryEffect::Outbox(OutboxItem::reaction(&Reaction {
+    let seen = Message::Reaction(Reaction {
         installation_id: installation_id as i64,
         repo: repo.clone(),
         comment_id: e.comment.id as i64,
         content: "eyes".into(),
-    }))];
+    });
+    let mut effects = vec![DeliveryEffect::Outbox(OutboxItem::result(seen))];
     for (n, line) in lines.iter().enumerate() {
         let unique = n.to_string();
         match &line.parsed {

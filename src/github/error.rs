@@ -76,6 +76,15 @@ impl GitHubError {
         }
     }
 
+    /// GitHub refused for good: a 4xx that is not a rate limit (a 403 or 429 may be one).
+    /// Server errors, no answer and Gantry's own limits may pass.
+    pub fn is_final(&self) -> bool {
+        self.retry_after().is_none()
+            && self
+                .status()
+                .is_some_and(|s| (400..500).contains(&s) && s != 403 && s != 429)
+    }
+
     /// How long to wait before trying again, when a rate limit (GitHub's or Gantry's own)
     /// says so.
     pub fn retry_after(&self) -> Option<std::time::Duration> {
@@ -133,5 +142,22 @@ mod tests {
         };
         assert_eq!(http.status(), Some(401));
         assert_eq!(GitHubError::NotConfigured.status(), None);
+    }
+
+    #[test]
+    fn only_a_refusal_that_is_not_a_rate_limit_is_final() {
+        let http = |status, retry_after| GitHubError::Http {
+            status,
+            message: String::new(),
+            retry_after,
+        };
+        assert!(http(404, None).is_final());
+        assert!(http(422, None).is_final());
+        for passing in [403, 429, 500, 502] {
+            assert!(!http(passing, None).is_final(), "{passing}");
+        }
+        let wait = Some(std::time::Duration::from_secs(1));
+        assert!(!http(404, wait).is_final());
+        assert!(!GitHubError::Download("reset".into()).is_final());
     }
 }

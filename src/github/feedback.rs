@@ -8,6 +8,7 @@ use serde_json::json;
 use tracing::instrument;
 
 use super::{GitHub, Result};
+use crate::core::github_terms::{CheckState, CommitState};
 
 #[derive(Deserialize)]
 struct Created {
@@ -33,8 +34,7 @@ struct AppRef {
 #[derive(Debug, Clone, Copy)]
 pub struct StatusRequest<'a> {
     pub context: &'a str,
-    /// pending | success | failure | error
-    pub state: &'a str,
+    pub state: CommitState,
     pub description: &'a str,
     pub target_url: Option<&'a str>,
 }
@@ -43,7 +43,7 @@ pub struct StatusRequest<'a> {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct PostedStatus {
     pub context: String,
-    pub state: String,
+    pub state: CommitState,
     #[serde(default)]
     pub description: Option<String>,
     #[serde(default)]
@@ -58,15 +58,14 @@ pub struct CheckRunRequest<'a> {
     /// The run id: a "Re-run" request names it.
     pub external_id: &'a str,
     pub details_url: &'a str,
-    pub status: &'a str,
-    pub conclusion: Option<&'a str>,
+    pub state: CheckState,
     pub title: &'a str,
     pub summary: &'a str,
 }
 
 impl GitHub {
     /// `POST /repos/{repo}/statuses/{sha}`.
-    #[instrument(skip(self, status), fields(context = status.context, state = status.state))]
+    #[instrument(skip(self, status), fields(context = status.context, state = %status.state))]
     pub async fn post_status(
         &self,
         installation_id: u64,
@@ -122,11 +121,11 @@ impl GitHub {
             "head_sha": check.head_sha,
             "external_id": check.external_id,
             "details_url": check.details_url,
-            "status": check.status,
+            "status": check.state.status,
             "output": { "title": check.title, "summary": check.summary },
         });
-        if let Some(conclusion) = check.conclusion {
-            body["conclusion"] = conclusion.into();
+        if let Some(conclusion) = check.state.conclusion {
+            body["conclusion"] = serde_json::to_value(conclusion).unwrap_or_default();
         }
         let (method, route) = match existing {
             Some(id) => (Method::PATCH, format!("/repos/{repo}/check-runs/{id}")),

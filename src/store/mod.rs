@@ -35,7 +35,7 @@ pub use effects::{DeliveryEffect, SpeculativeCancel};
 pub use ingest_writer::IngestWriter;
 pub use installations::{Installation, InstallationChange};
 pub use outbox::{
-    AggregateTarget, OutboxItem, OutboxKind, OutboxRow, Priority, RawCheck, RawStatus, Reaction,
+    AggregateTarget, Message, OutboxItem, OutboxRow, Priority, RawCheck, RawStatus, Reaction,
     Reply, ShownStatus, UNTOUCHED_DESCRIPTION, UntouchedContexts,
 };
 pub use runs::{

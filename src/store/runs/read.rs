@@ -65,7 +65,9 @@ impl RunDetail {
         }
     }
 
-    /// The run in one line, as its commit status describes it ("Apply failed: …").
+    /// The run in one line, as its commit status describes it ("Apply failed: …"), with the
+    /// stored reason for an error: for lists, which read no logs. Where one run is shown,
+    /// `engine::run_view::look` adds Terraform's own error line, as GitHub is shown.
     pub fn summary(&self) -> String {
         status::run_status(&self.facts(None)).description
     }

@@ -1,0 +1,93 @@
+//! The pull request's one Gantry comment: every workspace's plan, written once a result is in
+//! and edited only when what it shows changed.
+
+use sha2::Digest;
+
+use super::{OutboxWorker, SendError};
+use crate::core::comment::{self, MAX_COMMENT_CHARS, WorkspacePlan};
+use crate::core::status;
+use crate::engine::run_view::look;
+
+impl OutboxWorker {
+    pub(super) async fn send_pr_comment(&self, repo: &str, number: i64) -> Result<(), SendError> {
+        let mut plans = Vec::new();
+        let mut installation = None;
+        let mut any_result = false;
+        for run_id in self.store.pull_request_runs(repo, number).await? {
+            let Some(run) = self.store.run(run_id).await? else {
+                continue;
+            };
+            let Some(workspace) = self.store.workspace(run.workspace_id).await? else {
+                continue;
+            };
+            installation = installation.or(run.installation_id);
+            any_result |= run.state.is_result();
+            let output: String = self
+                .store
+                .run_log(run.id, "plan", 0)
+                .await?
+                .into_iter()
+                .map(|c| c.chunk)
+                .collect();
+            let look = look(&self.store, &self.public_url, &run).await?;
+            let output = status::plain_text(&output);
+            plans.push(WorkspacePlan {
+                workspace: workspace.spec.name.as_str().to_string(),
+                state: run.state.to_string(),
+                summary: look.status.description,
+                run_url: look.url,
+                commit_sha: run.commit_sha.clone(),
+                output,
+            });
+        }
+        let Some(installation) = installation else {
+            return Ok(());
+        };
+        // Written once a result is in: a comment of plans still queued says nothing a status
+        // does not. (The result's change queues the comment again.)
+        if !any_result {
+            return Ok(());
+        }
+        let installation = installation as u64;
+        let body = comment::render(&plans, MAX_COMMENT_CHARS);
+        let body_sha = hex::encode(sha2::Sha256::digest(body.as_bytes()));
+        let known = match self.store.pr_comment(repo, number).await? {
+            // Edited only when something it shows changed.
+            Some((_, Some(shown))) if shown == body_sha => return Ok(()),
+            Some((id, _)) => Some(id),
+            None => {
+                self.github
+                    .find_comment(installation, repo, number as u64, comment::MARKER)
+                    .await?
+            }
+        };
+        if let Some(id) = known {
+            match self
+                .github
+                .update_comment(installation, repo, id, &body)
+                .await
+            {
+                Ok(()) => {
+                    self.store
+                        .set_pr_comment(repo, number, id, Some(&body_sha))
+                        .await?;
+                    return Ok(());
+                }
+                // Deleted, or not ours to edit any more: make a new one. (A 403 that is a
+                // rate limit is not a refusal: wait, and edit it then.)
+                Err(error)
+                    if error.retry_after().is_none()
+                        && matches!(error.status(), Some(403 | 404)) => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+        let id = self
+            .github
+            .create_comment(installation, repo, number as u64, &body)
+            .await?;
+        self.store
+            .set_pr_comment(repo, number, id, Some(&body_sha))
+            .await?;
+        Ok(())
+    }
+}

@@ -10,7 +10,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::handlers::{Context, Handled, handle};
+use super::handlers::{Context, closing, handle};
 use super::runner::RunControl;
 use crate::config::Config;
 use crate::github::GitHub;
@@ -248,14 +248,14 @@ async fn decide(context: &Context, delivery: &PendingDelivery) -> Decided {
         &delivery.payload,
     )
     .await;
-    match handled {
-        Handled::Done { outcome, effects } => Decided::Close(outcome, effects),
-        Handled::RetryLater(error) if delivery.attempts + 1 < MAX_ATTEMPTS => {
+    match closing(handled) {
+        Ok((outcome, effects)) => Decided::Close(outcome, effects),
+        Err(error) if delivery.attempts + 1 < MAX_ATTEMPTS => {
             let delay_ms = backoff_ms(delivery.attempts);
             tracing::warn!(error, delay_ms, "processing failed; will retry");
             Decided::Retry { error, delay_ms }
         }
-        Handled::RetryLater(error) => Decided::Close(DeliveryOutcome::Failed(error), Vec::new()),
+        Err(error) => Decided::Close(DeliveryOutcome::Failed(error), Vec::new()),
     }
 }
 

@@ -6,7 +6,6 @@ pub mod catch_up;
 pub mod dispatcher;
 mod handlers;
 pub mod outbox;
-mod pull_requests;
 pub mod run_view;
 pub mod runner;
 

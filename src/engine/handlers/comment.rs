@@ -1,0 +1,227 @@
+//! Comment commands on a pull request (`/gantry plan`, `/gantry retry`, `/gantry help`), one
+//! function per command (`command_<verb>`). The grammar is `core::commands`; only people with
+//! write access are obeyed; each command line gets its answer (runs, or a reply saying why not).
+
+use super::pull_request::{PlanRequest, plan};
+use super::{Context, Handled, Stop};
+use crate::core::commands::{Command, parse_comment, usage};
+use crate::core::pull_request::{PrState, PullRequestFacts};
+use crate::core::workspace::WorkspaceName;
+use crate::events::IssueCommentEvent;
+use crate::store::{DeliveryEffect, Message, NewRuns, OutboxItem, Reaction, Reply, RunSource};
+
+/// Who may run comment commands.
+const WRITERS: [&str; 3] = ["admin", "maintain", "write"];
+
+/// The comment a command came in, and how to answer it.
+struct Commenting<'a> {
+    ctx: &'a Context,
+    delivery_id: &'a str,
+    event: &'a IssueCommentEvent,
+    installation_id: u64,
+    repo: &'a str,
+    number: u64,
+}
+
+impl Commenting<'_> {
+    /// A reply on the pull request; `unique` tells this delivery's replies apart.
+    fn reply(&self, body: String, unique: &str) -> DeliveryEffect {
+        DeliveryEffect::Outbox(OutboxItem::result(Message::Reply(Reply {
+            installation_id: self.installation_id as i64,
+            repo: self.repo.to_string(),
+            pr_number: self.number as i64,
+            body,
+            unique: format!("{}/{unique}", self.delivery_id),
+        })))
+    }
+}
+
+pub(super) async fn handle_issue_comment(
+    ctx: &Context,
+    delivery_id: &str,
+    e: &IssueCommentEvent,
+) -> Handled {
+    if e.action != "created" {
+        return Err(Stop::ignored(format!(
+            "comment {}: only new comments carry commands",
+            e.action
+        )));
+    }
+    if !e.is_on_pull_request() {
+        return Err(Stop::ignored("the comment is not on a pull request"));
+    }
+    if e.sender.is_bot() || e.comment.user.is_bot() {
+        return Err(Stop::ignored("comments by bots are not commands"));
+    }
+    let prefix = &ctx.pull_requests.command_prefix;
+    let lines = parse_comment(&e.comment.body, prefix);
+    if lines.is_empty() {
+        return Err(Stop::ignored("the comment has no command"));
+    }
+    let Some(installation_id) = e.installation.as_ref().map(|i| i.id) else {
+        return Err(Stop::ignored("the comment names no installation"));
+    };
+    let at = Commenting {
+        ctx,
+        delivery_id,
+        event: e,
+        installation_id,
+        repo: &e.repository.full_name,
+        number: e.issue.number,
+    };
+    let user = &e.comment.user.login;
+    let permission = (ctx.github.permission(installation_id, at.repo, user).await)
+        .map_err(|e| Stop::retry(&format!("checking {user}'s permission"), e))?;
+    if !WRITERS.contains(&permission.as_str()) {
+        tracing::info!(user, permission, "comment command refused");
+        let refusal = format!(
+            "Sorry @{user}, Gantry's commands are for people with write access to {}. Ask a \
+             maintainer to run it for you.",
+            at.repo
+        );
+        return Ok(vec![at.reply(refusal, "refused")]);
+    }
+    let seen = Message::Reaction(Reaction {
+        installation_id: installation_id as i64,
+        repo: at.repo.to_string(),
+        comment_id: e.comment.id as i64,
+        content: "eyes".into(),
+    });
+    let mut effects = vec![DeliveryEffect::Outbox(OutboxItem::result(seen))];
+    for (n, line) in lines.iter().enumerate() {
+        let unique = n.to_string();
+        let answer = match &line.parsed {
+            Err(error) => vec![at.reply(
+                format!("`{}`: {error}.\n\n{}", line.line, usage(prefix)),
+                &unique,
+            )],
+            Ok(Command::Help) => vec![at.reply(usage(prefix), &unique)],
+            Ok(Command::Plan { workspaces }) => command_plan(&at, workspaces, &unique).await?,
+            Ok(Command::Retry { workspaces }) => command_retry(&at, workspaces, &unique).await?,
+        };
+        effects.extend(answer);
+    }
+    Ok(effects)
+}
+
+/// `plan`: speculative plans of the pull request's head, a fork's included (a writer asked).
+/// Err only for a passing failure: the whole comment is handled again.
+async fn command_plan(
+    at: &Commenting<'_>,
+    only: &[WorkspaceName],
+    unique: &str,
+) -> Result<Vec<DeliveryEffect>, Stop> {
+    let github = &at.ctx.github;
+    let pr = match github
+        .pull_request(at.installation_id, at.repo, at.number)
+        .await
+    {
+        Ok(pr) => pr,
+        // GitHub says no for good: tell the person instead of retrying.
+        Err(error) if error.is_final() => {
+            let answer = format!("Gantry cannot read this pull request on GitHub ({error}).");
+            return Ok(vec![at.reply(answer, unique)]);
+        }
+        Err(error) => return Err(Stop::retry("reading the pull request", error)),
+    };
+    let request = PlanRequest {
+        delivery_id: at.delivery_id,
+        repo: at.repo,
+        installation_id: at.installation_id,
+        number: at.number,
+        head_sha: &pr.head.sha,
+        facts: PullRequestFacts {
+            action: "command",
+            base_ref: &pr.base.git_ref,
+            default_branch: &at.event.repository.default_branch,
+            draft: false,
+            from_fork: pr.is_from_fork(),
+            approved: true,
+            state: PrState::of(&pr.state, pr.merged),
+        },
+        source: RunSource::Command,
+        only,
+    };
+    answer_or_stop(at, plan(at.ctx, &request).await, "Nothing to plan", unique)
+}
+
+/// `retry`: new runs for the head's failed or canceled plans.
+async fn command_retry(
+    at: &Commenting<'_>,
+    only: &[WorkspaceName],
+    unique: &str,
+) -> Result<Vec<DeliveryEffect>, Stop> {
+    let retried = match retry(at, only).await {
+        Ok(Some(runs)) => Ok(vec![DeliveryEffect::CreateRuns(runs)]),
+        Ok(None) => {
+            let nothing =
+                "Nothing to retry: no failed or canceled plan at the pull request's head.";
+            return Ok(vec![at.reply(nothing.into(), unique)]);
+        }
+        Err(stop) => Err(stop),
+    };
+    answer_or_stop(at, retried, "Nothing to retry", unique)
+}
+
+/// A command's effects; where it stopped for a reason a person can act on, a reply saying
+/// `what` and why; a passing failure stops the whole comment (handled again later).
+fn answer_or_stop(
+    at: &Commenting<'_>,
+    handled: Handled,
+    what: &str,
+    unique: &str,
+) -> Result<Vec<DeliveryEffect>, Stop> {
+    match handled {
+        Ok(effects) => Ok(effects),
+        Err(stop) => match stop.reason() {
+            Some(reason) => Ok(vec![at.reply(format!("{what}: {reason}"), unique)]),
+            None => Err(stop),
+        },
+    }
+}
+
+/// New runs, with the same configuration version, for the head commit's failed or canceled
+/// speculative plans.
+async fn retry(at: &Commenting<'_>, only: &[WorkspaceName]) -> Result<Option<NewRuns>, Stop> {
+    let (ctx, repo, number) = (at.ctx, at.repo, at.number);
+    let pr = (ctx
+        .github
+        .pull_request(at.installation_id, repo, number)
+        .await)
+        .map_err(|e| Stop::retry("reading the pull request", e))?;
+    if let Some(why) = PrState::of(&pr.state, pr.merged).why_not_run() {
+        return Err(Stop::ignored(why));
+    }
+    let latest = (ctx.store.pull_request_runs(repo, number as i64).await)
+        .map_err(|e| Stop::retry("reading the plans", e))?;
+    let mut retry_of = Vec::new();
+    for run_id in latest {
+        let run = (ctx.store.run(run_id).await)
+            .map_err(|e| Stop::retry(&format!("reading run {run_id}"), e))?;
+        let Some(run) = run else { continue };
+        if !run.state.can_be_retried() || run.commit_sha != pr.head.sha {
+            continue;
+        }
+        if !only.is_empty() {
+            let workspace = ctx.store.workspace(run.workspace_id).await.ok().flatten();
+            if !workspace.is_some_and(|w| only.contains(&w.spec.name)) {
+                continue;
+            }
+        }
+        retry_of.push((run.workspace_id, run.id));
+    }
+    if retry_of.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(NewRuns {
+        repo: repo.to_string(),
+        commit_sha: pr.head.sha,
+        workspace_ids: retry_of.iter().map(|(ws, _)| *ws).collect(),
+        source: RunSource::Retry,
+        delivery_id: at.delivery_id.to_string(),
+        installation_id: Some(at.installation_id as i64),
+        speculative: true,
+        pr_number: Some(number as i64),
+        retry_of,
+    }))
+}

@@ -1,0 +1,211 @@
+//! A pull request opened, updated or closed: which speculative plans to create, which to
+//! cancel, and what to tell GitHub of the workspaces it does not touch or that wait for a
+//! fork's approval. The decision is `core::pull_request`; `plan` serves comment commands too.
+
+use super::{Context, Handled, Stop};
+use crate::config::Untouched;
+use crate::core::github_terms::{CheckConclusion, CheckState, CommitState};
+use crate::core::pull_request::{
+    self, PrCandidate, PrDecision, PrFiles, PrPolicy, PrState, PullRequestFacts,
+};
+use crate::core::status;
+use crate::core::workspace::WorkspaceName;
+use crate::events::PullRequestEvent;
+use crate::store::{
+    AggregateTarget, DeliveryEffect, Message, NewRuns, OutboxItem, RawCheck, RawStatus, RunSource,
+    SpeculativeCancel, UNTOUCHED_DESCRIPTION, UntouchedContexts, Workspace,
+};
+
+/// One pull request at one head commit, to plan.
+pub(super) struct PlanRequest<'a> {
+    pub delivery_id: &'a str,
+    pub repo: &'a str,
+    pub installation_id: u64,
+    pub number: u64,
+    pub head_sha: &'a str,
+    pub facts: PullRequestFacts<'a>,
+    pub source: RunSource,
+    /// Only these workspaces (comment commands with `-w`); empty: all.
+    pub only: &'a [WorkspaceName],
+}
+
+pub(super) async fn handle_pull_request(
+    ctx: &Context,
+    delivery_id: &str,
+    e: &PullRequestEvent,
+) -> Handled {
+    let Some(installation_id) = e.installation.as_ref().map(|i| i.id) else {
+        return Err(Stop::ignored("the pull request names no installation"));
+    };
+    let pr = &e.pull_request;
+    let request = PlanRequest {
+        delivery_id,
+        repo: &e.repository.full_name,
+        installation_id,
+        number: e.number,
+        head_sha: &pr.head.sha,
+        facts: PullRequestFacts {
+            action: &e.action,
+            base_ref: &pr.base.git_ref,
+            default_branch: &e.repository.default_branch,
+            draft: pr.draft,
+            from_fork: pr.is_from_fork(),
+            approved: false,
+            state: PrState::of(&pr.state, pr.merged.unwrap_or(false)),
+        },
+        source: RunSource::PullRequest,
+        only: &[],
+    };
+    plan(ctx, &request).await
+}
+
+/// The effects of planning a pull request's head, or the delivery's outcome when there are none.
+pub(super) async fn plan(ctx: &Context, request: &PlanRequest<'_>) -> Handled {
+    let workspaces = ctx
+        .store
+        .workspaces_for_repo(request.repo)
+        .await
+        .map_err(|e| Stop::retry("reading workspaces", e))?;
+    let workspaces: Vec<Workspace> = workspaces
+        .into_iter()
+        .filter(|w| request.only.is_empty() || request.only.contains(&w.spec.name))
+        .collect();
+    if workspaces.is_empty() {
+        return Err(Stop::ignored("no workspace tracks this repository"));
+    }
+    let triggers: Vec<_> = workspaces
+        .iter()
+        .map(|w| w.spec.triggers())
+        .collect::<Result<_, _>>()
+        .map_err(|e| Stop::failed(e.to_string()))?;
+    let candidates: Vec<PrCandidate<'_>> = workspaces
+        .iter()
+        .zip(&triggers)
+        .map(|(w, triggers)| PrCandidate {
+            id: w.id,
+            branch: w.spec.branch.as_deref(),
+            speculative_enabled: w.spec.speculative_enabled,
+            plan_forks: w.spec.plan_forks,
+            triggers,
+        })
+        .collect();
+    let policy = PrPolicy {
+        plan_drafts: ctx.pull_requests.plan_drafts,
+    };
+    let mut decision = pull_request::decide(&request.facts, policy, &candidates, None);
+    if decision == PrDecision::NeedFiles {
+        let listed = ctx
+            .github
+            .pull_request_files(request.installation_id, request.repo, request.number)
+            .await
+            .map_err(|e| Stop::retry("listing the pull request's files", e))?;
+        let files: Vec<&str> = listed.files.iter().map(String::as_str).collect();
+        let files = if listed.truncated {
+            PrFiles::TooMany
+        } else {
+            PrFiles::Listed(&files)
+        };
+        decision = pull_request::decide(&request.facts, policy, &candidates, Some(files));
+    }
+    let pr_number = request.number as i64;
+    match decision {
+        PrDecision::Ignore(reason) => Err(Stop::ignored(reason)),
+        PrDecision::NeedFiles => Err(Stop::failed(
+            "the file list did not settle the pull request",
+        )),
+        PrDecision::Closed => Ok(vec![DeliveryEffect::CancelSpeculative(SpeculativeCancel {
+            repo: request.repo.to_string(),
+            pr_number,
+            except_sha: None,
+            reason: "the pull request was closed".into(),
+        })]),
+        PrDecision::Plan {
+            plan,
+            untouched,
+            awaiting_approval,
+        } => {
+            let name_of = |id: i64| {
+                workspaces
+                    .iter()
+                    .find(|w| w.id == id)
+                    .map(|w| w.spec.name.as_str().to_string())
+                    .unwrap_or_default()
+            };
+            let raw_status = |id: i64, state: CommitState, description: String| RawStatus {
+                installation_id: request.installation_id as i64,
+                repo: request.repo.to_string(),
+                sha: request.head_sha.to_string(),
+                context: status::context(&name_of(id)),
+                state,
+                description,
+                target_url: None,
+            };
+            let mut effects = vec![DeliveryEffect::CancelSpeculative(SpeculativeCancel {
+                repo: request.repo.to_string(),
+                pr_number,
+                except_sha: Some(request.head_sha.to_string()),
+                reason: "superseded".into(),
+            })];
+            if !plan.is_empty() {
+                effects.push(DeliveryEffect::CreateRuns(NewRuns {
+                    repo: request.repo.to_string(),
+                    commit_sha: request.head_sha.to_string(),
+                    workspace_ids: plan,
+                    source: request.source,
+                    delivery_id: request.delivery_id.to_string(),
+                    installation_id: Some(request.installation_id as i64),
+                    speculative: true,
+                    pr_number: Some(pr_number),
+                    retry_of: Vec::new(),
+                }));
+            }
+            match ctx.feedback.untouched {
+                Untouched::Status => {
+                    for id in untouched {
+                        let status =
+                            raw_status(id, CommitState::Success, UNTOUCHED_DESCRIPTION.into());
+                        effects.push(DeliveryEffect::Outbox(OutboxItem::untouched_status(status)));
+                    }
+                }
+                // Also with nothing untouched: the `gantry` status is due for every head.
+                Untouched::Aggregate => {
+                    effects.push(DeliveryEffect::Untouched(UntouchedContexts {
+                        target: AggregateTarget {
+                            installation_id: request.installation_id as i64,
+                            repo: request.repo.to_string(),
+                            sha: request.head_sha.to_string(),
+                        },
+                        contexts: untouched
+                            .into_iter()
+                            .map(|id| status::context(&name_of(id)))
+                            .collect(),
+                    }))
+                }
+            }
+            for id in awaiting_approval {
+                let waiting = format!(
+                    "Waiting for approval to plan: a maintainer can comment {} plan",
+                    ctx.pull_requests.command_prefix
+                );
+                let pending = raw_status(id, CommitState::Pending, waiting.clone());
+                effects.push(DeliveryEffect::Outbox(OutboxItem::result(
+                    Message::RawStatus(pending),
+                )));
+                let check = Message::RawCheck(RawCheck {
+                    installation_id: request.installation_id as i64,
+                    repo: request.repo.to_string(),
+                    sha: request.head_sha.to_string(),
+                    name: status::context(&name_of(id)),
+                    state: CheckState::completed(CheckConclusion::ActionRequired),
+                    title: waiting,
+                    summary: "This pull request comes from a fork: its code runs only after \
+                              someone with write access to the repository asks for a plan."
+                        .into(),
+                    details_url: ctx.public_url.to_string(),
+                });
+                effects.push(DeliveryEffect::Outbox(OutboxItem::result(check)));
+            }
+            Ok(effects)
+        }
+    }
+}

@@ -191,11 +191,11 @@ pub async fn serve_on(
     tasks.close();
 
     let state = Arc::new(AppState {
-        ingest: Ingest {
+        ingest: Arc::new(Ingest {
             secrets: WebhookSecrets::new(&config.github.webhook_secrets),
             committer,
             max_body_bytes: config.ingest.max_body_bytes,
-        },
+        }),
         config,
         store: store.clone(),
         github,

@@ -25,7 +25,7 @@ pub struct AppState {
     pub config: Config,
     pub store: Store,
     pub github: Arc<GitHub>,
-    pub ingest: Ingest,
+    pub ingest: Arc<Ingest>,
     /// Opens the GitHub App setup page while no app is configured (see `github_app`).
     pub setup_token: Option<SecretString>,
     /// Confirm, discard, cancel, lock: checked, then handed to the runner.
@@ -33,6 +33,15 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Why this server executes no run (no sandbox can be made here), if so.
     pub runner_refusal: Option<String>,
+}
+
+impl axum::extract::FromRef<Arc<AppState>> for webhook::WebhookState {
+    fn from_ref(state: &Arc<AppState>) -> Self {
+        webhook::WebhookState {
+            ingest: state.ingest.clone(),
+            metrics: state.metrics.clone(),
+        }
+    }
 }
 
 pub fn router(state: Arc<AppState>) -> Router {

@@ -20,7 +20,6 @@ pub use committer::{CommitError, Committer};
 pub use signature::{SignatureError, WebhookSecrets};
 
 use crate::store::{InsertOutcome, NewDelivery, now_ms};
-use crate::web::AppState;
 
 const EVENT_HEADER: &str = "x-github-event";
 const DELIVERY_HEADER: &str = "x-github-delivery";
@@ -95,9 +94,17 @@ pub struct Ingest {
     pub max_body_bytes: usize,
 }
 
+/// What the webhook route needs of the server's state (taken from it with axum's `FromRef`):
+/// ingest, and the metrics it counts in.
+#[derive(Clone, Debug)]
+pub struct WebhookState {
+    pub ingest: Arc<Ingest>,
+    pub metrics: Arc<crate::metrics::Metrics>,
+}
+
 /// `POST /webhooks/github`.
 #[tracing::instrument(name = "webhook", skip_all, fields(delivery_id, event))]
-pub async fn receive(State(state): State<Arc<AppState>>, request: Request) -> Response {
+pub async fn receive(State(state): State<WebhookState>, request: Request) -> Response {
     let started = std::time::Instant::now();
     let response = match accept(&state, request).await {
         Ok(response) => response,
@@ -117,7 +124,7 @@ pub async fn receive(State(state): State<Arc<AppState>>, request: Request) -> Re
     response
 }
 
-async fn accept(state: &AppState, request: Request) -> Result<Response, WebhookError> {
+async fn accept(state: &WebhookState, request: Request) -> Result<Response, WebhookError> {
     let ingest = &state.ingest;
     if ingest.secrets.is_empty() {
         return Err(WebhookError::NotConfigured);

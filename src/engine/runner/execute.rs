@@ -360,7 +360,7 @@ impl Execution {
         let stored = self.store_written_state(log).await;
         if let Err(failure) = &stored {
             self.keep_dir = true;
-            let _ = std::fs::write(self.run_dir().join(KEEP_MARKER), failure.reason());
+            let _ = tokio::fs::write(self.run_dir().join(KEEP_MARKER), failure.reason()).await;
             tracing::error!(
                 run_id = self.run.id,
                 reason = failure.reason(),
@@ -388,7 +388,7 @@ impl Execution {
     /// Stores the state file an apply left, if it is new; returns the state version's id.
     async fn store_written_state(&self, log: &mut PhaseLog) -> Result<Option<i64>, Failure> {
         let state_path = self.working_dir().join(STATE_FILE);
-        let written = match std::fs::read(&state_path) {
+        let written = match tokio::fs::read(&state_path).await {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Failure::Errored(format!("reading the new state: {e}"))),
@@ -512,7 +512,7 @@ impl Execution {
     async fn fetch_configuration(&self) -> Result<PathBuf, Failure> {
         if let Some(sha) = &self.run.archive_sha256 {
             let path = self.shared.blob_path(sha);
-            if path.is_file() {
+            if tokio::fs::metadata(&path).await.is_ok_and(|m| m.is_file()) {
                 return Ok(path);
             }
         }
@@ -531,7 +531,11 @@ impl Execution {
         };
         let sha = hex::encode(Sha256::digest(&bytes));
         let path = self.shared.blob_path(&sha);
-        write_atomically(&path, &bytes)
+        let target = path.clone();
+        let stored = tokio::task::spawn_blocking(move || write_atomically(&target, &bytes)).await;
+        stored
+            .map_err(std::io::Error::other)
+            .and_then(|written| written)
             .map_err(|e| Failure::Errored(format!("storing the configuration: {e}")))?;
         self.shared
             .store
@@ -607,7 +611,8 @@ impl Execution {
             .await
             .map_err(errored("reading the current state"))?;
         if let Some(state) = current {
-            std::fs::write(self.working_dir().join(STATE_FILE), &state.state)
+            tokio::fs::write(self.working_dir().join(STATE_FILE), &state.state)
+                .await
                 .map_err(|e| Failure::Errored(format!("writing the current state: {e}")))?;
         }
         Ok(())

@@ -313,10 +313,10 @@ impl Runner {
     /// Run directories hold plan files and variables in clear text: a run that ended outside
     /// its task (discarded, canceled while queued, interrupted) leaves one behind; remove it.
     async fn remove_finished_run_dirs(&self) {
-        let Ok(entries) = std::fs::read_dir(&self.shared.runs_dir) else {
+        let Ok(mut entries) = tokio::fs::read_dir(&self.shared.runs_dir).await else {
             return;
         };
-        for entry in entries.flatten() {
+        while let Ok(Some(entry)) = entries.next_entry().await {
             let Some(run_id) = entry
                 .file_name()
                 .to_str()
@@ -327,11 +327,12 @@ impl Runner {
             if self.shared.control.is_executing(run_id) {
                 continue;
             }
+            let kept = tokio::fs::try_exists(entry.path().join(execute::KEEP_MARKER)).await;
             if let Ok(Some(run)) = self.shared.store.run(run_id).await
                 && run.state.is_final()
-                && !entry.path().join(execute::KEEP_MARKER).exists()
+                && !kept.unwrap_or(true)
             {
-                let _ = std::fs::remove_dir_all(entry.path());
+                let _ = tokio::fs::remove_dir_all(entry.path()).await;
             }
         }
     }

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use common::github::PullRequest;
 use common::runs::{Harness, REPO, monorepo_tarball, sha};
 use common::{TestGantry, fixture, wait_until};
+use gantry::core::PrNumber;
 use serde_json::{Value, json};
 
 fn pr_payload(number: u64, head: &str) -> Vec<u8> {
@@ -99,7 +100,7 @@ async fn fan_out(count: usize) -> (Duration, usize, usize) {
     let most_ref = &most_at_once;
     let store = &h.gantry.store;
     let done = wait_until(Duration::from_secs(600), || async {
-        let ids = store.pull_request_runs(REPO, 500).await.ok()?;
+        let ids = store.pull_request_runs(REPO, PrNumber(500)).await.ok()?;
         let mut states: HashMap<String, usize> = HashMap::new();
         for id in &ids {
             let run = store.run(*id).await.ok()??;

@@ -89,7 +89,7 @@ fn scheduler(c: &mut Criterion) {
                 let runs: Vec<QueuedRun> = runs
                     .into_iter()
                     .map(|(id, state)| QueuedRun {
-                        id: RunId(id),
+                        id: RunId(id.0),
                         state,
                     })
                     .collect();

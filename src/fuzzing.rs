@@ -152,7 +152,7 @@ pub fn event(data: &[u8]) {
     check_envelope(payload);
     if let Ok(envelope) = envelope::read(payload) {
         if let Some(id) = event.installation_id() {
-            let stored = envelope.installation_id.and_then(|i| u64::try_from(i).ok());
+            let stored = envelope.installation_id.map(crate::core::InstallationId);
             assert_eq!(stored, Some(id));
         }
         if let Some(full_name) = event.repository_full_name() {

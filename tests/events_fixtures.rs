@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use gantry::core::{InstallationId, PrNumber};
 use gantry::events::{Event, parse};
 
 fn fixtures_dir() -> PathBuf {
@@ -89,7 +90,7 @@ fn push_to_a_branch() {
     assert_eq!(push.changed_files(), ["README.md"]);
     assert_eq!(push.repository.full_name, "Codertocat/Hello-World");
     assert_eq!(push.repository.default_branch, "master");
-    assert_eq!(push.installation.map(|i| i.id), Some(1));
+    assert_eq!(push.installation.map(|i| i.id), Some(InstallationId(1)));
     assert_eq!(
         push.head_commit.map(|c| c.id).as_deref(),
         Some(push.after.as_str())
@@ -115,9 +116,9 @@ fn pull_request_opened() {
         panic!("not a pull_request");
     };
     assert_eq!(event.action, "opened");
-    assert_eq!(event.number, 2);
+    assert_eq!(event.number, PrNumber(2));
     let pr = &event.pull_request;
-    assert_eq!(pr.number, 2);
+    assert_eq!(pr.number, PrNumber(2));
     assert_eq!(pr.head.git_ref, "changes");
     assert_eq!(pr.head.sha, "ec26c3e57ca3a959ca5aad62de7213c562f8c821");
     assert_eq!(pr.base.git_ref, "master");
@@ -160,7 +161,7 @@ fn issue_comment_created() {
     assert_eq!(event.comment.user.login, "Codertocat");
     assert_eq!(event.comment.user.r#type, "User");
     assert_eq!(event.comment.author_association.as_deref(), Some("OWNER"));
-    assert_eq!(event.issue.number, 1);
+    assert_eq!(event.issue.number, PrNumber(1));
     // GitHub's examples are all comments on a plain issue, none on a pull request.
     assert!(!event.is_on_pull_request());
 }
@@ -168,12 +169,12 @@ fn issue_comment_created() {
 #[test]
 fn installation_created() {
     let event = parse_fixture("installation.created.json");
-    assert_eq!(event.installation_id(), Some(957387));
+    assert_eq!(event.installation_id(), Some(InstallationId(957387)));
     let Event::Installation(event) = event else {
         panic!("not an installation");
     };
     assert_eq!(event.action, "created");
-    assert_eq!(event.installation.id, 957387);
+    assert_eq!(event.installation.id, InstallationId(957387));
     assert_eq!(event.installation.account.login, "Codertocat");
     assert_eq!(event.installation.account.r#type, "User");
     assert_eq!(event.installation.app_id, Some(29310));
@@ -188,7 +189,7 @@ fn installation_repositories_added() {
     else {
         panic!("not an installation_repositories");
     };
-    assert_eq!(event.installation.id, 957387);
+    assert_eq!(event.installation.id, InstallationId(957387));
     assert_eq!(event.repositories_added.len(), 1);
     assert!(event.repositories_removed.is_empty());
 }
@@ -202,7 +203,10 @@ fn check_run_requested_action_carries_the_button_identifier() {
         event.requested_action.map(|a| a.identifier).as_deref(),
         Some("lgtm|26764")
     );
-    assert_eq!(event.installation.map(|i| i.id), Some(690857));
+    assert_eq!(
+        event.installation.map(|i| i.id),
+        Some(InstallationId(690857))
+    );
 }
 
 #[test]
@@ -211,7 +215,7 @@ fn check_suite_lists_its_pull_requests() {
         panic!("not a check_suite");
     };
     let pr = &event.check_suite.pull_requests[0];
-    assert_eq!(pr.number, 2);
+    assert_eq!(pr.number, PrNumber(2));
     assert_eq!(pr.head.git_ref, "changes");
     assert_eq!(pr.head.sha, event.check_suite.head_sha);
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 use common::github::{Fault, PullRequest};
 use common::runs::{Harness, REPO, ROOT_WORKSPACE, sha};
 use common::wait_until;
+use gantry::core::PrNumber;
 
 const PR: u64 = 7;
 /// Gantry gives up on a request after this (GANTRY_GITHUB_TIMEOUT_SECS).
@@ -97,7 +98,7 @@ async fn after_500s_timeouts_and_rate_limits_every_status_and_the_comment_arrive
         let runs = h
             .gantry
             .store
-            .pull_request_runs(REPO, PR as i64)
+            .pull_request_runs(REPO, PrNumber(PR as i64))
             .await
             .ok()?;
         let mut finished = true;
@@ -114,7 +115,7 @@ async fn after_500s_timeouts_and_rate_limits_every_status_and_the_comment_arrive
         let runs = h
             .gantry
             .store
-            .pull_request_runs(REPO, PR as i64)
+            .pull_request_runs(REPO, PrNumber(PR as i64))
             .await
             .unwrap();
         let mut states = Vec::new();

@@ -10,11 +10,12 @@ use url::Url;
 use wiremock::Request;
 
 use common::github::Fault;
+use gantry::core::InstallationId;
 
 mod common;
 
 const APP_ID: u64 = 42;
-const INSTALLATION: u64 = 1001;
+const INSTALLATION: InstallationId = InstallationId(1001);
 const PRIVATE_KEY: &str = include_str!("../fixtures/keys/test-app.pem");
 const PUBLIC_KEY: &str = include_str!("../fixtures/keys/test-app.pub.pem");
 
@@ -49,7 +50,7 @@ impl FakeGitHub {
     /// GitHub has our installation and grants it tokens that live `lifetime`; the test
     /// expects `times` token requests (see [`Self::verify`]).
     async fn grants_tokens(&mut self, lifetime: TimeDelta, times: usize) {
-        self.server.install(INSTALLATION);
+        self.server.install(INSTALLATION.0 as u64);
         self.server.token_lifetime(lifetime);
         self.token_requests = times;
     }
@@ -211,7 +212,7 @@ async fn github_enterprise_api_prefix_is_kept_on_every_call() {
 #[tokio::test]
 async fn refused_token_request_is_an_http_error_without_secrets() {
     let github = FakeGitHub::start().await;
-    github.server.install(INSTALLATION);
+    github.server.install(INSTALLATION.0 as u64);
     github.server.fail(
         "apps/create-installation-access-token",
         [Fault::Answer {

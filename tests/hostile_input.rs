@@ -8,6 +8,7 @@ mod common;
 
 use common::runs::{Harness, REPO, ROOT_WORKSPACE};
 use common::{SECRET, fixture, push_payload};
+use gantry::core::PrNumber;
 use gantry::webhook::signature::sign;
 use serde_json::{Value, json};
 
@@ -486,7 +487,12 @@ async fn hostile_requests_and_payloads_get_clear_answers_and_change_nothing_they
         assert_eq!(done.status, "processed", "{body}: {done:?}");
         tried += 1;
     }
-    let started = h.gantry.store.pull_request_runs(REPO, 7).await.unwrap();
+    let started = h
+        .gantry
+        .store
+        .pull_request_runs(REPO, PrNumber(7))
+        .await
+        .unwrap();
     assert!(started.is_empty(), "no command started a plan: {started:?}");
 
     // Still healthy, and it still does its job.

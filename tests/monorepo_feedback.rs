@@ -10,6 +10,7 @@ use std::time::Duration;
 use common::github::Status;
 use common::runs::{Harness, MONOREPO, REPO, sha, slow_plan_terraform};
 use common::wait_until;
+use gantry::core::PrNumber;
 
 const PR: u64 = 7;
 
@@ -231,7 +232,7 @@ async fn the_pr_comment_is_edited_only_when_what_it_shows_changed() {
         .enqueue_outbox(&[gantry::store::OutboxItem::progress(
             gantry::store::Message::PrComment {
                 repo: REPO.into(),
-                pr_number: PR as i64,
+                pr_number: PrNumber(PR as i64),
             },
         )])
         .await

@@ -9,6 +9,7 @@ use std::time::Duration;
 use common::github::Fault;
 use common::runs::{Harness, REPO, ROOT_WORKSPACE, sha};
 use common::{push_payload, wait_until};
+use gantry::core::InstallationId;
 use serde_json::json;
 
 #[tokio::test]
@@ -110,7 +111,7 @@ async fn a_row_a_stop_left_in_flight_comes_back_in_doubt_and_a_fresh_one_does_no
     let status = |context: &str| {
         gantry::store::OutboxItem::result(gantry::store::Message::RawStatus(
             gantry::store::RawStatus {
-                installation_id: 99,
+                installation_id: InstallationId(99),
                 repo: REPO.into(),
                 sha: sha(1),
                 context: context.into(),

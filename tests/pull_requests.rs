@@ -9,6 +9,8 @@ use std::time::Duration;
 use common::github::{Comment, PullRequest};
 use common::runs::{Harness, MONOREPO, REPO, sha, slow_plan_terraform};
 use common::wait_until;
+use gantry::core::PrNumber;
+use gantry::core::RunId;
 use gantry::core::run::RunState;
 use gantry::store::{Cause, Move};
 use serde_json::{Value, json};
@@ -96,7 +98,7 @@ async fn pr_runs(h: &Harness) -> Vec<gantry::store::RunDetail> {
     for id in h
         .gantry
         .store
-        .pull_request_runs(REPO, PR as i64)
+        .pull_request_runs(REPO, PrNumber(PR as i64))
         .await
         .unwrap()
     {
@@ -136,7 +138,7 @@ fn name_runs(text: &str, runs: &[gantry::store::RunDetail]) -> String {
 }
 
 /// The run page a status links to (the tests' public URL is https://gantry.test/).
-fn run_url(_h: &Harness, run_id: i64) -> String {
+fn run_url(_h: &Harness, run_id: RunId) -> String {
     format!("https://gantry.test/runs/{run_id}")
 }
 
@@ -553,7 +555,7 @@ async fn the_pr_comment_is_trimmed_to_githubs_limit() {
     let run = wait_for_pr_runs(&h, 1, "planned_and_finished")
         .await
         .remove(0);
-    let log_chars = h.log(run.id, "plan").await.chars().count();
+    let log_chars = h.log(run.id.0, "plan").await.chars().count();
     assert!(
         log_chars > 65_536,
         "the plan output is longer than a comment: {log_chars}"
@@ -664,7 +666,7 @@ async fn check_runs_follow_each_plan_and_githubs_re_run_retries_it() {
     );
 
     // GitHub's "Re-run" button on that check run.
-    h.rerun_check(failed.id, &head).await;
+    h.rerun_check(failed.id.0, &head).await;
     let retried = wait_until(Duration::from_secs(60), || async {
         let run = pr_runs(&h).await.remove(0);
         (run.id != failed.id && run.state == RunState::Errored).then_some(run)

@@ -6,7 +6,6 @@ mod common;
 
 use common::github::Fault;
 use common::{TestGantry, push_payload};
-use gantry::core::RunId;
 use gantry::core::queue::{QueueDecision, QueuedRun, WaitReason, next_to_start};
 use gantry::core::run::RunState;
 use gantry::store::{Cause, Move, Workspace};
@@ -326,7 +325,7 @@ async fn queue_decision(gantry: &TestGantry, name: &str) -> QueueDecision {
         .unwrap()
         .iter()
         .map(|r| QueuedRun {
-            id: RunId(r.id),
+            id: r.id,
             state: RunState::parse(&r.state).unwrap(),
         })
         .collect();
@@ -355,7 +354,7 @@ async fn a_restart_plans_again_a_plan_that_never_started_at_the_front_of_the_que
     let (first, second) = (runs[0].id, runs[1].id);
     assert_eq!(
         queue_decision(&gantry, "prod").await,
-        QueueDecision::Start(RunId(first)),
+        QueueDecision::Start(first),
         "FIFO"
     );
     // This server started the run and moved it to planning, then stopped before Terraform.
@@ -381,7 +380,7 @@ async fn a_restart_plans_again_a_plan_that_never_started_at_the_front_of_the_que
     );
     assert_eq!(
         queue_decision(&gantry, "prod").await,
-        QueueDecision::Wait(WaitReason::Busy(RunId(first))),
+        QueueDecision::Wait(WaitReason::Busy(first)),
         "the second run waits, not even planned"
     );
 

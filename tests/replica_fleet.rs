@@ -14,6 +14,7 @@ use common::fleet::{self, Accepted, pr_payload};
 use common::process::{GantryProcess, send};
 use common::push_payload;
 use common::runs::{REPO, tool_cache_with};
+use gantry::core::RunId;
 use gantry::store::Store;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -206,7 +207,7 @@ async fn three_replicas_share_the_work_and_survive_losing_one_mid_run() {
     };
     let settled_in = started.elapsed();
     let checked = fleet::check(&store, &github, &accepted, &runs).await;
-    let interrupted = store.run(killed_during).await.unwrap().unwrap();
+    let interrupted = store.run(RunId(killed_during.0)).await.unwrap().unwrap();
     assert!(
         interrupted.state.is_final(),
         "the run the dead replica executed was taken over: {interrupted:?}"
@@ -250,7 +251,7 @@ async fn kill_when_executing(
     store: &Store,
     victim_id: &str,
     victim: &mut Option<GantryProcess>,
-) -> Option<i64> {
+) -> Option<RunId> {
     let run = common::wait_until(Duration::from_secs(60), || async {
         for run in fleet::all_runs(store).await {
             if run.state.is_executing()

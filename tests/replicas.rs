@@ -8,6 +8,7 @@ mod common;
 
 use common::runs::{Harness, REPO, ROOT_WORKSPACE, sha};
 use common::{TestGantry, push_payload};
+use gantry::core::RunId;
 use gantry::core::run::RunState;
 use gantry::store::{Cause, Move};
 
@@ -23,27 +24,38 @@ async fn the_database_refuses_a_second_run_holding_a_workspace() {
     let store = &h.gantry.store;
 
     assert!(
-        store.start_queued_run(first, "replica-a").await.unwrap(),
+        store
+            .start_queued_run(RunId(first), "replica-a")
+            .await
+            .unwrap(),
         "replica A starts the first"
     );
     assert!(
-        !store.start_queued_run(second, "replica-b").await.unwrap(),
+        !store
+            .start_queued_run(RunId(second), "replica-b")
+            .await
+            .unwrap(),
         "replica B, deciding from a stale view, is refused by the one-active-run index"
     );
-    let second_run = store.run(second).await.unwrap().unwrap();
+    let second_run = store.run(RunId(second)).await.unwrap().unwrap();
     assert_eq!(second_run.state, RunState::Pending, "it stays queued");
 
     // Once the first run is finished, the second may start.
     store
         .move_run(&Move::new(
-            first,
+            RunId(first),
             RunState::Fetching,
             RunState::Canceled,
             Cause::Runner,
         ))
         .await
         .unwrap();
-    assert!(store.start_queued_run(second, "replica-b").await.unwrap());
+    assert!(
+        store
+            .start_queued_run(RunId(second), "replica-b")
+            .await
+            .unwrap()
+    );
 }
 
 /// Replicas share a PostgreSQL database; on SQLite (one server per file) these tests skip.
@@ -75,7 +87,7 @@ async fn replica(database: Option<&str>, settings: &[(&str, &str)]) -> (TestGant
 const NO_RUNNER: (&str, &str) = ("GANTRY_RUNNER_ENABLED", "false");
 
 /// Pushes commit `sha(n)` through `gantry`; returns the run it made in prod.
-async fn push_run(gantry: &TestGantry, n: u32) -> i64 {
+async fn push_run(gantry: &TestGantry, n: u32) -> RunId {
     let body = push_payload(REPO, "main", &sha(n), &["main.tf"], |_| {});
     let delivery = format!("push-{n}");
     assert_eq!(gantry.send("push", &delivery, &body).await.status(), 202);
@@ -191,7 +203,7 @@ async fn a_dead_replicas_confirmed_run_is_not_applied_elsewhere_and_is_errored_a
     let store = &front.store;
     assert!(
         store
-            .start_queued_run(run, "replica-that-died")
+            .start_queued_run(RunId(run.0), "replica-that-died")
             .await
             .unwrap()
     );
@@ -202,7 +214,7 @@ async fn a_dead_replicas_confirmed_run_is_not_applied_elsewhere_and_is_errored_a
     ] {
         assert!(
             store
-                .move_run(&Move::new(run, from, to, Cause::Runner))
+                .move_run(&Move::new(RunId(run.0), from, to, Cause::Runner))
                 .await
                 .unwrap()
         );
@@ -215,12 +227,12 @@ async fn a_dead_replicas_confirmed_run_is_not_applied_elsewhere_and_is_errored_a
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     let state = |run: gantry::store::RunDetail| run.state;
     assert_eq!(
-        state(store.run(run).await.unwrap().unwrap()),
+        state(store.run(RunId(run.0)).await.unwrap().unwrap()),
         RunState::Confirmed,
         "another replica's confirmed run is left to it"
     );
     let errored = common::wait_until(std::time::Duration::from_secs(60), || async {
-        let detail = store.run(run).await.ok()??;
+        let detail = store.run(RunId(run.0)).await.ok()??;
         (detail.state == RunState::Errored).then_some(detail)
     })
     .await
@@ -237,7 +249,7 @@ async fn a_dead_replicas_confirmed_run_is_not_applied_elsewhere_and_is_errored_a
             .contains("stopped"),
         "{errored:?}"
     );
-    let events = store.run_events(run).await.unwrap();
+    let events = store.run_events(RunId(run.0)).await.unwrap();
     assert!(
         events.iter().all(|(state, _)| state != "applying"),
         "never applied: {events:?}"
@@ -261,10 +273,15 @@ async fn a_log_written_by_one_replica_is_followed_live_through_another() {
         .unwrap();
     let run = push_run(&a, 400).await;
     // Replica A "executes" the run: it is planning and A writes its log.
-    assert!(a.store.start_queued_run(run, "replica-a").await.unwrap());
+    assert!(
+        a.store
+            .start_queued_run(RunId(run.0), "replica-a")
+            .await
+            .unwrap()
+    );
     a.store
         .move_run(&Move::new(
-            run,
+            RunId(run.0),
             RunState::Fetching,
             RunState::Planning,
             Cause::Runner,
@@ -272,7 +289,11 @@ async fn a_log_written_by_one_replica_is_followed_live_through_another() {
         .await
         .unwrap();
     a.store
-        .append_log(run, "plan", &["Initializing the backend...\n".into()])
+        .append_log(
+            RunId(run.0),
+            "plan",
+            &["Initializing the backend...\n".into()],
+        )
         .await
         .unwrap();
 
@@ -302,7 +323,7 @@ async fn a_log_written_by_one_replica_is_followed_live_through_another() {
     // Written on A after the client connected to B: it arrives live.
     a.store
         .append_log(
-            run,
+            RunId(run.0),
             "plan",
             &["Plan: 0 to add, 0 to change, 0 to destroy.\n".into()],
         )
@@ -311,8 +332,13 @@ async fn a_log_written_by_one_replica_is_followed_live_through_another() {
     read_until("Plan: 0 to add").await;
     a.store
         .move_run(
-            &Move::new(run, RunState::Planning, RunState::Errored, Cause::Runner)
-                .because("stopped by the test"),
+            &Move::new(
+                RunId(run.0),
+                RunState::Planning,
+                RunState::Errored,
+                Cause::Runner,
+            )
+            .because("stopped by the test"),
         )
         .await
         .unwrap();
@@ -372,7 +398,7 @@ async fn runs_made_by_one_replica_wake_another_replicas_runner_at_once() {
     tokio::time::sleep(std::time::Duration::from_secs(1)).await; // past its first sweep
     let run = push_run(&front, 600).await;
     let started = common::wait_until(std::time::Duration::from_secs(10), || async {
-        let detail = front.store.run(run).await.ok()??;
+        let detail = front.store.run(RunId(run.0)).await.ok()??;
         (detail.state != RunState::Pending).then_some(detail.state)
     })
     .await;
@@ -380,7 +406,7 @@ async fn runs_made_by_one_replica_wake_another_replicas_runner_at_once() {
         started.is_some(),
         "the other replica's runner started the run at once"
     );
-    let done = runner.wait_for(run, "planned").await;
+    let done = runner.wait_for(run.0, "planned").await;
     assert_eq!(done["state"], "planned");
 }
 

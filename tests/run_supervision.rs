@@ -14,6 +14,7 @@ use common::fleet;
 use common::process::{GantryProcess, send};
 use common::runs::{REPO, marker, real_terraform, tarball_of, tool_cache_with};
 use common::{push_payload, wait_until};
+use gantry::core::RunId;
 use gantry::core::run::RunState;
 use gantry::executor::supervisor::PhaseFiles;
 use gantry::store::Store;
@@ -123,7 +124,7 @@ impl Scenario {
     }
 
     /// Pushes `commit` to prod; returns its run.
-    async fn push(&self, gantry: &GantryProcess, commit: &str) -> i64 {
+    async fn push(&self, gantry: &GantryProcess, commit: &str) -> RunId {
         let body = push_payload(REPO, "main", commit, &["prod/main.tf"], |_| {});
         let http = reqwest::Client::new();
         let id = format!("push-{commit}");
@@ -156,7 +157,7 @@ impl Scenario {
 
     async fn wait_for_state(&self, run: i64, state: RunState) -> gantry::store::RunDetail {
         let found = wait_until(Duration::from_secs(120), || async {
-            let detail = self.store.run(run).await.ok()??;
+            let detail = self.store.run(RunId(run)).await.ok()??;
             self.assert_one_terraform();
             (detail.state == state || detail.state.is_final()).then_some(detail)
         })
@@ -243,13 +244,13 @@ async fn sigkills_of_gantry_during_plan_and_apply_fail_nothing() {
     let commit = "a".repeat(40);
     let gantry = s.start();
     let run = s.push(&gantry, &commit).await;
-    s.wait_for_phase(run, "plan").await;
+    s.wait_for_phase(run.0, "plan").await;
 
     // Killed during the plan: Terraform goes on under its supervisor, and the restarted Gantry
     // follows it to its end.
     gantry.kill();
     assert!(
-        s.phase(run, "plan").lock_is_held(),
+        s.phase(run.0, "plan").lock_is_held(),
         "the supervisor outlived Gantry"
     );
     assert_eq!(
@@ -259,21 +260,21 @@ async fn sigkills_of_gantry_during_plan_and_apply_fail_nothing() {
     );
     let gantry = s.start();
     std::fs::remove_file(s.plan.path()).unwrap();
-    s.wait_for_phase(run, "apply").await;
+    s.wait_for_phase(run.0, "apply").await;
 
     // Killed during the apply, which then finishes while no Gantry runs: the next Gantry
     // records it.
     gantry.kill();
     std::fs::remove_file(s.apply.path()).unwrap();
     std::fs::remove_file(s.after.path()).unwrap();
-    let apply = s.phase(run, "apply");
+    let apply = s.phase(run.0, "apply");
     wait_until(Duration::from_secs(60), || async {
         apply.read_status().map(|_| ())
     })
     .await
     .expect("the apply ended under its supervisor");
     let gantry = s.start();
-    let applied = s.wait_for_state(run, RunState::Applied).await;
+    let applied = s.wait_for_state(run.0, RunState::Applied).await;
     assert!(applied.error.is_none(), "{applied:?}");
     let versions = s.store.state_versions(applied.workspace_id).await.unwrap();
     assert_eq!(versions.len(), 1, "the apply's state was stored");
@@ -283,7 +284,7 @@ async fn sigkills_of_gantry_during_plan_and_apply_fail_nothing() {
             .all(|state| state == "pending" || state == "success"),
         "no failure ever reached GitHub: {told:?}"
     );
-    let events = s.store.run_events(run).await.unwrap();
+    let events = s.store.run_events(RunId(run.0)).await.unwrap();
     assert!(
         events
             .iter()
@@ -302,7 +303,7 @@ async fn sigterm_during_an_apply_exits_promptly_and_the_apply_completes() {
     let commit = "b".repeat(40);
     let gantry = s.start();
     let run = s.push(&gantry, &commit).await;
-    s.wait_for_phase(run, "apply").await;
+    s.wait_for_phase(run.0, "apply").await;
 
     let took = gantry.terminate();
     assert!(
@@ -311,13 +312,13 @@ async fn sigterm_during_an_apply_exits_promptly_and_the_apply_completes() {
         s.gantry_log()
     );
     assert!(
-        s.phase(run, "apply").lock_is_held(),
+        s.phase(run.0, "apply").lock_is_held(),
         "the apply goes on without Gantry"
     );
     std::fs::remove_file(s.apply.path()).unwrap();
     std::fs::remove_file(s.after.path()).unwrap();
     let gantry = s.start();
-    let applied = s.wait_for_state(run, RunState::Applied).await;
+    let applied = s.wait_for_state(run.0, RunState::Applied).await;
     let versions = s.store.state_versions(applied.workspace_id).await.unwrap();
     assert_eq!(versions.len(), 1, "{}", s.gantry_log());
     gantry.kill();
@@ -331,10 +332,10 @@ async fn a_killed_supervisor_means_a_new_plan_or_an_errored_apply_with_its_state
     // The plan's supervisor dies (and bubblewrap kills Terraform with it): planned again.
     let commit = "c".repeat(40);
     let run = s.push(&gantry, &commit).await;
-    s.wait_for_phase(run, "plan").await;
-    kill_supervisor(&s.phase(run, "plan")).await;
+    s.wait_for_phase(run.0, "plan").await;
+    kill_supervisor(&s.phase(run.0, "plan")).await;
     wait_until(Duration::from_secs(30), || async {
-        let events = s.store.run_events(run).await.ok()?;
+        let events = s.store.run_events(RunId(run.0)).await.ok()?;
         events
             .iter()
             .any(|(state, detail)| {
@@ -344,13 +345,13 @@ async fn a_killed_supervisor_means_a_new_plan_or_an_errored_apply_with_its_state
     })
     .await
     .expect("the lost plan was queued again");
-    s.wait_for_phase(run, "plan").await;
+    s.wait_for_phase(run.0, "plan").await;
     std::fs::remove_file(s.plan.path()).unwrap();
 
     // The apply's supervisor dies after Terraform wrote the state: errored, state kept.
-    s.wait_for_phase(run, "apply").await;
+    s.wait_for_phase(run.0, "apply").await;
     std::fs::remove_file(s.apply.path()).unwrap();
-    let apply = s.phase(run, "apply");
+    let apply = s.phase(run.0, "apply");
     wait_until(Duration::from_secs(60), || async {
         std::fs::read_to_string(apply.log())
             .ok()?
@@ -360,7 +361,7 @@ async fn a_killed_supervisor_means_a_new_plan_or_an_errored_apply_with_its_state
     .await
     .expect("Terraform applied");
     kill_supervisor(&apply).await;
-    let errored = s.wait_for_state(run, RunState::Errored).await;
+    let errored = s.wait_for_state(run.0, RunState::Errored).await;
     assert_eq!(
         errored.error.as_deref(),
         Some("Gantry stopped during apply; state written up to that point is saved"),
@@ -397,7 +398,7 @@ async fn without_bubblewrap_gantry_refuses_runs_and_says_why() {
     );
     assert!(s.gantry_log().contains("no run will be executed"));
     let run = s.push(&gantry, &"d".repeat(40)).await;
-    let errored = s.wait_for_state(run, RunState::Errored).await;
+    let errored = s.wait_for_state(run.0, RunState::Errored).await;
     let reason = errored.error.unwrap_or_default();
     assert!(
         reason.starts_with("Terraform was not started: runs cannot be sandboxed here"),
@@ -412,7 +413,7 @@ async fn with_on_shutdown_cancel_a_sigterm_cancels_the_plan_and_waits_for_it() {
     let s = Scenario::new().await;
     let gantry = s.start_with(&[("GANTRY_RUNNER_ON_SHUTDOWN", "cancel")]);
     let run = s.push(&gantry, &"e".repeat(40)).await;
-    s.wait_for_phase(run, "plan").await;
+    s.wait_for_phase(run.0, "plan").await;
     let took = gantry.terminate();
     assert!(
         took < Duration::from_secs(10),
@@ -420,7 +421,7 @@ async fn with_on_shutdown_cancel_a_sigterm_cancels_the_plan_and_waits_for_it() {
         s.gantry_log()
     );
     // Gantry waited for the canceled run before it exited.
-    let detail = s.store.run(run).await.unwrap().unwrap();
+    let detail = s.store.run(RunId(run.0)).await.unwrap().unwrap();
     assert_eq!(
         detail.state,
         RunState::Canceled,
@@ -428,7 +429,7 @@ async fn with_on_shutdown_cancel_a_sigterm_cancels_the_plan_and_waits_for_it() {
         s.gantry_log()
     );
     assert_eq!(processes_running(&s.tool_cache), 0, "Terraform stopped");
-    assert!(!s.phase(run, "plan").lock_is_held());
+    assert!(!s.phase(run.0, "plan").lock_is_held());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -445,13 +446,13 @@ async fn a_run_taken_back_after_a_restart_can_still_be_canceled() {
         .unwrap();
     let gantry = s.start();
     let run = s.push(&gantry, &"f".repeat(40)).await;
-    s.wait_for_phase(run, "plan").await;
+    s.wait_for_phase(run.0, "plan").await;
     gantry.kill();
     // The restarted Gantry did not start this plan: it reaches Terraform through the
     // supervisor named in the phase's files.
     let gantry = s.start();
     wait_until(Duration::from_secs(30), || async {
-        let events = s.store.run_events(run).await.ok()?;
+        let events = s.store.run_events(RunId(run.0)).await.ok()?;
         events
             .iter()
             .any(|(_, detail)| detail.as_deref().unwrap_or("").contains("taken back"))
@@ -466,8 +467,8 @@ async fn a_run_taken_back_after_a_restart_can_still_be_canceled() {
         .await
         .unwrap();
     assert_eq!(canceled.status(), 202, "Terraform was told to stop");
-    s.wait_for_state(run, RunState::Canceled).await;
+    s.wait_for_state(run.0, RunState::Canceled).await;
     assert_eq!(processes_running(&s.tool_cache), 0, "Terraform stopped");
-    assert!(!s.phase(run, "plan").lock_is_held());
+    assert!(!s.phase(run.0, "plan").lock_is_held());
     gantry.kill();
 }

@@ -10,6 +10,7 @@ use common::runs::{
     Harness, real_terraform, sha, slow_plan_terraform, terraform_mirror, tool_cache_with,
 };
 use common::wait_until;
+use gantry::core::RunId;
 use gantry::web::api::auth::{new_token, token_hash};
 use serde_json::Value;
 
@@ -338,7 +339,7 @@ async fn a_restart_during_a_plan_follows_it_on_and_the_queue_moves_on() {
         log.contains("Changes to Outputs"),
         "the plan's own output: {log}"
     );
-    let events = h.gantry.store.run_events(first).await.unwrap();
+    let events = h.gantry.store.run_events(RunId(first)).await.unwrap();
     assert!(
         events
             .iter()

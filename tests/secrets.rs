@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use common::github::{Fault, PullRequest};
 use common::runs::{Harness, REPO, sha};
 use common::{SECRET, fixture};
+use gantry::core::PrNumber;
 use serde_json::{Value, json};
 
 const SENSITIVE: &str = "s3nsitive-Value-4711";
@@ -87,7 +88,12 @@ async fn no_secret_appears_in_logs_run_output_api_answers_or_requests_to_github(
     );
     h.gantry.wait_for_outcome("pr-1").await;
     common::wait_until(std::time::Duration::from_secs(60), || async {
-        let ids = h.gantry.store.pull_request_runs(REPO, 7).await.ok()?;
+        let ids = h
+            .gantry
+            .store
+            .pull_request_runs(REPO, PrNumber(7))
+            .await
+            .ok()?;
         let run = h.gantry.store.run(*ids.first()?).await.ok()??;
         run.state.is_final().then_some(())
     })

@@ -6,6 +6,7 @@
 mod common;
 
 use common::runs::{Harness, sha};
+use gantry::core::RunId;
 
 const SENSITIVE: &str = "s3nsitive-Value-4711";
 
@@ -53,14 +54,18 @@ async fn sensitive_values_are_encrypted_at_rest_and_reach_their_run() {
     let log = gantry::core::status::plain_text(&h.log(run, "plan").await);
     assert!(log.contains("***") && log.contains("secret_echo"), "{log}");
     // ... the pinned copy opens with the server's key ...
-    let pinned = h.gantry.store.run_variables(run).await.unwrap();
+    let pinned = h.gantry.store.run_variables(RunId(run)).await.unwrap();
     assert!(pinned.iter().any(|v| v.1 == "secret" && v.2 == SENSITIVE));
     // ... and the database holds it only sealed: under another key it cannot be opened (a
     // value stored in clear would read back as it is).
     let elsewhere = tempfile::tempdir().unwrap();
     let other_key = gantry::store::Cipher::load(elsewhere.path(), None).unwrap();
     let wrong = h.gantry.store.clone().with_cipher(other_key);
-    let unreadable = wrong.run_variables(run).await.unwrap_err().to_string();
+    let unreadable = wrong
+        .run_variables(RunId(run))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(unreadable.contains("cannot be decrypted"), "{unreadable}");
     assert!(
         !contains(&database_bytes(&h), SENSITIVE),

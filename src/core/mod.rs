@@ -8,6 +8,7 @@ pub mod checks;
 pub mod commands;
 pub mod comment;
 pub mod github_terms;
+pub mod ids;
 pub mod pull_request;
 pub mod push;
 pub mod queue;
@@ -17,12 +18,4 @@ pub mod status;
 pub mod triggers;
 pub mod workspace;
 
-/// A run's id, as the store numbers them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RunId(pub i64);
-
-impl std::fmt::Display for RunId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "run-{}", self.0)
-    }
-}
+pub use ids::{InstallationId, PrNumber, RunId, WorkspaceId};

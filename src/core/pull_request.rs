@@ -2,6 +2,7 @@
 //! untouched (a success status so that a required check never hangs), which wait for approval
 //! (a fork's code is not run by itself), or why nothing happens. Pure.
 
+use super::WorkspaceId;
 use super::triggers::Triggers;
 
 /// The actions that plan the pull request's head.
@@ -54,7 +55,7 @@ impl PrState {
 /// A workspace of the repository, as the decision sees it.
 #[derive(Debug, Clone)]
 pub struct PrCandidate<'a> {
-    pub id: i64,
+    pub id: WorkspaceId,
     /// None: the repository's default branch.
     pub branch: Option<&'a str>,
     pub speculative_enabled: bool,
@@ -85,11 +86,11 @@ pub enum PrDecision {
     NeedFiles,
     Plan {
         /// A speculative plan each.
-        plan: Vec<i64>,
+        plan: Vec<WorkspaceId>,
         /// On the base branch but untouched: "No changes in this workspace".
-        untouched: Vec<i64>,
+        untouched: Vec<WorkspaceId>,
         /// Touched, but the pull request is from a fork: waiting for approval to plan.
-        awaiting_approval: Vec<i64>,
+        awaiting_approval: Vec<WorkspaceId>,
     },
 }
 
@@ -176,21 +177,21 @@ mod tests {
         );
         let workspaces = [
             PrCandidate {
-                id: 1,
+                id: WorkspaceId(1),
                 branch: None,
                 speculative_enabled: true,
                 plan_forks: false,
                 triggers: &prod,
             },
             PrCandidate {
-                id: 2,
+                id: WorkspaceId(2),
                 branch: None,
                 speculative_enabled: true,
                 plan_forks: false,
                 triggers: &staging,
             },
             PrCandidate {
-                id: 3,
+                id: WorkspaceId(3),
                 branch: Some("develop"),
                 speculative_enabled: true,
                 plan_forks: false,
@@ -210,8 +211,8 @@ mod tests {
                 Some(PrFiles::Listed(&files))
             ),
             PrDecision::Plan {
-                plan: vec![1],
-                untouched: vec![2],
+                plan: vec![WorkspaceId(1)],
+                untouched: vec![WorkspaceId(2)],
                 awaiting_approval: vec![]
             }
         );
@@ -223,7 +224,7 @@ mod tests {
                 Some(PrFiles::TooMany)
             ),
             PrDecision::Plan {
-                plan: vec![1, 2],
+                plan: vec![WorkspaceId(1), WorkspaceId(2)],
                 untouched: vec![],
                 awaiting_approval: vec![]
             }
@@ -235,14 +236,14 @@ mod tests {
         let (a, b) = (triggers(""), triggers(""));
         let workspaces = [
             PrCandidate {
-                id: 1,
+                id: WorkspaceId(1),
                 branch: None,
                 speculative_enabled: true,
                 plan_forks: false,
                 triggers: &a,
             },
             PrCandidate {
-                id: 2,
+                id: WorkspaceId(2),
                 branch: None,
                 speculative_enabled: true,
                 plan_forks: true,
@@ -255,9 +256,9 @@ mod tests {
         assert_eq!(
             decide(&fork, POLICY, &workspaces, Some(PrFiles::Listed(&files))),
             PrDecision::Plan {
-                plan: vec![2],
+                plan: vec![WorkspaceId(2)],
                 untouched: vec![],
-                awaiting_approval: vec![1]
+                awaiting_approval: vec![WorkspaceId(1)]
             }
         );
         fork.approved = true;
@@ -265,7 +266,7 @@ mod tests {
         assert_eq!(
             decide(&fork, POLICY, &workspaces, Some(PrFiles::Listed(&files))),
             PrDecision::Plan {
-                plan: vec![1, 2],
+                plan: vec![WorkspaceId(1), WorkspaceId(2)],
                 untouched: vec![],
                 awaiting_approval: vec![]
             }
@@ -276,7 +277,7 @@ mod tests {
     fn what_plans_nothing_says_why() {
         let t = triggers("");
         let workspaces = [PrCandidate {
-            id: 1,
+            id: WorkspaceId(1),
             branch: None,
             speculative_enabled: true,
             plan_forks: false,
@@ -303,7 +304,7 @@ mod tests {
             PrDecision::Ignore(_)
         ));
         let off = [PrCandidate {
-            id: 1,
+            id: WorkspaceId(1),
             branch: None,
             speculative_enabled: false,
             plan_forks: false,
@@ -319,7 +320,7 @@ mod tests {
     fn a_merged_or_closed_pull_request_is_not_planned_even_when_asked() {
         let t = triggers("");
         let workspaces = [PrCandidate {
-            id: 1,
+            id: WorkspaceId(1),
             branch: None,
             speculative_enabled: true,
             plan_forks: false,

@@ -2,6 +2,7 @@
 //! facts and the repository's workspaces, and decides; when the push payload's list of changed
 //! files cannot be trusted it asks for a comparison instead of guessing.
 
+use super::WorkspaceId;
 use super::triggers::Triggers;
 
 /// GitHub lists at most this many commits in a push payload; past it the list is cut.
@@ -27,7 +28,7 @@ pub struct Push<'a> {
 /// A workspace of the pushed repository, as the decision sees it.
 #[derive(Debug, Clone)]
 pub struct Candidate<'a> {
-    pub id: i64,
+    pub id: WorkspaceId,
     /// None: the repository's default branch.
     pub branch: Option<&'a str>,
     pub triggers: &'a Triggers,
@@ -43,7 +44,7 @@ pub enum PushDecision {
     /// Create a run at `commit` in each of these workspaces.
     Run {
         commit: String,
-        workspace_ids: Vec<i64>,
+        workspace_ids: Vec<WorkspaceId>,
     },
 }
 
@@ -100,7 +101,7 @@ pub fn decide(
         ChangedFiles::Payload(files) | ChangedFiles::Compared(files) => Some(files),
         ChangedFiles::TooMany | ChangedFiles::Unknown => None,
     };
-    let workspace_ids: Vec<i64> = tracking
+    let workspace_ids: Vec<WorkspaceId> = tracking
         .iter()
         .filter(|w| files.is_none_or(|files| w.triggers.matches_any(files.iter().copied())))
         .map(|w| w.id)

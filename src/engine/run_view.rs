@@ -5,13 +5,14 @@
 
 use url::Url;
 
+use crate::core::RunId;
 use crate::core::checks::{CheckView, changes_from_json, check_view};
 use crate::core::run::RunState;
 use crate::core::status::{self, StatusView, first_error_line};
 use crate::store::{RunDetail, Store};
 
 /// The page of a run in Gantry, which statuses, checks and comments link to.
-pub fn run_url(public_url: &Url, run_id: i64) -> String {
+pub fn run_url(public_url: &Url, run_id: RunId) -> String {
     format!("{}runs/{run_id}", public_url.as_str())
 }
 

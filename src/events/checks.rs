@@ -4,6 +4,7 @@
 use serde::Deserialize;
 
 use super::common::{Account, InstallationRef, Repository};
+use crate::core::PrNumber;
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct CheckRunEvent {
@@ -71,7 +72,7 @@ pub struct CheckSuite {
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct CheckSuitePullRequest {
-    pub number: u64,
+    pub number: PrNumber,
     pub head: BranchRef,
     pub base: BranchRef,
 }

@@ -5,6 +5,7 @@
 //! GitHub spells them: GitHub adds values over time, so every match on them needs a catch-all arm
 //! anyway, and the string keeps an unknown value's name for logs.
 
+use crate::core::InstallationId;
 use serde::Deserialize;
 
 /// The repository an event happened in.
@@ -27,7 +28,7 @@ pub struct Repository {
 /// repository or organization webhook rather than from an App.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub struct InstallationRef {
-    pub id: u64,
+    pub id: InstallationId,
 }
 
 /// A user, bot or organization: a sender, a comment author, a repository owner.

@@ -5,6 +5,7 @@
 use serde::Deserialize;
 
 use super::common::Account;
+use crate::core::InstallationId;
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct InstallationEvent {
@@ -19,7 +20,7 @@ pub struct InstallationEvent {
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Installation {
-    pub id: u64,
+    pub id: InstallationId,
     /// The user or organization the app is installed on.
     pub account: Account,
     pub app_id: Option<u64>,

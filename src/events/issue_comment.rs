@@ -4,6 +4,7 @@
 use serde::Deserialize;
 
 use super::common::{Account, InstallationRef, Repository};
+use crate::core::PrNumber;
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct IssueCommentEvent {
@@ -21,7 +22,7 @@ pub struct IssueCommentEvent {
 /// The issue the comment is on. GitHub treats every pull request as an issue too.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Issue {
-    pub number: u64,
+    pub number: PrNumber,
     pub html_url: String,
     /// Present only when the issue is a pull request.
     pub pull_request: Option<IssuePullRequest>,

@@ -10,6 +10,7 @@ mod ping;
 mod pull_request;
 mod push;
 
+use crate::core::InstallationId;
 use serde::de::DeserializeOwned;
 
 pub use checks::{
@@ -111,7 +112,7 @@ impl Event {
 
     /// The GitHub App installation the event is for; `None` for deliveries from a plain
     /// (non-App) webhook, for `ping` and for unsupported events.
-    pub fn installation_id(&self) -> Option<u64> {
+    pub fn installation_id(&self) -> Option<InstallationId> {
         let installation = match self {
             Event::Push(e) => e.installation,
             Event::PullRequest(e) => e.installation,
@@ -256,11 +257,11 @@ mod tests {
     #[test]
     fn installation_id_comes_from_the_installation_field() {
         let with = parse_value("push", &fixture("push.5.json")).unwrap();
-        assert_eq!(with.installation_id(), Some(1));
+        assert_eq!(with.installation_id(), Some(InstallationId(1)));
         let without = parse_value("push", &fixture("push.json")).unwrap();
         assert_eq!(without.installation_id(), None);
         let installed = parse_value("installation", &fixture("installation.created.json")).unwrap();
-        assert_eq!(installed.installation_id(), Some(957387));
+        assert_eq!(installed.installation_id(), Some(InstallationId(957387)));
     }
 
     #[test]

@@ -4,13 +4,14 @@
 use serde::Deserialize;
 
 use super::common::{Account, InstallationRef, Repository};
+use crate::core::PrNumber;
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct PullRequestEvent {
     /// `opened`, `synchronize` (new commits on the head branch), `reopened`, `edited`, `closed`,
     /// `ready_for_review`, `converted_to_draft`, `labeled`, …
     pub action: String,
-    pub number: u64,
+    pub number: PrNumber,
     pub pull_request: PullRequest,
     pub repository: Repository,
     pub installation: Option<InstallationRef>,
@@ -19,7 +20,7 @@ pub struct PullRequestEvent {
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct PullRequest {
-    pub number: u64,
+    pub number: PrNumber,
     /// `open` or `closed`.
     pub state: String,
     #[serde(default)]

@@ -6,6 +6,7 @@ use serde::Deserialize;
 use tracing::instrument;
 
 use super::{GitHub, GitHubError, Result};
+use crate::core::InstallationId;
 
 /// GitHub lists at most this many files in a comparison.
 pub const MAX_COMPARE_FILES: usize = 300;
@@ -34,7 +35,7 @@ impl GitHub {
     #[instrument(skip(self))]
     pub async fn compare_files(
         &self,
-        installation_id: u64,
+        installation_id: InstallationId,
         repo: &str,
         base: &str,
         head: &str,

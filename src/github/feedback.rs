@@ -9,6 +9,7 @@ use tracing::instrument;
 
 use super::{GitHub, Result};
 use crate::core::github_terms::{CheckState, CommitState};
+use crate::core::{InstallationId, PrNumber};
 
 #[derive(Deserialize)]
 struct Created {
@@ -68,7 +69,7 @@ impl GitHub {
     #[instrument(skip(self, status), fields(context = status.context, state = %status.state))]
     pub async fn post_status(
         &self,
-        installation_id: u64,
+        installation_id: InstallationId,
         repo: &str,
         sha: &str,
         status: &StatusRequest<'_>,
@@ -94,7 +95,7 @@ impl GitHub {
     #[instrument(skip(self))]
     pub async fn latest_status(
         &self,
-        installation_id: u64,
+        installation_id: InstallationId,
         repo: &str,
         sha: &str,
         context: &str,
@@ -111,7 +112,7 @@ impl GitHub {
     #[instrument(skip(self, check))]
     pub async fn put_check_run(
         &self,
-        installation_id: u64,
+        installation_id: InstallationId,
         repo: &str,
         existing: Option<i64>,
         check: &CheckRunRequest<'_>,
@@ -141,9 +142,9 @@ impl GitHub {
     #[instrument(skip(self, body))]
     pub async fn create_comment(
         &self,
-        installation_id: u64,
+        installation_id: InstallationId,
         repo: &str,
-        number: u64,
+        number: PrNumber,
         body: &str,
     ) -> Result<i64> {
         let route = format!("/repos/{repo}/issues/{number}/comments");
@@ -158,7 +159,7 @@ impl GitHub {
     #[instrument(skip(self, body))]
     pub async fn update_comment(
         &self,
-        installation_id: u64,
+        installation_id: InstallationId,
         repo: &str,
         comment_id: i64,
         body: &str,
@@ -176,9 +177,9 @@ impl GitHub {
     #[instrument(skip(self, marker))]
     pub async fn find_comment(
         &self,
-        installation_id: u64,
+        installation_id: InstallationId,
         repo: &str,
-        number: u64,
+        number: PrNumber,
         marker: &str,
     ) -> Result<Option<i64>> {
         for page in 1..=50 {
@@ -207,7 +208,7 @@ impl GitHub {
     #[instrument(skip(self))]
     pub async fn add_reaction(
         &self,
-        installation_id: u64,
+        installation_id: InstallationId,
         repo: &str,
         comment_id: i64,
         content: &str,

@@ -8,6 +8,7 @@ use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::core::InstallationId;
 use chrono::{DateTime, Utc};
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::NoOpMiddleware;
@@ -49,9 +50,14 @@ pub fn wait_from_response(
 
 /// Per-installation limits, shared by every call Gantry makes.
 pub(crate) struct Limits<C: Clock = DefaultClock> {
-    content: RateLimiter<u64, DefaultKeyedStateStore<u64>, C, NoOpMiddleware<C::Instant>>,
+    content: RateLimiter<
+        InstallationId,
+        DefaultKeyedStateStore<InstallationId>,
+        C,
+        NoOpMiddleware<C::Instant>,
+    >,
     clock: C,
-    held_until: Mutex<HashMap<u64, Instant>>,
+    held_until: Mutex<HashMap<InstallationId, Instant>>,
 }
 
 impl Limits {
@@ -81,7 +87,11 @@ impl<C: Clock + Clone> Limits<C> {
 
     /// Whether a request for `installation` may go now; if not, how long until it may. A
     /// content-creating request that may go takes its place in the minute's allowance.
-    pub fn admit(&self, installation: u64, creates_content: bool) -> Result<(), Duration> {
+    pub fn admit(
+        &self,
+        installation: InstallationId,
+        creates_content: bool,
+    ) -> Result<(), Duration> {
         if let Some(wait) = self.held(installation) {
             return Err(wait);
         }
@@ -94,14 +104,14 @@ impl<C: Clock + Clone> Limits<C> {
     }
 
     /// GitHub said to wait: nothing more goes for `installation` until then.
-    pub fn hold(&self, installation: u64, wait: Duration) {
+    pub fn hold(&self, installation: InstallationId, wait: Duration) {
         let until = Instant::now() + wait;
         let mut held = self.held_until.lock().expect("not poisoned");
         let entry = held.entry(installation).or_insert(until);
         *entry = (*entry).max(until);
     }
 
-    fn held(&self, installation: u64) -> Option<Duration> {
+    fn held(&self, installation: InstallationId) -> Option<Duration> {
         let mut held = self.held_until.lock().expect("not poisoned");
         let until = *held.get(&installation)?;
         let left = until.saturating_duration_since(Instant::now());
@@ -190,7 +200,7 @@ mod tests {
         // Try one request every 100 ms for five minutes; record when each went.
         let mut sent = Vec::new();
         for tick in 0..3000u64 {
-            if limits.admit(1, true).is_ok() {
+            if limits.admit(InstallationId(1), true).is_ok() {
                 sent.push(tick);
             }
             clock.advance(Duration::from_millis(100));
@@ -211,19 +221,19 @@ mod tests {
     fn the_limit_is_per_installation_and_reads_are_not_counted() {
         let clock = FakeRelativeClock::default();
         let limits = Limits::with_clock(NonZeroU32::new(4).unwrap(), clock);
-        assert!(limits.admit(1, true).is_ok());
-        let wait = limits.admit(1, true).unwrap_err();
+        assert!(limits.admit(InstallationId(1), true).is_ok());
+        let wait = limits.admit(InstallationId(1), true).unwrap_err();
         assert_eq!(
             wait,
             Duration::from_secs(20),
             "3 a minute after a burst of 1"
         );
         assert!(
-            limits.admit(2, true).is_ok(),
+            limits.admit(InstallationId(2), true).is_ok(),
             "another installation has its own"
         );
         assert!(
-            limits.admit(1, false).is_ok(),
+            limits.admit(InstallationId(1), false).is_ok(),
             "reads are not content-creating"
         );
     }
@@ -231,12 +241,12 @@ mod tests {
     #[test]
     fn a_held_installation_waits_for_everything() {
         let limits = Limits::new(NonZeroU32::new(80).unwrap());
-        limits.hold(7, Duration::from_secs(30));
-        let wait = limits.admit(7, false).unwrap_err();
+        limits.hold(InstallationId(7), Duration::from_secs(30));
+        let wait = limits.admit(InstallationId(7), false).unwrap_err();
         assert!(wait > Duration::from_secs(29) && wait <= Duration::from_secs(30));
-        assert!(limits.admit(8, true).is_ok());
+        assert!(limits.admit(InstallationId(8), true).is_ok());
         // A shorter hold does not cut a longer one short.
-        limits.hold(7, Duration::from_secs(1));
-        assert!(limits.admit(7, false).unwrap_err() > Duration::from_secs(29));
+        limits.hold(InstallationId(7), Duration::from_secs(1));
+        assert!(limits.admit(InstallationId(7), false).unwrap_err() > Duration::from_secs(29));
     }
 }

@@ -39,6 +39,7 @@ pub use manifest::{ManifestCode, ManifestConversion};
 pub use pulls::{MAX_PULL_REQUEST_FILES, PullRequestFiles, PullRequestInfo};
 pub use tokens::{InstallationToken, RENEW_BEFORE_EXPIRY, needs_renewal};
 
+use crate::core::InstallationId;
 use manifest::ConversionResponse;
 use tokens::TokenCache;
 
@@ -118,7 +119,7 @@ impl GitHub {
     /// holds the installation's next requests back until it lifts.
     async fn call<T: DeserializeOwned>(
         &self,
-        installation: Option<u64>,
+        installation: Option<InstallationId>,
         client: &Octocrab,
         method: Method,
         route: &str,
@@ -132,7 +133,7 @@ impl GitHub {
     /// [`GitHub::call`], with the answer's headers.
     async fn call_with_headers<T: DeserializeOwned>(
         &self,
-        installation: Option<u64>,
+        installation: Option<InstallationId>,
         client: &Octocrab,
         method: Method,
         route: &str,
@@ -150,7 +151,7 @@ impl GitHub {
             && let Some(wait) = error.retry_after()
         {
             warn!(
-                installation_id = id,
+                installation_id = id.0,
                 wait_secs = wait.as_secs(),
                 "GitHub rate limit: holding requests back"
             );
@@ -163,7 +164,7 @@ impl GitHub {
     /// makes for a repository goes through here.
     async fn as_installation<T: DeserializeOwned>(
         &self,
-        installation_id: u64,
+        installation_id: InstallationId,
         method: Method,
         route: &str,
         body: Option<&serde_json::Value>,
@@ -200,13 +201,16 @@ impl GitHub {
 
     /// A client that acts as installation `installation_id`, reused while its token is fresh.
     #[instrument(skip(self))]
-    pub async fn installation_client(&self, installation_id: u64) -> Result<Octocrab> {
+    pub async fn installation_client(&self, installation_id: InstallationId) -> Result<Octocrab> {
         Ok(self.installation(installation_id).await?.client)
     }
 
     /// The installation's token itself, for what octocrab does not do (e.g. `git` over HTTPS).
     #[instrument(skip(self))]
-    pub async fn installation_token(&self, installation_id: u64) -> Result<InstallationToken> {
+    pub async fn installation_token(
+        &self,
+        installation_id: InstallationId,
+    ) -> Result<InstallationToken> {
         Ok(self.installation(installation_id).await?.token)
     }
 
@@ -232,7 +236,7 @@ impl GitHub {
         self.app.as_ref().ok_or(GitHubError::NotConfigured)
     }
 
-    async fn installation(&self, installation_id: u64) -> Result<Installation> {
+    async fn installation(&self, installation_id: InstallationId) -> Result<Installation> {
         self.credentials()?;
         let renew = || self.new_installation(installation_id);
         self.installations
@@ -242,7 +246,7 @@ impl GitHub {
 
     async fn new_installation(
         &self,
-        installation_id: u64,
+        installation_id: InstallationId,
     ) -> Result<(Installation, DateTime<Utc>)> {
         let app = self.app_client()?;
         let route = format!("/app/installations/{installation_id}/access_tokens");
@@ -255,11 +259,11 @@ impl GitHub {
             })
             .inspect_err(|e| {
                 let status = e.status();
-                warn!(installation_id, status, error = %e, "installation token request failed");
+                warn!(installation_id = installation_id.0, status, error = %e, "installation token request failed");
             })?;
         let client = http::bearer_client(&self.api_url, &token.token, self.timeout)?;
         let expires_at = token.expires_at;
-        info!(installation_id, %expires_at, "created an installation token");
+        info!(installation_id = installation_id.0, %expires_at, "created an installation token");
         Ok((Installation { token, client }, expires_at))
     }
 }

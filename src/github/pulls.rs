@@ -6,6 +6,7 @@ use serde::Deserialize;
 use tracing::instrument;
 
 use super::{GitHub, Result};
+use crate::core::{InstallationId, PrNumber};
 
 /// GitHub lists at most this many files of a pull request.
 pub const MAX_PULL_REQUEST_FILES: usize = 3000;
@@ -29,7 +30,7 @@ struct FileEntry {
 /// The parts of a pull request that comment commands need.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct PullRequestInfo {
-    pub number: u64,
+    pub number: PrNumber,
     /// `open` or `closed`.
     pub state: String,
     #[serde(default)]
@@ -70,9 +71,9 @@ impl GitHub {
     #[instrument(skip(self))]
     pub async fn pull_request_files(
         &self,
-        installation_id: u64,
+        installation_id: InstallationId,
         repo: &str,
-        number: u64,
+        number: PrNumber,
     ) -> Result<PullRequestFiles> {
         let mut files = Vec::new();
         for page in 1..=(MAX_PULL_REQUEST_FILES / PER_PAGE) {
@@ -104,9 +105,9 @@ impl GitHub {
     #[instrument(skip(self))]
     pub async fn pull_request(
         &self,
-        installation_id: u64,
+        installation_id: InstallationId,
         repo: &str,
-        number: u64,
+        number: PrNumber,
     ) -> Result<PullRequestInfo> {
         let route = format!("/repos/{repo}/pulls/{number}");
         self.as_installation(installation_id, Method::GET, &route, None)
@@ -116,7 +117,12 @@ impl GitHub {
     /// `GET /repos/{repo}/collaborators/{user}/permission`: admin, maintain, write, triage,
     /// read or none.
     #[instrument(skip(self))]
-    pub async fn permission(&self, installation_id: u64, repo: &str, user: &str) -> Result<String> {
+    pub async fn permission(
+        &self,
+        installation_id: InstallationId,
+        repo: &str,
+        user: &str,
+    ) -> Result<String> {
         let route = format!("/repos/{repo}/collaborators/{user}/permission");
         let permission: Permission = self
             .as_installation(installation_id, Method::GET, &route, None)

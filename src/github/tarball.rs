@@ -6,13 +6,14 @@ use secrecy::ExposeSecret;
 use tracing::instrument;
 
 use super::{GitHub, GitHubError, Result};
+use crate::core::InstallationId;
 
 impl GitHub {
     /// The tarball of `repo` (`owner/name`) at `sha`, at most `max_bytes` long.
     #[instrument(skip(self))]
     pub async fn download_tarball(
         &self,
-        installation_id: u64,
+        installation_id: InstallationId,
         repo: &str,
         sha: &str,
         max_bytes: usize,
@@ -51,7 +52,7 @@ impl GitHub {
             );
             if let Some(wait) = retry_after {
                 tracing::warn!(
-                    installation_id,
+                    installation_id = installation_id.0,
                     wait_secs = wait.as_secs(),
                     "GitHub rate limit: holding requests back"
                 );

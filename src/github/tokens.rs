@@ -11,6 +11,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::GitHubError;
+use crate::core::InstallationId;
 
 /// A cached token is renewed once it has this little time left, so a caller never starts work
 /// with a token that dies halfway through.
@@ -33,7 +34,7 @@ pub fn needs_renewal(expires_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
 /// Each slot has its own async lock, held while it is renewed: callers for the same installation
 /// wait for one renewal instead of each asking GitHub, while other installations go on.
 pub(crate) struct TokenCache<T> {
-    slots: std::sync::Mutex<HashMap<u64, Arc<Slot<T>>>>,
+    slots: std::sync::Mutex<HashMap<InstallationId, Arc<Slot<T>>>>,
 }
 
 type Slot<T> = tokio::sync::Mutex<Option<Expiring<T>>>;
@@ -55,7 +56,7 @@ impl<T: Clone> TokenCache<T> {
     /// was, so the next caller tries again.
     pub(crate) async fn get_or_renew<F, Fut>(
         &self,
-        installation_id: u64,
+        installation_id: InstallationId,
         now: DateTime<Utc>,
         renew: F,
     ) -> Result<T, GitHubError>
@@ -79,7 +80,7 @@ impl<T: Clone> TokenCache<T> {
         Ok(value)
     }
 
-    fn slot(&self, installation_id: u64) -> Arc<Slot<T>> {
+    fn slot(&self, installation_id: InstallationId) -> Arc<Slot<T>> {
         // Nothing panics while this lock is held, so a poisoned map is still a sound map.
         let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
         Arc::clone(slots.entry(installation_id).or_default())
@@ -126,8 +127,14 @@ mod tests {
         let cache = TokenCache::new();
         let calls = AtomicUsize::new(0);
         let renew = || counting_renewal(&calls, NOW + 3600);
-        let first = cache.get_or_renew(1, at(NOW), renew).await.unwrap();
-        let second = cache.get_or_renew(1, at(NOW + 60), renew).await.unwrap();
+        let first = cache
+            .get_or_renew(InstallationId(1), at(NOW), renew)
+            .await
+            .unwrap();
+        let second = cache
+            .get_or_renew(InstallationId(1), at(NOW + 60), renew)
+            .await
+            .unwrap();
         assert_eq!((first.as_str(), second.as_str()), ("token-1", "token-1"));
         assert_eq!(calls.load(Ordering::SeqCst), 1);
     }
@@ -137,9 +144,12 @@ mod tests {
         let cache = TokenCache::new();
         let calls = AtomicUsize::new(0);
         let renew = || counting_renewal(&calls, NOW + 3600);
-        cache.get_or_renew(1, at(NOW), renew).await.unwrap();
+        cache
+            .get_or_renew(InstallationId(1), at(NOW), renew)
+            .await
+            .unwrap();
         let later = cache
-            .get_or_renew(1, at(NOW + 3600 - 299), renew)
+            .get_or_renew(InstallationId(1), at(NOW + 3600 - 299), renew)
             .await
             .unwrap();
         assert_eq!(later, "token-2");
@@ -150,8 +160,14 @@ mod tests {
         let cache = TokenCache::new();
         let calls = AtomicUsize::new(0);
         let renew = || counting_renewal(&calls, NOW + 3600);
-        let one = cache.get_or_renew(1, at(NOW), renew).await.unwrap();
-        let two = cache.get_or_renew(2, at(NOW), renew).await.unwrap();
+        let one = cache
+            .get_or_renew(InstallationId(1), at(NOW), renew)
+            .await
+            .unwrap();
+        let two = cache
+            .get_or_renew(InstallationId(2), at(NOW), renew)
+            .await
+            .unwrap();
         assert_ne!(one, two);
         assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
@@ -162,9 +178,9 @@ mod tests {
         let calls = AtomicUsize::new(0);
         let renew = || counting_renewal(&calls, NOW + 3600);
         let (a, b, c) = tokio::join!(
-            cache.get_or_renew(1, at(NOW), renew),
-            cache.get_or_renew(1, at(NOW), renew),
-            cache.get_or_renew(1, at(NOW), renew),
+            cache.get_or_renew(InstallationId(1), at(NOW), renew),
+            cache.get_or_renew(InstallationId(1), at(NOW), renew),
+            cache.get_or_renew(InstallationId(1), at(NOW), renew),
         );
         assert_eq!([a.unwrap(), b.unwrap(), c.unwrap()], ["token-1"; 3]);
         assert_eq!(calls.load(Ordering::SeqCst), 1);
@@ -174,12 +190,16 @@ mod tests {
     async fn failed_renewal_is_retried_by_the_next_caller() {
         let cache: TokenCache<String> = TokenCache::new();
         let failed = cache
-            .get_or_renew(1, at(NOW), || async { Err(GitHubError::NotConfigured) })
+            .get_or_renew(InstallationId(1), at(NOW), || async {
+                Err(GitHubError::NotConfigured)
+            })
             .await;
         assert!(matches!(failed, Err(GitHubError::NotConfigured)));
         let calls = AtomicUsize::new(0);
         let value = cache
-            .get_or_renew(1, at(NOW), || counting_renewal(&calls, NOW + 3600))
+            .get_or_renew(InstallationId(1), at(NOW), || {
+                counting_renewal(&calls, NOW + 3600)
+            })
             .await;
         assert_eq!(value.unwrap(), "token-1");
     }

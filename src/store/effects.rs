@@ -2,6 +2,7 @@
 //! that closes the delivery: both happen, or neither does.
 
 use super::{Conn, InstallationChange, MoveError, NewRuns, OutboxItem, UntouchedContexts};
+use crate::core::PrNumber;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeliveryEffect {
@@ -21,7 +22,7 @@ pub enum DeliveryEffect {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpeculativeCancel {
     pub repo: String,
-    pub pr_number: i64,
+    pub pr_number: PrNumber,
     /// Plans of this head commit stay.
     pub except_sha: Option<String>,
     pub reason: String,

@@ -3,25 +3,26 @@
 use sqlx::Row;
 
 use super::{Conn, Store, now_ms, on_conn, on_read_pool};
+use crate::core::InstallationId;
 
 /// A change to where the app is installed, decided from an installation event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InstallationChange {
     /// The app was installed on (or its installation changed for) an account.
     Upsert {
-        id: i64,
+        id: InstallationId,
         account_login: String,
         account_type: String,
         suspended: bool,
     },
     /// The app was uninstalled: its repositories go with it.
-    Remove { id: i64 },
+    Remove { id: InstallationId },
     AddRepositories {
-        installation_id: i64,
+        installation_id: InstallationId,
         full_names: Vec<String>,
     },
     RemoveRepositories {
-        installation_id: i64,
+        installation_id: InstallationId,
         full_names: Vec<String>,
     },
 }

@@ -248,7 +248,7 @@ impl Store {
     /// workspace's runs changed ([`Store::announce_workspaces_changed`]). Nothing on SQLite.
     pub async fn on_workspace_changes(
         &self,
-        changed: impl Fn(i64) + Send + 'static,
+        changed: impl Fn(crate::core::WorkspaceId) + Send + 'static,
     ) -> anyhow::Result<()> {
         self.listen(RUNS_CHANNEL, move |payload| {
             for id in payload.split(',').filter_map(|id| id.parse().ok()) {
@@ -260,11 +260,11 @@ impl Store {
 
     /// Tells the other replicas (PostgreSQL) that these workspaces' runs changed, so that
     /// their runners look at them now rather than at their next sweep. One notification.
-    pub async fn announce_workspaces_changed(&self, workspace_ids: &[i64]) {
+    pub async fn announce_workspaces_changed(&self, workspace_ids: &[crate::core::WorkspaceId]) {
         if let Db::Postgres(pool) = &self.db
             && !workspace_ids.is_empty()
         {
-            let ids: Vec<String> = workspace_ids.iter().map(i64::to_string).collect();
+            let ids: Vec<String> = workspace_ids.iter().map(|id| id.0.to_string()).collect();
             let sent = sqlx::query("SELECT pg_notify($1, $2)")
                 .bind(RUNS_CHANNEL)
                 .bind(ids.join(","))

@@ -2,6 +2,7 @@
 
 use super::{Store, now_ms, on_pool, on_read_pool};
 use crate::core::state::StateMeta;
+use crate::core::{RunId, WorkspaceId};
 
 /// A stored state version.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -9,15 +10,18 @@ pub struct StateVersion {
     pub id: i64,
     pub meta: StateMeta,
     pub state: Vec<u8>,
-    pub run_id: Option<i64>,
+    pub run_id: Option<RunId>,
 }
 
 /// id, serial, lineage, checksum, state, run_id
-type StateVersionRow = (i64, i64, String, String, Vec<u8>, Option<i64>);
+type StateVersionRow = (i64, i64, String, String, Vec<u8>, Option<RunId>);
 
 impl Store {
     /// The workspace's newest state version.
-    pub async fn current_state(&self, workspace_id: i64) -> anyhow::Result<Option<StateVersion>> {
+    pub async fn current_state(
+        &self,
+        workspace_id: WorkspaceId,
+    ) -> anyhow::Result<Option<StateVersion>> {
         let newest = self
             .select_state_versions(workspace_id, "ORDER BY serial DESC LIMIT 1", None)
             .await?;
@@ -27,7 +31,7 @@ impl Store {
     /// One state version of the workspace, by id.
     pub async fn state_version(
         &self,
-        workspace_id: i64,
+        workspace_id: WorkspaceId,
         id: i64,
     ) -> anyhow::Result<Option<StateVersion>> {
         let found = self
@@ -37,7 +41,10 @@ impl Store {
     }
 
     /// Every state version of a workspace, oldest first.
-    pub async fn state_versions(&self, workspace_id: i64) -> anyhow::Result<Vec<StateVersion>> {
+    pub async fn state_versions(
+        &self,
+        workspace_id: WorkspaceId,
+    ) -> anyhow::Result<Vec<StateVersion>> {
         self.select_state_versions(workspace_id, "ORDER BY serial", None)
             .await
     }
@@ -45,7 +52,7 @@ impl Store {
     /// The workspace's state versions that `tail` (a fixed SQL suffix, `$2` = `id`) selects.
     async fn select_state_versions(
         &self,
-        workspace_id: i64,
+        workspace_id: WorkspaceId,
         tail: &'static str,
         id: Option<i64>,
     ) -> anyhow::Result<Vec<StateVersion>> {
@@ -81,8 +88,8 @@ impl Store {
     /// one; the unique serial guards against a race all the same). Returns its id.
     pub async fn record_state_version(
         &self,
-        workspace_id: i64,
-        run_id: i64,
+        workspace_id: WorkspaceId,
+        run_id: RunId,
         meta: &StateMeta,
         state: &[u8],
     ) -> anyhow::Result<i64> {

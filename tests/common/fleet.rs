@@ -8,6 +8,7 @@ use super::FakeGitHub;
 use super::github::{PullRequest, Status};
 use super::runs::REPO;
 use gantry::core::run::RunState;
+use gantry::core::{RunId, WorkspaceId};
 use gantry::store::{RunDetail, Store};
 
 /// The pull request the scenarios use.
@@ -44,7 +45,7 @@ pub async fn all_runs(store: &Store) -> Vec<RunDetail> {
     let mut runs = Vec::new();
     let mut missing = 0;
     for id in 1.. {
-        match store.run(id).await.unwrap() {
+        match store.run(RunId(id)).await.unwrap() {
             Some(run) => {
                 runs.push(run);
                 missing = 0;
@@ -106,7 +107,7 @@ pub async fn check(
             event.id
         );
     }
-    let workspaces: HashMap<i64, String> = store
+    let workspaces: HashMap<WorkspaceId, String> = store
         .workspaces()
         .await
         .unwrap()
@@ -127,7 +128,7 @@ pub async fn check(
         }
     }
 
-    let mut holding: BTreeMap<i64, Vec<(i64, i64, i64)>> = BTreeMap::new();
+    let mut holding: BTreeMap<WorkspaceId, Vec<(i64, i64, RunId)>> = BTreeMap::new();
     for run in runs.iter().filter(|r| !r.speculative) {
         let timeline = store.run_timeline(run.id).await.unwrap();
         let state = |e: &gantry::store::RunEvent| RunState::parse(&e.state).unwrap();

@@ -25,12 +25,12 @@ fn a_push_touching_a_workspaces_files_runs_it() {
     let (prod, staging) = (triggers("envs/prod"), triggers("envs/staging"));
     let workspaces = [
         Candidate {
-            id: 1,
+            id: WorkspaceId(1),
             branch: None,
             triggers: &prod,
         },
         Candidate {
-            id: 2,
+            id: WorkspaceId(2),
             branch: None,
             triggers: &staging,
         },
@@ -44,7 +44,7 @@ fn a_push_touching_a_workspaces_files_runs_it() {
         decision,
         PushDecision::Run {
             commit: B.into(),
-            workspace_ids: vec![1]
+            workspace_ids: vec![WorkspaceId(1)]
         }
     );
 }
@@ -54,12 +54,12 @@ fn one_push_can_run_several_workspaces() {
     let root = triggers("");
     let workspaces = [
         Candidate {
-            id: 1,
+            id: WorkspaceId(1),
             branch: Some("main"),
             triggers: &root,
         },
         Candidate {
-            id: 2,
+            id: WorkspaceId(2),
             branch: None,
             triggers: &root,
         },
@@ -73,7 +73,7 @@ fn one_push_can_run_several_workspaces() {
         decision,
         PushDecision::Run {
             commit: B.into(),
-            workspace_ids: vec![1, 2]
+            workspace_ids: vec![WorkspaceId(1), WorkspaceId(2)]
         }
     );
 }
@@ -82,7 +82,7 @@ fn one_push_can_run_several_workspaces() {
 fn pushes_to_other_branches_tags_and_deletions_run_nothing() {
     let root = triggers("");
     let workspaces = [Candidate {
-        id: 1,
+        id: WorkspaceId(1),
         branch: None,
         triggers: &root,
     }];
@@ -118,7 +118,7 @@ fn pushes_to_other_branches_tags_and_deletions_run_nothing() {
 fn files_outside_every_workspace_run_nothing() {
     let prod = triggers("envs/prod");
     let workspaces = [Candidate {
-        id: 1,
+        id: WorkspaceId(1),
         branch: None,
         triggers: &prod,
     }];
@@ -138,7 +138,7 @@ fn files_outside_every_workspace_run_nothing() {
 fn untrusted_file_lists_ask_for_a_comparison() {
     let root = triggers("");
     let workspaces = [Candidate {
-        id: 1,
+        id: WorkspaceId(1),
         branch: None,
         triggers: &root,
     }];
@@ -197,7 +197,7 @@ fn twenty_commits_are_still_trusted() {
 fn a_comparison_is_trusted_even_for_a_forced_push() {
     let root = triggers("");
     let workspaces = [Candidate {
-        id: 1,
+        id: WorkspaceId(1),
         branch: None,
         triggers: &root,
     }];
@@ -209,7 +209,7 @@ fn a_comparison_is_trusted_even_for_a_forced_push() {
         decide(&forced, &workspaces, ChangedFiles::Compared(&["main.tf"])),
         PushDecision::Run {
             commit: B.into(),
-            workspace_ids: vec![1]
+            workspace_ids: vec![WorkspaceId(1)]
         }
     );
 }
@@ -219,12 +219,12 @@ fn too_many_changed_files_run_every_workspace_on_the_branch() {
     let (prod, other) = (triggers("envs/prod"), triggers(""));
     let workspaces = [
         Candidate {
-            id: 1,
+            id: WorkspaceId(1),
             branch: None,
             triggers: &prod,
         },
         Candidate {
-            id: 2,
+            id: WorkspaceId(2),
             branch: Some("develop"),
             triggers: &other,
         },
@@ -237,7 +237,7 @@ fn too_many_changed_files_run_every_workspace_on_the_branch() {
         decide(&forced, &workspaces, ChangedFiles::TooMany),
         PushDecision::Run {
             commit: B.into(),
-            workspace_ids: vec![1]
+            workspace_ids: vec![WorkspaceId(1)]
         }
     );
 }
@@ -248,12 +248,12 @@ fn a_push_to_a_merge_queue_branch_runs_nothing_even_where_a_workspace_tracks_it(
     let queue_branch = "gh-readonly-queue/main/pr-42-2222222222222222222222222222222222222222";
     let workspaces = [
         Candidate {
-            id: 1,
+            id: WorkspaceId(1),
             branch: None,
             triggers: &root,
         },
         Candidate {
-            id: 2,
+            id: WorkspaceId(2),
             branch: Some(queue_branch),
             triggers: &root,
         },
@@ -279,12 +279,12 @@ fn a_comparison_github_cannot_make_runs_every_workspace_on_the_branch() {
     let (prod, other) = (triggers("envs/prod"), triggers(""));
     let workspaces = [
         Candidate {
-            id: 1,
+            id: WorkspaceId(1),
             branch: None,
             triggers: &prod,
         },
         Candidate {
-            id: 2,
+            id: WorkspaceId(2),
             branch: Some("develop"),
             triggers: &other,
         },
@@ -297,7 +297,7 @@ fn a_comparison_github_cannot_make_runs_every_workspace_on_the_branch() {
         decide(&forced, &workspaces, ChangedFiles::Unknown),
         PushDecision::Run {
             commit: B.into(),
-            workspace_ids: vec![1]
+            workspace_ids: vec![WorkspaceId(1)]
         }
     );
 }

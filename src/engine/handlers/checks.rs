@@ -3,6 +3,8 @@
 //! only where they are still the latest of their workspace or pull request.
 
 use super::{Context, Handled, Stop};
+use crate::core::InstallationId;
+use crate::core::RunId;
 use crate::events::{CheckRunEvent, CheckSuiteEvent};
 use crate::store::{DeliveryEffect, NewRuns, RunDetail};
 
@@ -22,7 +24,7 @@ pub(super) async fn handle_check_run(
         .check_run
         .external_id
         .as_deref()
-        .and_then(|id| id.parse::<i64>().ok())
+        .and_then(|id| id.parse::<RunId>().ok())
     else {
         return Err(Stop::ignored("the check run is not one of Gantry's runs"));
     };
@@ -102,12 +104,15 @@ pub(super) async fn handle_check_suite(
 
 /// New runs (same configuration version) for those of `runs` that failed or were canceled;
 /// the callers have kept only runs that are the latest of their pull request or workspace.
-fn retry_effects(delivery_id: &str, installation: Option<u64>, runs: Vec<RunDetail>) -> Handled {
+fn retry_effects(
+    delivery_id: &str,
+    installation: Option<InstallationId>,
+    runs: Vec<RunDetail>,
+) -> Handled {
     let effects: Vec<DeliveryEffect> = runs
         .iter()
         .filter(|r| r.state.can_be_retried())
         .map(|run| {
-            let installation = installation.map(|i| i as i64);
             DeliveryEffect::CreateRuns(NewRuns::retry_of(run, delivery_id, installation))
         })
         .collect();

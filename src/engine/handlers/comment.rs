@@ -7,6 +7,7 @@ use super::{Context, Handled, Stop};
 use crate::core::commands::{Command, parse_comment, usage};
 use crate::core::pull_request::{PrState, PullRequestFacts};
 use crate::core::workspace::WorkspaceName;
+use crate::core::{InstallationId, PrNumber};
 use crate::events::IssueCommentEvent;
 use crate::store::{DeliveryEffect, Message, NewRuns, OutboxItem, Reaction, Reply, RunSource};
 
@@ -18,18 +19,18 @@ struct Commenting<'a> {
     ctx: &'a Context,
     delivery_id: &'a str,
     event: &'a IssueCommentEvent,
-    installation_id: u64,
+    installation_id: InstallationId,
     repo: &'a str,
-    number: u64,
+    number: PrNumber,
 }
 
 impl Commenting<'_> {
     /// A reply on the pull request; `unique` tells this delivery's replies apart.
     fn reply(&self, body: String, unique: &str) -> DeliveryEffect {
         DeliveryEffect::Outbox(OutboxItem::result(Message::Reply(Reply {
-            installation_id: self.installation_id as i64,
+            installation_id: self.installation_id,
             repo: self.repo.to_string(),
-            pr_number: self.number as i64,
+            pr_number: self.number,
             body,
             unique: format!("{}/{unique}", self.delivery_id),
         })))
@@ -82,7 +83,7 @@ pub(super) async fn handle_issue_comment(
         return Ok(vec![at.reply(refusal, "refused")]);
     }
     let seen = Message::Reaction(Reaction {
-        installation_id: installation_id as i64,
+        installation_id,
         repo: at.repo.to_string(),
         comment_id: e.comment.id as i64,
         content: "eyes".into(),
@@ -192,7 +193,7 @@ async fn retry(at: &Commenting<'_>, only: &[WorkspaceName]) -> Result<Option<New
     if let Some(why) = PrState::of(&pr.state, pr.merged).why_not_run() {
         return Err(Stop::ignored(why));
     }
-    let latest = (ctx.store.pull_request_runs(repo, number as i64).await)
+    let latest = (ctx.store.pull_request_runs(repo, number).await)
         .map_err(|e| Stop::retry("reading the plans", e))?;
     let mut retry_of = Vec::new();
     for run_id in latest {
@@ -219,9 +220,9 @@ async fn retry(at: &Commenting<'_>, only: &[WorkspaceName]) -> Result<Option<New
         workspace_ids: retry_of.iter().map(|(ws, _)| *ws).collect(),
         source: RunSource::Retry,
         delivery_id: at.delivery_id.to_string(),
-        installation_id: Some(at.installation_id as i64),
+        installation_id: Some(at.installation_id),
         speculative: true,
-        pr_number: Some(number as i64),
+        pr_number: Some(number),
         retry_of,
     }))
 }

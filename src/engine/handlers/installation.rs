@@ -5,7 +5,7 @@ use crate::events;
 use crate::store::{DeliveryEffect, InstallationChange};
 
 pub(super) fn handle_installation(e: &events::InstallationEvent) -> Handled {
-    let id = e.installation.id as i64;
+    let id = e.installation.id;
     let upsert = |suspended| {
         DeliveryEffect::Installation(InstallationChange::Upsert {
             id,
@@ -42,7 +42,7 @@ pub(super) fn handle_installation(e: &events::InstallationEvent) -> Handled {
 pub(super) fn handle_installation_repositories(
     e: &events::InstallationRepositoriesEvent,
 ) -> Handled {
-    let installation_id = e.installation.id as i64;
+    let installation_id = e.installation.id;
     let names = |repos: &[events::InstallationRepository]| {
         repos.iter().map(|r| r.full_name.clone()).collect()
     };

@@ -10,6 +10,7 @@ use crate::core::pull_request::{
 };
 use crate::core::status;
 use crate::core::workspace::WorkspaceName;
+use crate::core::{InstallationId, PrNumber, WorkspaceId};
 use crate::events::PullRequestEvent;
 use crate::store::{
     AggregateTarget, DeliveryEffect, Message, NewRuns, OutboxItem, RawCheck, RawStatus, RunSource,
@@ -20,8 +21,8 @@ use crate::store::{
 pub(super) struct PlanRequest<'a> {
     pub delivery_id: &'a str,
     pub repo: &'a str,
-    pub installation_id: u64,
-    pub number: u64,
+    pub installation_id: InstallationId,
+    pub number: PrNumber,
     pub head_sha: &'a str,
     pub facts: PullRequestFacts<'a>,
     pub source: RunSource,
@@ -107,7 +108,7 @@ pub(super) async fn plan(ctx: &Context, request: &PlanRequest<'_>) -> Handled {
         };
         decision = pull_request::decide(&request.facts, policy, &candidates, Some(files));
     }
-    let pr_number = request.number as i64;
+    let pr_number = request.number;
     match decision {
         PrDecision::Ignore(reason) => Err(Stop::ignored(reason)),
         PrDecision::NeedFiles => Err(Stop::failed(
@@ -124,15 +125,15 @@ pub(super) async fn plan(ctx: &Context, request: &PlanRequest<'_>) -> Handled {
             untouched,
             awaiting_approval,
         } => {
-            let name_of = |id: i64| {
+            let name_of = |id: WorkspaceId| {
                 workspaces
                     .iter()
                     .find(|w| w.id == id)
                     .map(|w| w.spec.name.as_str().to_string())
                     .unwrap_or_default()
             };
-            let raw_status = |id: i64, state: CommitState, description: String| RawStatus {
-                installation_id: request.installation_id as i64,
+            let raw_status = |id: WorkspaceId, state: CommitState, description: String| RawStatus {
+                installation_id: request.installation_id,
                 repo: request.repo.to_string(),
                 sha: request.head_sha.to_string(),
                 context: status::context(&name_of(id)),
@@ -153,7 +154,7 @@ pub(super) async fn plan(ctx: &Context, request: &PlanRequest<'_>) -> Handled {
                     workspace_ids: plan,
                     source: request.source,
                     delivery_id: request.delivery_id.to_string(),
-                    installation_id: Some(request.installation_id as i64),
+                    installation_id: Some(request.installation_id),
                     speculative: true,
                     pr_number: Some(pr_number),
                     retry_of: Vec::new(),
@@ -171,7 +172,7 @@ pub(super) async fn plan(ctx: &Context, request: &PlanRequest<'_>) -> Handled {
                 Untouched::Aggregate => {
                     effects.push(DeliveryEffect::Untouched(UntouchedContexts {
                         target: AggregateTarget {
-                            installation_id: request.installation_id as i64,
+                            installation_id: request.installation_id,
                             repo: request.repo.to_string(),
                             sha: request.head_sha.to_string(),
                         },
@@ -192,7 +193,7 @@ pub(super) async fn plan(ctx: &Context, request: &PlanRequest<'_>) -> Handled {
                     Message::RawStatus(pending),
                 )));
                 let check = Message::RawCheck(RawCheck {
-                    installation_id: request.installation_id as i64,
+                    installation_id: request.installation_id,
                     repo: request.repo.to_string(),
                     sha: request.head_sha.to_string(),
                     name: status::context(&name_of(id)),

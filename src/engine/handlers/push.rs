@@ -2,6 +2,7 @@
 //! compare API when the push's own file list cannot be trusted.
 
 use super::{Context, Handled, Stop};
+use crate::core::InstallationId;
 use crate::core::push::{self, Candidate, ChangedFiles, Comparison, PushDecision};
 use crate::events;
 use crate::store::{DeliveryEffect, NewRuns};
@@ -72,7 +73,7 @@ pub(super) async fn handle_push(
             commit,
             workspace_ids,
             delivery_id.to_string(),
-            e.installation.as_ref().map(|i| i.id as i64),
+            e.installation.as_ref().map(|i| i.id),
         ))]),
     }
 }
@@ -89,7 +90,7 @@ enum Compared {
 
 async fn compare(
     ctx: &Context,
-    installation: u64,
+    installation: InstallationId,
     repo: &str,
     comparisons: &[Comparison],
 ) -> Result<Compared, Stop> {

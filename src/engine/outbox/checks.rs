@@ -2,13 +2,14 @@
 //! changed) and one not tied to a run (a fork's approval).
 
 use super::{OutboxWorker, SendError};
+use crate::core::RunId;
 use crate::core::status;
 use crate::engine::run_view::look;
 use crate::github::CheckRunRequest;
 use crate::store::RawCheck;
 
 impl OutboxWorker {
-    pub(super) async fn send_run_check(&self, run_id: i64) -> Result<(), SendError> {
+    pub(super) async fn send_run_check(&self, run_id: RunId) -> Result<(), SendError> {
         let Some((run, workspace, installation)) = self.run_to_report(run_id).await? else {
             return Ok(());
         };
@@ -24,7 +25,7 @@ impl OutboxWorker {
         let id = self
             .github
             .put_check_run(
-                installation as u64,
+                installation,
                 &run.repo,
                 existing,
                 &CheckRunRequest {
@@ -50,7 +51,7 @@ impl OutboxWorker {
         let id = self
             .github
             .put_check_run(
-                check.installation_id as u64,
+                check.installation_id,
                 &check.repo,
                 existing,
                 &CheckRunRequest {

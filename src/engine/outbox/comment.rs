@@ -4,12 +4,17 @@
 use sha2::Digest;
 
 use super::{OutboxWorker, SendError};
+use crate::core::PrNumber;
 use crate::core::comment::{self, MAX_COMMENT_CHARS, WorkspacePlan};
 use crate::core::status;
 use crate::engine::run_view::look;
 
 impl OutboxWorker {
-    pub(super) async fn send_pr_comment(&self, repo: &str, number: i64) -> Result<(), SendError> {
+    pub(super) async fn send_pr_comment(
+        &self,
+        repo: &str,
+        number: PrNumber,
+    ) -> Result<(), SendError> {
         let mut plans = Vec::new();
         let mut installation = None;
         let mut any_result = false;
@@ -48,7 +53,6 @@ impl OutboxWorker {
         if !any_result {
             return Ok(());
         }
-        let installation = installation as u64;
         let body = comment::render(&plans, MAX_COMMENT_CHARS);
         let body_sha = hex::encode(sha2::Sha256::digest(body.as_bytes()));
         let known = match self.store.pr_comment(repo, number).await? {
@@ -57,7 +61,7 @@ impl OutboxWorker {
             Some((id, _)) => Some(id),
             None => {
                 self.github
-                    .find_comment(installation, repo, number as u64, comment::MARKER)
+                    .find_comment(installation, repo, number, comment::MARKER)
                     .await?
             }
         };
@@ -83,7 +87,7 @@ impl OutboxWorker {
         }
         let id = self
             .github
-            .create_comment(installation, repo, number as u64, &body)
+            .create_comment(installation, repo, number, &body)
             .await?;
         self.store
             .set_pr_comment(repo, number, id, Some(&body_sha))

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use crate::config::FeedbackConfig;
+use crate::core::{InstallationId, RunId};
 use crate::github::{GitHub, GitHubError};
 use crate::metrics::{Metrics, OutboxLabels};
 use crate::store::{Message, OutboxRow, RunDetail, Store};
@@ -57,7 +58,7 @@ impl From<anyhow::Error> for SendError {
 
 /// The commit a status is for, and the installation that posts it.
 pub(super) struct Commit<'a> {
-    installation: i64,
+    installation: InstallationId,
     repo: &'a str,
     sha: &'a str,
 }
@@ -208,7 +209,7 @@ impl OutboxWorker {
             Message::AggregateStatus(target) => self.send_aggregate(target, row.in_doubt).await,
             Message::PrComment { repo, pr_number } => self.send_pr_comment(repo, *pr_number).await,
             Message::Reaction(reaction) => {
-                let installation = reaction.installation_id as u64;
+                let installation = reaction.installation_id;
                 self.github
                     .add_reaction(
                         installation,
@@ -220,7 +221,7 @@ impl OutboxWorker {
                 Ok(())
             }
             Message::Reply(reply) => {
-                let (installation, number) = (reply.installation_id as u64, reply.pr_number as u64);
+                let (installation, number) = (reply.installation_id, reply.pr_number);
                 self.github
                     .create_comment(installation, &reply.repo, number, &reply.body)
                     .await?;
@@ -232,8 +233,8 @@ impl OutboxWorker {
     /// The run, its workspace's name and its installation; None when the run is gone.
     async fn run_to_report(
         &self,
-        run_id: i64,
-    ) -> Result<Option<(RunDetail, String, i64)>, SendError> {
+        run_id: RunId,
+    ) -> Result<Option<(RunDetail, String, InstallationId)>, SendError> {
         let Some(run) = self.store.run(run_id).await? else {
             return Ok(None);
         };

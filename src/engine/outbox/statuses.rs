@@ -9,6 +9,7 @@ use super::{Commit, OutboxWorker, SendError};
 use crate::config::Untouched;
 use crate::core::github_terms::{CheckState, CommitState};
 use crate::core::status;
+use crate::core::{InstallationId, RunId};
 use crate::engine::run_view::{look, run_url};
 use crate::github::CheckRunRequest;
 use crate::store::{AggregateTarget, OutboxItem, RawStatus, ShownStatus};
@@ -16,7 +17,7 @@ use crate::store::{AggregateTarget, OutboxItem, RawStatus, ShownStatus};
 impl OutboxWorker {
     pub(super) async fn send_run_status(
         &self,
-        run_id: i64,
+        run_id: RunId,
         in_doubt: bool,
     ) -> Result<(), SendError> {
         let Some((run, workspace, installation)) = self.run_to_report(run_id).await? else {
@@ -93,7 +94,7 @@ impl OutboxWorker {
     /// what every context then shows).
     async fn aggregate_later(
         &self,
-        installation_id: i64,
+        installation_id: InstallationId,
         repo: &str,
         sha: &str,
     ) -> anyhow::Result<()> {
@@ -202,7 +203,7 @@ impl OutboxWorker {
         let id = self
             .github
             .put_check_run(
-                target.installation_id as u64,
+                target.installation_id,
                 &target.repo,
                 existing,
                 &CheckRunRequest {
@@ -236,7 +237,7 @@ impl OutboxWorker {
         if !posted {
             self.github
                 .post_status(
-                    commit.installation as u64,
+                    commit.installation,
                     commit.repo,
                     commit.sha,
                     &crate::github::StatusRequest {
@@ -259,7 +260,7 @@ impl OutboxWorker {
     async fn github_shows(&self, commit: &Commit<'_>, context: &str, wanted: &ShownStatus) -> bool {
         let latest = self
             .github
-            .latest_status(commit.installation as u64, commit.repo, commit.sha, context)
+            .latest_status(commit.installation, commit.repo, commit.sha, context)
             .await;
         match latest {
             Ok(Some(shown)) => {

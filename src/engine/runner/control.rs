@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use super::signal::RunSignal;
 use crate::core::run::RunState;
+use crate::core::{RunId, WorkspaceId};
 use crate::executor::terraform::Stop;
 use crate::store::{Cause, Move, NewRuns, RunDetail, Store, WorkspaceLock};
 
@@ -33,9 +34,9 @@ pub enum CancelOutcome {
 pub struct RunControl {
     store: Store,
     signal: Arc<RunSignal>,
-    executing: Mutex<HashMap<i64, Stop>>,
+    executing: Mutex<HashMap<RunId, Stop>>,
     /// Why a run was canceled, when it was not a person (e.g. "superseded").
-    reasons: Mutex<HashMap<i64, String>>,
+    reasons: Mutex<HashMap<RunId, String>>,
 }
 
 impl RunControl {
@@ -53,14 +54,14 @@ impl RunControl {
     }
 
     /// Confirms a plan waiting for confirmation: the apply starts. `by`: the person's name.
-    pub async fn confirm(&self, run_id: i64, by: &str) -> Result<RunDetail, ActionError> {
+    pub async fn confirm(&self, run_id: RunId, by: &str) -> Result<RunDetail, ActionError> {
         let run = self.run(run_id).await?;
         let confirm = Move::new(run.id, RunState::Planned, RunState::Confirmed, person(by));
         self.move_run(&run, &confirm, "confirmed").await
     }
 
     /// Discards a run that waits: in the queue, or for confirmation.
-    pub async fn discard(&self, run_id: i64, by: &str) -> Result<RunDetail, ActionError> {
+    pub async fn discard(&self, run_id: RunId, by: &str) -> Result<RunDetail, ActionError> {
         let run = self.run(run_id).await?;
         let from = match run.state {
             RunState::Pending | RunState::Planned => run.state,
@@ -78,7 +79,7 @@ impl RunControl {
     /// a kill when `force`), which its runner records as it ends.
     pub async fn cancel(
         &self,
-        run_id: i64,
+        run_id: RunId,
         force: bool,
         by: &str,
     ) -> Result<CancelOutcome, ActionError> {
@@ -113,7 +114,7 @@ impl RunControl {
 
     /// Cancels a run executing here for `reason` (a newer commit superseded it, its pull
     /// request closed); the run ends canceled with that reason.
-    pub fn cancel_executing(&self, run_id: i64, reason: &str) {
+    pub fn cancel_executing(&self, run_id: RunId, reason: &str) {
         if let Some(stop) = self.stop_of(run_id) {
             self.reasons
                 .lock()
@@ -124,7 +125,7 @@ impl RunControl {
     }
 
     /// The reason given to [`RunControl::cancel_executing`], once.
-    pub(super) fn take_reason(&self, run_id: i64) -> Option<String> {
+    pub(super) fn take_reason(&self, run_id: RunId) -> Option<String> {
         self.reasons
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -136,7 +137,7 @@ impl RunControl {
     /// at the end of the queue (or, for a speculative plan, planned at once). Only the
     /// latest run is retried: an older one would plan (and might apply) code that a newer
     /// commit replaced. A run is retried once. Returns the new run's id.
-    pub async fn retry(&self, run_id: i64) -> Result<i64, ActionError> {
+    pub async fn retry(&self, run_id: RunId) -> Result<RunId, ActionError> {
         let run = self.run(run_id).await?;
         if !run.state.can_be_retried() {
             return Err(ActionError::Conflict(format!(
@@ -178,7 +179,7 @@ impl RunControl {
 
     /// Creates one run asked for by a person (a retry, an uploaded configuration) and wakes
     /// the runners. Returns its id.
-    pub async fn create_run(&self, new: &NewRuns) -> Result<i64, ActionError> {
+    pub async fn create_run(&self, new: &NewRuns) -> Result<RunId, ActionError> {
         let created = self.store.create_runs(new).await?;
         let id = created
             .first()
@@ -211,7 +212,7 @@ impl RunControl {
     }
 
     /// Registers a run that starts executing here; `None` if it already is.
-    pub(super) fn register(&self, run_id: i64) -> Option<Stop> {
+    pub(super) fn register(&self, run_id: RunId) -> Option<Stop> {
         let mut executing = self.executing.lock().unwrap_or_else(|e| e.into_inner());
         if executing.contains_key(&run_id) {
             return None;
@@ -221,24 +222,24 @@ impl RunControl {
         Some(stop)
     }
 
-    pub(super) fn unregister(&self, run_id: i64) {
+    pub(super) fn unregister(&self, run_id: RunId) {
         self.executing
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&run_id);
     }
 
-    pub(super) fn is_executing(&self, run_id: i64) -> bool {
+    pub(super) fn is_executing(&self, run_id: RunId) -> bool {
         self.stop_of(run_id).is_some()
     }
 
     /// Every run executing here, for shutdown.
-    pub(super) fn executing_runs(&self) -> Vec<i64> {
+    pub(super) fn executing_runs(&self) -> Vec<RunId> {
         let executing = self.executing.lock().unwrap_or_else(|e| e.into_inner());
         executing.keys().copied().collect()
     }
 
-    fn stop_of(&self, run_id: i64) -> Option<Stop> {
+    fn stop_of(&self, run_id: RunId) -> Option<Stop> {
         self.executing
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -246,14 +247,14 @@ impl RunControl {
             .cloned()
     }
 
-    async fn run(&self, run_id: i64) -> Result<RunDetail, ActionError> {
+    async fn run(&self, run_id: RunId) -> Result<RunDetail, ActionError> {
         self.store
             .run(run_id)
             .await?
             .ok_or_else(|| ActionError::NotFound(format!("run {run_id}")))
     }
 
-    async fn workspace_id(&self, name: &str) -> Result<i64, ActionError> {
+    async fn workspace_id(&self, name: &str) -> Result<WorkspaceId, ActionError> {
         self.store
             .workspace_named(name)
             .await?

@@ -12,6 +12,7 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use super::Shared;
 use super::log::PhaseLog;
+use crate::core::InstallationId;
 use crate::core::run::{PlanResult, RunKind, RunState, after_plan};
 use crate::core::state::check_new_state;
 use crate::executor::extract::{Limits, extract_tar_gz};
@@ -177,7 +178,7 @@ impl Execution {
                     .await;
                 if let Err(error) = ended {
                     tracing::error!(
-                        run_id = self.run.id,
+                        run_id = %self.run.id,
                         error = format!("{error:#}"),
                         "canceling failed"
                     );
@@ -206,7 +207,7 @@ impl Execution {
             }
             Ok(false) => {} // canceled (superseded) before it started
             Err(error) => tracing::error!(
-                run_id = self.run.id,
+                run_id = %self.run.id,
                 error = format!("{error:#}"),
                 "starting a speculative plan failed"
             ),
@@ -232,7 +233,7 @@ impl Execution {
             .await
         {
             tracing::error!(
-                run_id = self.run.id,
+                run_id = %self.run.id,
                 error = format!("{error:#}"),
                 "noting failed"
             );
@@ -362,7 +363,7 @@ impl Execution {
             self.keep_dir = true;
             let _ = tokio::fs::write(self.run_dir().join(KEEP_MARKER), failure.reason()).await;
             tracing::error!(
-                run_id = self.run.id,
+                run_id = %self.run.id,
                 reason = failure.reason(),
                 "the state an apply wrote was not stored; the run's directory is kept"
             );
@@ -438,7 +439,7 @@ impl Execution {
         }
         let to = failure.state();
         if !self.state.can_become(to) {
-            tracing::warn!(run_id = self.run.id, state = %self.state, %reason, "run not ended");
+            tracing::warn!(run_id = %self.run.id, state = %self.state, %reason, "run not ended");
             return;
         }
         match self
@@ -448,13 +449,13 @@ impl Execution {
             .await
         {
             Ok(true) => {
-                tracing::warn!(run_id = self.run.id, state = %to, %reason, "run ended");
+                tracing::warn!(run_id = %self.run.id, state = %to, %reason, "run ended");
                 self.state = to;
             }
             Ok(false) => {}
             Err(error) => {
                 tracing::error!(
-                    run_id = self.run.id,
+                    run_id = %self.run.id,
                     error = format!("{error:#}"),
                     "ending the run failed"
                 )
@@ -477,7 +478,7 @@ impl Execution {
         {
             Ok(true) => {
                 log.line("Gantry: the plan is queued again");
-                tracing::warn!(run_id = self.run.id, reason, "lost plan queued again");
+                tracing::warn!(run_id = %self.run.id, reason, "lost plan queued again");
                 self.state = RunState::Pending;
                 true
             }
@@ -489,7 +490,7 @@ impl Execution {
             }
             Err(error) => {
                 tracing::error!(
-                    run_id = self.run.id,
+                    run_id = %self.run.id,
                     error = format!("{error:#}"),
                     "queueing a lost plan again failed"
                 );
@@ -527,7 +528,7 @@ impl Execution {
             let installation = self.run.installation_id.ok_or_else(|| {
                 Failure::Errored("the configuration version names no GitHub installation".into())
             })?;
-            self.download_tarball(installation as u64).await?
+            self.download_tarball(installation).await?
         };
         let sha = hex::encode(Sha256::digest(&bytes));
         let path = self.shared.blob_path(&sha);
@@ -547,7 +548,7 @@ impl Execution {
 
     /// The run's commit from GitHub. A rate limit is waited out (GitHub resets one within the
     /// hour), not taken for a failure of the run.
-    async fn download_tarball(&self, installation: u64) -> Result<Vec<u8>, Failure> {
+    async fn download_tarball(&self, installation: InstallationId) -> Result<Vec<u8>, Failure> {
         let mut waited = Duration::ZERO;
         loop {
             let download = self.shared.github.download_tarball(
@@ -565,7 +566,7 @@ impl Execution {
                 {
                     let wait = error.retry_after().unwrap_or_default();
                     tracing::info!(
-                        run_id = self.run.id,
+                        run_id = %self.run.id,
                         wait_secs = wait.as_secs(),
                         "fetching the configuration after GitHub's rate limit"
                     );

@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use crate::core::RunId;
 use crate::executor::terraform::LogSink;
 use crate::store::Store;
 
@@ -29,7 +30,7 @@ pub struct PhaseLog {
 
 impl PhaseLog {
     /// Starts the log of `phase` ("plan" or "apply") of `run_id`.
-    pub fn start(store: Store, run_id: i64, phase: &'static str) -> Self {
+    pub fn start(store: Store, run_id: RunId, phase: &'static str) -> Self {
         let (messages, mut incoming) = mpsc::unbounded_channel::<Message>();
         let writer = tokio::spawn(async move {
             let mut chunk = String::new();
@@ -70,7 +71,7 @@ impl PhaseLog {
                     let text = std::mem::take(&mut chunk);
                     if let Err(error) = store.append_log(run_id, phase, &[text]).await {
                         tracing::error!(
-                            run_id,
+                            %run_id,
                             error = format!("{error:#}"),
                             "storing a log chunk failed"
                         );

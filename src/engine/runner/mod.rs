@@ -21,9 +21,9 @@ pub use control::{ActionError, CancelOutcome, RunControl};
 pub use signal::RunSignal;
 
 use crate::config::{Config, IsolationSetting, OnShutdown, RunnerConfig};
-use crate::core::RunId;
 use crate::core::queue::{QueueDecision, QueuedRun, next_to_start};
 use crate::core::run::RunState;
+use crate::core::{RunId, WorkspaceId};
 use crate::executor::sandbox::{Isolation, Sandbox};
 use crate::executor::terraform_install::Installer;
 use crate::github::GitHub;
@@ -198,7 +198,7 @@ impl Runner {
             for workspace_id in signal.take() {
                 if let Err(error) = self.schedule(workspace_id, &cancel).await {
                     tracing::error!(
-                        workspace_id,
+                        %workspace_id,
                         error = format!("{error:#}"),
                         "scheduling failed"
                     );
@@ -296,7 +296,7 @@ impl Runner {
                 Err(error) => Err(error),
             };
             match ended {
-                Ok(_) => tracing::warn!(run_id, "a plan of a server that stopped: taken over"),
+                Ok(_) => tracing::warn!(%run_id, "a plan of a server that stopped: taken over"),
                 Err(error) => tracing::error!(error = format!("{error:#}"), "takeover failed"),
             }
         }
@@ -320,7 +320,7 @@ impl Runner {
             let Some(run_id) = entry
                 .file_name()
                 .to_str()
-                .and_then(|n| n.parse::<i64>().ok())
+                .and_then(|n| n.parse::<RunId>().ok())
             else {
                 continue;
             };
@@ -339,7 +339,11 @@ impl Runner {
 
     /// Starts what the queue of one workspace allows: the confirmed run's apply, or the next
     /// pending run.
-    async fn schedule(&self, workspace_id: i64, cancel: &CancellationToken) -> anyhow::Result<()> {
+    async fn schedule(
+        &self,
+        workspace_id: WorkspaceId,
+        cancel: &CancellationToken,
+    ) -> anyhow::Result<()> {
         let (runs, locked) = self.shared.store.workspace_queue(workspace_id).await?;
         if let Some((id, _)) = runs.iter().find(|(_, s)| *s == RunState::Confirmed)
             && !self.shared.control.is_executing(*id)
@@ -354,11 +358,11 @@ impl Runner {
         let queued: Vec<QueuedRun> = runs
             .iter()
             .map(|(id, state)| QueuedRun {
-                id: RunId(*id),
+                id: *id,
                 state: *state,
             })
             .collect();
-        if let QueueDecision::Start(RunId(id)) = next_to_start(&queued, locked)
+        if let QueueDecision::Start(id) = next_to_start(&queued, locked)
             && self
                 .shared
                 .store
@@ -393,9 +397,9 @@ impl Runner {
             }
         };
         for (run_id, state) in runs {
-            tracing::warn!(run_id, %state, "taking back a run from before the restart");
+            tracing::warn!(%run_id, %state, "taking back a run from before the restart");
             if let Err(error) = self.spawn(run_id, Work::Resume(state), cancel).await {
-                tracing::error!(run_id, error = format!("{error:#}"), "taking back failed");
+                tracing::error!(%run_id, error = format!("{error:#}"), "taking back failed");
             }
         }
     }
@@ -414,7 +418,7 @@ impl Runner {
     /// Executes run `id` in its own task: `work` says from where.
     async fn spawn(
         &self,
-        run_id: i64,
+        run_id: RunId,
         work: Work,
         cancel: &CancellationToken,
     ) -> anyhow::Result<()> {
@@ -444,7 +448,7 @@ impl Runner {
         };
         let shared = self.shared.clone();
         let cancel = cancel.clone();
-        let span = tracing::info_span!("run", run_id, workspace_id);
+        let span = tracing::info_span!("run", %run_id, %workspace_id);
         self.tasks.spawn(tracing::Instrument::instrument(
             async move {
                 tracing::info!(%state, "run executing");

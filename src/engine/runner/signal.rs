@@ -5,11 +5,12 @@
 use std::collections::HashSet;
 use std::sync::Mutex;
 
+use crate::core::WorkspaceId;
 use tokio::sync::Notify;
 
 #[derive(Default)]
 pub struct RunSignal {
-    dirty: Mutex<HashSet<i64>>,
+    dirty: Mutex<HashSet<WorkspaceId>>,
     wake: Notify,
 }
 
@@ -19,11 +20,11 @@ impl RunSignal {
     }
 
     /// The queue of `workspace_id` may have changed: runs created, finished, confirmed, a lock.
-    pub fn workspace_changed(&self, workspace_id: i64) {
+    pub fn workspace_changed(&self, workspace_id: WorkspaceId) {
         self.workspaces_changed([workspace_id]);
     }
 
-    pub fn workspaces_changed(&self, ids: impl IntoIterator<Item = i64>) {
+    pub fn workspaces_changed(&self, ids: impl IntoIterator<Item = WorkspaceId>) {
         let mut dirty = self.dirty.lock().unwrap_or_else(|e| e.into_inner());
         let before = dirty.len();
         dirty.extend(ids);
@@ -33,9 +34,9 @@ impl RunSignal {
     }
 
     /// The marked workspaces, unmarking them, lowest id first (a stable order).
-    pub fn take(&self) -> Vec<i64> {
+    pub fn take(&self) -> Vec<WorkspaceId> {
         let mut dirty = self.dirty.lock().unwrap_or_else(|e| e.into_inner());
-        let mut ids: Vec<i64> = dirty.drain().collect();
+        let mut ids: Vec<WorkspaceId> = dirty.drain().collect();
         ids.sort_unstable();
         ids
     }

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::core::github_terms::{CheckState, CommitState};
+use crate::core::{InstallationId, PrNumber, RunId};
 use crate::store::{Conn, now_ms, on_conn};
 
 /// What a row is to the people waiting on GitHub; rows are sent lowest first.
@@ -27,9 +28,9 @@ pub enum Priority {
 #[serde(tag = "kind", content = "payload", rename_all = "snake_case")]
 pub enum Message {
     /// The commit status of a run.
-    RunStatus { run_id: i64 },
+    RunStatus { run_id: RunId },
     /// The check run of a run.
-    RunCheck { run_id: i64 },
+    RunCheck { run_id: RunId },
     /// A status not tied to a run.
     RawStatus(RawStatus),
     /// A check run not tied to a run (a fork's approval).
@@ -37,7 +38,7 @@ pub enum Message {
     /// The `gantry` status summing up a commit's workspaces, from what the others show.
     AggregateStatus(AggregateTarget),
     /// The pull request's one Gantry comment.
-    PrComment { repo: String, pr_number: i64 },
+    PrComment { repo: String, pr_number: PrNumber },
     /// A reaction on a comment.
     Reaction(Reaction),
     /// A reply comment on a pull request.
@@ -92,7 +93,7 @@ impl Message {
 /// A commit status as GitHub takes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RawStatus {
-    pub installation_id: i64,
+    pub installation_id: InstallationId,
     pub repo: String,
     pub sha: String,
     pub context: String,
@@ -104,7 +105,7 @@ pub struct RawStatus {
 /// A check run as GitHub takes it, for something that is not a run (a fork's approval).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RawCheck {
-    pub installation_id: i64,
+    pub installation_id: InstallationId,
     pub repo: String,
     pub sha: String,
     pub name: String,
@@ -118,14 +119,14 @@ pub struct RawCheck {
 /// Which commit an aggregate status is for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AggregateTarget {
-    pub installation_id: i64,
+    pub installation_id: InstallationId,
     pub repo: String,
     pub sha: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reaction {
-    pub installation_id: i64,
+    pub installation_id: InstallationId,
     pub repo: String,
     pub comment_id: i64,
     pub content: String,
@@ -133,9 +134,9 @@ pub struct Reaction {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reply {
-    pub installation_id: i64,
+    pub installation_id: InstallationId,
     pub repo: String,
-    pub pr_number: i64,
+    pub pr_number: PrNumber,
     pub body: String,
     /// Tells replies apart (e.g. the delivery id and the line): each is its own row.
     #[serde(default)]
@@ -213,9 +214,9 @@ impl OutboxItem {
 /// if it has one. Called inside the transaction that changed the run. The status and check
 /// are a [`Priority::Result`] once the run has one, held as [`Priority::Progress`] before. A
 /// run of an uploaded configuration has no commit on GitHub to report on.
-pub(crate) async fn enqueue_run_feedback(conn: Conn<'_>, run_id: i64) -> Result<(), sqlx::Error> {
+pub(crate) async fn enqueue_run_feedback(conn: Conn<'_>, run_id: RunId) -> Result<(), sqlx::Error> {
     on_conn!(conn, c => {
-        let run: Option<(String, i32, String, Option<i64>)> = sqlx::query_as(
+        let run: Option<(String, i32, String, Option<PrNumber>)> = sqlx::query_as(
             "SELECT r.state, c.uploaded, c.repo, r.pr_number FROM runs r \
              JOIN configuration_versions c ON c.id = r.configuration_version_id WHERE r.id = $1",
         )
@@ -289,7 +290,7 @@ mod tests {
     fn a_message_is_its_kind_and_its_fields_and_reads_back() {
         let comment = Message::PrComment {
             repo: "o/r".into(),
-            pr_number: 7,
+            pr_number: PrNumber(7),
         };
         assert_eq!(comment.kind(), "pr_comment");
         assert_eq!(comment.key(), "o/r#7");
@@ -298,7 +299,7 @@ mod tests {
             Message::from_row("pr_comment", &comment.payload()).unwrap(),
             comment
         );
-        let status = Message::RunStatus { run_id: 12 };
+        let status = Message::RunStatus { run_id: RunId(12) };
         assert_eq!((status.kind(), status.key()), ("run_status", "12".into()));
         assert!(Message::from_row("run_status", "{}").is_err());
         assert!(Message::from_row("no_such_kind", r#"{"run_id":1}"#).is_err());
@@ -307,7 +308,7 @@ mod tests {
     #[test]
     fn a_raw_check_keeps_githubs_field_names() {
         let check = RawCheck {
-            installation_id: 1,
+            installation_id: InstallationId(1),
             repo: "o/r".into(),
             sha: "abc".into(),
             name: "gantry/prod".into(),
@@ -354,11 +355,11 @@ mod tests {
         assert_eq!(
             messages,
             [
-                Message::RunStatus { run_id: 12 },
-                Message::RunCheck { run_id: 12 },
+                Message::RunStatus { run_id: RunId(12) },
+                Message::RunCheck { run_id: RunId(12) },
                 Message::PrComment {
                     repo: "o/r".into(),
-                    pr_number: 7
+                    pr_number: PrNumber(7)
                 }
             ]
         );

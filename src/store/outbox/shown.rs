@@ -3,12 +3,13 @@
 //! writing, so that nothing is posted twice.
 
 use crate::core::github_terms::CommitState;
+use crate::core::{PrNumber, RunId};
 use crate::store::{Store, on_pool, on_read_pool};
 
 /// What a commit status context shows now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShownStatus {
-    pub run_id: Option<i64>,
+    pub run_id: Option<RunId>,
     pub state: CommitState,
     pub description: String,
     pub target_url: Option<String>,
@@ -27,7 +28,7 @@ impl Store {
         sha: &str,
         context: &str,
     ) -> anyhow::Result<Option<ShownStatus>> {
-        let row: Option<(Option<i64>, String, String, Option<String>)> = on_read_pool!(self, pool => {
+        let row: Option<(Option<RunId>, String, String, Option<String>)> = on_read_pool!(self, pool => {
             sqlx::query_as(
                 "SELECT run_id, state, description, target_url FROM commit_statuses \
                  WHERE repo = $1 AND sha = $2 AND context = $3",
@@ -100,7 +101,7 @@ impl Store {
     }
 
     /// The check run of a run, once created, and what it last showed.
-    pub async fn run_check(&self, run_id: i64) -> anyhow::Result<(Option<i64>, Option<String>)> {
+    pub async fn run_check(&self, run_id: RunId) -> anyhow::Result<(Option<i64>, Option<String>)> {
         let row: Option<(Option<i64>, Option<String>)> = on_read_pool!(self, pool => {
             sqlx::query_as("SELECT check_run_id, check_run_shown FROM runs WHERE id = $1")
                 .bind(run_id)
@@ -112,7 +113,7 @@ impl Store {
 
     pub async fn set_run_check(
         &self,
-        run_id: i64,
+        run_id: RunId,
         check_run_id: i64,
         shown: &str,
     ) -> anyhow::Result<()> {
@@ -214,7 +215,7 @@ impl Store {
     pub async fn pr_comment(
         &self,
         repo: &str,
-        pr_number: i64,
+        pr_number: PrNumber,
     ) -> anyhow::Result<Option<(i64, Option<String>)>> {
         let row = on_read_pool!(self, pool => {
             sqlx::query_as(
@@ -233,7 +234,7 @@ impl Store {
     pub async fn set_pr_comment(
         &self,
         repo: &str,
-        pr_number: i64,
+        pr_number: PrNumber,
         comment_id: i64,
         body_sha256: Option<&str>,
     ) -> anyhow::Result<()> {

@@ -2,6 +2,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
+use crate::core::RunId;
 use crate::core::run::RunState;
 use crate::store::runs::move_run;
 use crate::store::{BeginWrite, Cause, Move, Store, on_pool};
@@ -54,7 +55,7 @@ async fn a_row_claimed_while_a_change_it_covers_commits_is_sent_after_the_change
     assert!(
         store
             .move_run(&Move::new(
-                run_id,
+                RunId(run_id),
                 RunState::Pending,
                 RunState::Fetching,
                 Cause::Runner
@@ -65,7 +66,7 @@ async fn a_row_claimed_while_a_change_it_covers_commits_is_sent_after_the_change
     // The next change is being committed: its feedback is covered by the pending row.
     let changing = on_pool!(store, pool => {
         let mut tx = pool.begin_write().await.unwrap();
-        let planning = Move::new(run_id, RunState::Fetching, RunState::Planning, Cause::Runner);
+        let planning = Move::new(RunId(run_id), RunState::Fetching, RunState::Planning, Cause::Runner);
         assert!(move_run((&mut *tx).into(), &planning).await.unwrap());
         let (commit, committed) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
@@ -79,7 +80,7 @@ async fn a_row_claimed_while_a_change_it_covers_commits_is_sent_after_the_change
         let store = store.clone();
         tokio::spawn(async move {
             let claimed = store.claim_outbox(10, 0).await.unwrap();
-            let sent_state = store.run(run_id).await.unwrap().unwrap().state;
+            let sent_state = store.run(RunId(run_id)).await.unwrap().unwrap().state;
             (claimed.len(), sent_state)
         })
     };

@@ -3,6 +3,7 @@
 //! them), the plans of a dead replica another one takes over, and notes on a run's timeline
 //! about these. (Queuing a lost plan again is a move: `moves.rs`.)
 
+use crate::core::RunId;
 use crate::core::run::RunState;
 use crate::store::{Store, now_ms, on_pool, on_read_pool};
 
@@ -10,9 +11,9 @@ impl Store {
     /// Runs executing (fetching, planning, applying) under this server before it stopped:
     /// marked with `owner`, its replica id; on a database no other server shares, every
     /// executing run (a run from before runs had owners has none).
-    pub async fn runs_to_adopt(&self, owner: &str) -> anyhow::Result<Vec<(i64, RunState)>> {
+    pub async fn runs_to_adopt(&self, owner: &str) -> anyhow::Result<Vec<(RunId, RunState)>> {
         let shared = self.is_shared();
-        let rows: Vec<(i64, String)> = on_read_pool!(self, pool => {
+        let rows: Vec<(RunId, String)> = on_read_pool!(self, pool => {
             sqlx::query_as(
                 "SELECT id, state FROM runs WHERE state IN ('fetching', 'planning', 'applying') \
                  AND (runner_owner = $1 OR $2 = 0) ORDER BY id",
@@ -39,8 +40,8 @@ impl Store {
         owner: &str,
         stale_before_ms: i64,
         terraform_gone_before_ms: i64,
-    ) -> anyhow::Result<Vec<(i64, RunState)>> {
-        let rows: Vec<(i64, String)> = on_read_pool!(self, pool => {
+    ) -> anyhow::Result<Vec<(RunId, RunState)>> {
+        let rows: Vec<(RunId, String)> = on_read_pool!(self, pool => {
             sqlx::query_as(
                 "SELECT id, state FROM runs WHERE runner_owner IS NOT NULL \
                  AND runner_owner <> $1 AND ((state = 'fetching' AND heartbeat_ms < $2) \
@@ -62,7 +63,7 @@ impl Store {
     /// restarted server took it back).
     pub async fn note_run_event(
         &self,
-        run_id: i64,
+        run_id: RunId,
         state: RunState,
         detail: &str,
     ) -> anyhow::Result<()> {
@@ -96,7 +97,7 @@ impl Store {
     }
 
     /// Makes `owner` the server executing the run (a speculative plan it started).
-    pub async fn own_run(&self, run_id: i64, owner: &str) -> anyhow::Result<()> {
+    pub async fn own_run(&self, run_id: RunId, owner: &str) -> anyhow::Result<()> {
         on_pool!(self, pool => {
             sqlx::query("UPDATE runs SET runner_owner = $1, heartbeat_ms = $2 WHERE id = $3")
                 .bind(owner)
@@ -109,7 +110,7 @@ impl Store {
     }
 
     /// The server executing the run (or holding its plan), if any.
-    pub async fn run_owner(&self, run_id: i64) -> anyhow::Result<Option<String>> {
+    pub async fn run_owner(&self, run_id: RunId) -> anyhow::Result<Option<String>> {
         let owner: Option<Option<String>> = on_read_pool!(self, pool => {
             sqlx::query_scalar("SELECT runner_owner FROM runs WHERE id = $1")
                 .bind(run_id)

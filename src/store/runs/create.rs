@@ -4,6 +4,7 @@
 use super::RunDetail;
 use super::moves::record_event;
 use crate::core::run::RunState;
+use crate::core::{InstallationId, PrNumber, RunId, WorkspaceId};
 use crate::store::outbox::enqueue_run_feedback;
 use crate::store::{Conn, now_ms, on_conn};
 
@@ -38,24 +39,28 @@ impl RunSource {
 pub struct NewRuns {
     pub repo: String,
     pub commit_sha: String,
-    pub workspace_ids: Vec<i64>,
+    pub workspace_ids: Vec<WorkspaceId>,
     pub source: RunSource,
     /// The delivery that caused the runs; empty for runs asked for through the API.
     pub delivery_id: String,
     /// The GitHub App installation the configuration is fetched with.
-    pub installation_id: Option<i64>,
+    pub installation_id: Option<InstallationId>,
     /// Speculative plans (pull requests): plan only, outside the workspace's queue.
     pub speculative: bool,
-    pub pr_number: Option<i64>,
+    pub pr_number: Option<PrNumber>,
     /// The run each new run retries, by workspace id (retries only).
-    pub retry_of: Vec<(i64, i64)>,
+    pub retry_of: Vec<(WorkspaceId, RunId)>,
 }
 
 impl NewRuns {
     /// A retry of `run`: a new run of the same configuration version in the same workspace,
     /// asked for by `delivery_id` (a comment, a re-run button; empty for the API) through
     /// `installation` (else the run's own).
-    pub fn retry_of(run: &RunDetail, delivery_id: &str, installation: Option<i64>) -> NewRuns {
+    pub fn retry_of(
+        run: &RunDetail,
+        delivery_id: &str,
+        installation: Option<InstallationId>,
+    ) -> NewRuns {
         NewRuns {
             repo: run.repo.clone(),
             commit_sha: run.commit_sha.clone(),
@@ -73,9 +78,9 @@ impl NewRuns {
     pub fn push(
         repo: String,
         commit_sha: String,
-        workspace_ids: Vec<i64>,
+        workspace_ids: Vec<WorkspaceId>,
         delivery_id: String,
-        installation_id: Option<i64>,
+        installation_id: Option<InstallationId>,
     ) -> Self {
         Self {
             repo,
@@ -93,7 +98,7 @@ impl NewRuns {
 
 impl NewRuns {
     /// Creates the runs; returns the ids of those made.
-    pub(crate) async fn create(&self, conn: Conn<'_>) -> Result<Vec<i64>, sqlx::Error> {
+    pub(crate) async fn create(&self, conn: Conn<'_>) -> Result<Vec<RunId>, sqlx::Error> {
         let now = now_ms();
         let delivery_id = (!self.delivery_id.is_empty()).then_some(&self.delivery_id);
         let mut created = Vec::new();
@@ -121,7 +126,7 @@ impl NewRuns {
                 if self.speculative && self.source == RunSource::PullRequest {
                     // A pull request event for a head that is already being planned (opened and
                     // ready_for_review together, a redelivery) plans it once.
-                    let planning: Option<i64> = sqlx::query_scalar(
+                    let planning: Option<RunId> = sqlx::query_scalar(
                         "SELECT id FROM runs WHERE workspace_id = $1 AND commit_sha = $2 \
                          AND speculative = 1 AND pr_number = $3 AND state IN \
                          ('pending', 'fetching', 'planning')",
@@ -155,7 +160,7 @@ impl NewRuns {
                     .iter()
                     .find(|(ws, _)| ws == workspace_id)
                     .map(|(_, run)| *run);
-                let run: Option<i64> = sqlx::query_scalar(
+                let run: Option<RunId> = sqlx::query_scalar(
                     "INSERT INTO runs (workspace_id, configuration_version_id, commit_sha, \
                      speculative, state, source, delivery_id, created_at_ms, updated_at_ms, \
                      pr_number, retry_of) \

@@ -2,6 +2,7 @@
 //! plan summary, its (masked) log, and the variables it was pinned to.
 
 use super::PlanCounts;
+use crate::core::RunId;
 use crate::store::{BeginWrite, Store, now_ms, on_pool, on_read_pool};
 
 /// One stored piece of a run's log.
@@ -29,7 +30,7 @@ impl Store {
     }
 
     /// Stores a run's plan summary.
-    pub async fn record_plan(&self, run_id: i64, plan: &PlanCounts) -> anyhow::Result<()> {
+    pub async fn record_plan(&self, run_id: RunId, plan: &PlanCounts) -> anyhow::Result<()> {
         let changes = plan.resource_changes.to_string();
         on_pool!(self, pool => {
             sqlx::query(
@@ -51,7 +52,7 @@ impl Store {
     /// Appends chunks of a run's (masked) output.
     pub async fn append_log(
         &self,
-        run_id: i64,
+        run_id: RunId,
         phase: &str,
         chunks: &[String],
     ) -> anyhow::Result<()> {
@@ -80,7 +81,7 @@ impl Store {
     /// A phase's log chunks after chunk `after` (0: from the start), oldest first.
     pub async fn run_log(
         &self,
-        run_id: i64,
+        run_id: RunId,
         phase: &str,
         after: i64,
     ) -> anyhow::Result<Vec<LogChunk>> {
@@ -106,7 +107,7 @@ impl Store {
     /// with a wrong value.
     pub async fn run_variables(
         &self,
-        run_id: i64,
+        run_id: RunId,
     ) -> anyhow::Result<Vec<(String, String, String, bool)>> {
         let rows: Vec<(String, String, String, i32)> = on_read_pool!(self, pool => {
             sqlx::query_as(

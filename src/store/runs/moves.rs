@@ -5,6 +5,7 @@
 //! Everything here that changes a run's state is a [`Move`] handed to it.
 
 use crate::core::run::{IllegalTransition, RunState};
+use crate::core::{RunId, WorkspaceId};
 use crate::store::outbox::enqueue_run_feedback;
 use crate::store::{BeginWrite, Conn, Store, now_ms, on_conn, on_pool, on_read_pool, storable};
 
@@ -77,7 +78,7 @@ impl Also<'_> {
 /// A move of one run from the state the caller saw to the next, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Move<'a> {
-    pub run_id: i64,
+    pub run_id: RunId,
     pub from: RunState,
     pub to: RunState,
     pub cause: Cause,
@@ -89,7 +90,7 @@ pub struct Move<'a> {
 }
 
 impl<'a> Move<'a> {
-    pub fn new(run_id: i64, from: RunState, to: RunState, cause: Cause) -> Self {
+    pub fn new(run_id: RunId, from: RunState, to: RunState, cause: Cause) -> Self {
         Self {
             run_id,
             from,
@@ -155,7 +156,7 @@ pub(crate) async fn move_run(conn: Conn<'_>, mv: &Move<'_>) -> Result<bool, Move
             Also::Requeue { max_attempts } => query.bind(max_attempts),
             Also::Silent { before_ms } => query.bind(before_ms),
         };
-        let workspace: Option<i64> = query.fetch_optional(&mut *c).await?;
+        let workspace: Option<WorkspaceId> = query.fetch_optional(&mut *c).await?;
         let Some(workspace) = workspace else {
             return Ok(false);
         };
@@ -169,7 +170,7 @@ pub(crate) async fn move_run(conn: Conn<'_>, mv: &Move<'_>) -> Result<bool, Move
 /// A run entered `state` (created, or moved): its timeline's event.
 pub(super) async fn record_event(
     conn: Conn<'_>,
-    run_id: i64,
+    run_id: RunId,
     state: RunState,
     detail: Option<&str>,
     cause: Option<&Cause>,
@@ -193,20 +194,20 @@ pub(super) async fn record_event(
 /// Tells the other replicas that a workspace's runs changed, when the transaction commits
 /// (PostgreSQL's NOTIFY), so that their schedulers look at it now. SQLite has one server.
 trait AnnounceRuns {
-    async fn announce(&mut self, workspace_id: i64) -> Result<(), sqlx::Error>;
+    async fn announce(&mut self, workspace_id: WorkspaceId) -> Result<(), sqlx::Error>;
 }
 
 impl AnnounceRuns for sqlx::SqliteConnection {
-    async fn announce(&mut self, _workspace_id: i64) -> Result<(), sqlx::Error> {
+    async fn announce(&mut self, _workspace_id: WorkspaceId) -> Result<(), sqlx::Error> {
         Ok(())
     }
 }
 
 impl AnnounceRuns for sqlx::PgConnection {
-    async fn announce(&mut self, workspace_id: i64) -> Result<(), sqlx::Error> {
+    async fn announce(&mut self, workspace_id: WorkspaceId) -> Result<(), sqlx::Error> {
         sqlx::query("SELECT pg_notify($1, $2)")
             .bind(crate::store::RUNS_CHANNEL)
-            .bind(workspace_id.to_string())
+            .bind(workspace_id.0.to_string())
             .execute(self)
             .await?;
         Ok(())
@@ -218,7 +219,7 @@ impl crate::store::effects::SpeculativeCancel {
     /// the head that stays).
     pub(crate) async fn cancel_pending(&self, conn: Conn<'_>) -> Result<(), MoveError> {
         on_conn!(conn, c => {
-            let ids: Vec<i64> = sqlx::query_scalar(
+            let ids: Vec<RunId> = sqlx::query_scalar(
                 "SELECT r.id FROM runs r JOIN configuration_versions c \
                  ON c.id = r.configuration_version_id WHERE r.speculative = 1 \
                  AND r.state = 'pending' AND r.pr_number = $1 \
@@ -258,7 +259,7 @@ impl Store {
     /// unless its workspace was locked meanwhile (one statement, so a lock taken after the
     /// scheduler looked still holds the run). A run already holding the workspace (another
     /// runner's) makes the start fail on the database's one-active-run index: not started.
-    pub async fn start_queued_run(&self, run_id: i64, owner: &str) -> anyhow::Result<bool> {
+    pub async fn start_queued_run(&self, run_id: RunId, owner: &str) -> anyhow::Result<bool> {
         let start = Move::new(run_id, RunState::Pending, RunState::Fetching, Cause::Runner)
             .also(Also::Start { owner });
         match self.move_run(&start).await {
@@ -268,7 +269,7 @@ impl Store {
                         if db.is_unique_violation())
                 }) =>
             {
-                tracing::warn!(run_id, "another run holds the workspace; not started");
+                tracing::warn!(%run_id, "another run holds the workspace; not started");
                 Ok(false)
             }
             started => started,
@@ -278,7 +279,7 @@ impl Store {
     /// Moves a run from applying to applied (its state version, if any, already stored).
     pub async fn finish_apply(
         &self,
-        run_id: i64,
+        run_id: RunId,
         state_version: Option<i64>,
     ) -> anyhow::Result<()> {
         let detail = state_version.map(|id| format!("state version {id}"));
@@ -294,7 +295,7 @@ impl Store {
     /// unless it was tried `max_attempts` times already. Returns whether it was queued again.
     pub async fn requeue_lost_plan(
         &self,
-        run_id: i64,
+        run_id: RunId,
         from: RunState,
         detail: &str,
         max_attempts: i64,
@@ -315,9 +316,9 @@ impl Store {
         owner: &str,
         stale_before_ms: i64,
         terraform_gone_before_ms: i64,
-    ) -> anyhow::Result<Vec<i64>> {
+    ) -> anyhow::Result<Vec<RunId>> {
         let reason = "interrupted: the server executing it stopped";
-        let stale: Vec<(i64, String)> = on_read_pool!(self, pool => {
+        let stale: Vec<(RunId, String)> = on_read_pool!(self, pool => {
             sqlx::query_as(
                 "SELECT id, state FROM runs WHERE runner_owner IS NOT NULL \
                  AND runner_owner <> $1 AND ((state IN ('planned', 'confirmed') \

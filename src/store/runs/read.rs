@@ -5,13 +5,14 @@ use sqlx::Row;
 
 use crate::core::run::RunState;
 use crate::core::status::{self, RunFacts};
+use crate::core::{InstallationId, PrNumber, RunId, WorkspaceId};
 use crate::store::{Store, on_read_pool};
 
 /// A run as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunRecord {
-    pub id: i64,
-    pub workspace_id: i64,
+    pub id: RunId,
+    pub workspace_id: WorkspaceId,
     pub configuration_version_id: i64,
     pub commit_sha: String,
     pub speculative: bool,
@@ -23,8 +24,8 @@ pub struct RunRecord {
 /// A run with what executing it needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunDetail {
-    pub id: i64,
-    pub workspace_id: i64,
+    pub id: RunId,
+    pub workspace_id: WorkspaceId,
     pub state: RunState,
     pub speculative: bool,
     pub source: String,
@@ -32,7 +33,7 @@ pub struct RunDetail {
     pub created_at_ms: i64,
     pub configuration_version_id: i64,
     pub repo: String,
-    pub installation_id: Option<i64>,
+    pub installation_id: Option<InstallationId>,
     /// SHA-256 of the fetched tarball, once fetched.
     pub archive_sha256: Option<String>,
     /// The configuration was uploaded through the API (not a commit on GitHub): its tarball
@@ -41,9 +42,9 @@ pub struct RunDetail {
     pub plan: Option<PlanCounts>,
     pub error: Option<String>,
     /// The pull request of a speculative plan.
-    pub pr_number: Option<i64>,
+    pub pr_number: Option<PrNumber>,
     /// The run this one retries.
-    pub retry_of: Option<i64>,
+    pub retry_of: Option<RunId>,
     /// The run got as far as applying: an error now is an apply failure.
     pub reached_apply: bool,
 }
@@ -168,7 +169,7 @@ where
 
 impl Store {
     /// A run's events with their times, oldest first.
-    pub async fn run_timeline(&self, run_id: i64) -> anyhow::Result<Vec<RunEvent>> {
+    pub async fn run_timeline(&self, run_id: RunId) -> anyhow::Result<Vec<RunEvent>> {
         let rows: Vec<(String, i64, Option<String>, Option<String>)> = on_read_pool!(self, pool => {
             sqlx::query_as(
                 "SELECT state, at_ms, detail, cause FROM run_events WHERE run_id = $1 \
@@ -215,7 +216,7 @@ impl Store {
 
     /// Workspaces with at least one unfinished, non-speculative run: where the scheduler looks
     /// at start and on its periodic sweep.
-    pub async fn workspaces_with_active_runs(&self) -> anyhow::Result<Vec<i64>> {
+    pub async fn workspaces_with_active_runs(&self) -> anyhow::Result<Vec<WorkspaceId>> {
         let ids = on_read_pool!(self, pool => {
             sqlx::query_scalar(concat!(
                 "SELECT DISTINCT workspace_id FROM runs WHERE speculative = 0 AND state NOT IN ",
@@ -231,9 +232,9 @@ impl Store {
     /// all the queue policy needs.
     pub async fn workspace_queue(
         &self,
-        workspace_id: i64,
-    ) -> anyhow::Result<(Vec<(i64, RunState)>, bool)> {
-        let (rows, locked): (Vec<(i64, String)>, Option<Option<String>>) = on_read_pool!(self, pool => {
+        workspace_id: WorkspaceId,
+    ) -> anyhow::Result<(Vec<(RunId, RunState)>, bool)> {
+        let (rows, locked): (Vec<(RunId, String)>, Option<Option<String>>) = on_read_pool!(self, pool => {
             let mut conn = pool.acquire().await?;
             let rows = sqlx::query_as(concat!(
                 "SELECT id, state FROM runs WHERE workspace_id = $1 AND speculative = 0 ",
@@ -262,7 +263,7 @@ impl Store {
     }
 
     /// One run with its configuration version.
-    pub async fn run(&self, run_id: i64) -> anyhow::Result<Option<RunDetail>> {
+    pub async fn run(&self, run_id: RunId) -> anyhow::Result<Option<RunDetail>> {
         let row = on_read_pool!(self, pool => {
             sqlx::query(concat!(select_runs!(), " WHERE r.id = $1"))
             .bind(run_id)
@@ -279,9 +280,9 @@ impl Store {
     pub async fn executing_speculative_runs(
         &self,
         repo: &str,
-        pr_number: i64,
+        pr_number: PrNumber,
         except_sha: Option<&str>,
-    ) -> anyhow::Result<Vec<i64>> {
+    ) -> anyhow::Result<Vec<RunId>> {
         let ids = on_read_pool!(self, pool => {
             sqlx::query_scalar(
                 "SELECT r.id FROM runs r JOIN configuration_versions c \
@@ -299,7 +300,7 @@ impl Store {
     }
 
     /// Speculative plans waiting to start, oldest first.
-    pub async fn pending_speculative_runs(&self) -> anyhow::Result<Vec<i64>> {
+    pub async fn pending_speculative_runs(&self) -> anyhow::Result<Vec<RunId>> {
         let ids = on_read_pool!(self, pool => {
             sqlx::query_scalar(
                 "SELECT id FROM runs WHERE speculative = 1 AND state = 'pending' ORDER BY id",
@@ -315,7 +316,7 @@ impl Store {
         &self,
         repo: &str,
         sha: &str,
-    ) -> anyhow::Result<Vec<i64>> {
+    ) -> anyhow::Result<Vec<RunId>> {
         let ids = on_read_pool!(self, pool => {
             sqlx::query_scalar(
                 "SELECT MAX(r.id) FROM runs r JOIN configuration_versions c \
@@ -332,7 +333,11 @@ impl Store {
     }
 
     /// The latest speculative plan of each workspace for a pull request, by workspace id.
-    pub async fn pull_request_runs(&self, repo: &str, pr_number: i64) -> anyhow::Result<Vec<i64>> {
+    pub async fn pull_request_runs(
+        &self,
+        repo: &str,
+        pr_number: PrNumber,
+    ) -> anyhow::Result<Vec<RunId>> {
         let ids = on_read_pool!(self, pool => {
             sqlx::query_scalar(
                 "SELECT MAX(r.id) FROM runs r JOIN configuration_versions c \
@@ -377,7 +382,7 @@ impl Store {
     }
 
     /// A run's events, oldest first: (state, detail).
-    pub async fn run_events(&self, run_id: i64) -> anyhow::Result<Vec<(String, Option<String>)>> {
+    pub async fn run_events(&self, run_id: RunId) -> anyhow::Result<Vec<(String, Option<String>)>> {
         let events = on_read_pool!(self, pool => {
             sqlx::query_as(
                 "SELECT state, detail FROM run_events WHERE run_id = $1 ORDER BY id",
@@ -390,7 +395,10 @@ impl Store {
     }
 
     /// A workspace's runs (speculative plans excluded), oldest first.
-    pub async fn workspace_runs(&self, workspace_id: i64) -> anyhow::Result<Vec<RunRecord>> {
+    pub async fn workspace_runs(
+        &self,
+        workspace_id: WorkspaceId,
+    ) -> anyhow::Result<Vec<RunRecord>> {
         let runs = on_read_pool!(self, pool => {
             sqlx::query(
                 "SELECT id, workspace_id, configuration_version_id, commit_sha, speculative, \

@@ -3,6 +3,7 @@
 
 use super::NewRuns;
 use super::read::{RunDetail, run_detail};
+use crate::core::{RunId, WorkspaceId};
 use crate::store::{BeginWrite, Store, now_ms, on_pool, on_read_pool};
 
 /// One page of a workspace's runs.
@@ -15,7 +16,7 @@ pub struct RunPage {
 
 impl Store {
     /// Creates runs outside any delivery (the API). Returns the ids of the runs made.
-    pub async fn create_runs(&self, runs: &NewRuns) -> anyhow::Result<Vec<i64>> {
+    pub async fn create_runs(&self, runs: &NewRuns) -> anyhow::Result<Vec<RunId>> {
         let ids = on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
             let ids = runs.create((&mut *tx).into()).await?;
@@ -104,7 +105,7 @@ impl Store {
     /// queue order, then the others newest first. `offset`/`limit` cut out one page.
     pub async fn workspace_run_page(
         &self,
-        workspace_id: i64,
+        workspace_id: WorkspaceId,
         offset: i64,
         limit: i64,
     ) -> anyhow::Result<RunPage> {
@@ -133,7 +134,11 @@ impl Store {
     }
 
     /// Whether the workspace has a run (not a speculative plan) made after `run_id`.
-    pub async fn has_newer_run(&self, workspace_id: i64, run_id: i64) -> anyhow::Result<bool> {
+    pub async fn has_newer_run(
+        &self,
+        workspace_id: WorkspaceId,
+        run_id: RunId,
+    ) -> anyhow::Result<bool> {
         let newer: Option<i64> = on_read_pool!(self, pool => {
             sqlx::query_scalar(
                 "SELECT id FROM runs WHERE workspace_id = $1 AND speculative = 0 AND id > $2 \

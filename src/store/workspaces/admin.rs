@@ -3,6 +3,7 @@
 //! before it gets here.
 
 use super::bind_workspace_settings;
+use crate::core::WorkspaceId;
 use crate::core::workspace::{VariableCategory, VariableValue, WorkspaceSpec};
 use crate::store::{BeginWrite, Conn, Store, now_ms, on_conn, on_pool};
 
@@ -32,13 +33,16 @@ fn name_taken(error: sqlx::Error, name: &str) -> WorkspaceWriteError {
 
 impl Store {
     /// Creates a workspace (source `api`) with its variables. Returns its id.
-    pub async fn create_workspace(&self, spec: &WorkspaceSpec) -> Result<i64, WorkspaceWriteError> {
+    pub async fn create_workspace(
+        &self,
+        spec: &WorkspaceSpec,
+    ) -> Result<WorkspaceId, WorkspaceWriteError> {
         let now = now_ms();
         let patterns =
             serde_json::to_string(&spec.trigger_patterns).map_err(anyhow::Error::from)?;
         let id = on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
-            let id: i64 = bind_workspace_settings!(sqlx::query_scalar(
+            let id: WorkspaceId = bind_workspace_settings!(sqlx::query_scalar(
                 "INSERT INTO workspaces (name, repo, branch, working_directory, \
                  trigger_patterns, auto_apply, terraform_version, speculative_enabled, \
                  source, archived, created_at_ms, updated_at_ms, plan_forks, network) \
@@ -64,7 +68,7 @@ impl Store {
     /// Replaces a workspace's settings (not its variables, lock or runs).
     pub async fn update_workspace(
         &self,
-        id: i64,
+        id: WorkspaceId,
         spec: &WorkspaceSpec,
     ) -> Result<(), WorkspaceWriteError> {
         let patterns =
@@ -91,7 +95,7 @@ impl Store {
     /// snapshots, state versions, variables, feedback not sent yet, and the uploaded
     /// configurations that only its runs used. Nothing is deleted
     /// while one of its runs (speculative plans included) is unfinished: returns false.
-    pub async fn delete_workspace(&self, id: i64) -> anyhow::Result<bool> {
+    pub async fn delete_workspace(&self, id: WorkspaceId) -> anyhow::Result<bool> {
         const RUNS: &str = "(SELECT id FROM runs WHERE workspace_id = $1)";
         let statements = [
             format!("DELETE FROM run_logs WHERE run_id IN {RUNS}"),
@@ -151,7 +155,7 @@ impl Store {
     /// Writes one variable. Returns whether it is new.
     pub async fn set_variable(
         &self,
-        workspace_id: i64,
+        workspace_id: WorkspaceId,
         category: VariableCategory,
         key: &str,
         value: &VariableValue,
@@ -186,7 +190,7 @@ impl Store {
     /// Deletes one variable. Returns whether it existed.
     pub async fn delete_variable(
         &self,
-        workspace_id: i64,
+        workspace_id: WorkspaceId,
         category: VariableCategory,
         key: &str,
     ) -> anyhow::Result<bool> {
@@ -211,7 +215,7 @@ impl Store {
 /// (see [`Store::stored_value`]).
 pub(super) async fn put_variable(
     conn: Conn<'_>,
-    workspace_id: i64,
+    workspace_id: WorkspaceId,
     category: VariableCategory,
     key: &str,
     stored: &str,

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use sqlx::{QueryBuilder, Row};
 
 use self::admin::put_variable;
+use crate::core::WorkspaceId;
 use crate::core::workspace::{
     RepoName, VariableCategory, VariableValue, WorkspaceName, WorkspaceSpec,
 };
@@ -26,7 +27,7 @@ pub struct WorkspaceLock {
 /// A workspace as stored.
 #[derive(Debug, Clone)]
 pub struct Workspace {
-    pub id: i64,
+    pub id: WorkspaceId,
     pub spec: WorkspaceSpec,
     pub lock: Option<WorkspaceLock>,
     /// Declared in the configuration file (as opposed to made through the API).
@@ -64,7 +65,7 @@ impl Store {
     /// first lock stands).
     pub async fn lock_workspace(
         &self,
-        workspace_id: i64,
+        workspace_id: WorkspaceId,
         by: &str,
         reason: &str,
     ) -> anyhow::Result<Option<WorkspaceLock>> {
@@ -89,7 +90,7 @@ impl Store {
     }
 
     /// Unlocks a workspace; its queued runs may start again.
-    pub async fn unlock_workspace(&self, workspace_id: i64) -> anyhow::Result<()> {
+    pub async fn unlock_workspace(&self, workspace_id: WorkspaceId) -> anyhow::Result<()> {
         on_pool!(self, pool => {
             sqlx::query(
                 "UPDATE workspaces SET locked_by = NULL, lock_reason = NULL, locked_at_ms = NULL \
@@ -129,7 +130,7 @@ impl Store {
                     spec.name.as_str()
                 );
                 let patterns = serde_json::to_string(&spec.trigger_patterns)?;
-                let id: i64 = bind_workspace_settings!(sqlx::query_scalar(
+                let id: WorkspaceId = bind_workspace_settings!(sqlx::query_scalar(
                     "INSERT INTO workspaces (name, repo, branch, working_directory, \
                      trigger_patterns, auto_apply, terraform_version, speculative_enabled, \
                      source, archived, created_at_ms, updated_at_ms, plan_forks, network) \
@@ -192,7 +193,7 @@ impl Store {
     }
 
     /// One workspace by id, archived or not.
-    pub async fn workspace(&self, id: i64) -> anyhow::Result<Option<Workspace>> {
+    pub async fn workspace(&self, id: WorkspaceId) -> anyhow::Result<Option<Workspace>> {
         Ok(self.load_workspaces(None, Some(id), None).await?.pop())
     }
 
@@ -204,7 +205,7 @@ impl Store {
     async fn load_workspaces(
         &self,
         repo: Option<&str>,
-        id: Option<i64>,
+        id: Option<WorkspaceId>,
         name: Option<&str>,
     ) -> anyhow::Result<Vec<Workspace>> {
         let (rows, variables) = on_read_pool!(self, pool => {
@@ -248,7 +249,7 @@ impl Store {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-            let variables: Vec<(i64, String, String, String, i32)> = sqlx::query_as(
+            let variables: Vec<(WorkspaceId, String, String, String, i32)> = sqlx::query_as(
                 "SELECT v.workspace_id, v.category, v.key, v.value, v.sensitive \
                  FROM workspace_variables v JOIN workspaces w ON w.id = v.workspace_id \
                  WHERE ($1 IS NULL OR (w.repo = $1 AND w.archived = 0)) \
@@ -268,7 +269,7 @@ impl Store {
 }
 
 struct WorkspaceRow {
-    id: i64,
+    id: WorkspaceId,
     name: String,
     repo: String,
     branch: Option<String>,
@@ -287,7 +288,7 @@ struct WorkspaceRow {
 impl WorkspaceRow {
     fn into_workspace(
         self,
-        variables: &[(i64, String, String, String, i32)],
+        variables: &[(WorkspaceId, String, String, String, i32)],
         cipher: Option<&crate::store::Cipher>,
     ) -> anyhow::Result<Workspace> {
         let corrupt =

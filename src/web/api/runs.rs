@@ -11,13 +11,14 @@ use serde::Serialize;
 use super::auth::{Caller, Writer};
 use super::error::ApiError;
 use crate::core::access::Role;
+use crate::core::{PrNumber, RunId};
 use crate::engine::runner::CancelOutcome;
 use crate::store::{PlanCounts, RunDetail, RunEvent, Workspace};
 use crate::web::AppState;
 
 #[derive(Serialize)]
 pub struct RunJson {
-    pub id: i64,
+    pub id: RunId,
     pub workspace: String,
     pub state: String,
     pub speculative: bool,
@@ -29,9 +30,9 @@ pub struct RunJson {
     /// `github` (a commit) or `upload` (a tarball sent to the API).
     pub configuration: &'static str,
     pub commit_url: Option<String>,
-    pub pr_number: Option<i64>,
+    pub pr_number: Option<PrNumber>,
     pub pr_url: Option<String>,
-    pub retry_of: Option<i64>,
+    pub retry_of: Option<RunId>,
     pub created_at_ms: i64,
     pub plan: Option<PlanCounts>,
     pub error: Option<String>,
@@ -83,7 +84,7 @@ pub async fn run_json(state: &AppState, run: RunDetail) -> Result<RunJson, ApiEr
     Ok(json)
 }
 
-pub(super) async fn find(state: &AppState, id: i64) -> Result<RunDetail, ApiError> {
+pub(super) async fn find(state: &AppState, id: RunId) -> Result<RunDetail, ApiError> {
     state
         .store
         .run(id)
@@ -95,7 +96,7 @@ pub(super) async fn find(state: &AppState, id: i64) -> Result<RunDetail, ApiErro
 pub async fn show(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<i64>,
+    Path(id): Path<RunId>,
 ) -> Result<Json<RunJson>, ApiError> {
     caller.require(Role::Read)?;
     let run = find(&state, id).await?;
@@ -106,7 +107,7 @@ pub async fn show(
 pub async fn log(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Path((id, phase)): Path<(i64, String)>,
+    Path((id, phase)): Path<(RunId, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require(Role::Read)?;
     if !matches!(phase.as_str(), "plan" | "apply") {
@@ -129,7 +130,7 @@ pub async fn log(
 pub async fn action(
     State(state): State<Arc<AppState>>,
     Writer(caller): Writer,
-    Path((id, action)): Path<(i64, String)>,
+    Path((id, action)): Path<(RunId, String)>,
 ) -> Result<(StatusCode, Json<RunJson>), ApiError> {
     let status = match action.as_str() {
         "confirm" => {
@@ -151,7 +152,7 @@ pub async fn action(
         "retry" => {
             // A new run: answered with it, not with the one retried.
             let new_run = state.runs.retry(id).await?;
-            tracing::info!(run_id = id, new_run, by = caller.name, "run retried");
+            tracing::info!(run_id = %id, %new_run, by = caller.name, "run retried");
             let run = find(&state, new_run).await?;
             return Ok((StatusCode::CREATED, Json(run_json(&state, run).await?)));
         }
@@ -161,7 +162,7 @@ pub async fn action(
             )));
         }
     };
-    tracing::info!(run_id = id, action, by = caller.name, "run action");
+    tracing::info!(run_id = %id, action, by = caller.name, "run action");
     let run = find(&state, id).await?;
     Ok((status, Json(run_json(&state, run).await?)))
 }
@@ -171,7 +172,7 @@ pub async fn action(
 pub async fn log_stream(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Path((id, phase)): Path<(i64, String)>,
+    Path((id, phase)): Path<(RunId, String)>,
     axum::extract::Query(query): axum::extract::Query<crate::web::ui::AfterQuery>,
     headers: axum::http::HeaderMap,
 ) -> Result<axum::response::Response, ApiError> {

@@ -158,7 +158,7 @@ pub async fn create_run(
     let id = state.runs.create_run(&new).await?;
     tracing::info!(
         workspace = name,
-        run_id = id,
+        run_id = %id,
         speculative = body.speculative,
         by = caller.name,
         "run created"

@@ -12,6 +12,7 @@ use super::auth::{Admin, Caller, Writer};
 use super::error::ApiError;
 use super::runs::{RunJson, run_summary};
 use super::workspace_admin::{WorkspaceJson, find};
+use crate::core::RunId;
 use crate::core::access::Role;
 use crate::web::AppState;
 
@@ -109,7 +110,7 @@ pub struct StateVersionJson {
     pub serial: i64,
     pub lineage: String,
     pub checksum: String,
-    pub run_id: Option<i64>,
+    pub run_id: Option<RunId>,
 }
 
 /// `GET /api/v1/workspaces/{name}/state-versions`: oldest first.

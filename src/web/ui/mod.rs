@@ -15,6 +15,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 
 use super::AppState;
+use crate::core::RunId;
 use session::Viewer;
 
 #[derive(Deserialize)]
@@ -26,7 +27,7 @@ pub struct AfterQuery {
 async fn log_stream(
     State(state): State<Arc<AppState>>,
     _viewer: Viewer,
-    Path((id, phase)): Path<(i64, String)>,
+    Path((id, phase)): Path<(RunId, String)>,
     Query(query): Query<AfterQuery>,
     headers: HeaderMap,
 ) -> Response {

@@ -16,6 +16,7 @@ use super::session::{CsrfForm, Viewer};
 use crate::core::access::Role;
 use crate::core::checks::{action_class, action_label, changes_from_json};
 use crate::core::run::RunState;
+use crate::core::{RunId, WorkspaceId};
 use crate::store::{RunDetail, Workspace};
 use crate::web::AppState;
 use crate::web::github_app::{error_page, render};
@@ -51,7 +52,7 @@ fn state_class(state: RunState) -> &'static str {
 
 /// A run in a list.
 struct RunItem {
-    id: i64,
+    id: RunId,
     state: String,
     class: &'static str,
     short_sha: String,
@@ -82,7 +83,7 @@ fn lock_text(workspace: &Workspace) -> Option<String> {
 const RUNS_SHOWN: i64 = 200;
 
 /// A workspace's runs in one query: queued ones in queue order, then the others newest first.
-async fn runs_of(state: &AppState, workspace_id: i64) -> anyhow::Result<Vec<RunDetail>> {
+async fn runs_of(state: &AppState, workspace_id: WorkspaceId) -> anyhow::Result<Vec<RunDetail>> {
     Ok(state
         .store
         .workspace_run_page(workspace_id, 0, RUNS_SHOWN)
@@ -242,7 +243,7 @@ struct RunPage {
     viewer: String,
     role: Role,
     csrf: String,
-    id: i64,
+    id: RunId,
     workspace: String,
     state: String,
     state_class: &'static str,
@@ -290,7 +291,7 @@ pub fn phase_active(state: RunState, phase: &str) -> bool {
 pub async fn run(
     State(state): State<Arc<AppState>>,
     viewer: Viewer,
-    Path(id): Path<i64>,
+    Path(id): Path<RunId>,
 ) -> Response {
     let run = match state.store.run(id).await {
         Ok(Some(run)) => run,
@@ -405,7 +406,7 @@ async fn run_page(state: &AppState, viewer: Viewer, run: RunDetail) -> anyhow::R
 pub async fn run_action(
     State(state): State<Arc<AppState>>,
     viewer: Viewer,
-    Path((id, action)): Path<(i64, String)>,
+    Path((id, action)): Path<(RunId, String)>,
     Form(form): Form<CsrfForm>,
 ) -> Response {
     if let Err(refused) = viewer.authorize(&form.csrf, Role::Write) {
@@ -420,7 +421,7 @@ pub async fn run_action(
     match done {
         Ok(()) => {
             tracing::info!(
-                run_id = id,
+                run_id = %id,
                 action,
                 by = viewer.name,
                 "run action from the UI"

@@ -10,6 +10,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
 
 use super::pages::phase_active;
+use crate::core::RunId;
 use crate::store::Store;
 
 /// How often the store is asked for new chunks while a phase runs.
@@ -27,7 +28,7 @@ pub fn start_after(after: Option<i64>, headers: &HeaderMap) -> i64 {
 
 pub fn log_events(
     store: Store,
-    run_id: i64,
+    run_id: RunId,
     phase: &'static str,
     after: i64,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {

@@ -128,8 +128,9 @@ pub async fn serve_on(
         let catch_up = crate::engine::catch_up::CatchUp::new(store.clone(), github.clone());
         tasks.spawn(catch_up.run(cancel.child_token()));
     }
-    // Everything Gantry tells GitHub goes through the durable outbox, sent by the server that
-    // dispatches (one per database until replicas share the work with leases).
+    // Everything Gantry tells GitHub goes through the durable outbox. Every replica sends: a
+    // claimed row is leased to its sender (60 s), and one whose (kind, key) another replica is
+    // sending waits for it.
     let outbox = OutboxWorker::new(
         store.clone(),
         github.clone(),

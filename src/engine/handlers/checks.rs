@@ -112,9 +112,7 @@ fn retry_effects(
     let effects: Vec<DeliveryEffect> = runs
         .iter()
         .filter(|r| r.state.can_be_retried())
-        .map(|run| {
-            DeliveryEffect::CreateRuns(NewRuns::retry_of(run, delivery_id, installation))
-        })
+        .map(|run| DeliveryEffect::CreateRuns(NewRuns::retry_of(run, delivery_id, installation)))
         .collect();
     if effects.is_empty() {
         return Err(Stop::ignored("no failed or canceled run to retry"));

@@ -13,7 +13,7 @@ impl OutboxWorker {
         let Some((run, workspace, installation)) = self.run_to_report(run_id).await? else {
             return Ok(());
         };
-        let look = look(&self.store, &self.public_url, &run).await?;
+        let look = look(&self.public_url, &run);
         let (view, url) = (look.check, look.url);
         let shown = serde_json::to_string(&view).unwrap_or_default();
         let (existing, last_shown) = self.store.run_check(run.id).await?;

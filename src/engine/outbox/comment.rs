@@ -34,7 +34,7 @@ impl OutboxWorker {
                 .into_iter()
                 .map(|c| c.chunk)
                 .collect();
-            let look = look(&self.store, &self.public_url, &run).await?;
+            let look = look(&self.public_url, &run);
             let output = status::plain_text(&output);
             plans.push(WorkspacePlan {
                 workspace: workspace.spec.name.as_str().to_string(),

@@ -23,7 +23,7 @@ impl OutboxWorker {
         let Some((run, workspace, installation)) = self.run_to_report(run_id).await? else {
             return Ok(());
         };
-        let view = look(&self.store, &self.public_url, &run).await?.status;
+        let view = look(&self.public_url, &run).status;
         let context = status::context(&workspace);
         let wanted = ShownStatus {
             run_id: Some(run.id),

@@ -20,7 +20,7 @@ use crate::executor::sandbox::Isolation;
 use crate::executor::terraform::{
     LogSink, PhaseError, Phases, PlanSummary, Stop, Terraform, mask, mask_needles,
 };
-use crate::store::{Cause, Move, PlanCounts, RunDetail, Workspace};
+use crate::store::{Also, Cause, Move, PlanCounts, RunDetail, Workspace};
 
 /// What the run's sandbox may see and write, inside the run's directory.
 const WORK_DIR: &str = "work";
@@ -442,12 +442,15 @@ impl Execution {
             tracing::warn!(run_id = %self.run.id, state = %self.state, %reason, "run not ended");
             return;
         }
-        match self
-            .shared
-            .store
-            .move_run(&Move::new(self.run.id, self.state, to, Cause::Runner).because(&reason))
-            .await
-        {
+        let terraform_error = match to {
+            RunState::Errored => self.terraform_error().await,
+            _ => None,
+        };
+        let mut end = Move::new(self.run.id, self.state, to, Cause::Runner).because(&reason);
+        if let Some(line) = &terraform_error {
+            end = end.also(Also::TerraformError(line));
+        }
+        match self.shared.store.move_run(&end).await {
             Ok(true) => {
                 tracing::warn!(run_id = %self.run.id, state = %to, %reason, "run ended");
                 self.state = to;
@@ -461,6 +464,23 @@ impl Execution {
                 )
             }
         }
+    }
+
+    /// Terraform's first error line in the log of the phase that failed: what people are shown
+    /// as the reason (the log is masked already), beside Gantry's own.
+    async fn terraform_error(&self) -> Option<String> {
+        let phase = match self.state {
+            RunState::Confirmed | RunState::Applying => "apply",
+            _ => "plan",
+        };
+        let log = self
+            .shared
+            .store
+            .run_log(self.run.id, phase, 0)
+            .await
+            .ok()?;
+        let text: String = log.into_iter().map(|c| c.chunk).collect();
+        crate::core::status::first_error_line(&text)
     }
 
     /// A plan lost with its supervisor starts again from pending, unless it was lost too

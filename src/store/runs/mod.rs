@@ -17,7 +17,8 @@ macro_rules! select_runs {
         "SELECT r.id, r.workspace_id, r.state, r.speculative, r.source, r.commit_sha, \
          r.created_at_ms, r.configuration_version_id, c.repo, c.installation_id, \
          c.archive_sha256, c.uploaded, r.plan_add, r.plan_change, r.plan_destroy, \
-         r.resource_changes, r.error, r.pr_number, r.retry_of, r.plan_has_changes, \
+         r.resource_changes, r.error, r.terraform_error, r.pr_number, r.retry_of, \
+         r.plan_has_changes, \
          CASE WHEN EXISTS (SELECT 1 FROM run_events e WHERE e.run_id = r.id \
          AND e.state = 'applying') THEN 1 ELSE 0 END AS reached_apply \
          FROM runs r JOIN configuration_versions c ON c.id = r.configuration_version_id"

@@ -54,6 +54,8 @@ pub enum Also<'a> {
     Silent {
         before_ms: i64,
     },
+    /// An errored run keeps Terraform's own first error line, the reason people are shown.
+    TerraformError(&'a str),
 }
 
 impl Also<'_> {
@@ -71,6 +73,7 @@ impl Also<'_> {
                 " AND plan_attempts + 1 < $6",
             ),
             Also::Silent { .. } => ("", " AND heartbeat_ms < $6"),
+            Also::TerraformError(_) => (", terraform_error = $6", ""),
         }
     }
 }
@@ -155,6 +158,7 @@ pub(crate) async fn move_run(conn: Conn<'_>, mv: &Move<'_>) -> Result<bool, Move
             Also::Start { owner } => query.bind(owner),
             Also::Requeue { max_attempts } => query.bind(max_attempts),
             Also::Silent { before_ms } => query.bind(before_ms),
+            Also::TerraformError(line) => query.bind(line),
         };
         let workspace: Option<WorkspaceId> = query.fetch_optional(&mut *c).await?;
         let Some(workspace) = workspace else {

@@ -40,7 +40,10 @@ pub struct RunDetail {
     /// is in the database, holds the files at its root, and nothing is reported to GitHub.
     pub uploaded: bool,
     pub plan: Option<PlanCounts>,
+    /// Gantry's reason for ending the run.
     pub error: Option<String>,
+    /// Terraform's first error line, for an errored run whose log had one: the reason shown.
+    pub terraform_error: Option<String>,
     /// The pull request of a speculative plan.
     pub pr_number: Option<PrNumber>,
     /// The run this one retries.
@@ -51,9 +54,9 @@ pub struct RunDetail {
 
 impl RunDetail {
     /// What every place that shows a run says about it (its commit status and check run on
-    /// GitHub, the UI, the API) is decided from these facts. `error`: a better reason than
-    /// the stored one, when the caller has it (Terraform's first error line in the log).
-    pub fn facts<'a>(&'a self, error: Option<&'a str>) -> RunFacts<'a> {
+    /// GitHub, the UI, the API) is decided from these facts. The reason for an error is
+    /// Terraform's own first error line when its log had one, else Gantry's.
+    pub fn facts(&self) -> RunFacts<'_> {
         RunFacts {
             state: self.state,
             speculative: self.speculative,
@@ -62,15 +65,13 @@ impl RunDetail {
                 .as_ref()
                 .map(|p| (p.add, p.change, p.destroy, p.has_changes)),
             reached_apply: self.reached_apply,
-            error: error.or(self.error.as_deref()),
+            error: self.terraform_error.as_deref().or(self.error.as_deref()),
         }
     }
 
-    /// The run in one line, as its commit status describes it ("Apply failed: …"), with the
-    /// stored reason for an error: for lists, which read no logs. Where one run is shown,
-    /// `engine::run_view::look` adds Terraform's own error line, as GitHub is shown.
+    /// The run in one line, as its commit status describes it ("Apply failed: …").
     pub fn summary(&self) -> String {
-        status::run_status(&self.facts(None)).description
+        status::run_status(&self.facts()).description
     }
 
     /// The run's commit on GitHub (`web_url` is GitHub's web address); none for an upload,
@@ -161,6 +162,7 @@ where
         uploaded: row.try_get::<i32, _>("uploaded")? != 0,
         plan,
         error: row.try_get("error")?,
+        terraform_error: row.try_get("terraform_error")?,
         pr_number: row.try_get("pr_number")?,
         retry_of: row.try_get("retry_of")?,
         reached_apply: row.try_get::<i32, _>("reached_apply")? != 0,

@@ -36,8 +36,7 @@ pub struct RunJson {
     pub created_at_ms: i64,
     pub plan: Option<PlanCounts>,
     pub error: Option<String>,
-    /// The run in one line, as its commit status on GitHub describes it (in a list, with the
-    /// stored reason for an error rather than Terraform's own line).
+    /// The run in one line, as its commit status on GitHub describes it.
     pub summary: String,
     /// Every state the run entered, with times; in a run's own answer, not in lists.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -77,9 +76,7 @@ pub async fn run_json(state: &AppState, run: RunDetail) -> Result<RunJson, ApiEr
         .await?
         .ok_or_else(|| anyhow::anyhow!("run {} has no workspace", run.id))?;
     let events = state.store.run_timeline(run.id).await?;
-    let look = crate::engine::run_view::look(&state.store, &state.config.public_url, &run).await?;
     let mut json = run_summary(state.config.github.web_url.as_str(), &workspace, run);
-    json.summary = look.summary().to_string();
     json.events = Some(events);
     Ok(json)
 }

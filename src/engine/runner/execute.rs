@@ -3,24 +3,23 @@
 //! saved plan and record the new state version. Every failure ends the run with a reason in its
 //! log and its events.
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
+mod ending;
+mod fetch;
 
-use sha2::{Digest, Sha256};
+use std::path::PathBuf;
+use std::sync::Arc;
+
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::Shared;
 use super::log::PhaseLog;
-use crate::core::InstallationId;
 use crate::core::run::{PlanResult, RunKind, RunState, after_plan};
 use crate::core::state::check_new_state;
-use crate::executor::extract::{Limits, extract_tar_gz};
 use crate::executor::sandbox::Isolation;
 use crate::executor::terraform::{
-    LogSink, PhaseError, Phases, PlanSummary, Stop, Terraform, mask, mask_needles,
+    LogSink, PhaseError, Phases, PlanSummary, Stop, Terraform, mask_needles,
 };
-use crate::store::{Also, Cause, Move, PlanCounts, RunDetail, Workspace};
+use crate::store::{Cause, Move, PlanCounts, RunDetail, Workspace};
 
 /// What the run's sandbox may see and write, inside the run's directory.
 const WORK_DIR: &str = "work";
@@ -39,11 +38,6 @@ pub const MAX_PLAN_ATTEMPTS: i64 = 3;
 const STATE_FILE: &str = "terraform.tfstate";
 /// Left in a run's directory whose state file could not be stored: the directory is kept.
 pub const KEEP_MARKER: &str = "KEEP-unstored-state";
-/// The largest tarball Gantry downloads.
-const MAX_TARBALL_BYTES: usize = 256 * 1024 * 1024;
-/// The longest a run waits out GitHub's rate limits to fetch its commit: a primary limit
-/// resets within the hour.
-const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(3600);
 
 /// Whether a run's execution starts now or follows on what a stopped Gantry left running.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -415,214 +409,6 @@ impl Execution {
         Ok(Some(id))
     }
 
-    /// Ends the run in the failure's state (when the state machine allows it) with its reason.
-    async fn finish(&mut self, result: Result<(), Failure>, log: &mut PhaseLog) {
-        let Err(failure) = result else { return };
-        let given = self.shared.control.take_reason(self.run.id);
-        let reason = match (&failure, given) {
-            (Failure::Canceled(_), Some(given)) => given,
-            _ => mask(failure.reason(), &self.sensitive_values()),
-        };
-        log.line(&format!("Gantry: {reason}"));
-        // The status of the ended run quotes the log's first error: store the log first.
-        log.flush().await;
-        // Nothing of the run may run on once it ends (after a restart, a later phase may
-        // have been running beside the one that failed).
-        crate::executor::supervisor::stop_running_phases(
-            &self.run_dir().join(PHASES_DIR),
-            matches!(failure, Failure::ForceCanceled(_)),
-            crate::executor::terraform::CANCEL_GRACE,
-        )
-        .await;
-        if matches!(failure, Failure::Lost(_)) && self.requeue_lost_plan(&reason, log).await {
-            return;
-        }
-        let to = failure.state();
-        if !self.state.can_become(to) {
-            tracing::warn!(run_id = %self.run.id, state = %self.state, %reason, "run not ended");
-            return;
-        }
-        let terraform_error = match to {
-            RunState::Errored => self.terraform_error().await,
-            _ => None,
-        };
-        let mut end = Move::new(self.run.id, self.state, to, Cause::Runner).because(&reason);
-        if let Some(line) = &terraform_error {
-            end = end.also(Also::TerraformError(line));
-        }
-        match self.shared.store.move_run(&end).await {
-            Ok(true) => {
-                tracing::warn!(run_id = %self.run.id, state = %to, %reason, "run ended");
-                self.state = to;
-            }
-            Ok(false) => {}
-            Err(error) => {
-                tracing::error!(
-                    run_id = %self.run.id,
-                    error = format!("{error:#}"),
-                    "ending the run failed"
-                )
-            }
-        }
-    }
-
-    /// Terraform's first error line in the log of the phase that failed: what people are shown
-    /// as the reason (the log is masked already), beside Gantry's own.
-    async fn terraform_error(&self) -> Option<String> {
-        let phase = match self.state {
-            RunState::Confirmed | RunState::Applying => "apply",
-            _ => "plan",
-        };
-        let log = self
-            .shared
-            .store
-            .run_log(self.run.id, phase, 0)
-            .await
-            .ok()?;
-        let text: String = log.into_iter().map(|c| c.chunk).collect();
-        crate::core::status::first_error_line(&text)
-    }
-
-    /// A plan lost with its supervisor starts again from pending, unless it was lost too
-    /// often already. Returns whether it was queued again.
-    async fn requeue_lost_plan(&mut self, reason: &str, log: &mut PhaseLog) -> bool {
-        if !matches!(self.state, RunState::Fetching | RunState::Planning) {
-            return false;
-        }
-        let detail = format!("planned again: {reason}");
-        match self
-            .shared
-            .store
-            .requeue_lost_plan(self.run.id, self.state, &detail, MAX_PLAN_ATTEMPTS)
-            .await
-        {
-            Ok(true) => {
-                log.line("Gantry: the plan is queued again");
-                tracing::warn!(run_id = %self.run.id, reason, "lost plan queued again");
-                self.state = RunState::Pending;
-                true
-            }
-            Ok(false) => {
-                log.line(&format!(
-                    "Gantry: the plan was lost {MAX_PLAN_ATTEMPTS} times; not trying again"
-                ));
-                false
-            }
-            Err(error) => {
-                tracing::error!(
-                    run_id = %self.run.id,
-                    error = format!("{error:#}"),
-                    "queueing a lost plan again failed"
-                );
-                false
-            }
-        }
-    }
-
-    /// Removes the directory of a run that ended (it holds plan files and variables in clear
-    /// text), off the async workers.
-    async fn cleanup_if_final(&self) {
-        if self.state.is_final() && !self.keep_dir {
-            let dir = self.run_dir();
-            let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
-        }
-    }
-
-    /// The configuration tarball: from the blob store, or downloaded from GitHub (read from
-    /// the database, for an upload) and kept there under its SHA-256.
-    async fn fetch_configuration(&self) -> Result<PathBuf, Failure> {
-        if let Some(sha) = &self.run.archive_sha256 {
-            let path = self.shared.blob_path(sha);
-            if tokio::fs::metadata(&path).await.is_ok_and(|m| m.is_file()) {
-                return Ok(path);
-            }
-        }
-        let bytes = if self.run.uploaded {
-            // Uploaded through the API: in the database, for whichever replica runs it.
-            self.shared
-                .store
-                .uploaded_archive(self.run.configuration_version_id)
-                .await
-                .map_err(errored("reading the uploaded configuration"))?
-        } else {
-            let installation = self.run.installation_id.ok_or_else(|| {
-                Failure::Errored("the configuration version names no GitHub installation".into())
-            })?;
-            self.download_tarball(installation).await?
-        };
-        let sha = hex::encode(Sha256::digest(&bytes));
-        let path = self.shared.blob_path(&sha);
-        let target = path.clone();
-        let stored = tokio::task::spawn_blocking(move || write_atomically(&target, &bytes)).await;
-        stored
-            .map_err(std::io::Error::other)
-            .and_then(|written| written)
-            .map_err(|e| Failure::Errored(format!("storing the configuration: {e}")))?;
-        self.shared
-            .store
-            .set_configuration_archive(self.run.configuration_version_id, &sha)
-            .await
-            .map_err(errored("recording the configuration"))?;
-        Ok(path)
-    }
-
-    /// The run's commit from GitHub. A rate limit is waited out (GitHub resets one within the
-    /// hour), not taken for a failure of the run.
-    async fn download_tarball(&self, installation: InstallationId) -> Result<Vec<u8>, Failure> {
-        let mut waited = Duration::ZERO;
-        loop {
-            let download = self.shared.github.download_tarball(
-                installation,
-                &self.run.repo,
-                &self.run.commit_sha,
-                MAX_TARBALL_BYTES,
-            );
-            match until_stopped(&self.stop, download).await? {
-                Ok(bytes) => return Ok(bytes),
-                Err(error)
-                    if error
-                        .retry_after()
-                        .is_some_and(|wait| waited + wait <= MAX_RATE_LIMIT_WAIT) =>
-                {
-                    let wait = error.retry_after().unwrap_or_default();
-                    tracing::info!(
-                        run_id = %self.run.id,
-                        wait_secs = wait.as_secs(),
-                        "fetching the configuration after GitHub's rate limit"
-                    );
-                    until_stopped(&self.stop, tokio::time::sleep(wait)).await?;
-                    waited += wait;
-                }
-                Err(error) => {
-                    return Err(Failure::Errored(format!(
-                        "fetching the configuration: {error}"
-                    )));
-                }
-            }
-        }
-    }
-
-    /// A fresh copy of the configuration in the run's own directory. Unpacking is blocking file
-    /// work (a repository's tarball can take a while), so it runs off the async workers: on a
-    /// small machine there may be only one, and webhooks wait for it.
-    async fn unpack(&self, archive: &Path) -> Result<(), Failure> {
-        let run_dir = self.run_dir();
-        let archive = archive.to_path_buf();
-        // GitHub wraps the repository in one directory (owner-repo-sha/); an upload holds
-        // the files at its root.
-        let strip = if self.run.uploaded { 0 } else { 1 };
-        tokio::task::spawn_blocking(move || unpack_into(&run_dir, &archive, strip))
-            .await
-            .map_err(|e| Failure::Errored(format!("unpacking the configuration: {e}")))??;
-        if !self.working_dir().is_dir() {
-            return Err(Failure::Errored(format!(
-                "the working directory {:?} is not in the configuration",
-                self.workspace.spec.working_directory
-            )));
-        }
-        Ok(())
-    }
-
     /// The workspace's current state, where Terraform's local backend reads it.
     async fn write_current_state(&self) -> Result<(), Failure> {
         let current = self
@@ -745,34 +531,4 @@ fn plan_line(summary: &PlanSummary) -> String {
             " (no changes)"
         }
     )
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    if path.is_file() {
-        return Ok(()); // content-addressed: the same name holds the same bytes
-    }
-    let parent = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent)?;
-    let mut temp = tempfile::NamedTempFile::new_in(parent)?;
-    std::io::Write::write_all(&mut temp, bytes)?;
-    temp.persist(path).map_err(|e| e.error)?;
-    Ok(())
-}
-
-/// Empties `run_dir` and unpacks `archive` into its configuration directory.
-fn unpack_into(run_dir: &Path, archive: &Path, strip: usize) -> Result<(), Failure> {
-    let dir = run_dir.join(CONFIG_DIR);
-    let _ = std::fs::remove_dir_all(run_dir);
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| Failure::Errored(format!("creating the run's directory: {e}")))?;
-    let file = std::fs::File::open(archive)
-        .map_err(|e| Failure::Errored(format!("opening the configuration: {e}")))?;
-    extract_tar_gz(
-        std::io::BufReader::new(file),
-        &dir,
-        strip,
-        Limits::default(),
-    )
-    .map_err(|e| Failure::Errored(format!("the configuration was rejected: {e}")))?;
-    Ok(())
 }

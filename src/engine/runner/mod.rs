@@ -6,6 +6,7 @@
 
 mod control;
 mod execute;
+mod explain;
 mod log;
 mod signal;
 
@@ -194,6 +195,14 @@ impl Runner {
             );
         }
         self.adopt(&cancel).await;
+        match explain::explain_errored_runs(&self.shared.store).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(runs = n, "errored runs now show Terraform's own reason"),
+            Err(error) => tracing::warn!(
+                error = format!("{error:#}"),
+                "explaining errored runs failed"
+            ),
+        }
         loop {
             for workspace_id in signal.take() {
                 if let Err(error) = self.schedule(workspace_id, &cancel).await {
@@ -362,7 +371,11 @@ impl Runner {
                 state: *state,
             })
             .collect();
+        // A run whose task here is still ending (a lost plan just queued again) is started
+        // when that task is done: it says so as it ends. Started now, its new task would not
+        // be registered, and the run would stay fetching with nobody executing it.
         if let QueueDecision::Start(id) = next_to_start(&queued, locked)
+            && !self.shared.control.is_executing(id)
             && self
                 .shared
                 .store

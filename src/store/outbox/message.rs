@@ -84,9 +84,40 @@ impl Message {
     }
 
     /// The message a row holds.
-    pub(super) fn from_row(kind: &str, payload: &str) -> Result<Self, serde_json::Error> {
+    pub(super) fn from_row(
+        kind: &str,
+        key: &str,
+        payload: &str,
+    ) -> Result<Self, serde_json::Error> {
         let payload: serde_json::Value = serde_json::from_str(payload)?;
+        if let Some(legacy) = Self::legacy(kind, key, &payload) {
+            return Ok(legacy);
+        }
         serde_json::from_value(serde_json::json!({ "kind": kind, "payload": payload }))
+    }
+
+    /// A row that a Gantry from before typed messages queued (a replica not upgraded yet, on a
+    /// database the migration already rewrote): its run or pull request is only in its key.
+    fn legacy(kind: &str, key: &str, payload: &serde_json::Value) -> Option<Self> {
+        if payload.as_object().is_none_or(|fields| !fields.is_empty()) {
+            return None;
+        }
+        match kind {
+            "run_status" => Some(Message::RunStatus {
+                run_id: key.parse().ok()?,
+            }),
+            "run_check" => Some(Message::RunCheck {
+                run_id: key.parse().ok()?,
+            }),
+            "pr_comment" => {
+                let (repo, number) = key.rsplit_once('#')?;
+                Some(Message::PrComment {
+                    repo: repo.to_string(),
+                    pr_number: number.parse().ok()?,
+                })
+            }
+            _ => None,
+        }
     }
 }
 
@@ -296,13 +327,31 @@ mod tests {
         assert_eq!(comment.key(), "o/r#7");
         assert_eq!(comment.payload(), r#"{"pr_number":7,"repo":"o/r"}"#);
         assert_eq!(
-            Message::from_row("pr_comment", &comment.payload()).unwrap(),
+            Message::from_row("pr_comment", "o/r#7", &comment.payload()).unwrap(),
             comment
         );
         let status = Message::RunStatus { run_id: RunId(12) };
         assert_eq!((status.kind(), status.key()), ("run_status", "12".into()));
-        assert!(Message::from_row("run_status", "{}").is_err());
-        assert!(Message::from_row("no_such_kind", r#"{"run_id":1}"#).is_err());
+        assert!(Message::from_row("run_status", "12", r#"{"run":12}"#).is_err());
+        assert!(Message::from_row("no_such_kind", "1", r#"{"run_id":1}"#).is_err());
+    }
+
+    /// While replicas are upgraded one by one, one not upgraded yet still queues its run rows
+    /// the old way (an empty payload); they are read from their key, not failed.
+    #[test]
+    fn a_row_queued_the_old_way_by_a_replica_not_upgraded_yet_is_read_from_its_key() {
+        assert_eq!(
+            Message::from_row("run_check", "12", "{}").unwrap(),
+            Message::RunCheck { run_id: RunId(12) }
+        );
+        assert_eq!(
+            Message::from_row("pr_comment", "o/r#7", "{}").unwrap(),
+            Message::PrComment {
+                repo: "o/r".into(),
+                pr_number: PrNumber(7)
+            }
+        );
+        assert!(Message::from_row("reply", "o/r#7/x", "{}").is_err());
     }
 
     #[test]
@@ -350,7 +399,7 @@ mod tests {
             .unwrap();
         let messages: Vec<Message> = rows
             .iter()
-            .map(|(kind, payload)| Message::from_row(kind, payload).unwrap())
+            .map(|(kind, payload)| Message::from_row(kind, "", payload).unwrap())
             .collect();
         assert_eq!(
             messages,

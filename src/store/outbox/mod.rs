@@ -107,7 +107,7 @@ impl Store {
         Ok(rows
             .into_iter()
             .map(|(id, kind, key, payload, attempts, in_doubt)| OutboxRow {
-                message: Message::from_row(&kind, &payload)
+                message: Message::from_row(&kind, &key, &payload)
                     .map_err(|e| format!("an outbox row of kind {kind} cannot be read: {e}")),
                 id,
                 kind,

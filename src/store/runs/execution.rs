@@ -13,6 +13,37 @@ pub struct LogChunk {
 }
 
 impl Store {
+    /// Errored runs without Terraform's reason recorded, oldest first: (run, reached apply).
+    pub async fn errored_runs_unexplained(&self, limit: i64) -> anyhow::Result<Vec<(RunId, bool)>> {
+        let rows: Vec<(RunId, i32)> = on_read_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT r.id, CASE WHEN EXISTS (SELECT 1 FROM run_events e \
+                 WHERE e.run_id = r.id AND e.state = 'applying') THEN 1 ELSE 0 END \
+                 FROM runs r WHERE r.state = 'errored' AND r.terraform_error IS NULL \
+                 ORDER BY r.id LIMIT $1",
+            )
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(id, applied)| (id, applied != 0))
+            .collect())
+    }
+
+    /// Keeps Terraform's reason for an errored run (empty: its log had none).
+    pub async fn set_terraform_error(&self, run_id: RunId, line: &str) -> anyhow::Result<()> {
+        on_pool!(self, pool => {
+            sqlx::query("UPDATE runs SET terraform_error = $1 WHERE id = $2")
+                .bind(crate::store::storable(line).as_ref())
+                .bind(run_id)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
     /// Records that a configuration version's tarball is stored under `sha256`.
     pub async fn set_configuration_archive(
         &self,

@@ -65,7 +65,9 @@ impl RunDetail {
                 .as_ref()
                 .map(|p| (p.add, p.change, p.destroy, p.has_changes)),
             reached_apply: self.reached_apply,
-            error: self.terraform_error.as_deref().or(self.error.as_deref()),
+            error: (self.terraform_error.as_deref())
+                .filter(|line| !line.is_empty())
+                .or(self.error.as_deref()),
         }
     }
 

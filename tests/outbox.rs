@@ -96,7 +96,7 @@ async fn a_status_github_took_without_answering_in_time_is_not_posted_again() {
     // What GitHub shows is recorded: the same status is not sent again later either.
     let shown = gantry
         .store
-        .shown_status(REPO, &commit, "gantry/prod")
+        .shown_status(REPO, &commit.as_str().into(), "gantry/prod")
         .await
         .unwrap()
         .expect("recorded");
@@ -113,7 +113,7 @@ async fn a_row_a_stop_left_in_flight_comes_back_in_doubt_and_a_fresh_one_does_no
             gantry::store::RawStatus {
                 installation_id: InstallationId(99),
                 repo: REPO.into(),
-                sha: sha(1),
+                sha: sha(1).into(),
                 context: context.into(),
                 state: gantry::core::github_terms::CommitState::Success,
                 description: "ok".into(),

@@ -223,7 +223,7 @@ async fn run_commits(gantry: &TestGantry, name: &str) -> Vec<String> {
     let ws = workspace(gantry, name).await;
     let mut runs = gantry.store.workspace_runs(ws.id).await.unwrap();
     runs.sort_by_key(|r| r.id);
-    runs.into_iter().map(|r| r.commit_sha).collect()
+    runs.into_iter().map(|r| r.commit_sha.to_string()).collect()
 }
 
 #[tokio::test]
@@ -529,7 +529,7 @@ async fn a_later_push_waits_while_an_earlier_one_of_its_repository_is_retried() 
         .await
         .unwrap()
         .into_iter()
-        .map(|r| r.commit_sha)
+        .map(|r| r.commit_sha.to_string())
         .collect();
     assert_eq!(commits, [SHA2, SHA3], "runs in push order");
 }

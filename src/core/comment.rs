@@ -2,6 +2,7 @@
 //! state, counts, link and plan output, kept under GitHub's comment size limit. Pure.
 
 use super::status::truncate;
+use crate::core::CommitSha;
 
 /// Finds the comment again among the pull request's comments.
 pub const MARKER: &str = "<!-- gantry:plan-comment -->";
@@ -16,7 +17,7 @@ pub struct WorkspacePlan {
     /// The commit status description: counts, or what is happening.
     pub summary: String,
     pub run_url: String,
-    pub commit_sha: String,
+    pub commit_sha: CommitSha,
     /// The plan's log (already masked).
     pub output: String,
 }

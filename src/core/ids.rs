@@ -54,6 +54,70 @@ id!(
     ""
 );
 
+/// A commit, by its SHA (hex, as GitHub names it). Reads as a `&str` wherever one is wanted.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize, sqlx::Type,
+)]
+#[serde(transparent)]
+#[sqlx(transparent)]
+pub struct CommitSha(pub String);
+
+impl CommitSha {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for CommitSha {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for CommitSha {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for CommitSha {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<String> for CommitSha {
+    fn from(sha: String) -> Self {
+        CommitSha(sha)
+    }
+}
+
+impl From<&str> for CommitSha {
+    fn from(sha: &str) -> Self {
+        CommitSha(sha.to_string())
+    }
+}
+
+impl PartialEq<str> for CommitSha {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for CommitSha {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl PartialEq<String> for CommitSha {
+    fn eq(&self, other: &String) -> bool {
+        &self.0 == other
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -68,5 +132,9 @@ mod tests {
         assert_eq!("42".parse::<RunId>().unwrap(), RunId(42));
         assert_eq!(RunId(42).to_string(), "42");
         assert_eq!(PrNumber(3).to_string(), "3");
+        let sha = CommitSha::from("abc");
+        assert_eq!(serde_json::to_string(&sha).unwrap(), r#""abc""#);
+        assert_eq!(sha, "abc");
+        assert_eq!(&*sha, "abc");
     }
 }

@@ -18,4 +18,4 @@ pub mod status;
 pub mod triggers;
 pub mod workspace;
 
-pub use ids::{InstallationId, PrNumber, RunId, WorkspaceId};
+pub use ids::{CommitSha, InstallationId, PrNumber, RunId, WorkspaceId};

@@ -4,6 +4,7 @@
 
 use super::WorkspaceId;
 use super::triggers::Triggers;
+use crate::core::CommitSha;
 
 /// GitHub lists at most this many commits in a push payload; past it the list is cut.
 pub const MAX_TRUSTED_COMMITS: usize = 20;
@@ -43,7 +44,7 @@ pub enum PushDecision {
     NeedCompare(Vec<Comparison>),
     /// Create a run at `commit` in each of these workspaces.
     Run {
-        commit: String,
+        commit: CommitSha,
         workspace_ids: Vec<WorkspaceId>,
     },
 }
@@ -112,7 +113,7 @@ pub fn decide(
         ));
     }
     PushDecision::Run {
-        commit: push.after.to_string(),
+        commit: CommitSha::from(push.after),
         workspace_ids,
     }
 }

@@ -214,7 +214,7 @@ impl Dispatcher {
                         .executing_speculative_runs(
                             &cancel.repo,
                             cancel.pr_number,
-                            cancel.except_sha.as_deref(),
+                            cancel.except_sha.as_ref(),
                         )
                         .await;
                     match executing {

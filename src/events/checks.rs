@@ -4,6 +4,7 @@
 use serde::Deserialize;
 
 use super::common::{Account, InstallationRef, Repository};
+use crate::core::CommitSha;
 use crate::core::PrNumber;
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -23,7 +24,7 @@ pub struct CheckRunEvent {
 pub struct CheckRun {
     pub id: u64,
     pub name: String,
-    pub head_sha: String,
+    pub head_sha: CommitSha,
     /// The identifier the app that created the check run gave it (Gantry: its run id).
     pub external_id: Option<String>,
     /// `queued`, `in_progress`, `completed`, `waiting`, `requested` or `pending`.
@@ -62,7 +63,7 @@ pub struct CheckSuite {
     pub id: u64,
     /// `None` when the suite is for a commit no branch points to.
     pub head_branch: Option<String>,
-    pub head_sha: String,
+    pub head_sha: CommitSha,
     pub status: Option<String>,
     pub conclusion: Option<String>,
     /// Open pull requests whose head is this suite's commit, in this repository only.
@@ -81,5 +82,5 @@ pub struct CheckSuitePullRequest {
 pub struct BranchRef {
     #[serde(rename = "ref")]
     pub git_ref: String,
-    pub sha: String,
+    pub sha: CommitSha,
 }

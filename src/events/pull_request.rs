@@ -4,6 +4,7 @@
 use serde::Deserialize;
 
 use super::common::{Account, InstallationRef, Repository};
+use crate::core::CommitSha;
 use crate::core::PrNumber;
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -38,7 +39,7 @@ pub struct PullRequest {
 pub struct HeadRef {
     #[serde(rename = "ref")]
     pub git_ref: String,
-    pub sha: String,
+    pub sha: CommitSha,
     /// `None` when the head repository (a fork) has been deleted.
     pub repo: Option<HeadRepository>,
 }
@@ -54,7 +55,7 @@ pub struct HeadRepository {
 pub struct BaseRef {
     #[serde(rename = "ref")]
     pub git_ref: String,
-    pub sha: String,
+    pub sha: CommitSha,
     pub repo: BaseRepository,
 }
 

@@ -6,6 +6,7 @@ use serde::Deserialize;
 use tracing::instrument;
 
 use super::{GitHub, Result};
+use crate::core::CommitSha;
 use crate::core::{InstallationId, PrNumber};
 
 /// GitHub lists at most this many files of a pull request.
@@ -43,7 +44,7 @@ pub struct PullRequestInfo {
 pub struct PullRef {
     #[serde(rename = "ref")]
     pub git_ref: String,
-    pub sha: String,
+    pub sha: CommitSha,
     pub repo: Option<PullRepo>,
 }
 

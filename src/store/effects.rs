@@ -2,7 +2,7 @@
 //! that closes the delivery: both happen, or neither does.
 
 use super::{Conn, InstallationChange, MoveError, NewRuns, OutboxItem, UntouchedContexts};
-use crate::core::PrNumber;
+use crate::core::{CommitSha, PrNumber};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeliveryEffect {
@@ -24,7 +24,7 @@ pub struct SpeculativeCancel {
     pub repo: String,
     pub pr_number: PrNumber,
     /// Plans of this head commit stay.
-    pub except_sha: Option<String>,
+    pub except_sha: Option<CommitSha>,
     pub reason: String,
 }
 

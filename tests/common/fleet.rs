@@ -174,7 +174,7 @@ pub async fn check(
     let mut newest_run: HashMap<(String, String), &RunDetail> = HashMap::new();
     for run in runs {
         let key = (
-            run.commit_sha.clone(),
+            run.commit_sha.to_string(),
             format!("gantry/{}", workspaces[&run.workspace_id]),
         );
         newest_run

@@ -4,6 +4,7 @@
 
 use super::{Context, Handled, Stop};
 use crate::config::Untouched;
+use crate::core::CommitSha;
 use crate::core::github_terms::{CheckConclusion, CheckState, CommitState};
 use crate::core::pull_request::{
     self, PrCandidate, PrDecision, PrFiles, PrPolicy, PrState, PullRequestFacts,
@@ -23,7 +24,7 @@ pub(super) struct PlanRequest<'a> {
     pub repo: &'a str,
     pub installation_id: InstallationId,
     pub number: PrNumber,
-    pub head_sha: &'a str,
+    pub head_sha: &'a CommitSha,
     pub facts: PullRequestFacts<'a>,
     pub source: RunSource,
     /// Only these workspaces (comment commands with `-w`); empty: all.
@@ -135,7 +136,7 @@ pub(super) async fn plan(ctx: &Context, request: &PlanRequest<'_>) -> Handled {
             let raw_status = |id: WorkspaceId, state: CommitState, description: String| RawStatus {
                 installation_id: request.installation_id,
                 repo: request.repo.to_string(),
-                sha: request.head_sha.to_string(),
+                sha: request.head_sha.clone(),
                 context: status::context(&name_of(id)),
                 state,
                 description,
@@ -144,13 +145,13 @@ pub(super) async fn plan(ctx: &Context, request: &PlanRequest<'_>) -> Handled {
             let mut effects = vec![DeliveryEffect::CancelSpeculative(SpeculativeCancel {
                 repo: request.repo.to_string(),
                 pr_number,
-                except_sha: Some(request.head_sha.to_string()),
+                except_sha: Some(request.head_sha.clone()),
                 reason: "superseded".into(),
             })];
             if !plan.is_empty() {
                 effects.push(DeliveryEffect::CreateRuns(NewRuns {
                     repo: request.repo.to_string(),
-                    commit_sha: request.head_sha.to_string(),
+                    commit_sha: request.head_sha.clone(),
                     workspace_ids: plan,
                     source: request.source,
                     delivery_id: request.delivery_id.to_string(),
@@ -174,7 +175,7 @@ pub(super) async fn plan(ctx: &Context, request: &PlanRequest<'_>) -> Handled {
                         target: AggregateTarget {
                             installation_id: request.installation_id,
                             repo: request.repo.to_string(),
-                            sha: request.head_sha.to_string(),
+                            sha: request.head_sha.clone(),
                         },
                         contexts: untouched
                             .into_iter()
@@ -195,7 +196,7 @@ pub(super) async fn plan(ctx: &Context, request: &PlanRequest<'_>) -> Handled {
                 let check = Message::RawCheck(RawCheck {
                     installation_id: request.installation_id,
                     repo: request.repo.to_string(),
-                    sha: request.head_sha.to_string(),
+                    sha: request.head_sha.clone(),
                     name: status::context(&name_of(id)),
                     state: CheckState::completed(CheckConclusion::ActionRequired),
                     title: waiting,

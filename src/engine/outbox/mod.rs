@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use crate::config::FeedbackConfig;
+use crate::core::CommitSha;
 use crate::core::{InstallationId, RunId};
 use crate::github::{GitHub, GitHubError};
 use crate::metrics::{Metrics, OutboxLabels};
@@ -60,7 +61,7 @@ impl From<anyhow::Error> for SendError {
 pub(super) struct Commit<'a> {
     installation: InstallationId,
     repo: &'a str,
-    sha: &'a str,
+    sha: &'a CommitSha,
 }
 
 pub struct OutboxWorker {

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use super::{Commit, OutboxWorker, SendError};
 use crate::config::Untouched;
+use crate::core::CommitSha;
 use crate::core::github_terms::{CheckState, CommitState};
 use crate::core::status;
 use crate::core::{InstallationId, RunId};
@@ -96,7 +97,7 @@ impl OutboxWorker {
         &self,
         installation_id: InstallationId,
         repo: &str,
-        sha: &str,
+        sha: &CommitSha,
     ) -> anyhow::Result<()> {
         if !self.feedback.aggregates() {
             return Ok(());
@@ -104,7 +105,7 @@ impl OutboxWorker {
         let target = AggregateTarget {
             installation_id,
             repo: repo.to_string(),
-            sha: sha.to_string(),
+            sha: sha.clone(),
         };
         self.store
             .enqueue_outbox(&[OutboxItem::aggregate(target)])

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::core::CommitSha;
 use crate::core::github_terms::{CheckState, CommitState};
 use crate::core::{InstallationId, PrNumber, RunId};
 use crate::store::{Conn, now_ms, on_conn};
@@ -126,7 +127,7 @@ impl Message {
 pub struct RawStatus {
     pub installation_id: InstallationId,
     pub repo: String,
-    pub sha: String,
+    pub sha: CommitSha,
     pub context: String,
     pub state: CommitState,
     pub description: String,
@@ -138,7 +139,7 @@ pub struct RawStatus {
 pub struct RawCheck {
     pub installation_id: InstallationId,
     pub repo: String,
-    pub sha: String,
+    pub sha: CommitSha,
     pub name: String,
     #[serde(flatten)]
     pub state: CheckState,
@@ -152,7 +153,7 @@ pub struct RawCheck {
 pub struct AggregateTarget {
     pub installation_id: InstallationId,
     pub repo: String,
-    pub sha: String,
+    pub sha: CommitSha,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -2,6 +2,7 @@
 //! (of a run, or not), the pull request comment. The outbox worker compares with these before
 //! writing, so that nothing is posted twice.
 
+use crate::core::CommitSha;
 use crate::core::github_terms::CommitState;
 use crate::core::{PrNumber, RunId};
 use crate::store::{Store, on_pool, on_read_pool};
@@ -25,7 +26,7 @@ impl Store {
     pub async fn shown_status(
         &self,
         repo: &str,
-        sha: &str,
+        sha: &CommitSha,
         context: &str,
     ) -> anyhow::Result<Option<ShownStatus>> {
         let row: Option<(Option<RunId>, String, String, Option<String>)> = on_read_pool!(self, pool => {
@@ -54,7 +55,7 @@ impl Store {
     pub async fn shown_statuses(
         &self,
         repo: &str,
-        sha: &str,
+        sha: &CommitSha,
     ) -> anyhow::Result<Vec<(String, CommitState)>> {
         let rows: Vec<(String, String)> = on_read_pool!(self, pool => {
             sqlx::query_as(
@@ -75,7 +76,7 @@ impl Store {
     pub async fn record_shown_status(
         &self,
         repo: &str,
-        sha: &str,
+        sha: &CommitSha,
         context: &str,
         shown: &ShownStatus,
     ) -> anyhow::Result<()> {
@@ -132,7 +133,7 @@ impl Store {
     pub async fn raw_check_id(
         &self,
         repo: &str,
-        sha: &str,
+        sha: &CommitSha,
         name: &str,
     ) -> anyhow::Result<Option<i64>> {
         let id = on_read_pool!(self, pool => {
@@ -152,7 +153,7 @@ impl Store {
     pub async fn raw_check_shown(
         &self,
         repo: &str,
-        sha: &str,
+        sha: &CommitSha,
         name: &str,
     ) -> anyhow::Result<Option<String>> {
         let shown: Option<Option<String>> = on_read_pool!(self, pool => {
@@ -171,7 +172,7 @@ impl Store {
     pub async fn set_raw_check_shown(
         &self,
         repo: &str,
-        sha: &str,
+        sha: &CommitSha,
         name: &str,
         shown: &str,
     ) -> anyhow::Result<()> {
@@ -192,7 +193,7 @@ impl Store {
     pub async fn set_raw_check_id(
         &self,
         repo: &str,
-        sha: &str,
+        sha: &CommitSha,
         name: &str,
         check_run_id: i64,
     ) -> anyhow::Result<()> {

@@ -3,6 +3,7 @@
 
 use super::RunDetail;
 use super::moves::record_event;
+use crate::core::CommitSha;
 use crate::core::run::RunState;
 use crate::core::{InstallationId, PrNumber, RunId, WorkspaceId};
 use crate::store::outbox::enqueue_run_feedback;
@@ -38,7 +39,7 @@ impl RunSource {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewRuns {
     pub repo: String,
-    pub commit_sha: String,
+    pub commit_sha: CommitSha,
     pub workspace_ids: Vec<WorkspaceId>,
     pub source: RunSource,
     /// The delivery that caused the runs; empty for runs asked for through the API.
@@ -77,7 +78,7 @@ impl NewRuns {
     /// Runs for a push.
     pub fn push(
         repo: String,
-        commit_sha: String,
+        commit_sha: CommitSha,
         workspace_ids: Vec<WorkspaceId>,
         delivery_id: String,
         installation_id: Option<InstallationId>,

@@ -3,6 +3,7 @@
 
 use sqlx::Row;
 
+use crate::core::CommitSha;
 use crate::core::run::RunState;
 use crate::core::status::{self, RunFacts};
 use crate::core::{InstallationId, PrNumber, RunId, WorkspaceId};
@@ -14,7 +15,7 @@ pub struct RunRecord {
     pub id: RunId,
     pub workspace_id: WorkspaceId,
     pub configuration_version_id: i64,
-    pub commit_sha: String,
+    pub commit_sha: CommitSha,
     pub speculative: bool,
     pub state: String,
     pub source: String,
@@ -29,7 +30,7 @@ pub struct RunDetail {
     pub state: RunState,
     pub speculative: bool,
     pub source: String,
-    pub commit_sha: String,
+    pub commit_sha: CommitSha,
     pub created_at_ms: i64,
     pub configuration_version_id: i64,
     pub repo: String,
@@ -285,7 +286,7 @@ impl Store {
         &self,
         repo: &str,
         pr_number: PrNumber,
-        except_sha: Option<&str>,
+        except_sha: Option<&CommitSha>,
     ) -> anyhow::Result<Vec<RunId>> {
         let ids = on_read_pool!(self, pool => {
             sqlx::query_scalar(
@@ -319,7 +320,7 @@ impl Store {
     pub async fn latest_speculative_runs_at(
         &self,
         repo: &str,
-        sha: &str,
+        sha: &CommitSha,
     ) -> anyhow::Result<Vec<RunId>> {
         let ids = on_read_pool!(self, pool => {
             sqlx::query_scalar(
@@ -362,7 +363,7 @@ impl Store {
     pub async fn commit_run_states(
         &self,
         repo: &str,
-        sha: &str,
+        sha: &CommitSha,
     ) -> anyhow::Result<Vec<(String, RunState)>> {
         let rows: Vec<(String, String)> = on_read_pool!(self, pool => {
             sqlx::query_as(

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::auth::{Caller, Writer};
 use super::error::ApiError;
+use crate::core::CommitSha;
 use crate::core::access::Role;
 use crate::core::{PrNumber, RunId};
 use crate::engine::runner::CancelOutcome;
@@ -26,7 +27,7 @@ pub struct RunJson {
     pub source: String,
     pub repo: String,
     /// The commit, or for an uploaded configuration the SHA-256 of its tarball.
-    pub commit_sha: String,
+    pub commit_sha: CommitSha,
     /// `github` (a commit) or `upload` (a tarball sent to the API).
     pub configuration: &'static str,
     pub commit_url: Option<String>,

@@ -14,6 +14,7 @@ use super::auth::Writer;
 use super::error::ApiError;
 use super::runs::{RunJson, run_json};
 use super::workspace_admin::find;
+use crate::core::CommitSha;
 use crate::executor::extract::{ExtractError, Limits, extract_tar_gz};
 use crate::store::{NewRuns, RunSource};
 use crate::web::AppState;
@@ -146,7 +147,7 @@ pub async fn create_run(
         })?;
     let new = NewRuns {
         repo,
-        commit_sha: sha256,
+        commit_sha: CommitSha(sha256),
         workspace_ids: vec![workspace.id],
         source: RunSource::Api,
         delivery_id: String::new(),

@@ -226,6 +226,22 @@ async fn the_run_page_shows_the_plan_and_confirms_with_the_forms_csrf_token() {
     h.wait_for(run, "applied").await;
     let (_, page, _) = browser.get(&format!("/runs/{run}")).await;
     assert!(page.contains("Apply log"));
+    let confirmed = page
+        .split("<li>")
+        .find(|event| event.starts_with("confirmed — "))
+        .expect("the timeline lists the confirmation");
+    assert!(
+        confirmed.contains(" by alice") && !confirmed.contains("</ul>"),
+        "the timeline says who confirmed: {confirmed}"
+    );
+    let applied = page
+        .split("<li>")
+        .find(|e| e.starts_with("applied — "))
+        .unwrap();
+    assert!(
+        !applied.contains(" by "),
+        "Gantry's own moves name nobody: {applied}"
+    );
     assert!(
         page.contains("class=\"bar-planning\""),
         "the timeline draws each phase"

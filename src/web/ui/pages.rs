@@ -259,7 +259,8 @@ struct RunPage {
     changes: Vec<Change>,
     bars: Vec<Bar>,
     /// state, time, detail
-    events: Vec<(String, String, Option<String>)>,
+    /// (state, time, detail, the person who moved the run there).
+    events: Vec<(String, String, Option<String>, Option<String>)>,
     logs: Vec<LogView>,
     can_write: bool,
     can_confirm: bool,
@@ -390,7 +391,10 @@ async fn run_page(state: &AppState, viewer: Viewer, run: RunDetail) -> anyhow::R
                 let at = chrono::DateTime::from_timestamp_millis(e.at_ms)
                     .map(|t| t.format("%H:%M:%S%.3f").to_string())
                     .unwrap_or_default();
-                (e.state.clone(), at, e.detail.clone())
+                let person = (e.cause.as_deref())
+                    .and_then(|cause| cause.strip_prefix("person:"))
+                    .map(str::to_string);
+                (e.state.clone(), at, e.detail.clone(), person)
             })
             .collect(),
         logs,

@@ -692,6 +692,13 @@ async fn closing_the_pull_request_cancels_its_waiting_plans() {
     let closed = h.gantry.store.run(waiting.id).await.unwrap().unwrap();
     assert_eq!(closed.state, RunState::Canceled);
     assert_eq!(closed.error.as_deref(), Some("the pull request was closed"));
+    let timeline = h.gantry.store.run_timeline(waiting.id).await.unwrap();
+    let last = timeline.last().unwrap();
+    assert_eq!(
+        (last.state.as_str(), last.cause.as_deref()),
+        ("canceled", Some("github")),
+        "the timeline says GitHub's event canceled it"
+    );
 }
 
 #[tokio::test]

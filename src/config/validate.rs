@@ -208,18 +208,20 @@ fn validate_workspaces(raw: Vec<RawWorkspace>) -> Result<Vec<WorkspaceSpec>, Con
                 variables.insert((category, name), value);
             }
         }
+        let default = WorkspaceSpec::new(name, repo);
         let spec = WorkspaceSpec {
-            name,
-            repo,
             branch: ws.branch,
             working_directory,
             trigger_patterns: ws.trigger_patterns.unwrap_or_default(),
-            auto_apply: ws.auto_apply.unwrap_or(false),
+            auto_apply: ws.auto_apply.unwrap_or(default.auto_apply),
             terraform_version: ws.terraform_version,
-            speculative_enabled: ws.speculative_enabled.unwrap_or(true),
-            plan_forks: ws.plan_fork_pull_requests.unwrap_or(false),
-            network: ws.network.unwrap_or(true),
+            speculative_enabled: ws
+                .speculative_enabled
+                .unwrap_or(default.speculative_enabled),
+            plan_forks: ws.plan_fork_pull_requests.unwrap_or(default.plan_forks),
+            network: ws.network.unwrap_or(default.network),
             variables,
+            ..default
         };
         spec.triggers()
             .map_err(|e| ConfigError::new(&key("trigger_patterns"), e.to_string()))?;

@@ -96,6 +96,14 @@ impl RunState {
         self.is_final() || self == RunState::Planned
     }
 
+    /// After a move into this state, some scheduler may have something to start: the run
+    /// ended (the next in its workspace may go), waits in the queue again, or was confirmed
+    /// (its apply starts). Moves into a phase (fetching, planning, applying) or into waiting
+    /// for confirmation give no scheduler anything to do.
+    pub fn wakes_schedulers(self) -> bool {
+        self.is_final() || matches!(self, RunState::Pending | RunState::Confirmed)
+    }
+
     /// Terraform may be running (or about to): the states a cancel applies to, and the ones a
     /// restart interrupts.
     pub fn is_executing(self) -> bool {

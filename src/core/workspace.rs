@@ -188,6 +188,25 @@ pub struct WorkspaceSpec {
 }
 
 impl WorkspaceSpec {
+    /// A workspace of `repo` with every setting at its default: the default branch, the
+    /// repository root, planning pull requests (not forks' by themselves), confirmation
+    /// before apply, the network on, no variables.
+    pub fn new(name: WorkspaceName, repo: RepoName) -> Self {
+        Self {
+            name,
+            repo,
+            branch: None,
+            working_directory: String::new(),
+            trigger_patterns: Vec::new(),
+            auto_apply: false,
+            terraform_version: None,
+            speculative_enabled: true,
+            plan_forks: false,
+            network: true,
+            variables: BTreeMap::new(),
+        }
+    }
+
     /// The compiled trigger patterns.
     pub fn triggers(&self) -> Result<Triggers, TriggerError> {
         Triggers::new(&self.working_directory, &self.trigger_patterns)

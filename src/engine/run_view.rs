@@ -26,13 +26,6 @@ pub struct RunLook {
     pub url: String,
 }
 
-impl RunLook {
-    /// The run in one line ("Apply failed: …").
-    pub fn summary(&self) -> &str {
-        &self.status.description
-    }
-}
-
 /// How `run` looks.
 pub fn look(public_url: &Url, run: &RunDetail) -> RunLook {
     let facts = run.facts();

@@ -174,3 +174,24 @@ fn a_lost_plan_goes_back_to_pending_but_an_apply_never_does() {
         assert!(!from.can_become(Pending), "{from} → pending");
     }
 }
+
+#[test]
+fn only_moves_that_give_a_scheduler_work_wake_the_schedulers() {
+    let waking: Vec<RunState> = RunState::ALL
+        .into_iter()
+        .filter(|s| s.wakes_schedulers())
+        .collect();
+    assert_eq!(
+        waking,
+        [
+            Pending,
+            Confirmed,
+            Applied,
+            PlannedAndFinished,
+            Errored,
+            Discarded,
+            Canceled,
+            ForceCanceled
+        ]
+    );
+}

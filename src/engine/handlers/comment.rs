@@ -203,11 +203,8 @@ async fn retry(at: &Commenting<'_>, only: &[WorkspaceName]) -> Result<Option<New
         if !run.state.can_be_retried() || run.commit_sha != pr.head.sha {
             continue;
         }
-        if !only.is_empty() {
-            let workspace = ctx.store.workspace(run.workspace_id).await.ok().flatten();
-            if !workspace.is_some_and(|w| only.contains(&w.spec.name)) {
-                continue;
-            }
+        if !only.is_empty() && !only.iter().any(|name| name.as_str() == run.workspace_name) {
+            continue;
         }
         retry_of.push((run.workspace_id, run.id));
     }

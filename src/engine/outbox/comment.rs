@@ -22,22 +22,13 @@ impl OutboxWorker {
             let Some(run) = self.store.run(run_id).await? else {
                 continue;
             };
-            let Some(workspace) = self.store.workspace(run.workspace_id).await? else {
-                continue;
-            };
             installation = installation.or(run.installation_id);
             any_result |= run.state.is_result();
-            let output: String = self
-                .store
-                .run_log(run.id, "plan", 0)
-                .await?
-                .into_iter()
-                .map(|c| c.chunk)
-                .collect();
+            let output = self.store.phase_log_text(run.id, "plan").await?;
             let look = look(&self.public_url, &run);
             let output = status::plain_text(&output);
             plans.push(WorkspacePlan {
-                workspace: workspace.spec.name.as_str().to_string(),
+                workspace: run.workspace_name.clone(),
                 state: run.state.to_string(),
                 summary: look.status.description,
                 run_url: look.url,

@@ -239,17 +239,11 @@ impl OutboxWorker {
         let Some(run) = self.store.run(run_id).await? else {
             return Ok(None);
         };
-        let Some(workspace) = self.store.workspace(run.workspace_id).await? else {
-            return Ok(None);
-        };
         let installation = run
             .installation_id
             .ok_or_else(|| SendError::Final("the run has no installation to post with".into()))?;
-        Ok(Some((
-            run,
-            workspace.spec.name.as_str().to_string(),
-            installation,
-        )))
+        let workspace = run.workspace_name.clone();
+        Ok(Some((run, workspace, installation)))
     }
 }
 

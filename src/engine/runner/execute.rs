@@ -19,7 +19,7 @@ use crate::executor::sandbox::Isolation;
 use crate::executor::terraform::{
     LogSink, PhaseError, Phases, PlanSummary, Stop, Terraform, mask_needles,
 };
-use crate::store::{Cause, Move, PlanCounts, RunDetail, Workspace};
+use crate::store::{Also, Cause, Move, PlanCounts, RunDetail, Workspace};
 
 /// What the run's sandbox may see and write, inside the run's directory.
 const WORK_DIR: &str = "work";
@@ -183,20 +183,21 @@ impl Execution {
         match self
             .shared
             .store
-            .move_run(&Move::new(
-                self.run.id,
-                RunState::Pending,
-                RunState::Fetching,
-                Cause::Runner,
-            ))
+            .move_run(
+                &Move::new(
+                    self.run.id,
+                    RunState::Pending,
+                    RunState::Fetching,
+                    Cause::Runner,
+                )
+                .also(Also::Own {
+                    owner: &self.shared.owner,
+                }),
+            )
             .await
         {
             Ok(true) => {
                 self.state = RunState::Fetching;
-                let owner = &self.shared.owner;
-                if let Err(error) = self.shared.store.own_run(self.run.id, owner).await {
-                    tracing::error!(error = format!("{error:#}"), "marking the run ours failed");
-                }
                 self.plan().await;
             }
             Ok(false) => {} // canceled (superseded) before it started

@@ -19,10 +19,7 @@ pub async fn explain_errored_runs(store: &Store) -> anyhow::Result<usize> {
         }
         for (run_id, reached_apply) in runs {
             let phase = if reached_apply { "apply" } else { "plan" };
-            let log: String = (store.run_log(run_id, phase, 0).await?)
-                .into_iter()
-                .map(|c| c.chunk)
-                .collect();
+            let log = store.phase_log_text(run_id, phase).await?;
             let line = first_error_line(&log).unwrap_or_default();
             store.set_terraform_error(run_id, &line).await?;
             explained += usize::from(!line.is_empty());
@@ -44,19 +41,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite:{}", dir.path().join("gantry.db").display());
         let store = Store::open(&SecretString::from(url)).await.unwrap();
-        let spec = WorkspaceSpec {
-            name: WorkspaceName::parse("prod").unwrap(),
-            repo: RepoName::parse("o/r").unwrap(),
-            branch: None,
-            working_directory: String::new(),
-            trigger_patterns: Vec::new(),
-            auto_apply: false,
-            terraform_version: None,
-            speculative_enabled: true,
-            plan_forks: false,
-            network: true,
-            variables: Default::default(),
-        };
+        let spec = WorkspaceSpec::new(
+            WorkspaceName::parse("prod").unwrap(),
+            RepoName::parse("o/r").unwrap(),
+        );
         let workspace = store.create_workspace(&spec).await.unwrap();
         let new = NewRuns::push(
             "o/r".into(),

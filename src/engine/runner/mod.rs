@@ -195,14 +195,18 @@ impl Runner {
             );
         }
         self.adopt(&cancel).await;
-        match explain::explain_errored_runs(&self.shared.store).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(runs = n, "errored runs now show Terraform's own reason"),
-            Err(error) => tracing::warn!(
-                error = format!("{error:#}"),
-                "explaining errored runs failed"
-            ),
-        }
+        // Once per start, beside the scheduler rather than ahead of it.
+        let store = self.shared.store.clone();
+        tokio::spawn(async move {
+            match explain::explain_errored_runs(&store).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(runs = n, "errored runs now show Terraform's own reason"),
+                Err(error) => tracing::warn!(
+                    error = format!("{error:#}"),
+                    "explaining errored runs failed"
+                ),
+            }
+        });
         loop {
             for workspace_id in signal.take() {
                 if let Err(error) = self.schedule(workspace_id, &cancel).await {

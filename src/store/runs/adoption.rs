@@ -3,9 +3,10 @@
 //! them), the plans of a dead replica another one takes over, and notes on a run's timeline
 //! about these. (Queuing a lost plan again is a move: `moves.rs`.)
 
+use super::moves::record_event;
 use crate::core::RunId;
 use crate::core::run::RunState;
-use crate::store::{Store, now_ms, on_pool, on_read_pool};
+use crate::store::{Cause, Store, now_ms, on_pool, on_read_pool};
 
 impl Store {
     /// Runs executing (fetching, planning, applying) under this server before it stopped:
@@ -68,15 +69,9 @@ impl Store {
         detail: &str,
     ) -> anyhow::Result<()> {
         on_pool!(self, pool => {
-            sqlx::query(
-                "INSERT INTO run_events (run_id, state, at_ms, detail) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(run_id)
-            .bind(state.as_str())
-            .bind(now_ms())
-            .bind(detail)
-            .execute(pool)
-            .await?;
+            let mut conn = pool.acquire().await?;
+            let cause = Some(&Cause::Recovery);
+            record_event((&mut *conn).into(), run_id, state, Some(detail), cause).await?;
         });
         Ok(())
     }
@@ -92,19 +87,6 @@ impl Store {
             .bind(owner)
             .execute(pool)
             .await?;
-        });
-        Ok(())
-    }
-
-    /// Makes `owner` the server executing the run (a speculative plan it started).
-    pub async fn own_run(&self, run_id: RunId, owner: &str) -> anyhow::Result<()> {
-        on_pool!(self, pool => {
-            sqlx::query("UPDATE runs SET runner_owner = $1, heartbeat_ms = $2 WHERE id = $3")
-                .bind(owner)
-                .bind(now_ms())
-                .bind(run_id)
-                .execute(pool)
-                .await?;
         });
         Ok(())
     }

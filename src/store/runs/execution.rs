@@ -13,6 +13,12 @@ pub struct LogChunk {
 }
 
 impl Store {
+    /// A phase's whole (masked) log as one text.
+    pub async fn phase_log_text(&self, run_id: RunId, phase: &str) -> anyhow::Result<String> {
+        let chunks = self.run_log(run_id, phase, 0).await?;
+        Ok(chunks.into_iter().map(|c| c.chunk).collect())
+    }
+
     /// Errored runs without Terraform's reason recorded, oldest first: (run, reached apply).
     pub async fn errored_runs_unexplained(&self, limit: i64) -> anyhow::Result<Vec<(RunId, bool)>> {
         let rows: Vec<(RunId, i32)> = on_read_pool!(self, pool => {

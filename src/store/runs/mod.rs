@@ -20,8 +20,10 @@ macro_rules! select_runs {
          r.resource_changes, r.error, r.terraform_error, r.pr_number, r.retry_of, \
          r.plan_has_changes, \
          CASE WHEN EXISTS (SELECT 1 FROM run_events e WHERE e.run_id = r.id \
-         AND e.state = 'applying') THEN 1 ELSE 0 END AS reached_apply \
-         FROM runs r JOIN configuration_versions c ON c.id = r.configuration_version_id"
+         AND e.state = 'applying') THEN 1 ELSE 0 END AS reached_apply, \
+         w.name AS workspace_name \
+         FROM runs r JOIN configuration_versions c ON c.id = r.configuration_version_id \
+         JOIN workspaces w ON w.id = r.workspace_id"
     };
 }
 

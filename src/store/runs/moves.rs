@@ -1,7 +1,8 @@
 //! The one way a run's state changes ([`move_run`], after OTF's `UpdateStatus`): it asks
 //! `core::run` whether the move is legal, writes the new state only if the run is still where
 //! the caller saw it (another process may have moved it), and in the same transaction records
-//! the event with its cause, queues the run's feedback to GitHub and tells the other replicas.
+//! the event with its cause, queues the run's feedback to GitHub and, when their schedulers may
+//! have something to start, tells the other replicas.
 //! Everything here that changes a run's state is a [`Move`] handed to it.
 
 use crate::core::run::{IllegalTransition, RunState};
@@ -44,6 +45,10 @@ pub enum Also<'a> {
     Start {
         owner: &'a str,
     },
+    /// A speculative plan starts: `owner` executes it. Speculative plans take no lock.
+    Own {
+        owner: &'a str,
+    },
     /// A lost plan is queued again, unless it was tried `max_attempts` times already; it is
     /// no server's any more.
     Requeue {
@@ -68,6 +73,7 @@ impl Also<'_> {
                 " AND NOT EXISTS (SELECT 1 FROM workspaces w WHERE w.id = runs.workspace_id \
                  AND w.locked_by IS NOT NULL)",
             ),
+            Also::Own { .. } => (", runner_owner = $6, heartbeat_ms = $2", ""),
             Also::Requeue { .. } => (
                 ", plan_attempts = plan_attempts + 1, runner_owner = NULL, heartbeat_ms = NULL",
                 " AND plan_attempts + 1 < $6",
@@ -155,7 +161,7 @@ pub(crate) async fn move_run(conn: Conn<'_>, mv: &Move<'_>) -> Result<bool, Move
             .bind(mv.from.as_str());
         let query = match mv.also {
             Also::Nothing => query,
-            Also::Start { owner } => query.bind(owner),
+            Also::Start { owner } | Also::Own { owner } => query.bind(owner),
             Also::Requeue { max_attempts } => query.bind(max_attempts),
             Also::Silent { before_ms } => query.bind(before_ms),
             Also::TerraformError(line) => query.bind(line),
@@ -166,7 +172,9 @@ pub(crate) async fn move_run(conn: Conn<'_>, mv: &Move<'_>) -> Result<bool, Move
         };
         record_event((&mut *c).into(), mv.run_id, mv.to, mv.detail, Some(&mv.cause)).await?;
         enqueue_run_feedback((&mut *c).into(), mv.run_id).await?;
-        AnnounceRuns::announce(&mut *c, workspace).await?;
+        if mv.to.wakes_schedulers() {
+            AnnounceRuns::announce(&mut *c, workspace).await?;
+        }
     });
     Ok(true)
 }
@@ -352,5 +360,116 @@ impl Store {
             }
         }
         Ok(interrupted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::SecretString;
+
+    use super::*;
+    use crate::core::workspace::{RepoName, WorkspaceName, WorkspaceSpec};
+    use crate::store::NewRuns;
+
+    async fn store_with_a_run() -> (tempfile::TempDir, Store, RunId) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("gantry.db").display());
+        let store = Store::open(&SecretString::from(url)).await.unwrap();
+        let spec = WorkspaceSpec::new(
+            WorkspaceName::parse("prod").unwrap(),
+            RepoName::parse("o/r").unwrap(),
+        );
+        let workspace = store.create_workspace(&spec).await.unwrap();
+        let new = NewRuns::push(
+            "o/r".into(),
+            "c".into(),
+            vec![workspace],
+            String::new(),
+            None,
+        );
+        let run = store.create_runs(&new).await.unwrap()[0];
+        (dir, store, run)
+    }
+
+    #[tokio::test]
+    async fn a_start_holds_while_the_workspace_is_locked_and_makes_the_run_its_servers() {
+        let (_dir, store, run) = store_with_a_run().await;
+        let workspace = store.run(run).await.unwrap().unwrap().workspace_id;
+        store
+            .lock_workspace(workspace, "ops", "freeze")
+            .await
+            .unwrap();
+        assert!(!store.start_queued_run(run, "replica-a").await.unwrap());
+        store.unlock_workspace(workspace).await.unwrap();
+        assert!(store.start_queued_run(run, "replica-a").await.unwrap());
+        assert_eq!(
+            store.run_owner(run).await.unwrap().as_deref(),
+            Some("replica-a")
+        );
+    }
+
+    #[tokio::test]
+    async fn an_interruption_holds_only_while_the_server_stays_silent() {
+        let (_dir, store, run) = store_with_a_run().await;
+        assert!(store.start_queued_run(run, "replica-a").await.unwrap());
+        for (from, to) in [
+            (RunState::Fetching, RunState::Planning),
+            (RunState::Planning, RunState::Planned),
+        ] {
+            assert!(
+                store
+                    .move_run(&Move::new(run, from, to, Cause::Runner))
+                    .await
+                    .unwrap()
+            );
+        }
+        let interrupt = |before_ms| {
+            Move::new(run, RunState::Planned, RunState::Errored, Cause::Recovery)
+                .because("interrupted")
+                .also(Also::Silent { before_ms })
+        };
+        // A heartbeat came after the caller looked (the start's, at about now): kept.
+        let looked_before = now_ms() - 60_000;
+        assert!(!store.move_run(&interrupt(looked_before)).await.unwrap());
+        assert_eq!(
+            store.run(run).await.unwrap().unwrap().state,
+            RunState::Planned
+        );
+        // Silent since the caller's limit: interrupted, and the timeline says by whom.
+        assert!(store.move_run(&interrupt(now_ms() + 1)).await.unwrap());
+        let timeline = store.run_timeline(run).await.unwrap();
+        let last = timeline.last().unwrap();
+        assert_eq!(
+            (last.state.as_str(), last.cause.as_deref()),
+            ("errored", Some("recovery"))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_lost_plan_is_queued_again_only_as_often_as_allowed_and_an_illegal_move_is_refused() {
+        let (_dir, store, run) = store_with_a_run().await;
+        for attempt in 1..=2 {
+            assert!(store.start_queued_run(run, "replica-a").await.unwrap());
+            let requeued = store
+                .requeue_lost_plan(run, RunState::Fetching, "lost", 3)
+                .await
+                .unwrap();
+            assert!(requeued, "attempt {attempt}");
+            assert_eq!(
+                store.run_owner(run).await.unwrap(),
+                None,
+                "no server's any more"
+            );
+        }
+        assert!(store.start_queued_run(run, "replica-a").await.unwrap());
+        assert!(
+            !store
+                .requeue_lost_plan(run, RunState::Fetching, "lost", 3)
+                .await
+                .unwrap(),
+            "the third loss is the last"
+        );
+        let illegal = Move::new(run, RunState::Fetching, RunState::Applied, Cause::Runner);
+        assert!(store.move_run(&illegal).await.is_err());
     }
 }

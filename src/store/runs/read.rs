@@ -27,6 +27,8 @@ pub struct RunRecord {
 pub struct RunDetail {
     pub id: RunId,
     pub workspace_id: WorkspaceId,
+    /// The workspace's name, read with the run (what GitHub's contexts and checks are named by).
+    pub workspace_name: String,
     pub state: RunState,
     pub speculative: bool,
     pub source: String,
@@ -152,6 +154,7 @@ where
     Ok(RunDetail {
         id: row.try_get("id")?,
         workspace_id: row.try_get("workspace_id")?,
+        workspace_name: row.try_get("workspace_name")?,
         state: RunState::parse(&state)
             .ok_or_else(|| anyhow::anyhow!("unknown run state {state}"))?,
         speculative: row.try_get::<i32, _>("speculative")? != 0,

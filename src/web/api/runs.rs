@@ -114,13 +114,7 @@ pub async fn log(
         )));
     }
     find(&state, id).await?;
-    let text: String = state
-        .store
-        .run_log(id, &phase, 0)
-        .await?
-        .into_iter()
-        .map(|c| c.chunk)
-        .collect();
+    let text = state.store.phase_log_text(id, &phase).await?;
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text))
 }
 

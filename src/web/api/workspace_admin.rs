@@ -199,19 +199,10 @@ pub async fn create(
         .repo
         .as_deref()
         .ok_or_else(|| invalid("repo", "is required"))?;
-    let base = WorkspaceSpec {
-        name: WorkspaceName::parse(name).map_err(|e| invalid("name", e))?,
-        repo: RepoName::parse(repo).map_err(|e| invalid("repo", e))?,
-        branch: None,
-        working_directory: String::new(),
-        trigger_patterns: Vec::new(),
-        auto_apply: false,
-        terraform_version: None,
-        speculative_enabled: true,
-        plan_forks: false,
-        network: true,
-        variables: Default::default(),
-    };
+    let base = WorkspaceSpec::new(
+        WorkspaceName::parse(name).map_err(|e| invalid("name", e))?,
+        RepoName::parse(repo).map_err(|e| invalid("repo", e))?,
+    );
     let spec = body.apply_to(base)?;
     let id = state.store.create_workspace(&spec).await?;
     tracing::info!(

@@ -70,14 +70,8 @@ impl Execution {
             RunState::Confirmed | RunState::Applying => "apply",
             _ => "plan",
         };
-        let log = self
-            .shared
-            .store
-            .run_log(self.run.id, phase, 0)
-            .await
-            .ok()?;
-        let text: String = log.into_iter().map(|c| c.chunk).collect();
-        crate::core::status::first_error_line(&text)
+        let log = self.shared.store.phase_log_text(self.run.id, phase).await;
+        crate::core::status::first_error_line(&log.ok()?)
     }
 
     /// A plan lost with its supervisor starts again from pending, unless it was lost too

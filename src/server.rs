@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum_server::tls_rustls::RustlsConfig;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -72,6 +73,7 @@ pub async fn serve_on(
     reload: Option<Reload>,
 ) -> anyhow::Result<()> {
     make_private_dir(&config.data_dir)?;
+    let tls = load_tls(&config).await?;
     let cipher = crate::store::Cipher::load(&config.data_dir, config.encryption_key.as_ref())
         .context("loading the encryption key for sensitive variables")?;
     let store = Store::open(&config.database_url).await?.with_cipher(cipher);
@@ -208,14 +210,18 @@ pub async fn serve_on(
     let address = listener.local_addr()?;
     tracing::info!(%address, database = store.backend_name(), "gantry listening");
     let http_cancel = cancel.clone();
-    axum::serve(listener, web::router(state))
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("shutting down: no new connections; finishing requests in flight");
-            http_cancel.cancel();
-        })
-        .await
-        .context("serving HTTP")?;
+    let shutdown = async move {
+        shutdown.await;
+        tracing::info!("shutting down: no new connections; finishing requests in flight");
+        http_cancel.cancel();
+    };
+    match tls {
+        None => axum::serve(listener, web::router(state))
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("serving HTTP")?,
+        Some(tls) => serve_https(listener, web::router(state), tls, shutdown).await?,
+    }
 
     // The router (and with it every committer handle) is gone: the committer drains and ends.
     cancel.cancel();
@@ -235,6 +241,47 @@ pub async fn serve_on(
     }
     tracing::info!("gantry stopped");
     Ok(())
+}
+
+/// Serves `router` over HTTPS with the configured certificate until `shutdown` completes,
+/// then lets the requests in flight finish.
+async fn serve_https(
+    listener: TcpListener,
+    router: axum::Router,
+    tls: RustlsConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let handle = axum_server::Handle::new();
+    let stopping = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        stopping.graceful_shutdown(Some(SHUTDOWN_GRACE));
+    });
+    axum_server::from_tcp_rustls(listener.into_std()?, tls)?
+        .handle(handle)
+        .serve(router.into_make_service())
+        .await
+        .context("serving HTTPS")
+}
+
+/// The certificate and key of `[tls]`, read at start so that a bad file stops Gantry there.
+async fn load_tls(config: &Config) -> anyhow::Result<Option<RustlsConfig>> {
+    let Some(tls) = &config.tls else {
+        return Ok(None);
+    };
+    // Several crates of the build enable rustls; its process-wide provider is chosen here
+    // rather than left to whichever one asks first.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let loaded = RustlsConfig::from_pem_file(&tls.cert_path, &tls.key_path)
+        .await
+        .with_context(|| {
+            format!(
+                "tls: reading the certificate {} and key {}",
+                tls.cert_path.display(),
+                tls.key_path.display()
+            )
+        })?;
+    Ok(Some(loaded))
 }
 
 /// Makes the one-time token that opens the GitHub App setup page, saves it (0600) in the data

@@ -347,7 +347,12 @@ async fn an_uploaded_configuration_plans_applies_and_its_state_can_be_downloaded
     let meta = gantry::core::state::check_new_state(None, managed.as_bytes()).unwrap();
     h.gantry
         .store
-        .record_state_version(workspace.id, RunId(run), &meta, managed.as_bytes())
+        .record_state_version(
+            workspace.id,
+            gantry::store::Author::Run(RunId(run)),
+            &meta,
+            managed.as_bytes(),
+        )
         .await
         .unwrap();
     let refused = h.call("DELETE", SANDBOX, &h.token, Value::Null).await;

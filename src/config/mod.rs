@@ -66,6 +66,10 @@ pub struct Config {
     pub database_url: SecretString,
     /// Seals sensitive variables at rest (64 hex digits); None: a key file in the data dir.
     pub encryption_key: Option<SecretString>,
+    /// The one organization the Terraform CLI sees (`GET /api/v2/organizations`).
+    pub organization: String,
+    /// Serve HTTPS with this certificate (the Terraform CLI finds services over HTTPS only).
+    pub tls: Option<TlsConfig>,
     pub github: GitHubConfig,
     pub ingest: IngestConfig,
     pub dispatcher: DispatcherConfig,
@@ -109,6 +113,16 @@ impl std::fmt::Debug for AppSettings {
             .finish()
     }
 }
+
+/// `[tls]`: a PEM certificate chain and its private key.
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    pub cert_path: PathBuf,
+    pub key_path: PathBuf,
+}
+
+/// The organization name when none is configured.
+pub const DEFAULT_ORGANIZATION: &str = "gantry";
 
 #[derive(Debug, Clone)]
 pub struct IngestConfig {

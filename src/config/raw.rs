@@ -39,6 +39,9 @@ pub(super) const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("GANTRY_RUNNER_ON_SHUTDOWN", "runner.on_shutdown"),
     ("GANTRY_TERRAFORM_RELEASES_URL", "terraform.releases_url"),
     ("GANTRY_TERRAFORM_TOOL_CACHE", "terraform.tool_cache"),
+    ("GANTRY_ORGANIZATION", "organization"),
+    ("GANTRY_TLS_CERT_PATH", "tls.cert_path"),
+    ("GANTRY_TLS_KEY_PATH", "tls.key_path"),
 ];
 
 /// The file as written; every field optional so that the environment can fill it in.
@@ -50,6 +53,9 @@ pub(super) struct RawConfig {
     pub(super) data_dir: Option<PathBuf>,
     pub(super) database_url: Option<String>,
     pub(super) encryption_key: Option<String>,
+    pub(super) organization: Option<String>,
+    #[serde(default)]
+    pub(super) tls: RawTls,
     #[serde(default)]
     pub(super) github: RawGitHub,
     #[serde(default)]
@@ -81,6 +87,7 @@ pub(super) struct RawWorkspace {
     pub(super) speculative_enabled: Option<bool>,
     pub(super) plan_fork_pull_requests: Option<bool>,
     pub(super) network: Option<bool>,
+    pub(super) tags: Option<Vec<String>>,
     #[serde(default)]
     pub(super) vars: std::collections::BTreeMap<String, RawVariable>,
     #[serde(default)]
@@ -110,6 +117,13 @@ pub(super) struct RawGitHub {
     pub(super) webhook_secret: Option<SecretList>,
     pub(super) content_requests_per_minute: Option<u32>,
     pub(super) timeout_secs: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTls {
+    pub(super) cert_path: Option<PathBuf>,
+    pub(super) key_path: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -302,6 +316,15 @@ pub(super) fn apply_env(
     }
     if let Some(v) = get("GANTRY_TERRAFORM_TOOL_CACHE") {
         raw.terraform.tool_cache = Some(v.into());
+    }
+    if let Some(v) = get("GANTRY_ORGANIZATION") {
+        raw.organization = Some(v);
+    }
+    if let Some(v) = get("GANTRY_TLS_CERT_PATH") {
+        raw.tls.cert_path = Some(v.into());
+    }
+    if let Some(v) = get("GANTRY_TLS_KEY_PATH") {
+        raw.tls.key_path = Some(v.into());
     }
     Ok(())
 }

@@ -10,7 +10,7 @@ use super::raw::*;
 use super::*;
 use crate::core::workspace::{
     RepoName, VariableCategory, VariableValue, WorkspaceName, check_branch_name,
-    check_terraform_version, check_variable_name, normalize_working_directory,
+    check_terraform_version, check_variable_name, normalize_working_directory, parse_tags,
 };
 
 pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
@@ -24,7 +24,14 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         })?;
     let public_url = match raw.public_url {
         Some(u) => parse_http_url("public_url", &u)?,
-        None => parse_http_url("public_url", &format!("http://{listen}"))?,
+        None => {
+            let scheme = if raw.tls.cert_path.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            parse_http_url("public_url", &format!("{scheme}://{listen}"))?
+        }
     };
     let data_dir = raw.data_dir.unwrap_or_else(|| PathBuf::from("data"));
     let database_url = match raw.database_url {
@@ -32,6 +39,29 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         None => format!("sqlite://{}", data_dir.join("gantry.db").display()),
     };
     let github = validate_github(raw.github, &data_dir)?;
+    let organization = raw
+        .organization
+        .unwrap_or_else(|| DEFAULT_ORGANIZATION.to_string());
+    WorkspaceName::parse(&organization).map_err(|e| ConfigError::new("organization", e))?;
+    let tls = match (raw.tls.cert_path, raw.tls.key_path) {
+        (Some(cert_path), Some(key_path)) => Some(TlsConfig {
+            cert_path,
+            key_path,
+        }),
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(ConfigError::new(
+                "tls.key_path",
+                "is needed with tls.cert_path",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(ConfigError::new(
+                "tls.cert_path",
+                "is needed with tls.key_path",
+            ));
+        }
+    };
     let max_body_bytes = raw
         .ingest
         .max_body_bytes
@@ -58,6 +88,8 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     Ok(Config {
         listen,
         public_url,
+        organization,
+        tls,
         data_dir,
         database_url: SecretString::from(database_url),
         encryption_key: raw.encryption_key.map(SecretString::from),
@@ -220,6 +252,8 @@ fn validate_workspaces(raw: Vec<RawWorkspace>) -> Result<Vec<WorkspaceSpec>, Con
                 .unwrap_or(default.speculative_enabled),
             plan_forks: ws.plan_fork_pull_requests.unwrap_or(default.plan_forks),
             network: ws.network.unwrap_or(default.network),
+            tags: parse_tags(ws.tags.unwrap_or_default())
+                .map_err(|m| ConfigError::new(&key("tags"), m))?,
             variables,
             ..default
         };

@@ -163,11 +163,71 @@ pub fn check_terraform_version(version: &str) -> Result<(), String> {
     }
 }
 
+/// Where a workspace's plans and applies run (Terraform Cloud's execution mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExecutionMode {
+    /// In Gantry's sandbox, through the workspace's queue.
+    #[default]
+    Remote,
+    /// On the person's machine: Gantry only keeps the state and its lock.
+    Local,
+}
+
+impl ExecutionMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExecutionMode::Remote => "remote",
+            ExecutionMode::Local => "local",
+        }
+    }
+
+    pub fn parse(mode: &str) -> Result<Self, String> {
+        match mode {
+            "remote" => Ok(ExecutionMode::Remote),
+            "local" => Ok(ExecutionMode::Local),
+            _ => Err("must be remote or local".to_string()),
+        }
+    }
+}
+
+/// A workspace tag, as a `cloud` block selects workspaces by: letters, digits, `-`, `_` and
+/// `:`, at most 255 characters (Terraform Cloud's rule), kept lowercase.
+pub fn parse_tag(tag: &str) -> Result<String, String> {
+    let valid = !tag.is_empty()
+        && tag.len() <= 255
+        && tag
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_:".contains(&b));
+    if valid {
+        Ok(tag.to_ascii_lowercase())
+    } else {
+        Err(format!(
+            "tag {tag:?} must be 1-255 letters, digits, '-', '_' or ':'"
+        ))
+    }
+}
+
+/// A workspace's tags: each checked, sorted, without repeats.
+pub fn parse_tags(tags: impl IntoIterator<Item = String>) -> Result<Vec<String>, String> {
+    let mut parsed = tags
+        .into_iter()
+        .map(|t| parse_tag(&t))
+        .collect::<Result<Vec<_>, _>>()?;
+    parsed.sort();
+    parsed.dedup();
+    Ok(parsed)
+}
+
 /// A workspace as configured.
 #[derive(Debug, Clone)]
 pub struct WorkspaceSpec {
     pub name: WorkspaceName,
-    pub repo: RepoName,
+    /// The GitHub repository its runs come from; None for a workspace the Terraform CLI
+    /// drives (its configurations are uploaded).
+    pub repo: Option<RepoName>,
+    pub execution_mode: ExecutionMode,
+    /// Sorted, lowercase.
+    pub tags: Vec<String>,
     /// None: the repository's default branch.
     pub branch: Option<String>,
     /// Relative to the repository root; "" is the root.
@@ -193,8 +253,19 @@ impl WorkspaceSpec {
     /// before apply, the network on, no variables.
     pub fn new(name: WorkspaceName, repo: RepoName) -> Self {
         Self {
+            repo: Some(repo),
+            ..Self::without_repository(name)
+        }
+    }
+
+    /// A workspace connected to no repository (the Terraform CLI uploads what it runs), with
+    /// the same defaults.
+    pub fn without_repository(name: WorkspaceName) -> Self {
+        Self {
             name,
-            repo,
+            repo: None,
+            execution_mode: ExecutionMode::Remote,
+            tags: Vec::new(),
             branch: None,
             working_directory: String::new(),
             trigger_patterns: Vec::new(),
@@ -205,6 +276,12 @@ impl WorkspaceSpec {
             network: true,
             variables: BTreeMap::new(),
         }
+    }
+
+    /// The repository's `owner/name`, or "" for a workspace connected to none (how it is
+    /// stored, and what no push ever names).
+    pub fn repo_name(&self) -> &str {
+        self.repo.as_ref().map_or("", RepoName::as_str)
     }
 
     /// The compiled trigger patterns.
@@ -281,6 +358,14 @@ mod tests {
         assert_eq!(normalize_working_directory("").unwrap(), "");
         assert!(normalize_working_directory("../other").is_err());
         assert!(normalize_working_directory("infra/../../x").is_err());
+    }
+
+    #[test]
+    fn tags_are_lowercase_names() {
+        assert_eq!(parse_tag("Env:Prod").unwrap(), "env:prod");
+        for bad in ["", "a b", "a/b", &"x".repeat(256)] {
+            assert!(parse_tag(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -22,6 +22,9 @@ const NONCE_BYTES: usize = 12;
 #[derive(Clone)]
 pub struct Cipher {
     key: Aes256Gcm,
+    /// Signs the URLs the Terraform CLI uploads to and reads from without a token; derived
+    /// from the encryption key, so every replica signs alike and no second secret is kept.
+    url_signing_key: [u8; 32],
 }
 
 impl std::fmt::Debug for Cipher {
@@ -51,9 +54,19 @@ impl Cipher {
     }
 
     fn from_key(bytes: &[u8; 32]) -> Self {
+        use hmac::Mac;
+        let mut derive = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(bytes)
+            .expect("HMAC takes a key of any length");
+        derive.update(b"gantry: signed URLs v1");
         Self {
             key: Aes256Gcm::new(&Key::<Aes256Gcm>::from(*bytes)),
+            url_signing_key: derive.finalize().into_bytes().into(),
         }
+    }
+
+    /// The key that signs URLs handed out without a token (never the encryption key itself).
+    pub fn url_signing_key(&self) -> &[u8; 32] {
+        &self.url_signing_key
     }
 
     pub fn seal(&self, value: &str) -> String {

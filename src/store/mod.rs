@@ -39,10 +39,10 @@ pub use outbox::{
     Reply, ShownStatus, UNTOUCHED_DESCRIPTION, UntouchedContexts,
 };
 pub use runs::{
-    Also, Cause, LogChunk, Move, MoveError, NewRuns, PlanCounts, RunDetail, RunEvent, RunPage,
-    RunRecord, RunSource,
+    Also, Cause, ConfigurationUpload, LogChunk, Move, MoveError, NewRuns, PlanCounts, RunDetail,
+    RunEvent, RunPage, RunRecord, RunSource,
 };
-pub use state_versions::StateVersion;
+pub use state_versions::{AnnouncedState, Author, StateUpload, StateVersion};
 pub use tokens::Session;
 pub use workspaces::{SyncReport, Workspace, WorkspaceLock, WorkspaceWriteError};
 
@@ -179,6 +179,11 @@ impl Store {
     pub fn with_cipher(mut self, cipher: Cipher) -> Self {
         self.cipher = Some(std::sync::Arc::new(cipher));
         self
+    }
+
+    /// The key that signs URLs handed out without a token (see `Cipher::url_signing_key`).
+    pub fn url_signing_key(&self) -> anyhow::Result<[u8; 32]> {
+        Ok(*self.cipher()?.url_signing_key())
     }
 
     fn cipher(&self) -> anyhow::Result<&Cipher> {

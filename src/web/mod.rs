@@ -4,6 +4,7 @@
 pub mod api;
 mod github_app;
 mod health;
+pub mod tfe;
 pub mod ui;
 
 use std::sync::Arc;
@@ -55,6 +56,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(webhooks)
         .merge(api::router())
+        .merge(tfe::router())
         .merge(ui::router())
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

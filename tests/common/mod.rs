@@ -132,10 +132,23 @@ impl TestGantry {
     }
 
     async fn launch(&mut self) {
-        let config =
-            Config::load(self.config_path.as_deref(), &self.env).expect("test configuration");
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         self.url = format!("http://{}", listener.local_addr().unwrap());
+        if let Some(cert) = self.env.get("GANTRY_TLS_CERT_PATH").cloned() {
+            // HTTPS, as the Terraform CLI needs: its certificate names localhost, which is
+            // also the public URL the signed links point at.
+            let port = listener.local_addr().unwrap().port();
+            self.url = format!("https://localhost:{port}");
+            self.env
+                .insert("GANTRY_PUBLIC_URL".into(), format!("{}/", self.url));
+            let pem = std::fs::read(cert).unwrap();
+            self.http = reqwest::Client::builder()
+                .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+                .build()
+                .unwrap();
+        }
+        let config =
+            Config::load(self.config_path.as_deref(), &self.env).expect("test configuration");
         let (tx, rx) = oneshot::channel::<()>();
         let shutdown = async move {
             let _ = rx.await;

@@ -221,5 +221,6 @@ async fn retry(at: &Commenting<'_>, only: &[WorkspaceName]) -> Result<Option<New
         speculative: true,
         pr_number: Some(number),
         retry_of,
+        auto_apply: false,
     }))
 }

@@ -159,6 +159,7 @@ pub(super) async fn plan(ctx: &Context, request: &PlanRequest<'_>) -> Handled {
                     speculative: true,
                     pr_number: Some(pr_number),
                     retry_of: Vec::new(),
+                    auto_apply: false,
                 }));
             }
             match ctx.feedback.untouched {

@@ -19,6 +19,7 @@ use crate::executor::sandbox::Isolation;
 use crate::executor::terraform::{
     LogSink, PhaseError, Phases, PlanSummary, Stop, Terraform, mask_needles,
 };
+use crate::store::Author;
 use crate::store::{Also, Cause, Move, PlanCounts, RunDetail, Workspace};
 
 /// What the run's sandbox may see and write, inside the run's directory.
@@ -304,7 +305,7 @@ impl Execution {
             .map_err(errored("storing the plan summary"))?;
         let kind = RunKind {
             speculative: self.run.speculative,
-            auto_apply: self.workspace.spec.auto_apply,
+            auto_apply: self.workspace.spec.auto_apply || self.run.auto_apply,
         };
         let plan = PlanResult {
             has_changes: summary.has_changes,
@@ -403,9 +404,16 @@ impl Execution {
         let id = self
             .shared
             .store
-            .record_state_version(self.workspace.id, self.run.id, &meta, &written)
+            .record_state_version(self.workspace.id, Author::Run(self.run.id), &meta, &written)
             .await
-            .map_err(errored("storing the new state version"))?;
+            .map_err(errored("storing the new state version"))?
+            .ok_or_else(|| {
+                Failure::Errored(format!(
+                    "the new state was refused: a state version with serial {} was stored \
+                     meanwhile",
+                    meta.serial
+                ))
+            })?;
         log.line(&format!("Gantry: state version serial {}", meta.serial));
         Ok(Some(id))
     }

@@ -21,6 +21,8 @@ pub enum RunSource {
     Retry,
     /// Asked for through the API, e.g. of an uploaded configuration.
     Api,
+    /// `terraform plan` or `apply` of a `cloud` block or `remote` backend (the TFE API).
+    Cli,
 }
 
 impl RunSource {
@@ -31,6 +33,7 @@ impl RunSource {
             RunSource::Command => "command",
             RunSource::Retry => "retry",
             RunSource::Api => "api",
+            RunSource::Cli => "cli",
         }
     }
 }
@@ -51,6 +54,9 @@ pub struct NewRuns {
     pub pr_number: Option<PrNumber>,
     /// The run each new run retries, by workspace id (retries only).
     pub retry_of: Vec<(WorkspaceId, RunId)>,
+    /// Apply without confirmation whatever the workspace says (`terraform apply
+    /// -auto-approve`).
+    pub auto_apply: bool,
 }
 
 impl NewRuns {
@@ -72,6 +78,7 @@ impl NewRuns {
             speculative: run.speculative,
             pr_number: run.pr_number,
             retry_of: vec![(run.workspace_id, run.id)],
+            auto_apply: run.auto_apply,
         }
     }
 
@@ -93,6 +100,7 @@ impl NewRuns {
             speculative: false,
             pr_number: None,
             retry_of: Vec::new(),
+            auto_apply: false,
         }
     }
 }
@@ -164,8 +172,8 @@ impl NewRuns {
                 let run: Option<RunId> = sqlx::query_scalar(
                     "INSERT INTO runs (workspace_id, configuration_version_id, commit_sha, \
                      speculative, state, source, delivery_id, created_at_ms, updated_at_ms, \
-                     pr_number, retry_of) \
-                     VALUES ($1, $2, $3, $7, 'pending', $4, $5, $6, $6, $8, $9) \
+                     pr_number, retry_of, auto_apply) \
+                     VALUES ($1, $2, $3, $7, 'pending', $4, $5, $6, $6, $8, $9, $10) \
                      ON CONFLICT DO NOTHING \
                      RETURNING id",
                 )
@@ -178,6 +186,7 @@ impl NewRuns {
                 .bind(i32::from(self.speculative))
                 .bind(self.pr_number)
                 .bind(retry_of)
+                .bind(i32::from(self.auto_apply))
                 .fetch_optional(&mut *c)
                 .await?;
                 let Some(run) = run else {

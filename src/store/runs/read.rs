@@ -31,6 +31,8 @@ pub struct RunDetail {
     pub workspace_name: String,
     pub state: RunState,
     pub speculative: bool,
+    /// Applies without confirmation, whatever the workspace's setting (`-auto-approve`).
+    pub auto_apply: bool,
     pub source: String,
     pub commit_sha: CommitSha,
     pub created_at_ms: i64,
@@ -158,6 +160,7 @@ where
         state: RunState::parse(&state)
             .ok_or_else(|| anyhow::anyhow!("unknown run state {state}"))?,
         speculative: row.try_get::<i32, _>("speculative")? != 0,
+        auto_apply: row.try_get::<i32, _>("auto_apply")? != 0,
         source: row.try_get("source")?,
         commit_sha: row.try_get("commit_sha")?,
         created_at_ms: row.try_get("created_at_ms")?,

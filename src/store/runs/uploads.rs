@@ -6,6 +6,18 @@ use super::read::{RunDetail, run_detail};
 use crate::core::{RunId, WorkspaceId};
 use crate::store::{BeginWrite, Store, now_ms, on_pool, on_read_pool};
 
+/// A configuration version the API or the Terraform CLI uploads.
+#[derive(Debug, Clone)]
+pub struct ConfigurationUpload {
+    pub id: i64,
+    pub repo: String,
+    /// What its runs show as their commit.
+    pub name: String,
+    /// None while the CLI has not uploaded it yet.
+    pub sha256: Option<String>,
+    pub speculative: bool,
+}
+
 /// One page of a workspace's runs.
 #[derive(Debug, Clone)]
 pub struct RunPage {
@@ -51,6 +63,97 @@ impl Store {
             .await?
         });
         Ok(id)
+    }
+
+    /// Makes a configuration version of `repo` ("" for a workspace with no repository) that
+    /// the Terraform CLI uploads next (`PUT` to its upload URL); `speculative`: its runs only
+    /// plan. Returns its id.
+    pub async fn create_awaited_configuration(
+        &self,
+        repo: &str,
+        speculative: bool,
+    ) -> anyhow::Result<i64> {
+        use rand::Rng;
+        // Named until its upload arrives; the same tarball uploaded for another plan is
+        // another version, so the name is not its checksum.
+        let name = format!("upload-{}", hex::encode(rand::rng().random::<[u8; 12]>()));
+        let id = on_pool!(self, pool => {
+            sqlx::query_scalar(
+                "INSERT INTO configuration_versions (repo, commit_sha, created_at_ms, uploaded, \
+                 speculative) VALUES ($1, $2, $3, 1, $4) RETURNING id",
+            )
+            .bind(repo)
+            .bind(&name)
+            .bind(now_ms())
+            .bind(i32::from(speculative))
+            .fetch_one(pool)
+            .await?
+        });
+        Ok(id)
+    }
+
+    /// An uploaded (or awaited) configuration version: repo, name, SHA-256 of its tarball
+    /// once it has one, speculative.
+    pub async fn configuration_upload(
+        &self,
+        id: i64,
+    ) -> anyhow::Result<Option<ConfigurationUpload>> {
+        let row: Option<(String, String, Option<String>, i32)> = on_read_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT repo, commit_sha, archive_sha256, speculative FROM configuration_versions \
+                 WHERE id = $1 AND uploaded = 1",
+            )
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(
+            row.map(|(repo, name, sha256, speculative)| ConfigurationUpload {
+                id,
+                repo,
+                name,
+                sha256,
+                speculative: speculative != 0,
+            }),
+        )
+    }
+
+    /// Keeps the tarball of an awaited configuration version. False if it has one already
+    /// (an upload URL takes one upload).
+    pub async fn attach_configuration_archive(
+        &self,
+        id: i64,
+        sha256: &str,
+        archive: &[u8],
+    ) -> anyhow::Result<bool> {
+        let attached = on_pool!(self, pool => {
+            sqlx::query(
+                "UPDATE configuration_versions SET archive = $1, archive_sha256 = $2 \
+                 WHERE id = $3 AND uploaded = 1 AND archive IS NULL",
+            )
+            .bind(archive)
+            .bind(sha256)
+            .bind(id)
+            .execute(pool)
+            .await?
+            .rows_affected()
+                == 1
+        });
+        Ok(attached)
+    }
+
+    /// The workspace's newest run that is not a speculative plan.
+    pub async fn newest_run(&self, workspace_id: WorkspaceId) -> anyhow::Result<Option<RunId>> {
+        let newest = on_read_pool!(self, pool => {
+            sqlx::query_scalar(
+                "SELECT id FROM runs WHERE workspace_id = $1 AND speculative = 0 \
+                 ORDER BY id DESC LIMIT 1",
+            )
+            .bind(workspace_id)
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(newest)
     }
 
     /// Deletes uploaded configurations made before `before_ms` that no run uses: an upload

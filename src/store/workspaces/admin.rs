@@ -40,17 +40,22 @@ impl Store {
         let now = now_ms();
         let patterns =
             serde_json::to_string(&spec.trigger_patterns).map_err(anyhow::Error::from)?;
+        let tags = serde_json::to_string(&spec.tags).map_err(anyhow::Error::from)?;
         let id = on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
             let id: WorkspaceId = bind_workspace_settings!(sqlx::query_scalar(
                 "INSERT INTO workspaces (name, repo, branch, working_directory, \
                  trigger_patterns, auto_apply, terraform_version, speculative_enabled, \
-                 source, archived, created_at_ms, updated_at_ms, plan_forks, network) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'api', 0, $9, $9, $10, $11) RETURNING id",
+                 source, archived, created_at_ms, updated_at_ms, plan_forks, network, \
+                 execution_mode, tags) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'api', 0, $9, $9, $10, $11, $12, $13) \
+                 RETURNING id",
             ), spec, &patterns)
             .bind(now)
             .bind(i32::from(spec.plan_forks))
             .bind(i32::from(spec.network))
+            .bind(spec.execution_mode.as_str())
+            .bind(&tags)
             .fetch_one(&mut *tx)
             .await
             .map_err(|e| name_taken(e, spec.name.as_str()))?;
@@ -73,17 +78,21 @@ impl Store {
     ) -> Result<(), WorkspaceWriteError> {
         let patterns =
             serde_json::to_string(&spec.trigger_patterns).map_err(anyhow::Error::from)?;
+        let tags = serde_json::to_string(&spec.tags).map_err(anyhow::Error::from)?;
         on_pool!(self, pool => {
             bind_workspace_settings!(sqlx::query(
                 "UPDATE workspaces SET name = $1, repo = $2, branch = $3, \
                  working_directory = $4, trigger_patterns = $5, auto_apply = $6, \
                  terraform_version = $7, speculative_enabled = $8, plan_forks = $9, \
-                 updated_at_ms = $10, network = $12 WHERE id = $11",
+                 updated_at_ms = $10, network = $12, execution_mode = $13, tags = $14 \
+                 WHERE id = $11",
             ), spec, &patterns)
             .bind(i32::from(spec.plan_forks))
             .bind(now_ms())
             .bind(id)
             .bind(i32::from(spec.network))
+            .bind(spec.execution_mode.as_str())
+            .bind(&tags)
             .execute(pool)
             .await
             .map_err(|e| name_taken(e, spec.name.as_str()))?;

@@ -12,7 +12,7 @@ use sqlx::{QueryBuilder, Row};
 use self::admin::put_variable;
 use crate::core::WorkspaceId;
 use crate::core::workspace::{
-    RepoName, VariableCategory, VariableValue, WorkspaceName, WorkspaceSpec,
+    ExecutionMode, RepoName, VariableCategory, VariableValue, WorkspaceName, WorkspaceSpec,
 };
 use crate::store::{BeginWrite, Store, now_ms, on_pool, on_read_pool};
 
@@ -49,7 +49,7 @@ macro_rules! bind_workspace_settings {
     ($query:expr, $spec:expr, $patterns:expr) => {
         $query
             .bind($spec.name.as_str())
-            .bind($spec.repo.as_str())
+            .bind($spec.repo_name())
             .bind(&$spec.branch)
             .bind(&$spec.working_directory)
             .bind($patterns)
@@ -133,8 +133,10 @@ impl Store {
                 let id: WorkspaceId = bind_workspace_settings!(sqlx::query_scalar(
                     "INSERT INTO workspaces (name, repo, branch, working_directory, \
                      trigger_patterns, auto_apply, terraform_version, speculative_enabled, \
-                     source, archived, created_at_ms, updated_at_ms, plan_forks, network) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'config', 0, $9, $9, $10, $11) \
+                     source, archived, created_at_ms, updated_at_ms, plan_forks, network, \
+                     execution_mode, tags) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'config', 0, $9, $9, $10, $11, $12, \
+                     $13) \
                      ON CONFLICT (name) DO UPDATE SET repo = excluded.repo, \
                      branch = excluded.branch, working_directory = excluded.working_directory, \
                      trigger_patterns = excluded.trigger_patterns, \
@@ -142,11 +144,14 @@ impl Store {
                      terraform_version = excluded.terraform_version, \
                      speculative_enabled = excluded.speculative_enabled, source = 'config', \
                      plan_forks = excluded.plan_forks, network = excluded.network, \
+                     execution_mode = excluded.execution_mode, tags = excluded.tags, \
                      archived = 0, updated_at_ms = excluded.updated_at_ms RETURNING id",
                 ), spec, patterns)
                 .bind(now)
                 .bind(i32::from(spec.plan_forks))
                 .bind(i32::from(spec.network))
+                .bind(spec.execution_mode.as_str())
+                .bind(serde_json::to_string(&spec.tags)?)
                 .fetch_one(&mut *tx)
                 .await?;
                 sqlx::query("DELETE FROM workspace_variables WHERE workspace_id = $1")
@@ -212,7 +217,7 @@ impl Store {
             let rows = sqlx::query(
                 "SELECT id, name, repo, branch, working_directory, trigger_patterns, auto_apply, \
                  terraform_version, speculative_enabled, plan_forks, network, source, archived, locked_by, \
-                 lock_reason, \
+                 lock_reason, execution_mode, tags, \
                  locked_at_ms FROM workspaces \
                  WHERE ($1 IS NULL OR (repo = $1 AND archived = 0)) \
                  AND ($2 IS NULL OR id = $2) AND ($3 IS NULL OR name = $3) ORDER BY name",
@@ -236,6 +241,8 @@ impl Store {
                     speculative_enabled: row.try_get::<i32, _>("speculative_enabled")? != 0,
                     plan_forks: row.try_get::<i32, _>("plan_forks")? != 0,
                     network: row.try_get::<i32, _>("network")? != 0,
+                    execution_mode: row.try_get("execution_mode")?,
+                    tags: row.try_get("tags")?,
                     from_config: row.try_get::<String, _>("source")? == "config",
                     archived: row.try_get::<i32, _>("archived")? != 0,
                     lock: match row.try_get::<Option<String>, _>("locked_by")? {
@@ -280,6 +287,9 @@ struct WorkspaceRow {
     speculative_enabled: bool,
     plan_forks: bool,
     network: bool,
+    execution_mode: String,
+    /// JSON list.
+    tags: String,
     from_config: bool,
     archived: bool,
     lock: Option<WorkspaceLock>,
@@ -318,7 +328,13 @@ impl WorkspaceRow {
         }
         let spec = WorkspaceSpec {
             name: WorkspaceName::parse(&self.name).map_err(|e| corrupt("name", e))?,
-            repo: RepoName::parse(&self.repo).map_err(|e| corrupt("repo", e))?,
+            repo: match self.repo.as_str() {
+                "" => None,
+                repo => Some(RepoName::parse(repo).map_err(|e| corrupt("repo", e))?),
+            },
+            execution_mode: ExecutionMode::parse(&self.execution_mode)
+                .map_err(|e| corrupt("execution mode", e))?,
+            tags: serde_json::from_str(&self.tags).map_err(|e| corrupt("tags", e.to_string()))?,
             branch: self.branch,
             working_directory: self.working_directory,
             trigger_patterns: serde_json::from_str(&self.trigger_patterns)

@@ -15,6 +15,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put};
 
 pub use error::ApiError;
+pub use uploads::{MAX_UPLOAD_BYTES, check_archive};
 
 use super::AppState;
 

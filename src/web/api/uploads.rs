@@ -48,16 +48,7 @@ pub async fn upload(
             "the body must be the configuration as a .tar.gz".into(),
         ));
     }
-    let archive = body.clone();
-    tokio::task::spawn_blocking(move || {
-        let scratch = tempfile::tempdir()
-            .map_err(|e| ApiError::Internal(anyhow::anyhow!("a scratch directory: {e}")))?;
-        extract_tar_gz(&archive[..], scratch.path(), 0, Limits::default())
-            .map(drop)
-            .map_err(rejection)
-    })
-    .await
-    .map_err(|e| anyhow::anyhow!("checking the upload: {e}"))??;
+    check_archive(body.clone()).await?;
     // Uploads that never became a run are dropped a day later, here rather than by a timer:
     // only uploading adds them.
     let day_ago = crate::store::now_ms() - UNUSED_UPLOAD_KEPT_MS;
@@ -72,7 +63,7 @@ pub async fn upload(
     let sha256 = hex::encode(Sha256::digest(&body));
     let id = state
         .store
-        .store_uploaded_configuration(workspace.spec.repo.as_str(), &sha256, &body)
+        .store_uploaded_configuration(workspace.spec.repo_name(), &sha256, &body)
         .await?;
     tracing::info!(
         workspace = name,
@@ -89,6 +80,20 @@ pub async fn upload(
             size: body.len(),
         }),
     ))
+}
+
+/// Unpacks an uploaded configuration as a run would, so that a bad archive is refused (400)
+/// when it is sent rather than failing a run later.
+pub async fn check_archive(archive: Bytes) -> Result<(), ApiError> {
+    tokio::task::spawn_blocking(move || {
+        let scratch = tempfile::tempdir()
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("a scratch directory: {e}")))?;
+        extract_tar_gz(&archive[..], scratch.path(), 0, Limits::default())
+            .map(drop)
+            .map_err(rejection)
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("checking the upload: {e}"))?
 }
 
 /// A bad archive is the client's 400; a failure to write the scratch copy (a full disk) is
@@ -138,7 +143,7 @@ pub async fn create_run(
         .store
         .uploaded_configuration(body.configuration_version)
         .await?
-        .filter(|(repo, _)| repo == workspace.spec.repo.as_str())
+        .filter(|(repo, _)| repo == workspace.spec.repo_name())
         .ok_or_else(|| {
             ApiError::NotFound(format!(
                 "configuration version {} not found for workspace {name}",
@@ -155,6 +160,7 @@ pub async fn create_run(
         speculative: body.speculative,
         pr_number: None,
         retry_of: Vec::new(),
+        auto_apply: false,
     };
     let id = state.runs.create_run(&new).await?;
     tracing::info!(

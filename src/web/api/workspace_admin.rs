@@ -14,8 +14,9 @@ use super::error::ApiError;
 use crate::core::access::Role;
 use crate::core::state::managed_resources;
 use crate::core::workspace::{
-    RepoName, VariableCategory, VariableValue, WorkspaceName, WorkspaceSpec, check_branch_name,
-    check_terraform_version, check_variable_name, normalize_working_directory,
+    ExecutionMode, RepoName, VariableCategory, VariableValue, WorkspaceName, WorkspaceSpec,
+    check_branch_name, check_terraform_version, check_variable_name, normalize_working_directory,
+    parse_tags,
 };
 use crate::store::{Workspace, WorkspaceWriteError};
 use crate::web::AppState;
@@ -40,6 +41,9 @@ pub struct WorkspaceJson {
     pub plan_fork_pull_requests: bool,
     /// Whether its Terraform may use the network.
     pub network: bool,
+    /// `remote` or `local` (the Terraform CLI runs Terraform; Gantry keeps the state).
+    pub execution_mode: &'static str,
+    pub tags: Vec<String>,
     /// `config` (the configuration file) or `api`.
     pub source: &'static str,
     pub locked_by: Option<String>,
@@ -51,7 +55,7 @@ impl From<&Workspace> for WorkspaceJson {
     fn from(w: &Workspace) -> Self {
         Self {
             name: w.spec.name.as_str().to_string(),
-            repo: w.spec.repo.as_str().to_string(),
+            repo: w.spec.repo_name().to_string(),
             branch: w.spec.branch.clone(),
             working_directory: w.spec.working_directory.clone(),
             trigger_patterns: w.spec.trigger_patterns.clone(),
@@ -60,6 +64,8 @@ impl From<&Workspace> for WorkspaceJson {
             speculative_enabled: w.spec.speculative_enabled,
             plan_fork_pull_requests: w.spec.plan_forks,
             network: w.spec.network,
+            execution_mode: w.spec.execution_mode.as_str(),
+            tags: w.spec.tags.clone(),
             source: if w.from_config { "config" } else { "api" },
             locked_by: w.lock.as_ref().map(|l| l.by.clone()),
             lock_reason: w.lock.as_ref().map(|l| l.reason.clone()),
@@ -90,6 +96,10 @@ pub struct WorkspaceBody {
     pub speculative_enabled: Option<bool>,
     pub plan_fork_pull_requests: Option<bool>,
     pub network: Option<bool>,
+    /// `remote` (the default) or `local`: the Terraform CLI plans and applies on the
+    /// person's machine and Gantry keeps the state.
+    pub execution_mode: Option<String>,
+    pub tags: Option<Vec<String>>,
 }
 
 /// Tells "absent" (None) from "null" (Some(None)).
@@ -108,7 +118,7 @@ impl WorkspaceBody {
             spec.name = WorkspaceName::parse(&name).map_err(|e| invalid("name", e))?;
         }
         if let Some(repo) = self.repo {
-            spec.repo = RepoName::parse(&repo).map_err(|e| invalid("repo", e))?;
+            spec.repo = Some(RepoName::parse(&repo).map_err(|e| invalid("repo", e))?);
         }
         if let Some(branch) = self.branch {
             if let Some(branch) = &branch {
@@ -140,6 +150,13 @@ impl WorkspaceBody {
         }
         if let Some(network) = self.network {
             spec.network = network;
+        }
+        if let Some(mode) = self.execution_mode {
+            spec.execution_mode =
+                ExecutionMode::parse(&mode).map_err(|e| invalid("execution_mode", e))?;
+        }
+        if let Some(tags) = self.tags {
+            spec.tags = parse_tags(tags).map_err(|e| invalid("tags", e))?;
         }
         spec.triggers()
             .map_err(|e| invalid("trigger_patterns", e))?;

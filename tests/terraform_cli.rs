@@ -504,6 +504,49 @@ async fn local_execution_keeps_the_state_here_locks_it_and_refuses_an_older_seri
         .expect("the apply's state is stored");
     assert!(String::from_utf8_lossy(&stored.state).contains("\"first\""));
 
+    // The state file leaves by a signed URL, to tokens that may read state files only.
+    let current = format!(
+        "/api/v2/workspaces/ws-{}/current-state-version",
+        workspace.id
+    );
+    let reader = cli.token("auditor", "read").await;
+    let seen: serde_json::Value = cli
+        .api(reqwest::Method::GET, &current, &reader)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        seen["data"]["attributes"]["hosted-state-download-url"].is_null(),
+        "{seen}"
+    );
+    let seen: serde_json::Value = cli
+        .api(reqwest::Method::GET, &current, &cli.h.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url = seen["data"]["attributes"]["hosted-state-download-url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let downloaded = cli.h.gantry.http.get(&url).send().await.unwrap();
+    assert_eq!(downloaded.status(), 200);
+    assert_eq!(downloaded.bytes().await.unwrap(), stored.state);
+    let tampered = cli
+        .h
+        .gantry
+        .http
+        .get(url.replace("/state/", "/state/9"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tampered.status(), 404);
+
     let pull = cli.run(Version::Cloud, &dir, &["state", "pull"], "").await;
     assert_eq!(pull.code, Some(0), "{}", pull.output);
     assert!(pull.output.contains("\"first\""), "{}", pull.output);

@@ -254,9 +254,37 @@ async fn the_run_page_shows_the_plan_and_confirms_with_the_forms_csrf_token() {
         "{page}"
     );
     assert!(!page.contains("name=\"reason\""), "locking is for admins");
+    // The apply's state version, with who wrote it and, for a writer, its file.
+    let states = page
+        .split("State versions")
+        .nth(1)
+        .expect("a state versions section");
+    assert!(
+        states.contains(&format!("<a href=\"/runs/{run}\">run {run}</a>")),
+        "{states}"
+    );
+    let download = states
+        .split("href=\"")
+        .find(|link| link.contains("/download"))
+        .and_then(|link| link.split('"').next())
+        .expect("a download link")
+        .to_string();
+    let (status, file, _) = browser.get(&download).await;
+    assert_eq!(status, 200);
+    assert!(file.contains("\"lineage\""), "{file}");
+    let mut rita = Browser::new(&h.gantry.url);
+    rita.sign_in(&reader).await;
+    let (_, page, _) = rita.get("/workspaces/prod").await;
+    assert!(
+        !page.contains("/download"),
+        "readers see no state file links"
+    );
+    let (status, _, _) = rita.get(&download).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "nor get the file");
 
     // A pushed run links to its commit; an uploaded configuration has none on GitHub.
     let (_, page, _) = browser.get(&format!("/runs/{run}")).await;
+    assert!(page.contains("from a push"), "{page}");
     assert!(
         page.contains(&format!("/octo-org/infra/commit/{}", sha(1))),
         "{page}"
@@ -265,6 +293,7 @@ async fn the_run_page_shows_the_plan_and_confirms_with_the_forms_csrf_token() {
     let uploaded = h.run_upload("prod", version, true).await;
     let (_, page, _) = browser.get(&format!("/runs/{uploaded}")).await;
     assert!(page.contains("of an uploaded configuration"), "{page}");
+    assert!(page.contains("from an upload through the API"), "{page}");
     assert!(!page.contains("/commit/"), "{page}");
 }
 

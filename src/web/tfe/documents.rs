@@ -251,7 +251,12 @@ pub fn configuration_version(cv: &ConfigurationUpload, signer: &Signer) -> Value
     })
 }
 
-pub fn state_version(id: &str, sv: &StateVersion, signer: &Signer) -> Value {
+/// A state version; its download URL only for `role`s that may read state files (write: a
+/// state holds sensitive values in plain text, as in `/api/v1`).
+pub fn state_version(id: &str, sv: &StateVersion, signer: &Signer, role: Role) -> Value {
+    let download = role
+        .allows(Role::Write)
+        .then(|| signer.url(Signed::StateDownload, sv.id));
     json!({
         "id": id,
         "type": "state-versions",
@@ -262,7 +267,7 @@ pub fn state_version(id: &str, sv: &StateVersion, signer: &Signer) -> Value {
             "status": "finalized",
             "size": sv.state.len(),
             "resources-processed": true,
-            "hosted-state-download-url": signer.url(Signed::StateDownload, sv.id),
+            "hosted-state-download-url": download,
         },
         "relationships": {
             "run": to_one(Kind::Run, sv.run_id.map(|r| r.0)),

@@ -27,7 +27,7 @@ use crate::web::AppState;
 /// `GET /api/v2/workspaces/{id}/current-state-version`: 404 when the workspace has none.
 pub async fn current(
     State(state): State<Arc<AppState>>,
-    _caller: TfeCaller,
+    caller: TfeCaller,
     Path(id): Path<String>,
 ) -> Result<Response, TfeError> {
     let workspace = workspace_by_id(&state, &id).await?;
@@ -40,14 +40,14 @@ pub async fn current(
     let id = ids::external(Kind::StateVersion, current.id);
     Ok(document(
         StatusCode::OK,
-        json!({ "data": documents::state_version(&id, &current, &signer) }),
+        json!({ "data": documents::state_version(&id, &current, &signer, caller.0.role) }),
     ))
 }
 
 /// `GET /api/v2/workspaces/{id}/state-versions`: every state version, newest first.
 pub async fn list(
     State(state): State<Arc<AppState>>,
-    _caller: TfeCaller,
+    caller: TfeCaller,
     Path(id): Path<String>,
 ) -> Result<Response, TfeError> {
     let workspace = workspace_by_id(&state, &id).await?;
@@ -56,7 +56,10 @@ pub async fn list(
     let data: Vec<serde_json::Value> = versions
         .iter()
         .rev()
-        .map(|sv| documents::state_version(&ids::external(Kind::StateVersion, sv.id), sv, &signer))
+        .map(|sv| {
+            let id = ids::external(Kind::StateVersion, sv.id);
+            documents::state_version(&id, sv, &signer, caller.0.role)
+        })
         .collect();
     let total = data.len() as i64;
     Ok(document(
@@ -69,7 +72,7 @@ pub async fn list(
 /// the version it became once uploaded.
 pub async fn show(
     State(state): State<Arc<AppState>>,
-    _caller: TfeCaller,
+    caller: TfeCaller,
     Path(id): Path<String>,
 ) -> Result<Response, TfeError> {
     let signer = signer(&state)?;
@@ -83,7 +86,7 @@ pub async fn show(
             None => documents::awaited_state_version(upload_id, upload.announced.serial, &signer),
             Some(version) => {
                 let sv = find(&state, upload.workspace_id, version, &id).await?;
-                documents::state_version(&id, &sv, &signer)
+                documents::state_version(&id, &sv, &signer, caller.0.role)
             }
         };
         return Ok(document(StatusCode::OK, json!({ "data": data })));
@@ -97,7 +100,7 @@ pub async fn show(
     let sv = find(&state, workspace_id, number, &id).await?;
     Ok(document(
         StatusCode::OK,
-        json!({ "data": documents::state_version(&id, &sv, &signer) }),
+        json!({ "data": documents::state_version(&id, &sv, &signer, caller.0.role) }),
     ))
 }
 
@@ -197,7 +200,12 @@ pub async fn create(
     let sv = record(&state, &workspace, &announced, &bytes, by).await?;
     Ok(document(
         StatusCode::CREATED,
-        json!({ "data": documents::state_version(&ids::external(Kind::StateVersion, sv.id), &sv, &signer) }),
+        json!({ "data": documents::state_version(
+            &ids::external(Kind::StateVersion, sv.id),
+            &sv,
+            &signer,
+            caller.0.role,
+        ) }),
     ))
 }
 

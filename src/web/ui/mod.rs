@@ -50,6 +50,10 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/sign-out", post(session::sign_out))
         .route("/workspaces/{name}", get(pages::workspace))
         .route("/workspaces/{name}/{action}", post(pages::workspace_action))
+        .route(
+            "/workspaces/{name}/state-versions/{id}/download",
+            get(pages::download_state),
+        )
         .route("/runs/{id}", get(pages::run))
         .route("/runs/{id}/{action}", post(pages::run_action))
         .route("/runs/{id}/logs/{phase}/stream", get(log_stream))

@@ -55,6 +55,7 @@ struct RunItem {
     id: RunId,
     state: String,
     class: &'static str,
+    /// Its commit's short SHA, or where its uploaded configuration came from.
     short_sha: String,
     summary: String,
 }
@@ -64,8 +65,34 @@ fn run_item(run: &RunDetail) -> RunItem {
         id: run.id,
         state: run.state.to_string(),
         class: state_class(run.state),
-        short_sha: run.commit_sha.chars().take(7).collect(),
+        short_sha: short_origin(run),
         summary: run.summary(),
+    }
+}
+
+/// Where a run came from, in a few words.
+fn origin(run: &RunDetail) -> String {
+    let pr = run.pr_number.map(|n| format!(" on pull request #{n}"));
+    match run.source.as_str() {
+        "push" => "a push".to_string(),
+        "pull_request" => format!("pull request #{}", run.pr_number.map_or(0, |n| n.0)),
+        "command" => format!("a comment command{}", pr.unwrap_or_default()),
+        "retry" => match run.retry_of {
+            Some(of) => format!("a retry of run {of}"),
+            None => "a retry".to_string(),
+        },
+        "cli" => "the Terraform CLI".to_string(),
+        "api" => "an upload through the API".to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// A list's short name for what a run ran: the commit, or `CLI`/`upload`.
+fn short_origin(run: &RunDetail) -> String {
+    match (run.uploaded, run.source.as_str()) {
+        (true, "cli") => "CLI".to_string(),
+        (true, _) => "upload".to_string(),
+        (false, _) => run.commit_sha.chars().take(7).collect(),
     }
 }
 
@@ -162,11 +189,29 @@ struct WorkspacePage {
     branch: String,
     working_directory: String,
     auto_apply: bool,
+    /// `remote` or `local` (the Terraform CLI runs Terraform; Gantry keeps the state).
+    execution_mode: &'static str,
+    tags: String,
     lock: Option<String>,
     can_lock: bool,
     current: Option<RunItem>,
     queue: Vec<RunItem>,
     history: Vec<RunItem>,
+    /// Newest first.
+    states: Vec<StateItem>,
+    /// Whether the viewer may download state files (they hold sensitive values).
+    can_download: bool,
+}
+
+/// A state version in the workspace's list.
+struct StateItem {
+    id: i64,
+    serial: i64,
+    /// The run that wrote it, or who sent it.
+    run: Option<RunId>,
+    by: String,
+    at: String,
+    size: String,
 }
 
 /// `GET /workspaces/{name}`
@@ -196,8 +241,30 @@ pub async fn workspace(
         .take(50)
         .map(run_item)
         .collect();
+    let states = match state.store.state_versions(workspace.id).await {
+        Ok(versions) => versions
+            .iter()
+            .rev()
+            .take(50)
+            .map(|sv| StateItem {
+                id: sv.id,
+                serial: sv.meta.serial,
+                run: sv.run_id,
+                by: sv.created_by.clone().unwrap_or_default(),
+                at: chrono::DateTime::from_timestamp_millis(sv.created_at_ms)
+                    .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+                    .unwrap_or_default(),
+                size: format!("{:.1} KiB", sv.state.len() as f64 / 1024.0),
+            })
+            .collect(),
+        Err(error) => return internal(error),
+    };
     render(&WorkspacePage {
         can_lock: viewer.role.allows(Role::Admin),
+        can_download: viewer.role.allows(Role::Write),
+        execution_mode: workspace.spec.execution_mode.as_str(),
+        tags: workspace.spec.tags.join(", "),
+        states,
         viewer: viewer.name,
         role: viewer.role,
         csrf: viewer.csrf,
@@ -249,6 +316,8 @@ struct RunPage {
     state_class: &'static str,
     speculative: bool,
     repo: String,
+    /// Where the run came from: a push, a pull request, the Terraform CLI, the API…
+    origin: String,
     short_sha: String,
     /// None for an uploaded configuration: its "commit" is the tarball's SHA-256.
     commit_url: Option<String>,
@@ -285,6 +354,54 @@ pub fn phase_active(state: RunState, phase: &str) -> bool {
     match phase {
         "plan" => matches!(state, Pending | Fetching | Planning),
         _ => matches!(state, Planned | Confirmed | Applying),
+    }
+}
+
+/// `GET /workspaces/{name}/state-versions/{id}/download` (write: a state holds sensitive
+/// values in plain text).
+pub async fn download_state(
+    State(state): State<Arc<AppState>>,
+    viewer: Viewer,
+    Path((name, id)): Path<(String, i64)>,
+) -> Response {
+    if !viewer.role.allows(Role::Write) {
+        return error_page(
+            StatusCode::FORBIDDEN,
+            "Not allowed",
+            "Downloading a state file needs the write role: it holds sensitive values.",
+        );
+    }
+    let workspace = match state.store.workspace_named(&name).await {
+        Ok(Some(workspace)) => workspace,
+        Ok(None) => return not_found(&format!("workspace {name}")),
+        Err(error) => return internal(error),
+    };
+    match state.store.state_version(workspace.id, id).await {
+        Ok(Some(version)) => {
+            tracing::info!(
+                workspace = name,
+                state_version = id,
+                by = viewer.name,
+                "state downloaded"
+            );
+            let file = format!(
+                "attachment; filename=\"{name}-{}.tfstate\"",
+                version.meta.serial
+            );
+            (
+                [
+                    (
+                        axum::http::header::CONTENT_TYPE,
+                        "application/json".to_string(),
+                    ),
+                    (axum::http::header::CONTENT_DISPOSITION, file),
+                ],
+                version.state,
+            )
+                .into_response()
+        }
+        Ok(None) => not_found(&format!("state version {id} of {name}")),
+        Err(error) => internal(error),
     }
 }
 
@@ -374,6 +491,7 @@ async fn run_page(state: &AppState, viewer: Viewer, run: RunDetail) -> anyhow::R
         state: run.state.to_string(),
         state_class: state_class(run.state),
         speculative: run.speculative,
+        origin: origin(&run),
         short_sha: run.commit_sha.chars().take(7).collect(),
         commit_url: run.commit_url(web),
         pr_url: run.pr_url(web),

@@ -52,6 +52,11 @@ impl Cli {
     /// Gantry over HTTPS with the workspaces of `toml`, Terraform 1.0.3 and 1.15.5 in its
     /// tool cache, and an admin token the CLI's credentials hold.
     async fn start(toml: &str) -> Self {
+        Self::start_running(toml, None).await
+    }
+
+    /// The same, Gantry's Terraform 1.0.3 being `script` (a stand-in) when given.
+    async fn start_running(toml: &str, script: Option<&str>) -> Self {
         let scratch = tempfile::tempdir().unwrap();
         let certified =
             rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
@@ -60,7 +65,7 @@ impl Cli {
         let key = scratch.path().join("gantry-key.pem");
         std::fs::write(&cert, certified.cert.pem()).unwrap();
         std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
-        let cache = tool_cache_with(scratch.path(), None);
+        let cache = tool_cache_with(scratch.path(), script);
         std::fs::create_dir_all(cache.join("1.15.5")).unwrap();
         std::os::unix::fs::symlink(
             terraform_1_15().canonicalize().unwrap(),
@@ -184,6 +189,49 @@ impl Cli {
             .request(method, format!("{}{path}", self.h.gantry.url))
             .bearer_auth(token)
             .header("Content-Type", "application/vnd.api+json")
+    }
+
+    /// The workspace's runs, newest first (those waiting in the queue first).
+    async fn runs_of(&self, name: &str) -> Vec<gantry::store::RunDetail> {
+        let workspace = self.workspace(name).await;
+        self.h
+            .gantry
+            .store
+            .workspace_run_page(workspace.id, 0, 50)
+            .await
+            .unwrap()
+            .runs
+    }
+
+    /// Waits until the workspace has `count` runs (speculative plans included) and the newest
+    /// is in `state`; returns it.
+    async fn wait_for_run(
+        &self,
+        name: &str,
+        count: usize,
+        state: &str,
+    ) -> gantry::store::RunDetail {
+        let workspace = self.workspace(name).await;
+        common::wait_until(Duration::from_secs(60), || async {
+            let mut runs = Vec::new();
+            for id in 1..=50 {
+                match self
+                    .h
+                    .gantry
+                    .store
+                    .run(gantry::core::RunId(id))
+                    .await
+                    .unwrap()
+                {
+                    Some(run) if run.workspace_id == workspace.id => runs.push(run),
+                    _ => {}
+                }
+            }
+            let newest = runs.last()?;
+            (runs.len() == count && newest.state.as_str() == state).then(|| newest.clone())
+        })
+        .await
+        .unwrap_or_else(|| panic!("run {count} of {name} became {state}"))
     }
 
     async fn workspace(&self, name: &str) -> gantry::store::Workspace {
@@ -882,4 +930,152 @@ async fn bad_tokens_and_unknown_organizations_and_workspaces_are_the_cli_s_error
         .await
         .unwrap();
     assert_eq!(ping.headers()["tfp-api-version"], "2.5");
+}
+
+/// Ctrl-C cancels a remote run while it waits (Terraform stops only its own streaming of a
+/// plan under way, as it says).
+#[tokio::test]
+async fn ctrl_c_cancels_a_remote_run_that_waits() {
+    let cli = Cli::start(NO_WORKSPACES).await;
+    let dir = cli.configuration(
+        "held",
+        &format!("{}{}", cli.remote_backend("name = \"held\""), outputs("x")),
+    );
+    let init = cli
+        .run(Version::Remote, &dir, &["init", "-input=false"], "")
+        .await;
+    assert_eq!(init.code, Some(0), "{}", init.output);
+    let workspace = cli.workspace("held").await;
+    let other = cli.token("colleague", "write").await;
+    let lock = cli
+        .api(
+            reqwest::Method::POST,
+            &format!("/api/v2/workspaces/ws-{}/actions/lock", workspace.id),
+            &other,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(lock.status(), 200);
+
+    // Its own process group, which Ctrl-C at a terminal signals as a whole (Terraform's
+    // outer process ignores SIGINT and leaves it to the one it wraps).
+    let mut apply = cli
+        .command(Version::Remote, &dir, &["apply"])
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let run = cli.wait_for_run("held", 1, "pending").await;
+    // The CLI polls the waiting run by then; Ctrl-C, and "yes" to cancelling it.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let group = nix::unistd::Pid::from_raw(apply.id().unwrap() as i32);
+    nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGINT).unwrap();
+    let mut stdin = apply.stdin.take().unwrap();
+    stdin.write_all(b"yes\n").await.unwrap();
+    drop(stdin);
+    let output = tokio::time::timeout(Duration::from_secs(120), apply.wait_with_output())
+        .await
+        .expect("terraform stopped")
+        .unwrap();
+    let text = strip_ansi_escapes::strip_str(format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    ));
+    assert!(
+        text.contains("Waiting for the manually locked workspace to be unlocked"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Do you want to cancel the remote operation?"),
+        "{text}"
+    );
+    assert!(text.contains("successfully cancelled"), "{text}");
+    let canceled = cli.wait_for_run("held", 1, "canceled").await;
+    assert_eq!(canceled.id, run.id);
+}
+
+#[tokio::test]
+async fn two_clis_applying_to_one_workspace_take_turns_in_its_queue() {
+    let cli = Cli::start(NO_WORKSPACES).await;
+    let first = cli.configuration(
+        "first",
+        &format!(
+            "{}{}",
+            cli.cloud_block("name = \"shared\""),
+            resource("first")
+        ),
+    );
+    let second = cli.configuration(
+        "second",
+        &format!(
+            "{}{}",
+            cli.cloud_block("name = \"shared\""),
+            resource("second")
+        ),
+    );
+    for dir in [&first, &second] {
+        let init = cli
+            .run(Version::Cloud, dir, &["init", "-input=false"], "")
+            .await;
+        assert_eq!(init.code, Some(0), "{}", init.output);
+    }
+
+    // The first apply waits for its "yes", holding the workspace.
+    let mut waiting = cli
+        .command(Version::Cloud, &first, &["apply"])
+        .spawn()
+        .unwrap();
+    let held = cli.wait_for_run("shared", 1, "planned").await;
+    // The second is queued behind it, and stays there.
+    let queued = cli.command(Version::Cloud, &second, &["apply", "-auto-approve"]);
+    let queued = tokio::spawn({
+        let mut queued = queued;
+        async move { queued.spawn().unwrap().wait_with_output().await.unwrap() }
+    });
+    let behind = cli.wait_for_run("shared", 2, "pending").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        cli.h
+            .gantry
+            .store
+            .run(behind.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .state
+            .as_str(),
+        "pending"
+    );
+
+    let mut stdin = waiting.stdin.take().unwrap();
+    stdin.write_all(b"yes\n").await.unwrap();
+    drop(stdin);
+    let done = tokio::time::timeout(Duration::from_secs(120), waiting.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let said = String::from_utf8_lossy(&done.stdout).to_string();
+    assert_eq!(done.status.code(), Some(0), "{said}");
+    assert!(said.contains("Apply complete!"), "{said}");
+    let later = tokio::time::timeout(Duration::from_secs(120), queued)
+        .await
+        .unwrap()
+        .unwrap();
+    let said = strip_ansi_escapes::strip_str(String::from_utf8_lossy(&later.stdout));
+    assert_eq!(later.status.code(), Some(0), "{said}");
+    assert!(said.contains("Waiting for 1 run(s) to finish"), "{said}");
+    assert!(said.contains("Apply complete!"), "{said}");
+
+    let runs = cli.runs_of("shared").await;
+    let states: Vec<(i64, &str)> = runs.iter().map(|r| (r.id.0, r.state.as_str())).collect();
+    assert_eq!(
+        states,
+        vec![(behind.id.0, "applied"), (held.id.0, "applied")]
+    );
+    let state = cli.state_of("shared").await.unwrap();
+    assert!(
+        String::from_utf8_lossy(&state.state).contains("\"second\""),
+        "the later apply is the current state"
+    );
 }

@@ -3,6 +3,7 @@
 
 use super::NewRuns;
 use super::read::{RunDetail, run_detail};
+use crate::core::run::RunState;
 use crate::core::{RunId, WorkspaceId};
 use crate::store::{BeginWrite, Store, now_ms, on_pool, on_read_pool};
 
@@ -142,18 +143,27 @@ impl Store {
         Ok(attached)
     }
 
-    /// The workspace's newest run that is not a speculative plan.
-    pub async fn newest_run(&self, workspace_id: WorkspaceId) -> anyhow::Result<Option<RunId>> {
-        let newest = on_read_pool!(self, pool => {
-            sqlx::query_scalar(
-                "SELECT id FROM runs WHERE workspace_id = $1 AND speculative = 0 \
-                 ORDER BY id DESC LIMIT 1",
-            )
-            .bind(workspace_id)
-            .fetch_optional(pool)
-            .await?
+    /// The workspace's current run, as Terraform Cloud means it: the one holding the
+    /// workspace (executing, or waiting for confirmation), else the newest; speculative plans
+    /// aside.
+    pub async fn current_run(&self, workspace_id: WorkspaceId) -> anyhow::Result<Option<RunId>> {
+        let holding: Vec<&str> = RunState::ALL
+            .into_iter()
+            .filter(|s| s.holds_workspace())
+            .map(RunState::as_str)
+            .collect();
+        let sql = format!(
+            "SELECT id FROM runs WHERE workspace_id = $1 AND speculative = 0 \
+             ORDER BY CASE WHEN state IN ('{}') THEN 0 ELSE 1 END, id DESC LIMIT 1",
+            holding.join("', '")
+        );
+        let current = on_read_pool!(self, pool => {
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(workspace_id)
+                .fetch_optional(pool)
+                .await?
         });
-        Ok(newest)
+        Ok(current)
     }
 
     /// Deletes uploaded configurations made before `before_ms` that no run uses: an upload

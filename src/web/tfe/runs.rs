@@ -299,7 +299,7 @@ pub async fn show(
         match what {
             "workspace" => {
                 if let Some(workspace) = state.store.workspace(run.workspace_id).await? {
-                    let current = state.store.newest_run(workspace.id).await?;
+                    let current = state.store.current_run(workspace.id).await?;
                     included.push(documents::workspace(
                         &state.config.organization,
                         &workspace,

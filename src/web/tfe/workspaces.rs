@@ -30,7 +30,7 @@ async fn answer(
     workspace: &Workspace,
     status: StatusCode,
 ) -> Result<Response, TfeError> {
-    let current_run = state.store.newest_run(workspace.id).await?;
+    let current_run = state.store.current_run(workspace.id).await?;
     Ok(document(
         status,
         json!({ "data": documents::workspace(
@@ -99,7 +99,7 @@ pub async fn list(
         .skip(((page - 1) * size) as usize)
         .take(size as usize)
     {
-        let current_run = state.store.newest_run(w.id).await?;
+        let current_run = state.store.current_run(w.id).await?;
         data.push(documents::workspace(
             &org,
             w,

@@ -101,8 +101,8 @@ async fn the_demos_flow_keeps_to_githubs_contract() {
 async fn the_demo_plans_its_sample_push_and_stops_on_ctrl_c() {
     let mut demo = start_demo(&[]);
     let mut lines = BufReader::new(demo.stdout.take().unwrap()).lines();
-    let (mut url, mut token, mut data) = (None, None, None);
-    while token.is_none() {
+    let (mut url, mut token, mut data, mut command) = (None, None, None, None);
+    while command.is_none() {
         let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
             .await
             .expect("the demo starts")
@@ -114,6 +114,8 @@ async fn the_demo_plans_its_sample_push_and_stops_on_ctrl_c() {
             token = Some(rest.trim().to_string());
         } else if let Some(rest) = line.split("data in ").nth(1) {
             data = Some(PathBuf::from(rest.trim_end_matches(").")));
+        } else if line.trim().starts_with("cd ") {
+            command = Some(line.trim().to_string());
         }
     }
     let (url, token, data) = (url.unwrap(), token.unwrap(), data.unwrap());
@@ -147,6 +149,26 @@ async fn the_demo_plans_its_sample_push_and_stops_on_ctrl_c() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(planned, "the sample push's run in demo-app reached planned");
+
+    // The command it prints plans demo-app from a terminal, with the workspace's variables.
+    let tools = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".tools/bin");
+    let home = tempfile::tempdir().unwrap();
+    let plan = tokio::process::Command::new("sh")
+        .args(["-c", &command.unwrap()])
+        .env_clear()
+        .env("PATH", format!("{}:/usr/bin:/bin", tools.display()))
+        .env("HOME", home.path())
+        .env("CHECKPOINT_DISABLE", "1")
+        .output()
+        .await
+        .unwrap();
+    let said = String::from_utf8_lossy(&plan.stdout);
+    assert!(
+        plan.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&plan.stderr)
+    );
+    assert!(said.contains("https://checkout.demo.example.com"), "{said}");
 
     let pid = nix::unistd::Pid::from_raw(demo.id().unwrap() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();

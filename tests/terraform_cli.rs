@@ -329,6 +329,32 @@ async fn a_cloud_block_makes_its_workspace_plans_remotely_and_applies_after_yes(
         .await
         .unwrap();
     assert_eq!(runs.total, 0, "a plan is speculative: it joins no queue");
+    // The link it prints leads to the run's page.
+    let link = plan
+        .output
+        .lines()
+        .find(|line| line.contains("/app/gantry/app/runs/run-"))
+        .expect("the CLI prints the run's link")
+        .trim()
+        .to_string();
+    let page = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(&std::fs::read(&cli.cert).unwrap()).unwrap(),
+        )
+        .build()
+        .unwrap()
+        .get(&link)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 303, "{link}");
+    assert!(
+        page.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/runs/")
+    );
 
     // An apply through the queue: planned, confirmed by "yes", applied, its state stored.
     let apply = cli.run(Version::Cloud, &dir, &["apply"], "yes\n").await;

@@ -94,6 +94,64 @@ fn tarball(network_tf: &str) -> anyhow::Result<Vec<u8>> {
     Ok(builder.into_inner()?.finish()?)
 }
 
+/// The host name the demo's Terraform CLI gives Gantry (its CLI configuration maps it).
+const CLI_HOST: &str = "gantry.demo";
+
+/// A checkout of demo-app set up for the Terraform CLI, and what to show about it.
+struct TerminalCheckout {
+    /// The `cloud` block (Terraform ≥ 1.1) or `remote` backend that names Gantry.
+    block: String,
+    /// The one command that plans it.
+    command: String,
+}
+
+/// Writes a copy of the sample repository whose demo-app names Gantry, and a CLI
+/// configuration that maps the demo's host to Gantry's plain-HTTP address (a `host` block:
+/// no service discovery, which needs HTTPS) and holds the demo's token.
+fn terminal_checkout(
+    data: &Path,
+    url: &str,
+    token: &str,
+    version: &str,
+) -> anyhow::Result<TerminalCheckout> {
+    let cli = data.join("cli");
+    let app = cli.join("infrastructure").join("app");
+    std::fs::create_dir_all(&app)?;
+    let has_cloud_block = {
+        let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+        (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) >= (1, 1)
+    };
+    let workspace = "demo-app";
+    let block = if has_cloud_block {
+        format!(
+            "terraform {{\n  cloud {{\n    hostname     = \"{CLI_HOST}\"\n    organization = \
+             \"gantry\"\n    workspaces {{ name = \"{workspace}\" }}\n  }}\n}}\n"
+        )
+    } else {
+        format!(
+            "terraform {{\n  backend \"remote\" {{\n    hostname     = \"{CLI_HOST}\"\n    \
+             organization = \"gantry\"\n    workspaces {{ name = \"{workspace}\" }}\n  }}\n}}\n"
+        )
+    };
+    std::fs::write(app.join("gantry.tf"), &block)?;
+    std::fs::write(app.join("main.tf"), APP_TF)?;
+    let rc = cli.join("terraform.rc");
+    std::fs::write(
+        &rc,
+        format!(
+            "host \"{CLI_HOST}\" {{\n  services = {{\n    \"tfe.v2\"   = \"{url}api/v2/\"\n    \
+             \"tfe.v2.1\" = \"{url}api/v2/\"\n  }}\n}}\n\ncredentials \"{CLI_HOST}\" {{\n  \
+             token = \"{token}\"\n}}\n"
+        ),
+    )?;
+    let command = format!(
+        "cd {} && export TF_CLI_CONFIG_FILE={} && terraform init -input=false && terraform plan",
+        app.display(),
+        rc.display()
+    );
+    Ok(TerminalCheckout { block, command })
+}
+
 fn workspaces_toml(terraform_version: &str) -> String {
     ["app", "network"]
         .iter()
@@ -271,6 +329,15 @@ pub async fn run(listen: SocketAddr) -> anyhow::Result<()> {
     println!(
         "them on their run pages); pull request #1 is being planned too. Ctrl-C stops the demo."
     );
+    let cli = terminal_checkout(data.path(), &url, &token, &version)?;
+    println!();
+    println!("From a terminal, the Terraform CLI plans demo-app in Gantry's sandbox. Its checkout");
+    println!("names Gantry with this block:");
+    for line in cli.block.lines() {
+        println!("    {line}");
+    }
+    println!("and this command plans it (a speculative plan, streamed back):");
+    println!("  {}", cli.command);
     server.await??;
     Ok(())
 }

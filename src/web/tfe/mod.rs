@@ -122,6 +122,7 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/api/v2/plans/{id}", get(runs::plan))
         .route("/api/v2/applies/{id}", get(runs::apply))
         .route("/_tfe/{log}/{id}/{expires}/{signature}", get(runs::log))
+        .route("/app/{org}/{workspace}/runs/{id}", get(runs::run_page))
         .merge(uploads)
         .merge(state_uploads)
         .route("/api/v2/{*rest}", any(no_such_endpoint))

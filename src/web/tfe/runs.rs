@@ -285,6 +285,15 @@ async fn find_external(state: &AppState, kind: Kind, id: &str) -> Result<RunDeta
     find(state, RunId(ids::parse(kind, id)?)).await
 }
 
+/// `GET /app/{org}/{workspace}/runs/{id}`: the link the CLI prints for a run ("To view this
+/// run in a browser") leads to its page in Gantry's UI.
+pub async fn run_page(
+    Path((_org, _workspace, id)): Path<(String, String, String)>,
+) -> Result<axum::response::Redirect, TfeError> {
+    let run = ids::parse(Kind::Run, &id)?;
+    Ok(axum::response::Redirect::to(&format!("/runs/{run}")))
+}
+
 /// `GET /api/v2/runs/{id}[?include=workspace,plan,apply]`.
 pub async fn show(
     State(state): State<Arc<AppState>>,

@@ -452,3 +452,40 @@ fn github_request_limits_come_from_the_file_or_the_environment() {
         assert!(error.ends_with(line), "{error}");
     }
 }
+
+#[test]
+fn tls_takes_a_certificate_and_its_key_and_makes_the_public_url_https() {
+    let config = load_str(
+        "[tls]\ncert_path = \"/etc/gantry/cert.pem\"\nkey_path = \"/etc/gantry/key.pem\"\n",
+        &[],
+    )
+    .unwrap();
+    let tls = config.tls.unwrap();
+    assert_eq!(tls.cert_path, PathBuf::from("/etc/gantry/cert.pem"));
+    assert_eq!(config.public_url.as_str(), "https://127.0.0.1:8080/");
+    let half = load_str("", &[("GANTRY_TLS_CERT_PATH", "/etc/gantry/cert.pem")]).unwrap_err();
+    assert_eq!(half.key, "tls.key_path");
+    assert!(Config::load(None, &env(&[])).unwrap().tls.is_none());
+}
+
+#[test]
+fn the_organization_defaults_to_gantry_and_must_be_a_name() {
+    assert_eq!(
+        Config::load(None, &env(&[])).unwrap().organization,
+        "gantry"
+    );
+    let named = load_str("organization = \"acme\"\n", &[]).unwrap();
+    assert_eq!(named.organization, "acme");
+    let bad = load_str("", &[("GANTRY_ORGANIZATION", "acme corp")]).unwrap_err();
+    assert_eq!(bad.key, "organization");
+}
+
+#[test]
+fn workspace_tags_are_checked_and_kept_lowercase() {
+    let toml =
+        "[[workspaces]]\nname = \"prod\"\nrepo = \"octo/infra\"\ntags = [\"Team-A\", \"eu\"]\n";
+    let config = load_str(toml, &[]).unwrap();
+    assert_eq!(config.workspaces[0].tags, vec!["eu", "team-a"]);
+    let bad = load_str(&toml.replace("\"eu\"", "\"e u\""), &[]).unwrap_err();
+    assert_eq!(bad.key, "workspaces[0].tags");
+}

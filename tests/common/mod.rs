@@ -19,6 +19,7 @@ pub mod fleet;
 pub mod github;
 pub mod process;
 pub mod runs;
+pub mod terraform_cli;
 
 pub use github::FakeGitHub;
 

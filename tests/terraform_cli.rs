@@ -129,6 +129,13 @@ async fn a_cloud_block_makes_its_workspace_plans_remotely_and_applies_after_yes(
         state.meta.serial
     );
 
+    // `terraform output` reads the current state's outputs.
+    let output = cli
+        .run(Version::Cloud, &dir, &["output", "-raw", "app"], "")
+        .await;
+    assert_eq!(output.code, Some(0), "{}", output.output);
+    assert_eq!(output.output.trim(), "one");
+
     // -auto-approve: Gantry applies without asking.
     let approved = cli
         .run(Version::Cloud, &dir, &["apply", "-auto-approve"], "")

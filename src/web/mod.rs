@@ -63,9 +63,13 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(health::metrics))
         .route("/github-app/setup", get(github_app::setup))
         .route("/github-app/callback", get(github_app::callback))
-        // Spans name the method and path only: a query may hold the manifest flow's code.
-        .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
-            tracing::debug_span!("http", method = %request.method(), path = %request.uri().path())
-        }))
+        // Spans name the method and path only: a query may hold the manifest flow's code, and
+        // a signed URL's signature (a state file's key, for minutes) is left out of its path.
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
+                let path = tfe::without_signature(request.uri().path());
+                tracing::debug_span!("http", method = %request.method(), path = %path)
+            }),
+        )
         .with_state(state)
 }

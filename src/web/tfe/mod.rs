@@ -103,6 +103,11 @@ pub fn router() -> Router<Arc<AppState>> {
         )
         .route("/api/v2/state-versions/{id}", get(state::show))
         .route(
+            "/api/v2/workspaces/{id}/current-state-version-outputs",
+            get(state::current_outputs),
+        )
+        .route("/api/v2/state-version-outputs/{id}", get(state::output))
+        .route(
             "/_tfe/state/{id}/{expires}/{signature}",
             get(state::download),
         )
@@ -126,6 +131,18 @@ pub fn router() -> Router<Arc<AppState>> {
         .merge(uploads)
         .merge(state_uploads)
         .route("/api/v2/{*rest}", any(no_such_endpoint))
+}
+
+/// A path fit for a log: a signed URL's signature replaced (it opens a state file, or takes an
+/// upload, until it expires).
+pub fn without_signature(path: &str) -> std::borrow::Cow<'_, str> {
+    match path
+        .strip_prefix("/_tfe/")
+        .and_then(|rest| rest.rsplit_once('/'))
+    {
+        Some((signed, _signature)) => format!("/_tfe/{signed}/<signature>").into(),
+        None => path.into(),
+    }
 }
 
 async fn no_such_endpoint(uri: axum::http::Uri) -> TfeError {
@@ -240,4 +257,16 @@ pub(super) fn parse_request<A: serde::de::DeserializeOwned + Default>(
             e.inner()
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_logged_path_keeps_no_signature() {
+        assert_eq!(
+            super::without_signature("/_tfe/state/12/1700000000000/abcdef"),
+            "/_tfe/state/12/1700000000000/<signature>"
+        );
+        assert_eq!(super::without_signature("/api/v2/ping"), "/api/v2/ping");
+    }
 }

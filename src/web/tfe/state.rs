@@ -117,6 +117,109 @@ async fn find(
         .ok_or_else(|| TfeError::not_found(format!("state version {id} not found")))
 }
 
+/// `GET /api/v2/workspaces/{id}/current-state-version-outputs`: the current state's outputs
+/// (`terraform output`); a sensitive one's value only through its own URL, below.
+pub async fn current_outputs(
+    State(state): State<Arc<AppState>>,
+    _caller: TfeCaller,
+    Path(id): Path<String>,
+) -> Result<Response, TfeError> {
+    let workspace = workspace_by_id(&state, &id).await?;
+    let data = match state.store.current_state(workspace.id).await? {
+        Some(current) => outputs_of(&current)?
+            .into_iter()
+            .map(|output| output.document(false))
+            .collect(),
+        None => Vec::new(),
+    };
+    Ok(document(StatusCode::OK, json!({ "data": data })))
+}
+
+/// `GET /api/v2/state-version-outputs/{id}`: one output, a sensitive value included for
+/// tokens that may read state files.
+pub async fn output(
+    State(state): State<Arc<AppState>>,
+    caller: TfeCaller,
+    Path(id): Path<String>,
+) -> Result<Response, TfeError> {
+    let not_found = || TfeError::not_found(format!("state version output {id} not found"));
+    let (version, name) = id
+        .strip_prefix("wsout-")
+        .and_then(|rest| rest.split_once('-'))
+        .and_then(|(n, name)| Some((n.parse::<i64>().ok()?, name)))
+        .ok_or_else(not_found)?;
+    let workspace_id = state
+        .store
+        .state_version_workspace(version)
+        .await?
+        .ok_or_else(not_found)?;
+    let sv = find(&state, workspace_id, version, &id).await?;
+    let output = outputs_of(&sv)?
+        .into_iter()
+        .find(|o| o.name == name)
+        .ok_or_else(not_found)?;
+    let reveal = caller.0.role.allows(Role::Write);
+    Ok(document(
+        StatusCode::OK,
+        json!({ "data": output.document(reveal) }),
+    ))
+}
+
+/// An output of a state version, as Terraform wrote it.
+struct StateOutput {
+    state_version: i64,
+    name: String,
+    value: serde_json::Value,
+    detailed_type: serde_json::Value,
+    sensitive: bool,
+}
+
+impl StateOutput {
+    fn document(&self, reveal_sensitive: bool) -> serde_json::Value {
+        let type_name = match &self.detailed_type {
+            serde_json::Value::String(t) => t.clone(),
+            serde_json::Value::Array(parts) => parts
+                .first()
+                .and_then(|t| t.as_str())
+                .unwrap_or("")
+                .to_string(),
+            _ => String::new(),
+        };
+        json!({
+            "id": format!("wsout-{}-{}", self.state_version, self.name),
+            "type": "state-version-outputs",
+            "attributes": {
+                "name": self.name,
+                "sensitive": self.sensitive,
+                "type": type_name,
+                "value": (!self.sensitive || reveal_sensitive).then_some(&self.value),
+                "detailed-type": self.detailed_type,
+            },
+        })
+    }
+}
+
+fn outputs_of(sv: &StateVersion) -> Result<Vec<StateOutput>, TfeError> {
+    let file: serde_json::Value = serde_json::from_slice(&sv.state)
+        .map_err(|e| anyhow::anyhow!("state version {} is not JSON: {e}", sv.id))?;
+    let Some(outputs) = file.get("outputs").and_then(|o| o.as_object()) else {
+        return Ok(Vec::new());
+    };
+    Ok(outputs
+        .iter()
+        .map(|(name, output)| StateOutput {
+            state_version: sv.id,
+            name: name.clone(),
+            value: output.get("value").cloned().unwrap_or_default(),
+            detailed_type: output.get("type").cloned().unwrap_or_default(),
+            sensitive: output
+                .get("sensitive")
+                .and_then(|s| s.as_bool())
+                .unwrap_or(false),
+        })
+        .collect())
+}
+
 /// `GET` a signed state URL: the state file itself.
 pub async fn download(
     State(state): State<Arc<AppState>>,

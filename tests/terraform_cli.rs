@@ -457,6 +457,62 @@ async fn local_execution_keeps_the_state_here_locks_it_and_refuses_an_older_seri
         409,
         "only its holder unlocks a workspace"
     );
+    let writer_forcing = cli
+        .api(
+            reqwest::Method::POST,
+            &format!("{ws}/actions/force-unlock"),
+            &other,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        writer_forcing.status(),
+        403,
+        "forcing a lock open is for admins"
+    );
+    // `terraform force-unlock` names the lock as Terraform Cloud does: organization/workspace.
+    let forced = cli
+        .run(
+            Version::Cloud,
+            &dir,
+            &["force-unlock", "-force", "gantry/desk"],
+            "",
+        )
+        .await;
+    assert_eq!(forced.code, Some(0), "{}", forced.output);
+    assert!(cli.workspace("desk").await.lock.is_none());
+
+    // A state announced under a lock that was then forced open does not land.
+    let lock = cli
+        .api(reqwest::Method::POST, &format!("{ws}/actions/lock"), &other)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(lock.status(), 200);
+    let mut next: serde_json::Value = serde_json::from_slice(&stored.state).unwrap();
+    next["serial"] = serde_json::json!(stored.meta.serial + 5);
+    let file = next.to_string();
+    let announce = serde_json::json!({"data": {"type": "state-versions", "attributes": {
+        "serial": stored.meta.serial + 5, "lineage": next["lineage"], "md5": md5_hex(file.as_bytes()),
+        "force": false}}});
+    let announced: serde_json::Value = cli
+        .api(
+            reqwest::Method::POST,
+            &format!("{ws}/state-versions"),
+            &other,
+        )
+        .body(announce.to_string())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let upload = announced["data"]["attributes"]["hosted-state-upload-url"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let forced = cli
         .api(
             reqwest::Method::POST,
@@ -467,6 +523,21 @@ async fn local_execution_keeps_the_state_here_locks_it_and_refuses_an_older_seri
         .await
         .unwrap();
     assert_eq!(forced.status(), 200);
+    let late = cli
+        .h
+        .gantry
+        .http
+        .put(&upload)
+        .body(file)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(late.status(), 409);
+    assert_eq!(
+        cli.state_of("desk").await.unwrap().meta.serial,
+        stored.meta.serial
+    );
+
     let apply = cli
         .run(Version::Cloud, &dir, &["apply", "-auto-approve"], "")
         .await;
@@ -591,6 +662,64 @@ async fn a_vcs_workspace_plans_what_the_cli_uploads_but_refuses_to_apply_it() {
         .await
         .unwrap();
     assert_eq!(refused.status(), 422);
+
+    // A reader gets no upload URL; another workspace cannot run this configuration version.
+    let reader = cli.token("reader", "read").await;
+    let cv_path = format!(
+        "/api/v2/configuration-versions/{}",
+        cv["data"]["id"].as_str().unwrap()
+    );
+    let seen: serde_json::Value = cli
+        .api(reqwest::Method::GET, &cv_path, &reader)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(seen["data"]["attributes"]["status"], "uploaded");
+    cli.create_workspace("elsewhere", &[], ExecutionMode::Remote)
+        .await;
+    let fresh: serde_json::Value = cli
+        .api(
+            reqwest::Method::POST,
+            &format!(
+                "/api/v2/workspaces/ws-{}/configuration-versions",
+                workspace.id
+            ),
+            token,
+        )
+        .body(r#"{"data":{"type":"configuration-versions","attributes":{"speculative":true}}}"#)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let fresh_path = format!(
+        "/api/v2/configuration-versions/{}",
+        fresh["data"]["id"].as_str().unwrap()
+    );
+    let seen: serde_json::Value = cli
+        .api(reqwest::Method::GET, &fresh_path, &reader)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(seen["data"]["attributes"]["upload-url"].is_null(), "{seen}");
+    let elsewhere = cli.workspace("elsewhere").await;
+    let run = serde_json::json!({"data": {"type": "runs", "attributes": {}, "relationships": {
+        "workspace": {"data": {"type": "workspaces", "id": format!("ws-{}", elsewhere.id)}},
+        "configuration-version": {"data": {"type": "configuration-versions", "id": cv["data"]["id"]}}}}});
+    let borrowed = cli
+        .api(reqwest::Method::POST, "/api/v2/runs", token)
+        .body(run.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(borrowed.status(), 404);
     let errors: serde_json::Value = refused.json().await.unwrap();
     assert!(
         errors["errors"][0]["detail"]

@@ -11,6 +11,8 @@ ALTER TABLE state_versions ADD COLUMN created_by TEXT;
 ALTER TABLE runs ADD COLUMN auto_apply INTEGER NOT NULL DEFAULT 0;
 -- A configuration version the CLI made for a plan only: its runs are speculative.
 ALTER TABLE configuration_versions ADD COLUMN speculative INTEGER NOT NULL DEFAULT 0;
+-- The workspace a CLI's configuration version was made for: its runs run there only.
+ALTER TABLE configuration_versions ADD COLUMN workspace_id BIGINT;
 
 -- A state version the CLI announced and uploads next (Terraform 1.6+ sends the state to an
 -- upload URL after it creates the version); it becomes a state version when the upload

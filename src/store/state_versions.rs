@@ -176,27 +176,39 @@ impl Store {
     /// An announced state upload: its workspace, what was announced, who announced it, and
     /// the state version it became once uploaded.
     pub async fn state_upload(&self, id: i64) -> anyhow::Result<Option<StateUpload>> {
-        type Row = (WorkspaceId, i64, String, String, i32, String, Option<i64>);
+        type Row = (
+            WorkspaceId,
+            i64,
+            String,
+            String,
+            i32,
+            String,
+            Option<i64>,
+            i64,
+        );
         let row: Option<Row> = on_read_pool!(self, pool => {
             sqlx::query_as(
-                "SELECT workspace_id, serial, lineage, md5, force, created_by, state_version_id \
-                 FROM state_uploads WHERE id = $1",
+                "SELECT workspace_id, serial, lineage, md5, force, created_by, state_version_id, \
+                 created_at_ms FROM state_uploads WHERE id = $1",
             )
             .bind(id)
             .fetch_optional(pool)
             .await?
         });
         Ok(row.map(
-            |(workspace_id, serial, lineage, md5, force, by, state_version_id)| StateUpload {
-                workspace_id,
-                announced: AnnouncedState {
-                    serial,
-                    lineage,
-                    md5,
-                    force: force != 0,
-                },
-                by,
-                state_version_id,
+            |(workspace_id, serial, lineage, md5, force, by, state_version_id, created_at_ms)| {
+                StateUpload {
+                    workspace_id,
+                    announced: AnnouncedState {
+                        serial,
+                        lineage,
+                        md5,
+                        force: force != 0,
+                    },
+                    by,
+                    state_version_id,
+                    created_at_ms,
+                }
             },
         ))
     }
@@ -240,4 +252,5 @@ pub struct StateUpload {
     pub announced: AnnouncedState,
     pub by: String,
     pub state_version_id: Option<i64>,
+    pub created_at_ms: i64,
 }

@@ -211,6 +211,17 @@ impl RunControl {
         Ok(())
     }
 
+    /// Unlocks a workspace that `by` locked (the Terraform CLI's own lock); false, and still
+    /// locked, when someone else holds it.
+    pub async fn unlock_held_by(&self, workspace: &str, by: &str) -> Result<bool, ActionError> {
+        let ws = self.workspace_id(workspace).await?;
+        let unlocked = self.store.unlock_workspace_held_by(ws, by).await?;
+        if unlocked {
+            self.signal.workspace_changed(ws);
+        }
+        Ok(unlocked)
+    }
+
     /// Registers a run that starts executing here; `None` if it already is.
     pub(super) fn register(&self, run_id: RunId) -> Option<Stop> {
         let mut executing = self.executing.lock().unwrap_or_else(|e| e.into_inner());

@@ -17,6 +17,8 @@ pub struct ConfigurationUpload {
     /// None while the CLI has not uploaded it yet.
     pub sha256: Option<String>,
     pub speculative: bool,
+    /// The workspace it was made for, when the Terraform CLI made it.
+    pub workspace_id: Option<WorkspaceId>,
 }
 
 /// One page of a workspace's runs.
@@ -71,6 +73,7 @@ impl Store {
     /// plan. Returns its id.
     pub async fn create_awaited_configuration(
         &self,
+        workspace_id: WorkspaceId,
         repo: &str,
         speculative: bool,
     ) -> anyhow::Result<i64> {
@@ -81,12 +84,13 @@ impl Store {
         let id = on_pool!(self, pool => {
             sqlx::query_scalar(
                 "INSERT INTO configuration_versions (repo, commit_sha, created_at_ms, uploaded, \
-                 speculative) VALUES ($1, $2, $3, 1, $4) RETURNING id",
+                 speculative, workspace_id) VALUES ($1, $2, $3, 1, $4, $5) RETURNING id",
             )
             .bind(repo)
             .bind(&name)
             .bind(now_ms())
             .bind(i32::from(speculative))
+            .bind(workspace_id)
             .fetch_one(pool)
             .await?
         });
@@ -99,24 +103,26 @@ impl Store {
         &self,
         id: i64,
     ) -> anyhow::Result<Option<ConfigurationUpload>> {
-        let row: Option<(String, String, Option<String>, i32)> = on_read_pool!(self, pool => {
+        type Row = (String, String, Option<String>, i32, Option<WorkspaceId>);
+        let row: Option<Row> = on_read_pool!(self, pool => {
             sqlx::query_as(
-                "SELECT repo, commit_sha, archive_sha256, speculative FROM configuration_versions \
-                 WHERE id = $1 AND uploaded = 1",
+                "SELECT repo, commit_sha, archive_sha256, speculative, workspace_id \
+                 FROM configuration_versions WHERE id = $1 AND uploaded = 1",
             )
             .bind(id)
             .fetch_optional(pool)
             .await?
         });
-        Ok(
-            row.map(|(repo, name, sha256, speculative)| ConfigurationUpload {
+        Ok(row.map(
+            |(repo, name, sha256, speculative, workspace_id)| ConfigurationUpload {
                 id,
                 repo,
                 name,
                 sha256,
                 speculative: speculative != 0,
-            }),
-        )
+                workspace_id,
+            },
+        ))
     }
 
     /// Keeps the tarball of an awaited configuration version. False if it has one already
@@ -228,6 +234,37 @@ impl Store {
                 " WHERE r.workspace_id = $1 AND r.speculative = 0 \
                  ORDER BY CASE WHEN r.state = 'pending' THEN 0 ELSE 1 END, \
                  CASE WHEN r.state = 'pending' THEN r.id ELSE -r.id END LIMIT $2 OFFSET $3"
+            ))
+            .bind(workspace_id)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(pool)
+            .await?;
+            let total: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM runs WHERE workspace_id = $1 AND speculative = 0",
+            )
+            .bind(workspace_id)
+            .fetch_one(pool)
+            .await?;
+            let runs = rows.iter().map(run_detail).collect::<anyhow::Result<Vec<_>>>()?;
+            (runs, total)
+        });
+        Ok(RunPage { runs: rows, total })
+    }
+
+    /// A workspace's runs (speculative plans aside), newest first: Terraform Cloud's order,
+    /// which the CLI counts the runs ahead of its own in.
+    pub async fn workspace_runs_newest_first(
+        &self,
+        workspace_id: WorkspaceId,
+        offset: i64,
+        limit: i64,
+    ) -> anyhow::Result<RunPage> {
+        let (rows, total) = on_read_pool!(self, pool => {
+            let rows = sqlx::query(concat!(
+                select_runs!(),
+                " WHERE r.workspace_id = $1 AND r.speculative = 0 ORDER BY r.id DESC \
+                 LIMIT $2 OFFSET $3"
             ))
             .bind(workspace_id)
             .bind(limit)

@@ -103,6 +103,28 @@ impl Store {
         Ok(())
     }
 
+    /// Unlocks a workspace if `by` holds its lock (checked in the same statement, so a lock
+    /// taken meanwhile by someone else stays). Returns whether it was unlocked.
+    pub async fn unlock_workspace_held_by(
+        &self,
+        workspace_id: WorkspaceId,
+        by: &str,
+    ) -> anyhow::Result<bool> {
+        let unlocked = on_pool!(self, pool => {
+            sqlx::query(
+                "UPDATE workspaces SET locked_by = NULL, lock_reason = NULL, locked_at_ms = NULL \
+                 WHERE id = $1 AND locked_by = $2",
+            )
+            .bind(workspace_id)
+            .bind(by)
+            .execute(pool)
+            .await?
+            .rows_affected()
+                == 1
+        });
+        Ok(unlocked)
+    }
+
     /// Makes the stored configuration workspaces match `specs`, in one transaction: each is
     /// created or updated (its variables replaced); configuration workspaces no longer listed
     /// are archived. Workspaces made through the API are left alone, and a configuration

@@ -36,7 +36,8 @@ fn to_one(kind: Kind, id: Option<i64>) -> Value {
     }
 }
 
-/// A workspace as `role` sees it; `current_run` is its newest run (speculative plans aside).
+/// A workspace as `role` sees it; `current_run` is the run holding it, else its newest
+/// (speculative plans aside).
 pub fn workspace(org: &str, w: &Workspace, role: Role, current_run: Option<i64>) -> Value {
     let spec = &w.spec;
     let writes = role.allows(Role::Write);
@@ -75,7 +76,7 @@ pub fn workspace(org: &str, w: &Workspace, role: Role, current_run: Option<i64>)
                 "can-queue-destroy": false,
                 "can-lock": writes,
                 "can-unlock": writes,
-                "can-force-unlock": writes,
+                "can-force-unlock": role.allows(Role::Admin),
                 "can-read-state-versions": true,
                 "can-create-state-versions": writes,
                 "can-read-variable": true,
@@ -107,7 +108,8 @@ pub fn run_status(state: RunState) -> &'static str {
         RunState::Errored => "errored",
         RunState::Discarded => "discarded",
         RunState::Canceled => "canceled",
-        RunState::ForceCanceled => "force_canceled",
+        // The CLI knows no force_canceled: it exits 1 for canceled.
+        RunState::ForceCanceled => "canceled",
     }
 }
 
@@ -236,8 +238,11 @@ pub fn apply(run: &RunDetail, signer: &Signer) -> Value {
     })
 }
 
-pub fn configuration_version(cv: &ConfigurationUpload, signer: &Signer) -> Value {
+/// A configuration version; its upload URL only for `role`s that may upload.
+pub fn configuration_version(cv: &ConfigurationUpload, signer: &Signer, role: Role) -> Value {
     let uploaded = cv.sha256.is_some();
+    let upload_url = (!uploaded && role.allows(Role::Write))
+        .then(|| signer.url(Signed::ConfigurationUpload, cv.id));
     json!({
         "id": external(Kind::ConfigurationVersion, cv.id),
         "type": "configuration-versions",
@@ -246,7 +251,7 @@ pub fn configuration_version(cv: &ConfigurationUpload, signer: &Signer) -> Value
             "source": "tfe-api",
             "speculative": cv.speculative,
             "auto-queue-runs": false,
-            "upload-url": (!uploaded).then(|| signer.url(Signed::ConfigurationUpload, cv.id)),
+            "upload-url": upload_url,
         },
     })
 }
@@ -275,16 +280,20 @@ pub fn state_version(id: &str, sv: &StateVersion, signer: &Signer, role: Role) -
     })
 }
 
-/// A state version announced but not uploaded yet: where to upload it.
-pub fn awaited_state_version(upload_id: i64, serial: i64, signer: &Signer) -> Value {
+/// A state version announced but not uploaded yet: where to upload it (for `role`s that may).
+pub fn awaited_state_version(upload_id: i64, serial: i64, signer: &Signer, role: Role) -> Value {
+    let url = |what| {
+        role.allows(Role::Write)
+            .then(|| signer.url(what, upload_id))
+    };
     json!({
         "id": external(Kind::StateUpload, upload_id),
         "type": "state-versions",
         "attributes": {
             "serial": serial,
             "status": "pending",
-            "hosted-state-upload-url": signer.url(Signed::StateUpload, upload_id),
-            "hosted-json-state-upload-url": signer.url(Signed::JsonStateUpload, upload_id),
+            "hosted-state-upload-url": url(Signed::StateUpload),
+            "hosted-json-state-upload-url": url(Signed::JsonStateUpload),
         },
     })
 }

@@ -3,8 +3,8 @@
 //! (remote execution), or keeps only its state here (local execution), and existing state
 //! migrates in. Gantry is one organization (`organization` in its configuration).
 //!
-//! The same API tokens as `/api/v1`: read sees, write plans, applies, locks and writes
-//! state, admin creates and changes workspaces. What the CLI sends to or reads from without a
+//! The same API tokens as `/api/v1`: read sees, write plans, applies, locks (and unlocks its
+//! own lock) and writes state, admin creates and changes workspaces and forces locks open. What the CLI sends to or reads from without a
 //! token goes through signed URLs (`signed.rs`). The documents are in `documents.rs`; the
 //! endpoints by resource in `discovery.rs`, `workspaces.rs`, `state.rs` and `runs.rs`.
 //! `docs/api.md` lists them and where they differ from Terraform Cloud.
@@ -128,6 +128,7 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/api/v2/applies/{id}", get(runs::apply))
         .route("/_tfe/{log}/{id}/{expires}/{signature}", get(runs::log))
         .route("/app/{org}/{workspace}/runs/{id}", get(runs::run_page))
+        .route("/api/v2/organizations/{org}/projects", any(no_projects))
         .merge(uploads)
         .merge(state_uploads)
         .route("/api/v2/{*rest}", any(no_such_endpoint))
@@ -143,6 +144,15 @@ pub fn without_signature(path: &str) -> std::borrow::Cow<'_, str> {
         Some((signed, _signature)) => format!("/_tfe/{signed}/<signature>").into(),
         None => path.into(),
     }
+}
+
+/// A `project` in a `cloud` block: Gantry has none, and says so (a 404 here would crash the
+/// CLI).
+async fn no_projects() -> TfeError {
+    TfeError::unprocessable(
+        "Gantry has no projects: remove `project` from the cloud block (workspaces are found by \
+         name or tags)",
+    )
 }
 
 async fn no_such_endpoint(uri: axum::http::Uri) -> TfeError {

@@ -60,12 +60,16 @@ pub async fn create_configuration(
     }
     let cv_id = state
         .store
-        .create_awaited_configuration(workspace.spec.repo_name(), attributes.speculative)
+        .create_awaited_configuration(
+            workspace.id,
+            workspace.spec.repo_name(),
+            attributes.speculative,
+        )
         .await?;
     let cv = configuration_upload(&state, cv_id).await?;
     Ok(document(
         StatusCode::CREATED,
-        json!({ "data": documents::configuration_version(&cv, &signer(&state)?) }),
+        json!({ "data": documents::configuration_version(&cv, &signer(&state)?, caller.0.role) }),
     ))
 }
 
@@ -84,13 +88,13 @@ async fn configuration_upload(
 /// `GET /api/v2/configuration-versions/{id}`: `uploaded` once its tarball arrived.
 pub async fn configuration(
     State(state): State<Arc<AppState>>,
-    _caller: TfeCaller,
+    caller: TfeCaller,
     Path(id): Path<String>,
 ) -> Result<Response, TfeError> {
     let cv = configuration_upload(&state, ids::parse(Kind::ConfigurationVersion, &id)?).await?;
     Ok(document(
         StatusCode::OK,
-        json!({ "data": documents::configuration_version(&cv, &signer(&state)?) }),
+        json!({ "data": documents::configuration_version(&cv, &signer(&state)?, caller.0.role) }),
     ))
 }
 
@@ -114,9 +118,13 @@ pub async fn upload_configuration(
         .attach_configuration_archive(id, &sha256, &body)
         .await?
     {
-        return Err(TfeError::conflict(
-            "this configuration version has its upload already",
-        ));
+        // The same upload again (a retry whose answer was lost) is fine; another is not.
+        let cv = configuration_upload(&state, id).await?;
+        if cv.sha256.as_deref() != Some(sha256.as_str()) {
+            return Err(TfeError::conflict(
+                "this configuration version has its upload already",
+            ));
+        }
     }
     tracing::info!(
         configuration_version = id,
@@ -228,7 +236,12 @@ pub async fn create(
             TfeError::unprocessable("a run needs its configuration-version relationship")
         })?;
     let cv = configuration_upload(&state, ids::parse(Kind::ConfigurationVersion, cv_id)?).await?;
-    if cv.repo != workspace.spec.repo_name() {
+    let made_for = cv
+        .workspace_id
+        .map_or(cv.repo == workspace.spec.repo_name(), |made_for| {
+            made_for == workspace.id
+        });
+    if !made_for {
         return Err(TfeError::not_found(format!(
             "configuration version {cv_id} not found for workspace {name}"
         )));
@@ -370,8 +383,8 @@ pub async fn action(
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
-/// `GET /api/v2/workspaces/{id}/runs`: the workspace's runs (speculative plans aside), those
-/// waiting in the queue first.
+/// `GET /api/v2/workspaces/{id}/runs`: the workspace's runs (speculative plans aside), newest
+/// first.
 pub async fn workspace_runs(
     State(state): State<Arc<AppState>>,
     caller: TfeCaller,
@@ -382,7 +395,7 @@ pub async fn workspace_runs(
     let (page, size) = page_of(&query)?;
     let runs = state
         .store
-        .workspace_run_page(workspace.id, (page - 1) * size, size)
+        .workspace_runs_newest_first(workspace.id, (page - 1) * size, size)
         .await?;
     let data: Vec<serde_json::Value> = runs
         .runs
@@ -437,7 +450,7 @@ pub async fn apply(
 }
 
 /// The CLI skips an apply log's first three lines (Terraform Cloud's version header).
-const APPLY_LOG_HEADER: &str = "Terraform apply on Gantry\n\n";
+const APPLY_LOG_HEADER: &str = "Terraform apply on Gantry\n\nApplying the saved plan...\n";
 
 #[derive(Debug, Deserialize)]
 pub struct LogWindow {

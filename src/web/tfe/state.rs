@@ -83,7 +83,12 @@ pub async fn show(
             .await?
             .ok_or_else(|| TfeError::not_found(format!("state version {id} not found")))?;
         let data = match upload.state_version_id {
-            None => documents::awaited_state_version(upload_id, upload.announced.serial, &signer),
+            None => documents::awaited_state_version(
+                upload_id,
+                upload.announced.serial,
+                &signer,
+                caller.0.role,
+            ),
             Some(version) => {
                 let sv = find(&state, upload.workspace_id, version, &id).await?;
                 documents::state_version(&id, &sv, &signer, caller.0.role)
@@ -294,7 +299,12 @@ pub async fn create(
             .await?;
         return Ok(document(
             StatusCode::CREATED,
-            json!({ "data": documents::awaited_state_version(upload, announced.serial, &signer) }),
+            json!({ "data": documents::awaited_state_version(
+                upload,
+                announced.serial,
+                &signer,
+                caller.0.role,
+            ) }),
         ));
     };
     let bytes = base64::engine::general_purpose::STANDARD
@@ -312,6 +322,9 @@ pub async fn create(
     ))
 }
 
+/// How long an announced state may take to arrive (as long as its upload URL works).
+const ANNOUNCEMENT_KEPT_MS: i64 = 60 * 60 * 1000;
+
 /// `PUT` a signed state upload URL: the state announced before.
 pub async fn upload(
     State(state): State<Arc<AppState>>,
@@ -324,14 +337,36 @@ pub async fn upload(
         .state_upload(id)
         .await?
         .ok_or_else(|| TfeError::not_found("state upload not found"))?;
-    if upload.state_version_id.is_some() {
-        return Err(TfeError::conflict("this state was uploaded already"));
+    if let Some(version) = upload.state_version_id {
+        // The same state again (a retry whose answer was lost) is fine; another is not.
+        let stored = find(&state, upload.workspace_id, version, "").await?;
+        if stored.state != body {
+            return Err(TfeError::conflict("this state was uploaded already"));
+        }
+        return Ok(StatusCode::OK.into_response());
+    }
+    if crate::store::now_ms() - upload.created_at_ms > ANNOUNCEMENT_KEPT_MS {
+        return Err(TfeError::conflict(
+            "this state was announced too long ago; create the state version again",
+        ));
     }
     let workspace = state
         .store
         .workspace(upload.workspace_id)
         .await?
+        .filter(|w| !w.archived)
         .ok_or_else(|| TfeError::not_found("workspace not found"))?;
+    // Still its announcer's to write: the lock may have been forced open meanwhile.
+    if workspace
+        .lock
+        .as_ref()
+        .is_none_or(|lock| lock.by != upload.by)
+    {
+        return Err(TfeError::conflict(format!(
+            "workspace {} is no longer locked by {}, who announced this state",
+            workspace.spec.name, upload.by
+        )));
+    }
     let sv = record(&state, &workspace, &upload.announced, &body, &upload.by).await?;
     state.store.finish_state_upload(id, sv.id).await?;
     Ok(StatusCode::OK.into_response())

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -306,24 +306,30 @@ pub async fn add_tags(
     let added = tag_names(Some(&sent));
     spec.tags =
         parse_tags(spec.tags.iter().cloned().chain(added)).map_err(TfeError::unprocessable)?;
-    state
-        .store
-        .update_workspace(workspace.id, &spec)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(document(StatusCode::NO_CONTENT, json!({})))
+    match state.store.update_workspace(workspace.id, &spec).await {
+        Ok(()) => Ok(StatusCode::NO_CONTENT.into_response()),
+        Err(WorkspaceWriteError::NameTaken(_)) => {
+            Err(TfeError::unprocessable("name has already been taken"))
+        }
+        Err(WorkspaceWriteError::Store(e)) => Err(e.into()),
+    }
 }
 
-/// `POST /api/v2/workspaces/{id}/actions/{lock,unlock,force-unlock}` (write): the CLI locks
-/// the workspace around a local plan, a state write or a migration. A lock stops its queued
-/// runs from starting, as a lock by hand does. Answered with the workspace.
+/// `POST /api/v2/workspaces/{id}/actions/{lock,unlock,force-unlock}`: the CLI locks the
+/// workspace around a local plan, a state write or a migration (write), and unlocks what it
+/// locked; forcing someone else's lock open is for admins, as locking by hand is. A lock stops
+/// its queued runs from starting, as a lock by hand does. Answered with the workspace.
 pub async fn action(
     State(state): State<Arc<AppState>>,
     caller: TfeCaller,
     Path((id, action)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Response, TfeError> {
-    caller.require(Role::Write)?;
+    caller.require(if action == "force-unlock" {
+        Role::Admin
+    } else {
+        Role::Write
+    })?;
     let workspace = workspace_by_id(&state, &id).await?;
     let name = workspace.spec.name.as_str();
     let by = caller.0.name.as_str();
@@ -348,18 +354,18 @@ pub async fn action(
         ("unlock" | "force-unlock", None) => {
             return Err(TfeError::conflict("workspace already unlocked"));
         }
-        ("unlock", Some(lock)) if lock.by != by => {
-            return Err(TfeError::conflict(format!(
-                "Unable to unlock workspace. The workspace is locked by User {}: {} \
-                 (force-unlock takes it)",
-                lock.by, lock.reason
-            )));
-        }
-        ("unlock" | "force-unlock", Some(lock)) => {
-            state.runs.unlock(name).await?;
-            if action == "force-unlock" {
-                tracing::info!(workspace = name, by, held_by = lock.by, "lock forced open");
+        ("unlock", Some(lock)) => {
+            if !state.runs.unlock_held_by(name, by).await? {
+                return Err(TfeError::conflict(format!(
+                    "Unable to unlock workspace. The workspace is locked by User {}: {} \
+                     (an admin can force it open)",
+                    lock.by, lock.reason
+                )));
             }
+        }
+        ("force-unlock", Some(lock)) => {
+            state.runs.unlock(name).await?;
+            tracing::info!(workspace = name, by, held_by = lock.by, "lock forced open");
         }
         (other, _) => {
             return Err(TfeError::not_found(format!(

@@ -80,6 +80,48 @@ pub struct Config {
     /// The workspaces declared in the file, in order; the store keeps them (and any made
     /// through the API) so that runs outlive a change of configuration.
     pub workspaces: Vec<WorkspaceSpec>,
+    /// The OPA policy sets plans are checked against.
+    pub policies: PolicyConfig,
+}
+
+/// `[[policy_sets]]` and `[policy_checks]`.
+#[derive(Debug, Clone, Default)]
+pub struct PolicyConfig {
+    pub sets: Vec<PolicySetConfig>,
+    /// Nobody overrides a failed check of their own change.
+    pub prevent_self_override: bool,
+}
+
+impl PolicyConfig {
+    /// The policy sets that apply to workspace `name`.
+    pub fn sets_for(&self, name: &str) -> Vec<&PolicySetConfig> {
+        self.sets
+            .iter()
+            .filter(|set| crate::core::policy::applies_to(&set.workspaces, name))
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PolicySetConfig {
+    pub name: String,
+    pub source: PolicySource,
+    /// Names or glob patterns; empty: every workspace.
+    pub workspaces: Vec<String>,
+}
+
+/// Where a policy set's `policies.hcl` and `.rego` files are. Never the commit under review:
+/// a change must not be able to rewrite the rules it is checked against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PolicySource {
+    /// A folder on Gantry's host.
+    Directory(PathBuf),
+    /// A folder (`path`, "" for the root) of a repository at the head of `branch`.
+    Repository {
+        repo: crate::core::workspace::RepoName,
+        branch: String,
+        path: String,
+    },
 }
 
 #[derive(Debug, Clone)]

@@ -72,6 +72,27 @@ pub(super) struct RawConfig {
     pub(super) feedback: RawFeedback,
     #[serde(default)]
     pub(super) workspaces: Vec<RawWorkspace>,
+    #[serde(default)]
+    pub(super) policy_sets: Vec<RawPolicySet>,
+    #[serde(default)]
+    pub(super) policy_checks: RawPolicyChecks,
+}
+
+/// `[[policy_sets]]`: a folder of OPA policies, on Gantry's host or in a repository.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPolicySet {
+    pub(super) name: String,
+    pub(super) path: Option<String>,
+    pub(super) repo: Option<String>,
+    pub(super) branch: Option<String>,
+    pub(super) workspaces: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPolicyChecks {
+    pub(super) prevent_self_override: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -85,7 +85,9 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             .tool_cache
             .unwrap_or_else(|| data_dir.join("tools").join("terraform")),
     };
+    let policies = validate_policies(raw.policy_sets, raw.policy_checks)?;
     Ok(Config {
+        policies,
         listen,
         public_url,
         organization,
@@ -410,4 +412,63 @@ fn check_database_url(url: String) -> Result<String, ConfigError> {
             "is not a valid database URL",
         ))
     }
+}
+
+fn validate_policies(
+    sets: Vec<RawPolicySet>,
+    checks: RawPolicyChecks,
+) -> Result<PolicyConfig, ConfigError> {
+    let mut validated: Vec<PolicySetConfig> = Vec::new();
+    for (i, set) in sets.into_iter().enumerate() {
+        let key = |field: &str| format!("policy_sets[{i}].{field}");
+        WorkspaceName::parse(&set.name).map_err(|e| ConfigError::new(&key("name"), e))?;
+        if validated.iter().any(|s| s.name == set.name) {
+            return Err(ConfigError::new(
+                &key("name"),
+                "is taken by another policy set",
+            ));
+        }
+        let source = match (set.repo, set.branch, set.path) {
+            (None, None, Some(path)) => {
+                let dir = PathBuf::from(&path);
+                if !dir.is_absolute() {
+                    return Err(ConfigError::new(&key("path"), "must be an absolute path"));
+                }
+                PolicySource::Directory(dir)
+            }
+            (Some(repo), Some(branch), path) => {
+                check_branch_name(&branch).map_err(|e| ConfigError::new(&key("branch"), e))?;
+                PolicySource::Repository {
+                    repo: RepoName::parse(&repo).map_err(|e| ConfigError::new(&key("repo"), e))?,
+                    branch,
+                    path: normalize_working_directory(path.as_deref().unwrap_or(""))
+                        .map_err(|e| ConfigError::new(&key("path"), e))?,
+                }
+            }
+            (Some(_), None, _) => {
+                return Err(ConfigError::new(&key("branch"), "is needed with repo"));
+            }
+            _ => {
+                return Err(ConfigError::new(
+                    &key("path"),
+                    "a policy set is a folder on Gantry's host (path) or in a repository (repo, \
+                     branch and path)",
+                ));
+            }
+        };
+        let workspaces = set.workspaces.unwrap_or_default();
+        for pattern in &workspaces {
+            globset::Glob::new(pattern)
+                .map_err(|e| ConfigError::new(&key("workspaces"), e.to_string()))?;
+        }
+        validated.push(PolicySetConfig {
+            name: set.name,
+            source,
+            workspaces,
+        });
+    }
+    Ok(PolicyConfig {
+        sets: validated,
+        prevent_self_override: checks.prevent_self_override.unwrap_or(false),
+    })
 }

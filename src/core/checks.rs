@@ -27,8 +27,10 @@ pub fn check_view(run: &RunFacts<'_>, changes: &[Change<'_>], run_url: &str) -> 
     let completed = CheckState::completed;
     let state = match run.state {
         Pending => CheckState::QUEUED,
-        Fetching | Planning | Confirmed | Applying => CheckState::IN_PROGRESS,
-        Planned => completed(CheckConclusion::ActionRequired),
+        Fetching | Planning | PolicyChecking | PolicyChecked | Confirmed | Applying => {
+            CheckState::IN_PROGRESS
+        }
+        Planned | PolicyOverride => completed(CheckConclusion::ActionRequired),
         Applied => completed(CheckConclusion::Success),
         PlannedAndFinished if run.speculative && has_changes => completed(CheckConclusion::Success),
         PlannedAndFinished => completed(CheckConclusion::Neutral),

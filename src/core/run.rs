@@ -14,6 +14,13 @@ pub enum RunState {
     Fetching,
     /// `terraform init` and `terraform plan` are running.
     Planning,
+    /// The plan has changes and its policies are being evaluated.
+    PolicyChecking,
+    /// Its policies passed (or only advisory ones failed); it goes on to wait for
+    /// confirmation (or to apply by itself).
+    PolicyChecked,
+    /// A mandatory policy failed (or one errored): it waits for an override, or a discard.
+    PolicyOverride,
     /// The plan has changes and waits for someone to confirm (or discard) it.
     Planned,
     /// Confirmed; the apply is about to start.
@@ -40,10 +47,13 @@ pub struct IllegalTransition {
 }
 
 impl RunState {
-    pub const ALL: [RunState; 12] = [
+    pub const ALL: [RunState; 15] = [
         RunState::Pending,
         RunState::Fetching,
         RunState::Planning,
+        RunState::PolicyChecking,
+        RunState::PolicyChecked,
+        RunState::PolicyOverride,
         RunState::Planned,
         RunState::Confirmed,
         RunState::Applying,
@@ -61,6 +71,9 @@ impl RunState {
             RunState::Pending => "pending",
             RunState::Fetching => "fetching",
             RunState::Planning => "planning",
+            RunState::PolicyChecking => "policy_checking",
+            RunState::PolicyChecked => "policy_checked",
+            RunState::PolicyOverride => "policy_override",
             RunState::Planned => "planned",
             RunState::Confirmed => "confirmed",
             RunState::Applying => "applying",
@@ -93,7 +106,13 @@ impl RunState {
     /// What people wait for: a final state, or a plan waiting for its confirmation. GitHub
     /// hears of these before anything in between.
     pub fn is_result(self) -> bool {
-        self.is_final() || self == RunState::Planned
+        self.is_final() || self.waits_for_a_person()
+    }
+
+    /// Waits for someone: to confirm (or discard) a plan, or to override a failed policy
+    /// check.
+    pub fn waits_for_a_person(self) -> bool {
+        matches!(self, RunState::Planned | RunState::PolicyOverride)
     }
 
     /// After a move into this state, some scheduler may have something to start: the run
@@ -109,7 +128,23 @@ impl RunState {
     pub fn is_executing(self) -> bool {
         matches!(
             self,
-            RunState::Fetching | RunState::Planning | RunState::Confirmed | RunState::Applying
+            RunState::Fetching
+                | RunState::Planning
+                | RunState::PolicyChecking
+                | RunState::PolicyChecked
+                | RunState::Confirmed
+                | RunState::Applying
+        )
+    }
+
+    /// Making its plan, or checking it: lost with its server, it is planned again.
+    pub fn is_planning(self) -> bool {
+        matches!(
+            self,
+            RunState::Fetching
+                | RunState::Planning
+                | RunState::PolicyChecking
+                | RunState::PolicyChecked
         )
     }
 
@@ -125,7 +160,7 @@ impl RunState {
     /// Holds its workspace: from fetching to applying, waiting for confirmation included, no
     /// later run of the workspace may start (its plan could be made stale by this run).
     pub fn holds_workspace(self) -> bool {
-        self.is_executing() || self == RunState::Planned
+        self.is_executing() || self.waits_for_a_person()
     }
 
     /// Whether `self → to` is a legal move.
@@ -134,19 +169,24 @@ impl RunState {
         match (self, to) {
             (Pending, Fetching) => true,
             // A plan lost with its supervisor (Gantry or the machine stopped) starts again.
-            (Fetching | Planning, Pending) => true,
+            (from, Pending) if from.is_planning() => true,
             (Fetching, Planning) => true,
-            (Planning, Planned | PlannedAndFinished) => true,
+            (Planning, Planned | PlannedAndFinished | PolicyChecking) => true,
+            // A speculative plan reports its policies and is done; another goes on or waits.
+            (PolicyChecking, PolicyChecked | PolicyOverride | PlannedAndFinished) => true,
+            (PolicyChecked, Planned) => true,
+            // An override lets it go on as a check that passed.
+            (PolicyOverride, PolicyChecked) => true,
             (Planned, Confirmed) => true,
             (Confirmed, Applying) => true,
             (Applying, Applied) => true,
-            // Discarding is for runs that wait: in the queue, or for confirmation.
-            (Pending | Planned, Discarded) => true,
+            // Discarding is for runs that wait: in the queue, for confirmation, for an override.
+            (Pending | Planned | PolicyOverride, Discarded) => true,
             // A pending run can be canceled too (a superseded speculative plan).
             (Pending, Canceled) => true,
             // A plan waiting for confirmation errors when the server holding its saved plan
             // stopped for good: the plan went with it.
-            (Planned, Errored) => true,
+            (Planned | PolicyOverride, Errored) => true,
             (from, Errored | Canceled | ForceCanceled) => from.is_executing(),
             _ => false,
         }

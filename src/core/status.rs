@@ -36,7 +36,8 @@ pub fn context(workspace: &str) -> String {
 pub fn github_state(state: RunState) -> CommitState {
     use RunState::*;
     match state {
-        Pending | Fetching | Planning | Planned | Confirmed | Applying => CommitState::Pending,
+        Pending | Fetching | Planning | PolicyChecking | PolicyChecked | PolicyOverride
+        | Planned | Confirmed | Applying => CommitState::Pending,
         Applied | PlannedAndFinished => CommitState::Success,
         Errored => CommitState::Failure,
         Canceled | ForceCanceled | Discarded => CommitState::Error,
@@ -53,6 +54,8 @@ pub fn run_status(run: &RunFacts<'_>) -> StatusView {
     let description = match run.state {
         Pending => "Queued".to_string(),
         Fetching | Planning => "Planning".to_string(),
+        PolicyChecking | PolicyChecked => "Checking policies".to_string(),
+        PolicyOverride => format!("{plan_line}. Policy check failed: needs an override"),
         Planned => format!("{plan_line}. Needs confirmation"),
         Confirmed | Applying => "Applying".to_string(),
         Applied => format!(

@@ -220,7 +220,7 @@ impl Execution {
     /// under its supervisor is followed on, one that finished meanwhile is recorded, and one
     /// lost with its supervisor is planned again (or, in an apply, errors with the state it
     /// wrote kept). A run still fetching had started no Terraform: it starts over.
-    pub async fn resume(self) {
+    pub async fn resume(mut self) {
         let note = "taken back by a restarted Gantry: its Terraform was left to its supervisor";
         if let Err(error) = self
             .shared
@@ -237,6 +237,13 @@ impl Execution {
         match self.state {
             RunState::Planning => self.plan_from(Start::Resumed).await,
             RunState::Applying => self.apply_from(Start::Resumed).await,
+            // Its policies are checked in Gantry, not under a supervisor: plan it again.
+            RunState::PolicyChecking | RunState::PolicyChecked => {
+                let mut log = PhaseLog::start(self.shared.store.clone(), self.run.id, "plan");
+                let lost = Failure::Lost("its policy check stopped with Gantry".into());
+                self.finish(Err(lost), &mut log).await;
+                log.finish().await;
+            }
             _ => self.plan().await,
         }
     }

@@ -9,14 +9,16 @@ use crate::core::run::RunState;
 use crate::store::{Cause, Store, now_ms, on_pool, on_read_pool};
 
 impl Store {
-    /// Runs executing (fetching, planning, applying) under this server before it stopped:
+    /// Runs executing (fetching, planning, checking policies, applying) under this server
+    /// before it stopped:
     /// marked with `owner`, its replica id; on a database no other server shares, every
     /// executing run (a run from before runs had owners has none).
     pub async fn runs_to_adopt(&self, owner: &str) -> anyhow::Result<Vec<(RunId, RunState)>> {
         let shared = self.is_shared();
         let rows: Vec<(RunId, String)> = on_read_pool!(self, pool => {
             sqlx::query_as(
-                "SELECT id, state FROM runs WHERE state IN ('fetching', 'planning', 'applying') \
+                "SELECT id, state FROM runs WHERE state IN ('fetching', 'planning', \
+                 'policy_checking', 'policy_checked', 'applying') \
                  AND (runner_owner = $1 OR $2 = 0) ORDER BY id",
             )
             .bind(owner)
@@ -45,7 +47,8 @@ impl Store {
         let rows: Vec<(RunId, String)> = on_read_pool!(self, pool => {
             sqlx::query_as(
                 "SELECT id, state FROM runs WHERE runner_owner IS NOT NULL \
-                 AND runner_owner <> $1 AND ((state = 'fetching' AND heartbeat_ms < $2) \
+                 AND runner_owner <> $1 AND ((state IN ('fetching', 'policy_checking', \
+                 'policy_checked') AND heartbeat_ms < $2) \
                  OR (state = 'planning' AND heartbeat_ms < $3)) ORDER BY id",
             )
             .bind(owner)
@@ -81,7 +84,8 @@ impl Store {
         on_pool!(self, pool => {
             sqlx::query(
                 "UPDATE runs SET heartbeat_ms = $1 WHERE runner_owner = $2 AND state IN \
-                 ('fetching', 'planning', 'planned', 'confirmed', 'applying')",
+                 ('fetching', 'planning', 'policy_checking', 'policy_checked', 'policy_override', \
+                 'planned', 'confirmed', 'applying')",
             )
             .bind(now_ms())
             .bind(owner)

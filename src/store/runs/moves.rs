@@ -333,7 +333,7 @@ impl Store {
         let stale: Vec<(RunId, String)> = on_read_pool!(self, pool => {
             sqlx::query_as(
                 "SELECT id, state FROM runs WHERE runner_owner IS NOT NULL \
-                 AND runner_owner <> $1 AND ((state IN ('planned', 'confirmed') \
+                 AND runner_owner <> $1 AND ((state IN ('planned', 'policy_override', 'confirmed') \
                  AND heartbeat_ms < $2) OR (state = 'applying' AND heartbeat_ms < $3)) \
                  ORDER BY id",
             )

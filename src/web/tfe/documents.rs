@@ -100,6 +100,9 @@ pub fn run_status(state: RunState) -> &'static str {
         RunState::Pending => "pending",
         RunState::Fetching => "plan_queued",
         RunState::Planning => "planning",
+        RunState::PolicyChecking => "policy_checking",
+        RunState::PolicyChecked => "policy_checked",
+        RunState::PolicyOverride => "policy_override",
         RunState::Planned => "planned",
         RunState::Confirmed => "confirmed",
         RunState::Applying => "applying",
@@ -148,10 +151,7 @@ pub fn is_over(status: &str) -> bool {
 
 pub fn run(run: &RunDetail, role: Role) -> Value {
     let writes = role.allows(Role::Write);
-    let executing = matches!(
-        run.state,
-        RunState::Fetching | RunState::Planning | RunState::Confirmed | RunState::Applying
-    );
+    let executing = run.state.is_executing();
     let (add, change, destroy) = run
         .plan
         .as_ref()
@@ -177,7 +177,10 @@ pub fn run(run: &RunDetail, role: Role) -> Value {
             "actions": {
                 "is-cancelable": run.state == RunState::Pending || executing,
                 "is-confirmable": run.state == RunState::Planned,
-                "is-discardable": matches!(run.state, RunState::Pending | RunState::Planned),
+                "is-discardable": matches!(
+                    run.state,
+                    RunState::Pending | RunState::Planned | RunState::PolicyOverride
+                ),
                 "is-force-cancelable": executing,
             },
             "permissions": {

@@ -43,8 +43,8 @@ fn state_class(state: RunState) -> &'static str {
     use RunState::*;
     match state {
         Applied | PlannedAndFinished => "state-ok",
-        Pending | Planned => "state-wait",
-        Fetching | Planning | Confirmed | Applying => "state-run",
+        Pending | Planned | PolicyOverride => "state-wait",
+        Fetching | Planning | PolicyChecking | PolicyChecked | Confirmed | Applying => "state-run",
         Errored => "state-bad",
         Discarded | Canceled | ForceCanceled => "state-off",
     }

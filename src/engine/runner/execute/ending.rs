@@ -77,7 +77,7 @@ impl Execution {
     /// A plan lost with its supervisor starts again from pending, unless it was lost too
     /// often already. Returns whether it was queued again.
     async fn requeue_lost_plan(&mut self, reason: &str, log: &mut PhaseLog) -> bool {
-        if !matches!(self.state, RunState::Fetching | RunState::Planning) {
+        if !self.state.is_planning() {
             return false;
         }
         let detail = format!("planned again: {reason}");

@@ -1,0 +1,291 @@
+//! Policy checks, after Terraform Cloud's OPA policy sets: what a policy set declares
+//! (`policies.hcl`), which workspaces a set applies to, what a policy's answer means, and where
+//! a run goes after its check. Pure: no I/O (the evaluation itself is `crate::policy`).
+
+use globset::{Glob, GlobSetBuilder};
+
+use super::run::{RunKind, RunState};
+
+/// How much a failing policy matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Enforcement {
+    /// Shown, never blocking (the default).
+    Advisory,
+    /// Holds the run until someone allowed overrides it.
+    Mandatory,
+}
+
+impl Enforcement {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Enforcement::Advisory => "advisory",
+            Enforcement::Mandatory => "mandatory",
+        }
+    }
+
+    pub fn parse(level: &str) -> Option<Self> {
+        match level {
+            "advisory" => Some(Enforcement::Advisory),
+            "mandatory" => Some(Enforcement::Mandatory),
+            _ => None,
+        }
+    }
+}
+
+/// One `policy "name" { query = "…", enforcement_level = "…" }` of a `policies.hcl`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub name: String,
+    /// A Rego query that must answer with an array: empty passes, each element is a violation.
+    pub query: String,
+    pub enforcement: Enforcement,
+}
+
+/// Reads a policy set's `policies.hcl`: its policies, in order. An error names the policy.
+pub fn parse_policies_hcl(text: &str) -> Result<Vec<Policy>, String> {
+    let body: hcl::Body = hcl::from_str(text).map_err(|e| format!("policies.hcl: {e}"))?;
+    let mut policies = Vec::new();
+    for block in body.blocks() {
+        if block.identifier() != "policy" {
+            continue;
+        }
+        let [label] = block.labels() else {
+            return Err(
+                "policies.hcl: a policy block takes one name: policy \"name\" { … }".into(),
+            );
+        };
+        let name = label.as_str().to_string();
+        let attribute = |key: &str| -> Result<Option<String>, String> {
+            match block.body().attributes().find(|a| a.key() == key) {
+                None => Ok(None),
+                Some(a) => match a.expr() {
+                    hcl::Expression::String(s) => Ok(Some(s.clone())),
+                    _ => Err(format!("policy {name}: {key} must be a string")),
+                },
+            }
+        };
+        let query =
+            attribute("query")?.ok_or_else(|| format!("policy {name}: query is missing"))?;
+        let enforcement = match attribute("enforcement_level")? {
+            None => Enforcement::Advisory,
+            Some(level) => Enforcement::parse(&level).ok_or_else(|| {
+                format!(
+                    "policy {name}: enforcement_level must be advisory or mandatory, not {level}"
+                )
+            })?,
+        };
+        if policies.iter().any(|p: &Policy| p.name == name) {
+            return Err(format!("policies.hcl: policy {name} is declared twice"));
+        }
+        policies.push(Policy {
+            name,
+            query,
+            enforcement,
+        });
+    }
+    if policies.is_empty() {
+        return Err("policies.hcl declares no policy".into());
+    }
+    Ok(policies)
+}
+
+/// Whether a policy set whose `workspaces` are `patterns` (names or globs; empty: all)
+/// applies to workspace `name`.
+pub fn applies_to(patterns: &[String], name: &str) -> bool {
+    if patterns.is_empty() {
+        return true;
+    }
+    let mut set = GlobSetBuilder::new();
+    for pattern in patterns {
+        if let Ok(glob) = Glob::new(pattern) {
+            set.add(glob);
+        }
+    }
+    set.build().is_ok_and(|set| set.is_match(name))
+}
+
+/// What one policy said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PolicyResult {
+    Passed,
+    /// Its violations, as people read them.
+    Failed(Vec<String>),
+    /// It could not be evaluated (a parse error, a builtin the engine lacks, an answer that is
+    /// not an array): it blocks as a mandatory failure would.
+    Errored(String),
+}
+
+impl PolicyResult {
+    /// The answer of a policy's query: an array of violations (strings, or any JSON, shown as
+    /// JSON); anything else is an error, never a pass.
+    pub fn from_answer(answer: &serde_json::Value) -> Self {
+        match answer {
+            serde_json::Value::Array(items) if items.is_empty() => PolicyResult::Passed,
+            serde_json::Value::Array(items) => PolicyResult::Failed(
+                items
+                    .iter()
+                    .map(|item| match item {
+                        serde_json::Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    })
+                    .collect(),
+            ),
+            other => PolicyResult::Errored(format!(
+                "the query must answer with an array of violations, not {}",
+                kind_of(other)
+            )),
+        }
+    }
+
+    pub fn label(&self, enforcement: Enforcement) -> &'static str {
+        match (self, enforcement) {
+            (PolicyResult::Passed, _) => "passed",
+            (PolicyResult::Failed(_), Enforcement::Advisory) => "advisory failed",
+            (PolicyResult::Failed(_), Enforcement::Mandatory) => "mandatory failed",
+            (PolicyResult::Errored(_), _) => "errored",
+        }
+    }
+}
+
+fn kind_of(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null (undefined)",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+/// One policy's outcome in a run's check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyOutcome {
+    pub policy_set: String,
+    pub policy: String,
+    pub enforcement: Enforcement,
+    pub result: PolicyResult,
+}
+
+impl PolicyOutcome {
+    /// Whether it holds the run: a mandatory failure, or any error.
+    pub fn blocks(&self) -> bool {
+        match self.result {
+            PolicyResult::Passed => false,
+            PolicyResult::Failed(_) => self.enforcement == Enforcement::Mandatory,
+            PolicyResult::Errored(_) => true,
+        }
+    }
+}
+
+/// A whole check, summed up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Passed,
+    /// Only advisory policies failed: the run goes on, with a warning.
+    AdvisoryFailed,
+    /// A mandatory policy failed or a policy errored: the run waits for an override.
+    Blocked,
+}
+
+pub fn verdict(outcomes: &[PolicyOutcome]) -> Verdict {
+    if outcomes.iter().any(PolicyOutcome::blocks) {
+        Verdict::Blocked
+    } else if outcomes
+        .iter()
+        .any(|o| matches!(o.result, PolicyResult::Failed(_)))
+    {
+        Verdict::AdvisoryFailed
+    } else {
+        Verdict::Passed
+    }
+}
+
+/// The states a run moves through after its policy check: a speculative plan reports and is
+/// done; a blocked run waits for an override; otherwise it goes on as after a plan.
+pub fn after_policy_check(kind: RunKind, verdict: Verdict) -> &'static [RunState] {
+    match (kind.speculative, verdict, kind.auto_apply) {
+        (true, _, _) => &[RunState::PlannedAndFinished],
+        (false, Verdict::Blocked, _) => &[RunState::PolicyOverride],
+        (false, _, false) => &[RunState::PolicyChecked, RunState::Planned],
+        (false, _, true) => &[
+            RunState::PolicyChecked,
+            RunState::Planned,
+            RunState::Confirmed,
+        ],
+    }
+}
+
+/// A run as its policies see it (Terraform Cloud's `input.run`): never a variable's value.
+#[derive(Debug, Clone)]
+pub struct RunInput<'a> {
+    pub id: String,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+    pub message: &'a str,
+    pub commit_sha: &'a str,
+    pub speculative: bool,
+    /// (category, name, sensitive).
+    pub variables: Vec<(&'a str, &'a str, bool)>,
+    pub organization: &'a str,
+    pub workspace: WorkspaceInput<'a>,
+}
+
+#[derive(Debug, Clone)]
+pub struct WorkspaceInput<'a> {
+    pub name: &'a str,
+    pub working_directory: &'a str,
+    pub auto_apply: bool,
+    pub execution_mode: &'a str,
+    pub tags: &'a [String],
+    /// The repository and branch it follows, if any.
+    pub vcs_repo: Option<(&'a str, &'a str)>,
+}
+
+/// The input document of a run's policies: `{"plan": <terraform show -json>, "run": {…}}`,
+/// with the run fields Terraform Cloud documents (Gantry runs no destroy, refresh-only or
+/// targeted plans, so those fields are constant).
+pub fn input_document(plan: serde_json::Value, run: &RunInput<'_>) -> serde_json::Value {
+    let variables: serde_json::Map<String, serde_json::Value> = run
+        .variables
+        .iter()
+        .map(|(category, name, sensitive)| {
+            (
+                name.to_string(),
+                serde_json::json!({ "category": category, "sensitive": sensitive }),
+            )
+        })
+        .collect();
+    let workspace = &run.workspace;
+    serde_json::json!({
+        "plan": plan,
+        "run": {
+            "id": run.id,
+            "created_at": run.created_at,
+            "message": run.message,
+            "commit_sha": run.commit_sha,
+            "is_destroy": false,
+            "refresh": true,
+            "refresh_only": false,
+            "replace_addrs": [],
+            "target_addrs": [],
+            "speculative": run.speculative,
+            "variables": variables,
+            "organization": { "name": run.organization },
+            "workspace": {
+                "name": workspace.name,
+                "working_directory": workspace.working_directory,
+                "auto_apply": workspace.auto_apply,
+                "execution_mode": workspace.execution_mode,
+                "tags": workspace.tags,
+                "vcs_repo": workspace.vcs_repo.map(|(repo, branch)| serde_json::json!({
+                    "identifier": repo,
+                    "branch": branch,
+                })),
+            },
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,166 @@
+use super::*;
+
+fn outcome(enforcement: Enforcement, result: PolicyResult) -> PolicyOutcome {
+    PolicyOutcome {
+        policy_set: "guards".into(),
+        policy: "p".into(),
+        enforcement,
+        result,
+    }
+}
+
+#[test]
+fn policies_hcl_lists_policies_with_advisory_by_default() {
+    let text = r#"
+policy "public_ingress" {
+  query = "data.terraform.policies.public_ingress.deny"
+  enforcement_level = "mandatory"
+}
+policy "tags" {
+  query = "data.terraform.policies.tags.deny"
+}
+"#;
+    let policies = parse_policies_hcl(text).unwrap();
+    assert_eq!(policies.len(), 2);
+    assert_eq!(policies[0].name, "public_ingress");
+    assert_eq!(policies[0].enforcement, Enforcement::Mandatory);
+    assert_eq!(policies[1].enforcement, Enforcement::Advisory);
+    assert_eq!(policies[1].query, "data.terraform.policies.tags.deny");
+}
+
+#[test]
+fn a_bad_policies_hcl_says_what_is_wrong() {
+    for (text, says) in [
+        ("policy \"a\" {}", "query is missing"),
+        (
+            "policy \"a\" {\n query = \"q\"\n enforcement_level = \"hard\"\n}",
+            "advisory or mandatory",
+        ),
+        (
+            "policy \"a\" { query = \"q\" }\npolicy \"a\" { query = \"r\" }",
+            "twice",
+        ),
+        ("", "no policy"),
+        ("policy {", "policies.hcl"),
+    ] {
+        let error = parse_policies_hcl(text).unwrap_err();
+        assert!(error.contains(says), "{text}: {error}");
+    }
+}
+
+#[test]
+fn a_set_applies_to_the_workspaces_it_names_or_matches() {
+    let patterns = vec!["prod".to_string(), "staging-*".to_string()];
+    assert!(applies_to(&patterns, "prod"));
+    assert!(applies_to(&patterns, "staging-eu"));
+    assert!(!applies_to(&patterns, "production"));
+    assert!(applies_to(&[], "anything"));
+}
+
+#[test]
+fn an_answer_must_be_an_array_of_violations() {
+    assert_eq!(
+        PolicyResult::from_answer(&serde_json::json!([])),
+        PolicyResult::Passed
+    );
+    assert_eq!(
+        PolicyResult::from_answer(&serde_json::json!(["no public ingress", {"a": 1}])),
+        PolicyResult::Failed(vec!["no public ingress".into(), "{\"a\":1}".into()])
+    );
+    for not_an_array in [
+        serde_json::json!(true),
+        serde_json::json!(null),
+        serde_json::json!("x"),
+    ] {
+        assert!(matches!(
+            PolicyResult::from_answer(&not_an_array),
+            PolicyResult::Errored(_)
+        ));
+    }
+}
+
+#[test]
+fn mandatory_failures_and_errors_block_advisory_failures_warn() {
+    let failed = || PolicyResult::Failed(vec!["x".into()]);
+    assert_eq!(verdict(&[]), Verdict::Passed);
+    assert_eq!(
+        verdict(&[outcome(Enforcement::Advisory, failed())]),
+        Verdict::AdvisoryFailed
+    );
+    assert_eq!(
+        verdict(&[
+            outcome(Enforcement::Advisory, failed()),
+            outcome(Enforcement::Mandatory, failed())
+        ]),
+        Verdict::Blocked
+    );
+    assert_eq!(
+        verdict(&[outcome(
+            Enforcement::Advisory,
+            PolicyResult::Errored("bad".into())
+        )]),
+        Verdict::Blocked,
+        "an errored policy never passes, even an advisory one"
+    );
+}
+
+#[test]
+fn after_the_check_a_run_goes_on_waits_or_as_a_speculative_plan_is_done() {
+    let kind = |speculative, auto_apply| RunKind {
+        speculative,
+        auto_apply,
+    };
+    assert_eq!(
+        after_policy_check(kind(false, false), Verdict::AdvisoryFailed),
+        &[RunState::PolicyChecked, RunState::Planned]
+    );
+    assert_eq!(
+        after_policy_check(kind(false, true), Verdict::Passed),
+        &[
+            RunState::PolicyChecked,
+            RunState::Planned,
+            RunState::Confirmed
+        ]
+    );
+    assert_eq!(
+        after_policy_check(kind(false, true), Verdict::Blocked),
+        &[RunState::PolicyOverride]
+    );
+    assert_eq!(
+        after_policy_check(kind(true, false), Verdict::Blocked),
+        &[RunState::PlannedAndFinished]
+    );
+    for verdict in [Verdict::Passed, Verdict::AdvisoryFailed, Verdict::Blocked] {
+        for kind in [kind(false, false), kind(false, true), kind(true, false)] {
+            let mut state = RunState::PolicyChecking;
+            for next in after_policy_check(kind, verdict) {
+                assert!(state.can_become(*next), "{state} -> {next}");
+                state = *next;
+            }
+        }
+    }
+}
+
+#[test]
+fn the_input_document_is_terraform_clouds() {
+    let tags = vec!["team-a".to_string()];
+    let run = RunInput {
+        id: "run-7".into(),
+        created_at: "2026-12-06T22:00:00Z".into(),
+        message: "Queued by a push",
+        commit_sha: "c0ffee",
+        speculative: false,
+        variables: vec![("terraform", "region", false), ("env", "TOKEN", true)],
+        organization: "gantry",
+        workspace: WorkspaceInput {
+            name: "prod",
+            working_directory: "envs/prod",
+            auto_apply: false,
+            execution_mode: "remote",
+            tags: &tags,
+            vcs_repo: Some(("octo-org/infra", "main")),
+        },
+    };
+    let plan = serde_json::json!({"format_version": "1.2", "resource_changes": []});
+    insta::assert_snapshot!(serde_json::to_string_pretty(&input_document(plan, &run)).unwrap());
+}

@@ -105,23 +105,12 @@ impl PolicyConfig {
 #[derive(Debug, Clone)]
 pub struct PolicySetConfig {
     pub name: String,
-    pub source: PolicySource,
+    /// The folder on Gantry's host with its `policies.hcl` and `.rego` files, read at each
+    /// check. Never the commit under review: a change must not be able to rewrite the rules
+    /// it is checked against.
+    pub path: PathBuf,
     /// Names or glob patterns; empty: every workspace.
     pub workspaces: Vec<String>,
-}
-
-/// Where a policy set's `policies.hcl` and `.rego` files are. Never the commit under review:
-/// a change must not be able to rewrite the rules it is checked against.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PolicySource {
-    /// A folder on Gantry's host.
-    Directory(PathBuf),
-    /// A folder (`path`, "" for the root) of a repository at the head of `branch`.
-    Repository {
-        repo: crate::core::workspace::RepoName,
-        branch: String,
-        path: String,
-    },
 }
 
 #[derive(Debug, Clone)]

@@ -428,34 +428,19 @@ fn validate_policies(
                 "is taken by another policy set",
             ));
         }
-        let source = match (set.repo, set.branch, set.path) {
-            (None, None, Some(path)) => {
-                let dir = PathBuf::from(&path);
-                if !dir.is_absolute() {
-                    return Err(ConfigError::new(&key("path"), "must be an absolute path"));
-                }
-                PolicySource::Directory(dir)
-            }
-            (Some(repo), Some(branch), path) => {
-                check_branch_name(&branch).map_err(|e| ConfigError::new(&key("branch"), e))?;
-                PolicySource::Repository {
-                    repo: RepoName::parse(&repo).map_err(|e| ConfigError::new(&key("repo"), e))?,
-                    branch,
-                    path: normalize_working_directory(path.as_deref().unwrap_or(""))
-                        .map_err(|e| ConfigError::new(&key("path"), e))?,
-                }
-            }
-            (Some(_), None, _) => {
-                return Err(ConfigError::new(&key("branch"), "is needed with repo"));
-            }
-            _ => {
-                return Err(ConfigError::new(
-                    &key("path"),
-                    "a policy set is a folder on Gantry's host (path) or in a repository (repo, \
-                     branch and path)",
-                ));
-            }
-        };
+        if set.repo.is_some() || set.branch.is_some() {
+            return Err(ConfigError::new(
+                &key("repo"),
+                "policy sets from a repository are not supported yet: use a folder on Gantry's \
+                 host (path)",
+            ));
+        }
+        let path = PathBuf::from(set.path.ok_or_else(|| {
+            ConfigError::new(&key("path"), "is required: the policy set's folder")
+        })?);
+        if !path.is_absolute() {
+            return Err(ConfigError::new(&key("path"), "must be an absolute path"));
+        }
         let workspaces = set.workspaces.unwrap_or_default();
         for pattern in &workspaces {
             globset::Glob::new(pattern)
@@ -463,7 +448,7 @@ fn validate_policies(
         }
         validated.push(PolicySetConfig {
             name: set.name,
-            source,
+            path,
             workspaces,
         });
     }

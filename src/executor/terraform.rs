@@ -70,6 +70,8 @@ pub enum PhaseError {
 /// What a plan found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlanSummary {
+    /// `terraform show -json` of the saved plan, as Terraform printed it (policies read it).
+    pub json: String,
     pub has_changes: bool,
     pub add: usize,
     pub change: usize,
@@ -444,6 +446,7 @@ pub fn parse_plan_json(json: &str) -> Result<PlanSummary, PhaseError> {
     let plan: PlanJson =
         serde_json::from_str(json).map_err(|e| PhaseError::BadPlanJson(e.to_string()))?;
     let mut summary = PlanSummary {
+        json: json.to_string(),
         has_changes: false,
         add: 0,
         change: 0,

@@ -14,6 +14,7 @@ mod effects;
 mod ingest_writer;
 mod installations;
 mod outbox;
+mod policy_checks;
 mod state_versions;
 mod tokens;
 mod workspaces;

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use super::signal::RunSignal;
-use crate::core::run::RunState;
+use crate::core::policy::{Verdict, after_policy_check};
+use crate::core::run::{RunKind, RunState};
 use crate::core::{RunId, WorkspaceId};
 use crate::executor::terraform::Stop;
 use crate::store::{Cause, Move, NewRuns, RunDetail, Store, WorkspaceLock};
@@ -60,11 +61,59 @@ impl RunControl {
         self.move_run(&run, &confirm, "confirmed").await
     }
 
+    /// Overrides the failed policy check of a run waiting for one: it goes on as if its check
+    /// had passed (to wait for confirmation, or to apply by itself on an auto-apply
+    /// workspace). Who and why are kept on the run's timeline. Only the check a run waits on
+    /// now: there is nothing to override in advance.
+    pub async fn override_policy(
+        &self,
+        run_id: RunId,
+        by: &str,
+        reason: &str,
+    ) -> Result<RunDetail, ActionError> {
+        let run = self.run(run_id).await?;
+        let detail = format!("policy check overridden: {reason}");
+        let overridden = Move::new(
+            run.id,
+            RunState::PolicyOverride,
+            RunState::PolicyChecked,
+            person(by),
+        )
+        .detail(&detail);
+        let run = self.move_run(&run, &overridden, "overridden").await?;
+        let auto_apply = run.auto_apply
+            || self
+                .store
+                .workspace(run.workspace_id)
+                .await?
+                .is_some_and(|w| w.spec.auto_apply);
+        let kind = RunKind {
+            speculative: run.speculative,
+            auto_apply,
+        };
+        let mut state = run.state;
+        for next in after_policy_check(kind, Verdict::Passed)
+            .iter()
+            .skip_while(|s| **s == RunState::PolicyChecked)
+        {
+            let mv = Move::new(run.id, state, *next, Cause::Runner);
+            if !self.store.move_run(&mv).await? {
+                break;
+            }
+            state = *next;
+        }
+        self.signal.workspace_changed(run.workspace_id);
+        self.store
+            .announce_workspaces_changed(&[run.workspace_id])
+            .await;
+        self.run(run.id).await
+    }
+
     /// Discards a run that waits: in the queue, or for confirmation.
     pub async fn discard(&self, run_id: RunId, by: &str) -> Result<RunDetail, ActionError> {
         let run = self.run(run_id).await?;
         let from = match run.state {
-            RunState::Pending | RunState::Planned => run.state,
+            RunState::Pending | RunState::Planned | RunState::PolicyOverride => run.state,
             other => {
                 return Err(ActionError::Conflict(format!(
                     "a run that is {other} cannot be discarded"

@@ -5,6 +5,7 @@
 
 mod ending;
 mod fetch;
+mod policy;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use super::Shared;
 use super::log::PhaseLog;
+use crate::core::policy::after_policy_check;
 use crate::core::run::{PlanResult, RunKind, RunState, after_plan};
 use crate::core::state::check_new_state;
 use crate::executor::sandbox::Isolation;
@@ -319,7 +321,11 @@ impl Execution {
         };
         // Readers of the next state (a status, the PR comment) find the whole plan log.
         log.flush().await;
-        for next in after_plan(kind, plan) {
+        let next = match self.check_policies(&summary, log).await? {
+            Some(verdict) => after_policy_check(kind, verdict),
+            None => after_plan(kind, plan),
+        };
+        for next in next {
             self.advance(*next).await?;
         }
         if self.state == RunState::Confirmed {

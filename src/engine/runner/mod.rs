@@ -73,6 +73,10 @@ pub struct Shared {
     /// The program that supervises each Terraform phase.
     supervisor: PathBuf,
     on_shutdown: OnShutdown,
+    /// The policy sets plans are checked against.
+    policies: crate::config::PolicyConfig,
+    /// Gantry's organization, as policies see it.
+    organization: String,
 }
 
 impl Shared {
@@ -158,6 +162,8 @@ impl Runner {
             isolation: isolation(&config.runner),
             supervisor: config.runner.supervisor.clone(),
             on_shutdown: config.runner.on_shutdown,
+            policies: config.policies.clone(),
+            organization: config.organization.clone(),
         };
         Self {
             shared: Arc::new(shared),

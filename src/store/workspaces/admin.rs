@@ -110,6 +110,7 @@ impl Store {
             format!("DELETE FROM run_logs WHERE run_id IN {RUNS}"),
             format!("DELETE FROM run_events WHERE run_id IN {RUNS}"),
             format!("DELETE FROM run_variables WHERE run_id IN {RUNS}"),
+            format!("DELETE FROM policy_checks WHERE run_id IN {RUNS}"),
             "DELETE FROM state_uploads WHERE workspace_id = $1".to_string(),
             "DELETE FROM state_versions WHERE workspace_id = $1".to_string(),
             "DELETE FROM outbox WHERE state IN ('pending', 'sending') \

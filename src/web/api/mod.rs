@@ -33,7 +33,12 @@ pub fn router() -> Router<Arc<AppState>> {
             "/api/v1/runs/{id}/logs/{phase}/stream",
             get(runs::log_stream),
         )
+        .route(
+            "/api/v1/runs/{id}/actions/override",
+            post(runs::override_policy),
+        )
         .route("/api/v1/runs/{id}/actions/{action}", post(runs::action))
+        .route("/api/v1/runs/{id}/policy-checks", get(runs::policy_checks))
         .route(
             "/api/v1/workspaces",
             get(workspaces::list).post(workspace_admin::create),

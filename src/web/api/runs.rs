@@ -8,7 +8,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use serde::Serialize;
 
-use super::auth::{Caller, Writer};
+use super::auth::{Admin, Caller, Writer};
 use super::error::ApiError;
 use crate::core::CommitSha;
 use crate::core::access::Role;
@@ -157,6 +157,69 @@ pub async fn action(
     tracing::info!(run_id = %id, action, by = caller.name, "run action");
     let run = find(&state, id).await?;
     Ok((status, Json(run_json(&state, run).await?)))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OverrideBody {
+    pub reason: String,
+}
+
+/// `POST /api/v1/runs/{id}/actions/override` (admin) with `{"reason": "…"}`: a run waiting
+/// for an override of its failed policy check goes on.
+pub async fn override_policy(
+    State(state): State<Arc<AppState>>,
+    Admin(caller): Admin,
+    Path(id): Path<RunId>,
+    Json(body): Json<OverrideBody>,
+) -> Result<Json<RunJson>, ApiError> {
+    let reason = body.reason.trim();
+    if reason.is_empty() {
+        return Err(ApiError::BadRequest("reason: an override says why".into()));
+    }
+    state.runs.override_policy(id, &caller.name, reason).await?;
+    tracing::info!(run_id = %id, by = caller.name, reason, "policy check overridden");
+    let run = find(&state, id).await?;
+    Ok(Json(run_json(&state, run).await?))
+}
+
+#[derive(Serialize)]
+pub struct PolicyCheckJson {
+    pub policy_set: String,
+    pub policy: String,
+    /// advisory or mandatory
+    pub enforcement: &'static str,
+    /// passed, advisory failed, mandatory failed or errored
+    pub result: &'static str,
+    /// The violations, or why it errored.
+    pub messages: Vec<String>,
+}
+
+/// `GET /api/v1/runs/{id}/policy-checks`: what each policy said about the run's plan.
+pub async fn policy_checks(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<RunId>,
+) -> Result<Json<Vec<PolicyCheckJson>>, ApiError> {
+    caller.require(Role::Read)?;
+    find(&state, id).await?;
+    let checks = state.store.policy_checks(id).await?;
+    Ok(Json(
+        checks
+            .into_iter()
+            .map(|check| PolicyCheckJson {
+                result: check.result.label(check.enforcement),
+                enforcement: check.enforcement.as_str(),
+                messages: match check.result {
+                    crate::core::policy::PolicyResult::Passed => Vec::new(),
+                    crate::core::policy::PolicyResult::Failed(messages) => messages,
+                    crate::core::policy::PolicyResult::Errored(why) => vec![why],
+                },
+                policy_set: check.policy_set,
+                policy: check.policy,
+            })
+            .collect(),
+    ))
 }
 
 /// `GET /api/v1/runs/{id}/logs/{phase}/stream[?after=N]`: server-sent events, one per chunk

@@ -1,0 +1,215 @@
+//! Policy checks with real plans (Terraform 1.15.5, `terraform_data`, offline) against real
+//! Rego policies (`fixtures/policies/`): a mandatory failure holds a run until an admin
+//! overrides it, advisory failures only warn, an errored policy blocks, a speculative plan
+//! reports and never waits, a clean plan passes.
+
+mod common;
+
+use common::fixture_path;
+use common::runs::{Harness, sha, tool_cache_with, upload_of};
+use common::terraform_cli::terraform_1_15;
+use serde_json::json;
+
+/// Gantry with workspace `prod` (exposure `exposure`, auto-apply or not) checked against the
+/// policy sets in `sets` (fixture folder names), and Terraform 1.15.5 to plan with.
+async fn gantry(exposure: &str, auto_apply: bool, sets: &[&str]) -> Harness {
+    let mut toml = format!(
+        "[[workspaces]]\nname = \"prod\"\nrepo = \"octo-org/infra\"\n\
+         terraform_version = \"1.15.5\"\nauto_apply = {auto_apply}\n\
+         [workspaces.vars]\nexposure = \"{exposure}\"\n\n\
+         [[workspaces]]\nname = \"unchecked\"\nrepo = \"octo-org/other\"\n\
+         terraform_version = \"1.15.5\"\n[workspaces.vars]\nexposure = \"public\"\n\n"
+    );
+    for set in sets {
+        toml.push_str(&format!(
+            "[[policy_sets]]\nname = \"{set}\"\npath = \"{}\"\nworkspaces = [\"pro*\"]\n\n",
+            fixture_path(&format!("policies/{set}")).display()
+        ));
+    }
+    let tools = tempfile::tempdir().unwrap().keep();
+    let cache = tool_cache_with(&tools, None);
+    std::fs::create_dir_all(cache.join("1.15.5")).unwrap();
+    std::os::unix::fs::symlink(
+        terraform_1_15().canonicalize().unwrap(),
+        cache.join("1.15.5/terraform"),
+    )
+    .unwrap();
+    Harness::start_with(&toml, move |env| {
+        env.insert(
+            "GANTRY_TERRAFORM_TOOL_CACHE".into(),
+            cache.display().to_string(),
+        );
+    })
+    .await
+}
+
+async fn policy_checks(h: &Harness, run: i64) -> Vec<(String, String, Vec<String>)> {
+    let checks = h
+        .api_get(&format!("/api/v1/runs/{run}/policy-checks"))
+        .await;
+    checks
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["policy"].as_str().unwrap().to_string(),
+                c["result"].as_str().unwrap().to_string(),
+                c["messages"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|m| m.as_str().unwrap().to_string())
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_mandatory_failure_holds_the_run_until_an_admin_overrides_it_then_it_applies_once() {
+    let h = gantry("public", true, &["guards"]).await;
+    h.serve_tarball(&sha(1), "exposed").await;
+    let run = h.push(&sha(1)).await;
+    h.wait_for(run, "policy_override").await;
+    let checks = policy_checks(&h, run).await;
+    assert_eq!(
+        checks[0],
+        (
+            "no_public_ingress".to_string(),
+            "mandatory failed".to_string(),
+            vec!["terraform_data.web is exposed to the internet".to_string()]
+        )
+    );
+    assert_eq!(checks[1].1, "passed");
+    let log = h.log(run, "plan").await;
+    assert!(log.contains("waits for an override"), "{log}");
+
+    // Not by a writer, not without a reason; an admin's override is kept with who and why.
+    let writer = h.token_for("write").await;
+    let reason = json!({ "reason": "the load balancer is meant to be public" });
+    let refused = h
+        .call(
+            "POST",
+            &format!("/api/v1/runs/{run}/actions/override"),
+            &writer,
+            reason.clone(),
+        )
+        .await;
+    assert_eq!(refused.status, 403);
+    let no_reason = h
+        .call(
+            "POST",
+            &format!("/api/v1/runs/{run}/actions/override"),
+            &h.token,
+            json!({"reason": " "}),
+        )
+        .await;
+    assert_eq!(no_reason.status, 400);
+    assert_eq!(h.run(run).await["state"], "policy_override");
+    let overridden = h
+        .call(
+            "POST",
+            &format!("/api/v1/runs/{run}/actions/override"),
+            &h.token,
+            reason,
+        )
+        .await;
+    assert_eq!(overridden.status, 200, "{}", overridden.body);
+
+    // The workspace auto-applies: the overridden run applies, once.
+    let done = h.wait_for(run, "applied").await;
+    let states = Harness::states(&done);
+    assert_eq!(
+        states.iter().filter(|s| *s == "applying").count(),
+        1,
+        "{states:?}"
+    );
+    let events = done["events"].as_array().unwrap();
+    let override_event = events
+        .iter()
+        .find(|e| e["state"] == "policy_checked" && e["cause"] == "person:tester")
+        .unwrap_or_else(|| panic!("the override is on the timeline: {events:?}"));
+    assert!(
+        override_event["detail"]
+            .as_str()
+            .unwrap()
+            .contains("meant to be public")
+    );
+    let again = h
+        .call(
+            "POST",
+            &format!("/api/v1/runs/{run}/actions/override"),
+            &h.token,
+            json!({"reason": "again"}),
+        )
+        .await;
+    assert_eq!(again.status, 409, "nothing to override any more");
+}
+
+#[tokio::test]
+async fn advisory_failures_only_warn_and_workspaces_outside_a_set_are_not_checked() {
+    let h = gantry("internal", false, &["guards"]).await;
+    h.serve_tarball(&sha(1), "exposed").await;
+    let run = h.push(&sha(1)).await;
+    let planned = h.wait_for(run, "planned").await;
+    let states = Harness::states(&planned);
+    assert!(
+        states.contains(&"policy_checking".to_string()),
+        "{states:?}"
+    );
+    assert!(states.contains(&"policy_checked".to_string()), "{states:?}");
+    let checks = policy_checks(&h, run).await;
+    assert_eq!(checks[0].1, "passed");
+    assert_eq!(checks[1].1, "advisory failed");
+    assert_eq!(
+        checks[1].2,
+        vec!["terraform_data.web could be private (workspace prod)".to_string()],
+        "the input document carries the run's workspace"
+    );
+    let (status, _) = h.action(run, "confirm").await;
+    assert_eq!(status, 200);
+    h.wait_for(run, "applied").await;
+
+    // `unchecked` matches no set's patterns: its public service plans without a check.
+    let version = h.upload("unchecked", upload_of("exposed")).await;
+    let other = h.run_upload("unchecked", version, true).await;
+    let done = h.wait_for(other, "planned_and_finished").await;
+    assert!(!Harness::states(&done).contains(&"policy_checking".to_string()));
+    assert!(policy_checks(&h, other).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_clean_plan_passes_and_an_errored_policy_blocks() {
+    let h = gantry("private", false, &["guards"]).await;
+    h.serve_tarball(&sha(1), "exposed").await;
+    let run = h.push(&sha(1)).await;
+    h.wait_for(run, "planned").await;
+    assert!(policy_checks(&h, run).await.iter().all(|c| c.1 == "passed"));
+
+    let h = gantry("private", false, &["guards", "broken"]).await;
+    h.serve_tarball(&sha(1), "exposed").await;
+    let run = h.push(&sha(1)).await;
+    h.wait_for(run, "policy_override").await;
+    let checks = policy_checks(&h, run).await;
+    let broken = checks.iter().find(|c| c.0 == "half_written").unwrap();
+    assert_eq!(broken.1, "errored");
+    assert!(broken.2[0].contains("does not parse"), "{broken:?}");
+    // A discard ends a run waiting for an override.
+    let (status, _) = h.action(run, "discard").await;
+    assert_eq!(status, 200);
+    assert_eq!(h.run(run).await["state"], "discarded");
+}
+
+#[tokio::test]
+async fn a_speculative_plan_reports_its_policy_check_and_never_waits() {
+    let h = gantry("public", false, &["guards"]).await;
+    let version = h.upload("prod", upload_of("exposed")).await;
+    let run = h.run_upload("prod", version, true).await;
+    let done = h.wait_for(run, "planned_and_finished").await;
+    assert!(Harness::states(&done).contains(&"policy_checking".to_string()));
+    let checks = policy_checks(&h, run).await;
+    assert_eq!(checks[0].1, "mandatory failed");
+    let log = h.log(run, "plan").await;
+    assert!(log.contains("a speculative plan only reports it"), "{log}");
+}

@@ -52,7 +52,7 @@ fn only_waiting_runs_can_be_discarded() {
         .into_iter()
         .filter(|s| s.can_become(Discarded))
         .collect();
-    assert_eq!(discardable, [Pending, Planned]);
+    assert_eq!(discardable, [Pending, PolicyOverride, Planned]);
 }
 
 #[test]
@@ -89,7 +89,37 @@ fn runs_from_fetching_to_applying_hold_the_workspace_including_planned() {
         .into_iter()
         .filter(|s| s.holds_workspace())
         .collect();
-    assert_eq!(holding, [Fetching, Planning, Planned, Confirmed, Applying]);
+    assert_eq!(
+        holding,
+        [
+            Fetching,
+            Planning,
+            PolicyChecking,
+            PolicyChecked,
+            PolicyOverride,
+            Planned,
+            Confirmed,
+            Applying
+        ]
+    );
+}
+
+#[test]
+fn a_run_waiting_for_an_override_goes_on_when_overridden_or_ends_when_discarded() {
+    assert!(Planning.can_become(PolicyChecking));
+    assert!(PolicyChecking.can_become(PolicyOverride));
+    assert!(PolicyOverride.can_become(PolicyChecked));
+    assert!(PolicyOverride.can_become(Discarded));
+    assert!(
+        !PolicyOverride.can_become(Confirmed),
+        "no confirmation skips the override"
+    );
+    assert!(!PolicyOverride.can_become(Planned));
+    assert!(!PolicyOverride.can_become(Canceled));
+    assert!(PolicyOverride.waits_for_a_person());
+    // A check lost with its server plans again.
+    assert!(PolicyChecking.can_become(Pending));
+    assert!(PolicyChecked.can_become(Pending));
 }
 
 #[test]

@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::browser::{Browser, hidden};
 use common::fixture_path;
 use common::runs::{Harness, sha, tool_cache_with, upload_of};
 use common::terraform_cli::terraform_1_15;
@@ -107,15 +108,39 @@ async fn a_mandatory_failure_holds_the_run_until_an_admin_overrides_it_then_it_a
         .await;
     assert_eq!(no_reason.status, 400);
     assert_eq!(h.run(run).await["state"], "policy_override");
-    let overridden = h
-        .call(
-            "POST",
-            &format!("/api/v1/runs/{run}/actions/override"),
-            &h.token,
-            reason,
+    // The run page shows the check, and an admin the override form, which takes a reason.
+    let mut browser = Browser::new(&h.gantry.url);
+    browser.sign_in(&writer).await;
+    let (_, page, _) = browser.get(&format!("/runs/{run}")).await;
+    assert!(page.contains("Policy checks"), "{page}");
+    assert!(
+        page.contains("terraform_data.web is exposed to the internet"),
+        "{page}"
+    );
+    assert!(!page.contains("Override policy check"), "not for writers");
+    let mut admin = Browser::new(&h.gantry.url);
+    admin.sign_in(&h.token).await;
+    let (_, page, _) = admin.get(&format!("/runs/{run}")).await;
+    assert!(page.contains("Override policy check"), "{page}");
+    let csrf = hidden(&page, "csrf");
+    let (status, _) = admin
+        .post(
+            &format!("/runs/{run}/override"),
+            &[("csrf", &csrf), ("reason", "")],
         )
         .await;
-    assert_eq!(overridden.status, 200, "{}", overridden.body);
+    assert_eq!(status, 400);
+    let (status, location) = admin
+        .post(
+            &format!("/runs/{run}/override"),
+            &[
+                ("csrf", &csrf),
+                ("reason", reason["reason"].as_str().unwrap()),
+            ],
+        )
+        .await;
+    assert_eq!(status, 303);
+    assert_eq!(location, Some(format!("/runs/{run}")));
 
     // The workspace auto-applies: the overridden run applies, once.
     let done = h.wait_for(run, "applied").await;

@@ -3,112 +3,12 @@
 
 mod common;
 
+use common::browser::{Browser, hidden};
 use common::runs::{Harness, sha};
 use gantry::web::api::auth::{new_token, token_hash};
-use reqwest::redirect::Policy;
-use reqwest::{Client, StatusCode};
+use reqwest::StatusCode;
 
 const ROOT: &str = common::runs::ROOT_WORKSPACE;
-
-/// A browser-like client: no redirects followed, cookies kept by hand.
-struct Browser {
-    http: Client,
-    base: String,
-    cookies: Vec<(String, String)>,
-}
-
-impl Browser {
-    fn new(base: &str) -> Self {
-        Self {
-            http: Client::builder().redirect(Policy::none()).build().unwrap(),
-            base: base.to_string(),
-            cookies: Vec::new(),
-        }
-    }
-
-    fn cookie_header(&self) -> String {
-        self.cookies
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-
-    fn keep_cookies(&mut self, response: &reqwest::Response) -> Vec<String> {
-        let mut raw = Vec::new();
-        for value in response.headers().get_all("set-cookie") {
-            let text = value.to_str().unwrap().to_string();
-            let pair = text.split(';').next().unwrap();
-            let (name, value) = pair.split_once('=').unwrap();
-            self.cookies.retain(|(k, _)| k != name);
-            if !value.is_empty() {
-                self.cookies.push((name.to_string(), value.to_string()));
-            }
-            raw.push(text);
-        }
-        raw
-    }
-
-    async fn get(&mut self, path: &str) -> (StatusCode, String, Option<String>) {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .header("cookie", self.cookie_header())
-            .send()
-            .await
-            .unwrap();
-        self.keep_cookies(&response);
-        let status = response.status();
-        let location = response
-            .headers()
-            .get("location")
-            .map(|l| l.to_str().unwrap().to_string());
-        (status, response.text().await.unwrap(), location)
-    }
-
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> (StatusCode, Option<String>) {
-        let response = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header("cookie", self.cookie_header())
-            .form(form)
-            .send()
-            .await
-            .unwrap();
-        self.keep_cookies(&response);
-        let location = response
-            .headers()
-            .get("location")
-            .map(|l| l.to_str().unwrap().to_string());
-        (response.status(), location)
-    }
-
-    /// Signs in with `token` the way the form does.
-    async fn sign_in(&mut self, token: &str) -> (StatusCode, Option<String>) {
-        let (status, page, _) = self.get("/sign-in?next=/workspaces/prod").await;
-        assert_eq!(status, 200);
-        let csrf = hidden(&page, "csrf");
-        self.post(
-            "/sign-in",
-            &[
-                ("token", token),
-                ("csrf", &csrf),
-                ("next", "/workspaces/prod"),
-            ],
-        )
-        .await
-    }
-}
-
-/// The value of a hidden form field in a page.
-fn hidden(page: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = page
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no {name} in {page}"))
-        + marker.len();
-    page[start..].split('"').next().unwrap().to_string()
-}
 
 async fn token(h: &Harness, name: &str, role: &str) -> String {
     let token = new_token();

@@ -55,6 +55,7 @@ pub fn router() -> Router<Arc<AppState>> {
             get(pages::download_state),
         )
         .route("/runs/{id}", get(pages::run))
+        .route("/runs/{id}/override", post(pages::override_policy))
         .route("/runs/{id}/{action}", post(pages::run_action))
         .route("/runs/{id}/logs/{phase}/stream", get(log_stream))
 }

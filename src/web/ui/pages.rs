@@ -335,6 +335,10 @@ struct RunPage {
     can_confirm: bool,
     can_discard: bool,
     can_cancel: bool,
+    /// An admin may override the failed policy check the run waits on.
+    can_override: bool,
+    /// What each policy said: (set/policy, result, class, messages).
+    policies: Vec<(String, &'static str, &'static str, Vec<String>)>,
     /// `runner.isolation = "none"`: this server's runs are not sandboxed.
     unsandboxed: bool,
 }
@@ -482,6 +486,7 @@ async fn run_page(state: &AppState, viewer: Viewer, run: RunDetail) -> anyhow::R
         .collect();
     let web = state.config.github.web_url.as_str().trim_end_matches('/');
     let can_write = viewer.role.allows(Role::Write);
+    let viewer_is_admin = viewer.role.allows(Role::Admin);
     Ok(RunPage {
         viewer: viewer.name,
         role: viewer.role,
@@ -518,7 +523,37 @@ async fn run_page(state: &AppState, viewer: Viewer, run: RunDetail) -> anyhow::R
         logs,
         can_write,
         can_confirm: can_write && run.state == RunState::Planned,
-        can_discard: can_write && matches!(run.state, RunState::Pending | RunState::Planned),
+        can_discard: can_write
+            && matches!(
+                run.state,
+                RunState::Pending | RunState::Planned | RunState::PolicyOverride
+            ),
+        can_override: viewer_is_admin && run.state == RunState::PolicyOverride,
+        policies: state
+            .store
+            .policy_checks(run.id)
+            .await?
+            .into_iter()
+            .map(|check| {
+                let label = check.result.label(check.enforcement);
+                let class = match label {
+                    "passed" => "state-ok",
+                    "advisory failed" => "state-wait",
+                    _ => "state-bad",
+                };
+                let messages = match check.result {
+                    crate::core::policy::PolicyResult::Passed => Vec::new(),
+                    crate::core::policy::PolicyResult::Failed(messages) => messages,
+                    crate::core::policy::PolicyResult::Errored(why) => vec![why],
+                };
+                (
+                    format!("{}/{}", check.policy_set, check.policy),
+                    label,
+                    class,
+                    messages,
+                )
+            })
+            .collect(),
         can_cancel: can_write && (run.state == RunState::Pending || run.state.is_executing()),
         unsandboxed: state.config.runner.isolation == crate::config::IsolationSetting::None,
     })
@@ -551,6 +586,44 @@ pub async fn run_action(
             Redirect::to(&format!("/runs/{id}")).into_response()
         }
         Err(error) => error_page(StatusCode::CONFLICT, "Not done", &error.to_string()),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct OverrideForm {
+    csrf: String,
+    reason: Option<String>,
+}
+
+/// `POST /runs/{id}/override` (admin): the failed policy check the run waits on is
+/// overridden, with the reason given.
+pub async fn override_policy(
+    State(state): State<Arc<AppState>>,
+    viewer: Viewer,
+    Path(id): Path<RunId>,
+    Form(form): Form<OverrideForm>,
+) -> Response {
+    if let Err(refused) = viewer.authorize(&form.csrf, Role::Admin) {
+        return *refused;
+    }
+    let reason = form.reason.unwrap_or_default();
+    if reason.trim().is_empty() {
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            "Not overridden",
+            "An override says why.",
+        );
+    }
+    match state
+        .runs
+        .override_policy(id, &viewer.name, reason.trim())
+        .await
+    {
+        Ok(_) => {
+            tracing::info!(run_id = %id, by = viewer.name, "policy check overridden from the UI");
+            Redirect::to(&format!("/runs/{id}")).into_response()
+        }
+        Err(error) => error_page(StatusCode::CONFLICT, "Not overridden", &error.to_string()),
     }
 }
 

@@ -120,6 +120,21 @@ impl Metrics {
             "Runs waiting in each workspace's queue",
             queue,
         );
+        let policies = Family::<Vec<(String, String)>, Gauge>::default();
+        for (enforcement, result, count) in store.policy_check_counts().await? {
+            policies
+                .get_or_create(&vec![
+                    ("enforcement".into(), enforcement),
+                    ("result".into(), result),
+                ])
+                .set(count);
+        }
+        scraped.register(
+            "policy_evaluations",
+            "Policy evaluations of runs' plans (the latest plan of each run), by enforcement level \
+             and result",
+            policies,
+        );
         let backlog = Gauge::<i64>::default();
         backlog.set(store.outbox_pending().await?);
         scraped.register(

@@ -237,4 +237,19 @@ async fn a_speculative_plan_reports_its_policy_check_and_never_waits() {
     assert_eq!(checks[0].1, "mandatory failed");
     let log = h.log(run, "plan").await;
     assert!(log.contains("a speculative plan only reports it"), "{log}");
+    let metrics = h
+        .gantry
+        .http
+        .get(format!("{}/metrics", h.gantry.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .contains("gantry_policy_evaluations{enforcement=\"mandatory\",result=\"failed\"} 1"),
+        "{metrics}"
+    );
 }

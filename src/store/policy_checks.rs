@@ -44,6 +44,19 @@ impl Store {
         Ok(())
     }
 
+    /// How many policy evaluations are kept, by enforcement level and result.
+    pub async fn policy_check_counts(&self) -> anyhow::Result<Vec<(String, String, i64)>> {
+        let counts = on_read_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT enforcement, result, COUNT(*) FROM policy_checks \
+                 GROUP BY enforcement, result ORDER BY enforcement, result",
+            )
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(counts)
+    }
+
     /// A run's policy outcomes, in the order they were evaluated.
     pub async fn policy_checks(&self, run_id: RunId) -> anyhow::Result<Vec<PolicyOutcome>> {
         let rows: Vec<(String, String, String, String, String)> = on_read_pool!(self, pool => {

@@ -85,6 +85,25 @@ async fn a_mandatory_failure_holds_the_run_until_an_admin_overrides_it_then_it_a
     assert_eq!(checks[1].1, "passed");
     let log = h.log(run, "plan").await;
     assert!(log.contains("waits for an override"), "{log}");
+    // GitHub shows the check of its own, waiting for action.
+    let policy_check = || async {
+        h.outbox_drained().await;
+        h.gantry
+            .github
+            .check_runs()
+            .into_iter()
+            .find(|c| c.name == "gantry/prod/policy")
+            .expect("a policy check run")
+    };
+    let shown = policy_check().await;
+    assert_eq!(shown.conclusion.as_deref(), Some("action_required"));
+    assert!(
+        shown
+            .summary
+            .contains("terraform_data.web is exposed to the internet"),
+        "{}",
+        shown.summary
+    );
 
     // Not by a writer, not without a reason; an admin's override is kept with who and why.
     let writer = h.token_for("write").await;
@@ -149,6 +168,15 @@ async fn a_mandatory_failure_holds_the_run_until_an_admin_overrides_it_then_it_a
         states.iter().filter(|s| *s == "applying").count(),
         1,
         "{states:?}"
+    );
+    let shown = policy_check().await;
+    assert_eq!(shown.conclusion.as_deref(), Some("success"));
+    assert!(
+        shown
+            .title
+            .contains("overridden by tester: the load balancer is meant to be public"),
+        "{}",
+        shown.title
     );
     let events = done["events"].as_array().unwrap();
     let override_event = events

@@ -216,6 +216,91 @@ pub fn after_policy_check(kind: RunKind, verdict: Verdict) -> &'static [RunState
     }
 }
 
+/// What GitHub shows of a run's policy check: its check run (`gantry/<workspace>/policy`),
+/// or its commit status when check runs are off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyView {
+    pub check: crate::core::github_terms::CheckState,
+    pub status: crate::core::github_terms::CommitState,
+    /// One line: the status's description, the check's title.
+    pub title: String,
+    /// Markdown: one line a policy, with its violations.
+    pub summary: String,
+}
+
+/// The context (status) or name (check run) of a workspace's policy check.
+pub fn policy_context(workspace: &str) -> String {
+    format!("gantry/{workspace}/policy")
+}
+
+/// How a check looks: `overridden` names who overrode a blocked check, and why.
+pub fn policy_view(
+    outcomes: &[PolicyOutcome],
+    speculative: bool,
+    overridden: Option<(&str, &str)>,
+) -> PolicyView {
+    use crate::core::github_terms::{CheckConclusion, CheckState, CommitState};
+    let count = |f: &dyn Fn(&PolicyOutcome) -> bool| outcomes.iter().filter(|o| f(o)).count();
+    let blocking = count(&|o| o.blocks());
+    let advisory = count(&|o| !o.blocks() && matches!(o.result, PolicyResult::Failed(_)));
+    let (conclusion, status, title) = match (verdict(outcomes), overridden) {
+        (Verdict::Passed, _) => (
+            CheckConclusion::Success,
+            CommitState::Success,
+            format!("All {} policies passed", outcomes.len()),
+        ),
+        (Verdict::AdvisoryFailed, _) => (
+            CheckConclusion::Neutral,
+            CommitState::Success,
+            format!("Passed with {advisory} advisory failure(s)"),
+        ),
+        (Verdict::Blocked, Some((by, reason))) => (
+            CheckConclusion::Success,
+            CommitState::Success,
+            format!("{blocking} failure(s) overridden by {by}: {reason}"),
+        ),
+        (Verdict::Blocked, None) if speculative => (
+            CheckConclusion::Failure,
+            CommitState::Failure,
+            format!("{blocking} mandatory failure(s) or error(s)"),
+        ),
+        (Verdict::Blocked, None) => (
+            CheckConclusion::ActionRequired,
+            CommitState::Failure,
+            format!("{blocking} mandatory failure(s) or error(s): needs an admin's override"),
+        ),
+    };
+    let mut summary = format!("**{title}**\n\n| Policy | Result |\n| --- | --- |\n");
+    for outcome in outcomes {
+        summary.push_str(&format!(
+            "| `{}/{}` | {} |\n",
+            outcome.policy_set,
+            outcome.policy,
+            outcome.result.label(outcome.enforcement)
+        ));
+    }
+    for outcome in outcomes {
+        let lines = match &outcome.result {
+            PolicyResult::Passed => continue,
+            PolicyResult::Failed(messages) => messages.clone(),
+            PolicyResult::Errored(why) => vec![why.clone()],
+        };
+        summary.push_str(&format!(
+            "\n**{}/{}**\n",
+            outcome.policy_set, outcome.policy
+        ));
+        for line in lines {
+            summary.push_str(&format!("- {}\n", line.replace('\n', " ")));
+        }
+    }
+    PolicyView {
+        check: CheckState::completed(conclusion),
+        status,
+        title: crate::core::status::truncate(&title, 140),
+        summary: crate::core::status::truncate(&summary, 65_535),
+    }
+}
+
 /// A run as its policies see it (Terraform Cloud's `input.run`): never a variable's value.
 #[derive(Debug, Clone)]
 pub struct RunInput<'a> {

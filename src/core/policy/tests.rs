@@ -164,3 +164,47 @@ fn the_input_document_is_terraform_clouds() {
     let plan = serde_json::json!({"format_version": "1.2", "resource_changes": []});
     insta::assert_snapshot!(serde_json::to_string_pretty(&input_document(plan, &run)).unwrap());
 }
+
+#[test]
+fn github_shows_a_blocked_check_as_needing_action_and_an_override_with_who_and_why() {
+    let failed = outcome(
+        Enforcement::Mandatory,
+        PolicyResult::Failed(vec!["web is public".into()]),
+    );
+    let blocked = policy_view(std::slice::from_ref(&failed), false, None);
+    assert_eq!(
+        blocked.check.conclusion,
+        Some(crate::core::github_terms::CheckConclusion::ActionRequired)
+    );
+    assert!(
+        blocked.title.contains("needs an admin's override"),
+        "{}",
+        blocked.title
+    );
+    assert!(
+        blocked.summary.contains("- web is public"),
+        "{}",
+        blocked.summary
+    );
+    let overridden = policy_view(&[failed.clone()], false, Some(("alice", "known exception")));
+    assert_eq!(
+        overridden.status,
+        crate::core::github_terms::CommitState::Success
+    );
+    assert!(
+        overridden
+            .title
+            .contains("overridden by alice: known exception")
+    );
+    let speculative = policy_view(&[failed], true, None);
+    assert_eq!(
+        speculative.status,
+        crate::core::github_terms::CommitState::Failure
+    );
+    let passed = policy_view(
+        &[outcome(Enforcement::Advisory, PolicyResult::Passed)],
+        false,
+        None,
+    );
+    assert_eq!(passed.title, "All 1 policies passed");
+}

@@ -7,6 +7,7 @@
 
 mod checks;
 mod comment;
+mod policy;
 mod statuses;
 
 use std::sync::Arc;
@@ -205,6 +206,7 @@ impl OutboxWorker {
             Message::AggregateStatus(_) if !feedback.aggregates() => Ok(()),
             Message::RunStatus { run_id } => self.send_run_status(*run_id, row.in_doubt).await,
             Message::RunCheck { run_id } => self.send_run_check(*run_id).await,
+            Message::PolicyCheck { run_id } => self.send_policy_check(*run_id).await,
             Message::RawStatus(status) => self.send_raw_status(status, row.in_doubt).await,
             Message::RawCheck(check) => self.send_raw_check(check).await,
             Message::AggregateStatus(target) => self.send_aggregate(target, row.in_doubt).await,

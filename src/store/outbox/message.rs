@@ -32,6 +32,8 @@ pub enum Message {
     RunStatus { run_id: RunId },
     /// The check run of a run.
     RunCheck { run_id: RunId },
+    /// A run's policy check: its check run `gantry/<workspace>/policy` (or status).
+    PolicyCheck { run_id: RunId },
     /// A status not tied to a run.
     RawStatus(RawStatus),
     /// A check run not tied to a run (a fork's approval).
@@ -52,6 +54,7 @@ impl Message {
         match self {
             Message::RunStatus { .. } => "run_status",
             Message::RunCheck { .. } => "run_check",
+            Message::PolicyCheck { .. } => "policy_check",
             Message::RawStatus(_) => "raw_status",
             Message::RawCheck(_) => "raw_check",
             Message::AggregateStatus(_) => "aggregate_status",
@@ -64,7 +67,9 @@ impl Message {
     /// What a pending row covers: one row per (kind, key).
     pub fn key(&self) -> String {
         match self {
-            Message::RunStatus { run_id } | Message::RunCheck { run_id } => run_id.to_string(),
+            Message::RunStatus { run_id }
+            | Message::RunCheck { run_id }
+            | Message::PolicyCheck { run_id } => run_id.to_string(),
             Message::RawStatus(s) => format!("{}@{}/{}", s.repo, s.sha, s.context),
             Message::RawCheck(c) => format!("{}@{}/{}", c.repo, c.sha, c.name),
             Message::AggregateStatus(t) => format!("{}@{}", t.repo, t.sha),
@@ -267,6 +272,22 @@ pub(crate) async fn enqueue_run_feedback(conn: Conn<'_>, run_id: RunId) -> Resul
             item(Message::RunStatus { run_id }),
             item(Message::RunCheck { run_id }),
         ];
+        // A policy check is shown when it ends (checked, or waiting for an override) and
+        // again when it is overridden (checked after all).
+        let state = crate::core::run::RunState::parse(&state);
+        let checked = matches!(
+            state,
+            Some(crate::core::run::RunState::PolicyChecked | crate::core::run::RunState::PolicyOverride)
+        );
+        let speculative_checked = state == Some(crate::core::run::RunState::PlannedAndFinished)
+            && sqlx::query_scalar::<_, i32>("SELECT 1 FROM policy_checks WHERE run_id = $1 LIMIT 1")
+                .bind(run_id)
+                .fetch_optional(&mut *c)
+                .await?
+                .is_some();
+        if checked || speculative_checked {
+            items.push(OutboxItem::result(Message::PolicyCheck { run_id }));
+        }
         if let Some(pr_number) = pr_number {
             items.push(OutboxItem::progress(Message::PrComment { repo, pr_number }));
         }

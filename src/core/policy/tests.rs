@@ -186,7 +186,11 @@ fn github_shows_a_blocked_check_as_needing_action_and_an_override_with_who_and_w
         "{}",
         blocked.summary
     );
-    let overridden = policy_view(&[failed.clone()], false, Some(("alice", "known exception")));
+    let overridden = policy_view(
+        std::slice::from_ref(&failed),
+        false,
+        Some(("alice", "known exception")),
+    );
     assert_eq!(
         overridden.status,
         crate::core::github_terms::CommitState::Success

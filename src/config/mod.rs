@@ -84,12 +84,10 @@ pub struct Config {
     pub policies: PolicyConfig,
 }
 
-/// `[[policy_sets]]` and `[policy_checks]`.
+/// `[[policy_sets]]`.
 #[derive(Debug, Clone, Default)]
 pub struct PolicyConfig {
     pub sets: Vec<PolicySetConfig>,
-    /// Nobody overrides a failed check of their own change.
-    pub prevent_self_override: bool,
 }
 
 impl PolicyConfig {

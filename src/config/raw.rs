@@ -74,8 +74,6 @@ pub(super) struct RawConfig {
     pub(super) workspaces: Vec<RawWorkspace>,
     #[serde(default)]
     pub(super) policy_sets: Vec<RawPolicySet>,
-    #[serde(default)]
-    pub(super) policy_checks: RawPolicyChecks,
 }
 
 /// `[[policy_sets]]`: a folder of OPA policies, on Gantry's host or in a repository.
@@ -87,12 +85,6 @@ pub(super) struct RawPolicySet {
     pub(super) repo: Option<String>,
     pub(super) branch: Option<String>,
     pub(super) workspaces: Option<Vec<String>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawPolicyChecks {
-    pub(super) prevent_self_override: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -489,3 +489,31 @@ fn workspace_tags_are_checked_and_kept_lowercase() {
     let bad = load_str(&toml.replace("\"eu\"", "\"e u\""), &[]).unwrap_err();
     assert_eq!(bad.key, "workspaces[0].tags");
 }
+
+#[test]
+fn policy_sets_are_folders_with_workspace_patterns() {
+    let toml = "[[policy_sets]]\nname = \"guards\"\npath = \"/etc/gantry/policies/guards\"\n\
+                workspaces = [\"prod\", \"staging-*\"]\n";
+    let config = load_str(toml, &[]).unwrap();
+    let set = &config.policies.sets[0];
+    assert_eq!(set.path, PathBuf::from("/etc/gantry/policies/guards"));
+    assert_eq!(config.policies.sets_for("staging-eu").len(), 1);
+    assert!(config.policies.sets_for("dev").is_empty());
+    for (bad, key) in [
+        (
+            "[[policy_sets]]\nname = \"g\"\npath = \"relative\"\n",
+            "policy_sets[0].path",
+        ),
+        ("[[policy_sets]]\nname = \"g\"\n", "policy_sets[0].path"),
+        (
+            "[[policy_sets]]\nname = \"g\"\nrepo = \"acme/policies\"\nbranch = \"main\"\n",
+            "policy_sets[0].repo",
+        ),
+        (
+            "[[policy_sets]]\nname = \"g\"\npath = \"/p\"\n[[policy_sets]]\nname = \"g\"\npath = \"/q\"\n",
+            "policy_sets[1].name",
+        ),
+    ] {
+        assert_eq!(load_str(bad, &[]).unwrap_err().key, key, "{bad}");
+    }
+}

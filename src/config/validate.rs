@@ -85,7 +85,7 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             .tool_cache
             .unwrap_or_else(|| data_dir.join("tools").join("terraform")),
     };
-    let policies = validate_policies(raw.policy_sets, raw.policy_checks)?;
+    let policies = validate_policies(raw.policy_sets)?;
     Ok(Config {
         policies,
         listen,
@@ -414,10 +414,7 @@ fn check_database_url(url: String) -> Result<String, ConfigError> {
     }
 }
 
-fn validate_policies(
-    sets: Vec<RawPolicySet>,
-    checks: RawPolicyChecks,
-) -> Result<PolicyConfig, ConfigError> {
+fn validate_policies(sets: Vec<RawPolicySet>) -> Result<PolicyConfig, ConfigError> {
     let mut validated: Vec<PolicySetConfig> = Vec::new();
     for (i, set) in sets.into_iter().enumerate() {
         let key = |field: &str| format!("policy_sets[{i}].{field}");
@@ -452,8 +449,5 @@ fn validate_policies(
             workspaces,
         });
     }
-    Ok(PolicyConfig {
-        sets: validated,
-        prevent_self_override: checks.prevent_self_override.unwrap_or(false),
-    })
+    Ok(PolicyConfig { sets: validated })
 }

@@ -181,7 +181,7 @@ async fn a_mandatory_failure_holds_the_run_until_an_admin_overrides_it_then_it_a
     let events = done["events"].as_array().unwrap();
     let override_event = events
         .iter()
-        .find(|e| e["state"] == "policy_checked" && e["cause"] == "person:tester")
+        .find(|e| e["state"] == "planned" && e["cause"] == "person:tester")
         .unwrap_or_else(|| panic!("the override is on the timeline: {events:?}"));
     assert!(
         override_event["detail"]
@@ -252,6 +252,16 @@ async fn a_clean_plan_passes_and_an_errored_policy_blocks() {
     let (status, _) = h.action(run, "discard").await;
     assert_eq!(status, 200);
     assert_eq!(h.run(run).await["state"], "discarded");
+    // GitHub's check no longer asks for an action nobody can take.
+    h.outbox_drained().await;
+    let check = h
+        .gantry
+        .github
+        .check_runs()
+        .into_iter()
+        .find(|c| c.name == "gantry/prod/policy")
+        .expect("a policy check run");
+    assert_eq!(check.conclusion.as_deref(), Some("failure"));
 }
 
 #[tokio::test]

@@ -47,7 +47,10 @@ pub fn parse_policies_hcl(text: &str) -> Result<Vec<Policy>, String> {
     let mut policies = Vec::new();
     for block in body.blocks() {
         if block.identifier() != "policy" {
-            continue;
+            return Err(format!(
+                "policies.hcl: unknown block {} (only policy blocks)",
+                block.identifier()
+            ));
         }
         let [label] = block.labels() else {
             return Err(
@@ -55,6 +58,17 @@ pub fn parse_policies_hcl(text: &str) -> Result<Vec<Policy>, String> {
             );
         };
         let name = label.as_str().to_string();
+        // A misspelt key must not quietly make a mandatory policy advisory.
+        if let Some(unknown) = block
+            .body()
+            .attributes()
+            .map(|a| a.key())
+            .find(|k| !["query", "enforcement_level", "description"].contains(k))
+        {
+            return Err(format!(
+                "policy {name}: unknown attribute {unknown} (query, enforcement_level, description)"
+            ));
+        }
         let attribute = |key: &str| -> Result<Option<String>, String> {
             match block.body().attributes().find(|a| a.key() == key) {
                 None => Ok(None),
@@ -216,6 +230,27 @@ pub fn after_policy_check(kind: RunKind, verdict: Verdict) -> &'static [RunState
     }
 }
 
+/// How an override's event detail starts (the reason follows).
+pub const OVERRIDE_DETAIL: &str = "policy check overridden: ";
+
+/// Who overrode a run's latest policy check, and why, from its events (state, cause, detail),
+/// oldest first: an override counts only after the latest check began.
+pub fn latest_override<'a>(
+    events: impl DoubleEndedIterator<Item = (&'a str, Option<&'a str>, Option<&'a str>)>,
+) -> Option<(&'a str, &'a str)> {
+    for (state, cause, detail) in events.rev() {
+        if state == RunState::PolicyChecking.as_str() {
+            return None;
+        }
+        let by = cause.and_then(|c| c.strip_prefix("person:"));
+        let reason = detail.and_then(|d| d.strip_prefix(OVERRIDE_DETAIL));
+        if let (Some(by), Some(reason)) = (by, reason) {
+            return Some((by, reason));
+        }
+    }
+    None
+}
+
 /// What GitHub shows of a run's policy check: its check run (`gantry/<workspace>/policy`),
 /// or its commit status when check runs are off.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -233,10 +268,11 @@ pub fn policy_context(workspace: &str) -> String {
     format!("gantry/{workspace}/policy")
 }
 
-/// How a check looks: `overridden` names who overrode a blocked check, and why.
+/// How a check looks: `waiting` while its run waits for an override; `overridden` names who
+/// overrode a blocked check, and why.
 pub fn policy_view(
     outcomes: &[PolicyOutcome],
-    speculative: bool,
+    waiting: bool,
     overridden: Option<(&str, &str)>,
 ) -> PolicyView {
     use crate::core::github_terms::{CheckConclusion, CheckState, CommitState};
@@ -259,7 +295,7 @@ pub fn policy_view(
             CommitState::Success,
             format!("{blocking} failure(s) overridden by {by}: {reason}"),
         ),
-        (Verdict::Blocked, None) if speculative => (
+        (Verdict::Blocked, None) if !waiting => (
             CheckConclusion::Failure,
             CommitState::Failure,
             format!("{blocking} mandatory failure(s) or error(s)"),

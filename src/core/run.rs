@@ -175,8 +175,9 @@ impl RunState {
             // A speculative plan reports its policies and is done; another goes on or waits.
             (PolicyChecking, PolicyChecked | PolicyOverride | PlannedAndFinished) => true,
             (PolicyChecked, Planned) => true,
-            // An override lets it go on as a check that passed.
-            (PolicyOverride, PolicyChecked) => true,
+            // An override lets it go on to wait for confirmation, in one move (a stop between
+            // two would leave it executing with nothing executing it).
+            (PolicyOverride, Planned) => true,
             (Planned, Confirmed) => true,
             (Confirmed, Applying) => true,
             (Applying, Applied) => true,

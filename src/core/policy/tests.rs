@@ -41,6 +41,11 @@ fn a_bad_policies_hcl_says_what_is_wrong() {
             "twice",
         ),
         ("", "no policy"),
+        (
+            "policy \"a\" {\n query = \"q\"\n enforcment_level = \"mandatory\"\n}",
+            "unknown attribute enforcment_level",
+        ),
+        ("module \"a\" {\n}", "unknown block module"),
         ("policy {", "policies.hcl"),
     ] {
         let error = parse_policies_hcl(text).unwrap_err();
@@ -171,7 +176,7 @@ fn github_shows_a_blocked_check_as_needing_action_and_an_override_with_who_and_w
         Enforcement::Mandatory,
         PolicyResult::Failed(vec!["web is public".into()]),
     );
-    let blocked = policy_view(std::slice::from_ref(&failed), false, None);
+    let blocked = policy_view(std::slice::from_ref(&failed), true, None);
     assert_eq!(
         blocked.check.conclusion,
         Some(crate::core::github_terms::CheckConclusion::ActionRequired)
@@ -200,10 +205,15 @@ fn github_shows_a_blocked_check_as_needing_action_and_an_override_with_who_and_w
             .title
             .contains("overridden by alice: known exception")
     );
-    let speculative = policy_view(&[failed], true, None);
+    let ended = policy_view(&[failed], false, None);
     assert_eq!(
-        speculative.status,
+        ended.status,
         crate::core::github_terms::CommitState::Failure
+    );
+    assert_eq!(
+        ended.check.conclusion,
+        Some(crate::core::github_terms::CheckConclusion::Failure),
+        "a speculative plan's blocked check, or a discarded run's, waits for nobody"
     );
     let passed = policy_view(
         &[outcome(Enforcement::Advisory, PolicyResult::Passed)],
@@ -211,4 +221,25 @@ fn github_shows_a_blocked_check_as_needing_action_and_an_override_with_who_and_w
         None,
     );
     assert_eq!(passed.title, "All 1 policies passed");
+}
+
+#[test]
+fn only_an_override_after_the_latest_check_counts() {
+    let overridden = "policy check overridden: known exception";
+    let events = [
+        ("policy_checking", Some("runner"), None),
+        ("policy_override", Some("runner"), None),
+        ("planned", Some("person:alice"), Some(overridden)),
+    ];
+    assert_eq!(
+        latest_override(events.iter().copied()),
+        Some(("alice", "known exception"))
+    );
+    let planned_again = [
+        ("planned", Some("person:alice"), Some(overridden)),
+        ("pending", Some("recovery"), None),
+        ("policy_checking", Some("runner"), None),
+        ("policy_override", Some("runner"), None),
+    ];
+    assert_eq!(latest_override(planned_again.iter().copied()), None);
 }

@@ -108,13 +108,12 @@ fn runs_from_fetching_to_applying_hold_the_workspace_including_planned() {
 fn a_run_waiting_for_an_override_goes_on_when_overridden_or_ends_when_discarded() {
     assert!(Planning.can_become(PolicyChecking));
     assert!(PolicyChecking.can_become(PolicyOverride));
-    assert!(PolicyOverride.can_become(PolicyChecked));
+    assert!(PolicyOverride.can_become(Planned));
     assert!(PolicyOverride.can_become(Discarded));
     assert!(
         !PolicyOverride.can_become(Confirmed),
         "no confirmation skips the override"
     );
-    assert!(!PolicyOverride.can_become(Planned));
     assert!(!PolicyOverride.can_become(Canceled));
     assert!(PolicyOverride.waits_for_a_person());
     // A check lost with its server plans again.

@@ -4,7 +4,8 @@
 
 use super::{OutboxWorker, SendError};
 use crate::core::RunId;
-use crate::core::policy::{policy_context, policy_view};
+use crate::core::policy::{latest_override, policy_context, policy_view};
+use crate::core::run::RunState;
 use crate::engine::run_view::run_url;
 use crate::store::{RawCheck, RawStatus};
 
@@ -17,23 +18,14 @@ impl OutboxWorker {
         if outcomes.is_empty() {
             return Ok(());
         }
-        // An override is the move out of policy_override that a person made.
         let timeline = self.store.run_timeline(run.id).await?;
-        let overridden = timeline.iter().find_map(|event| {
-            let by = event.cause.as_deref()?.strip_prefix("person:")?;
-            let reason = event
-                .detail
-                .as_deref()?
-                .strip_prefix("policy check overridden: ")?;
-            (event.state == "policy_checked").then(|| (by.to_string(), reason.to_string()))
-        });
-        let view = policy_view(
-            &outcomes,
-            run.speculative,
-            overridden
-                .as_ref()
-                .map(|(by, why)| (by.as_str(), why.as_str())),
+        let overridden = latest_override(
+            timeline
+                .iter()
+                .map(|e| (e.state.as_str(), e.cause.as_deref(), e.detail.as_deref())),
         );
+        let waiting = run.state == RunState::PolicyOverride;
+        let view = policy_view(&outcomes, waiting, overridden);
         let name = policy_context(&workspace);
         let url = run_url(&self.public_url, run.id);
         if self.feedback.check_runs {

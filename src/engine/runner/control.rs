@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use super::signal::RunSignal;
-use crate::core::policy::{Verdict, after_policy_check};
-use crate::core::run::{RunKind, RunState};
+use crate::core::policy::OVERRIDE_DETAIL;
+use crate::core::run::RunState;
 use crate::core::{RunId, WorkspaceId};
 use crate::executor::terraform::Stop;
 use crate::store::{Cause, Move, NewRuns, RunDetail, Store, WorkspaceLock};
@@ -72,35 +72,31 @@ impl RunControl {
         reason: &str,
     ) -> Result<RunDetail, ActionError> {
         let run = self.run(run_id).await?;
-        let detail = format!("policy check overridden: {reason}");
-        let overridden = Move::new(
-            run.id,
-            RunState::PolicyOverride,
-            RunState::PolicyChecked,
-            person(by),
-        )
-        .detail(&detail);
-        let run = self.move_run(&run, &overridden, "overridden").await?;
         let auto_apply = run.auto_apply
             || self
                 .store
                 .workspace(run.workspace_id)
                 .await?
                 .is_some_and(|w| w.spec.auto_apply);
-        let kind = RunKind {
-            speculative: run.speculative,
-            auto_apply,
-        };
-        let mut state = run.state;
-        for next in after_policy_check(kind, Verdict::Passed)
-            .iter()
-            .skip_while(|s| **s == RunState::PolicyChecked)
-        {
-            let mv = Move::new(run.id, state, *next, Cause::Runner);
-            if !self.store.move_run(&mv).await? {
-                break;
-            }
-            state = *next;
+        let detail = format!("{OVERRIDE_DETAIL}{reason}");
+        let overridden = Move::new(
+            run.id,
+            RunState::PolicyOverride,
+            RunState::Planned,
+            person(by),
+        )
+        .detail(&detail);
+        let run = self.move_run(&run, &overridden, "overridden").await?;
+        // Waiting for confirmation is a resting state: auto-apply confirms from there, as
+        // after any plan.
+        if auto_apply {
+            let confirm = Move::new(
+                run.id,
+                RunState::Planned,
+                RunState::Confirmed,
+                Cause::Runner,
+            );
+            self.store.move_run(&confirm).await?;
         }
         self.signal.workspace_changed(run.workspace_id);
         self.store

@@ -245,6 +245,7 @@ impl Execution {
                 let lost = Failure::Lost("its policy check stopped with Gantry".into());
                 self.finish(Err(lost), &mut log).await;
                 log.finish().await;
+                self.cleanup_if_final().await;
             }
             _ => self.plan().await,
         }

@@ -272,20 +272,25 @@ pub(crate) async fn enqueue_run_feedback(conn: Conn<'_>, run_id: RunId) -> Resul
             item(Message::RunStatus { run_id }),
             item(Message::RunCheck { run_id }),
         ];
-        // A policy check is shown when it ends (checked, or waiting for an override) and
-        // again when it is overridden (checked after all).
-        let state = crate::core::run::RunState::parse(&state);
-        let checked = matches!(
-            state,
-            Some(crate::core::run::RunState::PolicyChecked | crate::core::run::RunState::PolicyOverride)
-        );
-        let speculative_checked = state == Some(crate::core::run::RunState::PlannedAndFinished)
+        // A run's policy check is shown when the check ends (checked, or waiting for an
+        // override), when it is overridden (the run waits for confirmation) and when the run
+        // ends (a speculative plan, a discard, an error: nobody acts on it any more).
+        use crate::core::run::RunState;
+        let state = RunState::parse(&state);
+        let shows_policy = state.is_some_and(|s| {
+            s.is_final()
+                || matches!(
+                    s,
+                    RunState::PolicyChecked | RunState::PolicyOverride | RunState::Planned
+                )
+        });
+        if shows_policy
             && sqlx::query_scalar::<_, i32>("SELECT 1 FROM policy_checks WHERE run_id = $1 LIMIT 1")
                 .bind(run_id)
                 .fetch_optional(&mut *c)
                 .await?
-                .is_some();
-        if checked || speculative_checked {
+                .is_some()
+        {
             items.push(OutboxItem::result(Message::PolicyCheck { run_id }));
         }
         if let Some(pr_number) = pr_number {

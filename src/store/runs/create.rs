@@ -138,7 +138,7 @@ impl NewRuns {
                     let planning: Option<RunId> = sqlx::query_scalar(
                         "SELECT id FROM runs WHERE workspace_id = $1 AND commit_sha = $2 \
                          AND speculative = 1 AND pr_number = $3 AND state IN \
-                         ('pending', 'fetching', 'planning')",
+                         ('pending', 'fetching', 'planning', 'policy_checking', 'policy_checked')",
                     )
                     .bind(workspace_id)
                     .bind(&self.commit_sha)

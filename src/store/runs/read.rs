@@ -298,7 +298,8 @@ impl Store {
             sqlx::query_scalar(
                 "SELECT r.id FROM runs r JOIN configuration_versions c \
                  ON c.id = r.configuration_version_id WHERE r.speculative = 1 \
-                 AND r.state IN ('fetching', 'planning') AND r.pr_number = $1 \
+                 AND r.state IN ('fetching', 'planning', 'policy_checking', 'policy_checked') \
+                 AND r.pr_number = $1 \
                  AND c.repo = $2 AND ($3 IS NULL OR r.commit_sha <> $3) ORDER BY r.id",
             )
             .bind(pr_number)

@@ -356,7 +356,10 @@ fn human(ms: i64) -> String {
 pub fn phase_active(state: RunState, phase: &str) -> bool {
     use RunState::*;
     match phase {
-        "plan" => matches!(state, Pending | Fetching | Planning),
+        "plan" => matches!(
+            state,
+            Pending | Fetching | Planning | PolicyChecking | PolicyChecked
+        ),
         _ => matches!(state, Planned | Confirmed | Applying),
     }
 }

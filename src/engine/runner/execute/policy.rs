@@ -27,6 +27,12 @@ impl Execution {
             .map(|set| (set.name.clone(), set.path.clone()))
             .collect();
         if !summary.has_changes || sets.is_empty() {
+            // A plan made again may check nothing this time: no earlier outcome stays.
+            self.shared
+                .store
+                .record_policy_checks(self.run.id, &[])
+                .await
+                .map_err(|e| Failure::Errored(format!("clearing the policy checks: {e:#}")))?;
             return Ok(None);
         }
         self.advance(RunState::PolicyChecking).await?;

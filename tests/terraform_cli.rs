@@ -965,3 +965,34 @@ async fn two_clis_applying_to_one_workspace_take_turns_in_its_queue() {
         "the later apply is the current state"
     );
 }
+
+#[tokio::test]
+async fn a_remote_plan_streams_its_policy_check() {
+    let toml = format!(
+        "[[policy_sets]]\nname = \"guards\"\npath = \"{}\"\n",
+        common::fixture_path("policies/guards").display()
+    );
+    let cli = Cli::start(&toml).await;
+    let cloud = cli.cloud_block("name = \"guarded\"");
+    let dir = cli.configuration("guarded", &format!("{cloud}{}", resource("public")));
+    let init = cli
+        .run(Version::Cloud, &dir, &["init", "-input=false"], "")
+        .await;
+    assert_eq!(init.code, Some(0), "{}", init.output);
+    let plan = cli
+        .run(Version::Cloud, &dir, &["plan", "-input=false"], "")
+        .await;
+    assert_eq!(plan.code, Some(0), "{}", plan.output);
+    assert!(
+        plan.output
+            .contains("Gantry: policy guards/no_public_ingress: mandatory failed"),
+        "{}",
+        plan.output
+    );
+    assert!(
+        plan.output
+            .contains("terraform_data.app is exposed to the internet"),
+        "{}",
+        plan.output
+    );
+}

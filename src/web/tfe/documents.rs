@@ -119,6 +119,13 @@ pub fn run_status(state: RunState) -> &'static str {
 /// A plan's or an apply's status: `finished`, `errored`, `canceled` and `unreachable` end
 /// the CLI's log stream.
 pub fn plan_status(run: &RunDetail) -> &'static str {
+    // A plan's log goes on through its policy check: the CLI streams the policy lines too.
+    if matches!(
+        run.state,
+        RunState::PolicyChecking | RunState::PolicyChecked
+    ) {
+        return "running";
+    }
     if run.plan.is_some() {
         return "finished";
     }

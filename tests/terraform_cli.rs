@@ -17,10 +17,8 @@ async fn a_cloud_block_makes_its_workspace_plans_remotely_and_applies_after_yes(
     let cloud = cli.cloud_block("name = \"app\"");
     let dir = cli.configuration("app", &format!("{cloud}{}", resource("one")));
 
-    let init = cli
-        .run(Version::Cloud, &dir, &["init", "-input=false"], "")
+    cli.ok(Version::Cloud, &dir, &["init", "-input=false"], "")
         .await;
-    assert_eq!(init.code, Some(0), "{}", init.output);
     let workspace = cli.workspace("app").await;
     assert!(
         workspace.spec.repo.is_none(),
@@ -30,9 +28,8 @@ async fn a_cloud_block_makes_its_workspace_plans_remotely_and_applies_after_yes(
 
     // A speculative plan in Gantry's sandbox, streamed back as if local.
     let plan = cli
-        .run(Version::Cloud, &dir, &["plan", "-input=false"], "")
+        .ok(Version::Cloud, &dir, &["plan", "-input=false"], "")
         .await;
-    assert_eq!(plan.code, Some(0), "{}", plan.output);
     assert!(plan.output.contains("Running plan in"), "{}", plan.output);
     assert!(
         plan.output.contains("terraform_data.app will be created"),
@@ -81,8 +78,7 @@ async fn a_cloud_block_makes_its_workspace_plans_remotely_and_applies_after_yes(
     );
 
     // An apply through the queue: planned, confirmed by "yes", applied, its state stored.
-    let apply = cli.run(Version::Cloud, &dir, &["apply"], "yes\n").await;
-    assert_eq!(apply.code, Some(0), "{}", apply.output);
+    let apply = cli.ok(Version::Cloud, &dir, &["apply"], "yes\n").await;
     assert!(
         apply
             .output
@@ -104,6 +100,18 @@ async fn a_cloud_block_makes_its_workspace_plans_remotely_and_applies_after_yes(
         .unwrap();
     assert_eq!(runs.runs[0].state.as_str(), "applied");
     assert_eq!(runs.runs[0].source, "cli");
+    // Its page says where it came from.
+    let mut browser = common::browser::Browser::new(&cli.h.gantry.url);
+    browser.http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(&std::fs::read(&cli.cert).unwrap()).unwrap(),
+        )
+        .build()
+        .unwrap();
+    browser.sign_in(&cli.h.token).await;
+    let (_, page, _) = browser.get(&format!("/runs/{}", runs.runs[0].id)).await;
+    assert!(page.contains("from the Terraform CLI"), "{page}");
     let state = cli.state_of("app").await.expect("the apply stored a state");
     assert!(String::from_utf8_lossy(&state.state).contains("\"one\""));
 
@@ -131,16 +139,14 @@ async fn a_cloud_block_makes_its_workspace_plans_remotely_and_applies_after_yes(
 
     // `terraform output` reads the current state's outputs.
     let output = cli
-        .run(Version::Cloud, &dir, &["output", "-raw", "app"], "")
+        .ok(Version::Cloud, &dir, &["output", "-raw", "app"], "")
         .await;
-    assert_eq!(output.code, Some(0), "{}", output.output);
     assert_eq!(output.output.trim(), "one");
 
     // -auto-approve: Gantry applies without asking.
     let approved = cli
-        .run(Version::Cloud, &dir, &["apply", "-auto-approve"], "")
+        .ok(Version::Cloud, &dir, &["apply", "-auto-approve"], "")
         .await;
-    assert_eq!(approved.code, Some(0), "{}", approved.output);
     assert!(
         approved.output.contains("Apply complete!"),
         "{}",
@@ -155,19 +161,14 @@ async fn a_cloud_block_makes_its_workspace_plans_remotely_and_applies_after_yes(
 async fn a_local_state_moves_into_gantry_when_a_cloud_block_is_added() {
     let cli = Cli::start(NO_WORKSPACES).await;
     let dir = cli.configuration("laptop", &resource("kept"));
-    let local = cli
-        .run(Version::Cloud, &dir, &["init", "-input=false"], "")
+    cli.ok(Version::Cloud, &dir, &["init", "-input=false"], "")
         .await;
-    assert_eq!(local.code, Some(0), "{}", local.output);
-    let applied = cli
-        .run(Version::Cloud, &dir, &["apply", "-auto-approve"], "")
+    cli.ok(Version::Cloud, &dir, &["apply", "-auto-approve"], "")
         .await;
-    assert_eq!(applied.code, Some(0), "{}", applied.output);
 
     let cloud = cli.cloud_block("name = \"moved\"");
     std::fs::write(dir.join("main.tf"), format!("{cloud}{}", resource("kept"))).unwrap();
-    let init = cli.run(Version::Cloud, &dir, &["init"], "yes\n").await;
-    assert_eq!(init.code, Some(0), "{}", init.output);
+    let init = cli.ok(Version::Cloud, &dir, &["init"], "yes\n").await;
     assert!(
         init.output.contains("Do you wish to proceed?"),
         "{}",
@@ -190,9 +191,8 @@ async fn a_local_state_moves_into_gantry_when_a_cloud_block_is_added() {
 
     // The remote plan starts from the migrated state: nothing to do.
     let plan = cli
-        .run(Version::Cloud, &dir, &["plan", "-input=false"], "")
+        .ok(Version::Cloud, &dir, &["plan", "-input=false"], "")
         .await;
-    assert_eq!(plan.code, Some(0), "{}", plan.output);
     assert!(plan.output.contains("No changes."), "{}", plan.output);
 }
 
@@ -200,26 +200,20 @@ async fn a_local_state_moves_into_gantry_when_a_cloud_block_is_added() {
 async fn the_remote_backend_of_terraform_1_0_migrates_state_plans_remotely_and_lists_by_prefix() {
     let cli = Cli::start(NO_WORKSPACES).await;
     let dir = cli.configuration("legacy", &outputs("old"));
-    let local = cli
-        .run(Version::Remote, &dir, &["init", "-input=false"], "")
+    cli.ok(Version::Remote, &dir, &["init", "-input=false"], "")
         .await;
-    assert_eq!(local.code, Some(0), "{}", local.output);
-    let applied = cli
-        .run(Version::Remote, &dir, &["apply", "-auto-approve"], "")
+    cli.ok(Version::Remote, &dir, &["apply", "-auto-approve"], "")
         .await;
-    assert_eq!(applied.code, Some(0), "{}", applied.output);
 
     let backend = cli.remote_backend("name = \"legacy\"");
     std::fs::write(dir.join("main.tf"), format!("{backend}{}", outputs("old"))).unwrap();
-    let init = cli
-        .run(
-            Version::Remote,
-            &dir,
-            &["init", "-migrate-state", "-force-copy", "-input=false"],
-            "",
-        )
-        .await;
-    assert_eq!(init.code, Some(0), "{}", init.output);
+    cli.ok(
+        Version::Remote,
+        &dir,
+        &["init", "-migrate-state", "-force-copy", "-input=false"],
+        "",
+    )
+    .await;
     let state = cli
         .state_of("legacy")
         .await
@@ -236,9 +230,8 @@ async fn the_remote_backend_of_terraform_1_0_migrates_state_plans_remotely_and_l
     );
 
     let plan = cli
-        .run(Version::Remote, &dir, &["plan", "-input=false"], "")
+        .ok(Version::Remote, &dir, &["plan", "-input=false"], "")
         .await;
-    assert_eq!(plan.code, Some(0), "{}", plan.output);
     assert!(plan.output.contains("No changes."), "{}", plan.output);
 
     for name in ["app-one", "app-two", "other"] {
@@ -254,12 +247,10 @@ async fn the_remote_backend_of_terraform_1_0_migrates_state_plans_remotely_and_l
     );
     let mut init = cli.command(Version::Remote, &prefixed, &["init", "-input=false"]);
     init.env("TF_WORKSPACE", "one");
-    let init = cli.run_command(init, "").await;
-    assert_eq!(init.code, Some(0), "{}", init.output);
+    cli.ok_command(init).await;
     let mut list = cli.command(Version::Remote, &prefixed, &["workspace", "list"]);
     list.env("TF_WORKSPACE", "one");
-    let list = cli.run_command(list, "").await;
-    assert_eq!(list.code, Some(0), "{}", list.output);
+    let list = cli.ok_command(list).await;
     assert!(
         list.output.contains("one") && list.output.contains("two"),
         "{}",
@@ -275,16 +266,13 @@ async fn local_execution_keeps_the_state_here_locks_it_and_refuses_an_older_seri
         .await;
     let cloud = cli.cloud_block("name = \"desk\"");
     let dir = cli.configuration("desk", &format!("{cloud}{}", resource("first")));
-    let init = cli
-        .run(Version::Cloud, &dir, &["init", "-input=false"], "")
+    cli.ok(Version::Cloud, &dir, &["init", "-input=false"], "")
         .await;
-    assert_eq!(init.code, Some(0), "{}", init.output);
 
     // Terraform runs here; Gantry keeps each state it writes (Terraform 1.6+'s two steps).
     let apply = cli
-        .run(Version::Cloud, &dir, &["apply", "-auto-approve"], "")
+        .ok(Version::Cloud, &dir, &["apply", "-auto-approve"], "")
         .await;
-    assert_eq!(apply.code, Some(0), "{}", apply.output);
     assert!(
         apply.output.contains("Apply complete! Resources: 1 added"),
         "{}",
@@ -352,8 +340,7 @@ async fn local_execution_keeps_the_state_here_locks_it_and_refuses_an_older_seri
         .unwrap();
     assert_eq!(tampered.status(), 404);
 
-    let pull = cli.run(Version::Cloud, &dir, &["state", "pull"], "").await;
-    assert_eq!(pull.code, Some(0), "{}", pull.output);
+    let pull = cli.ok(Version::Cloud, &dir, &["state", "pull"], "").await;
     assert!(pull.output.contains("\"first\""), "{}", pull.output);
 
     // An older state is refused: by the CLI, and by Gantry if a client sends it anyway.
@@ -472,15 +459,13 @@ async fn local_execution_keeps_the_state_here_locks_it_and_refuses_an_older_seri
         "forcing a lock open is for admins"
     );
     // `terraform force-unlock` names the lock as Terraform Cloud does: organization/workspace.
-    let forced = cli
-        .run(
-            Version::Cloud,
-            &dir,
-            &["force-unlock", "-force", "gantry/desk"],
-            "",
-        )
-        .await;
-    assert_eq!(forced.code, Some(0), "{}", forced.output);
+    cli.ok(
+        Version::Cloud,
+        &dir,
+        &["force-unlock", "-force", "gantry/desk"],
+        "",
+    )
+    .await;
     assert!(cli.workspace("desk").await.lock.is_none());
 
     // A state announced under a lock that was then forced open does not land.
@@ -538,10 +523,8 @@ async fn local_execution_keeps_the_state_here_locks_it_and_refuses_an_older_seri
         stored.meta.serial
     );
 
-    let apply = cli
-        .run(Version::Cloud, &dir, &["apply", "-auto-approve"], "")
+    cli.ok(Version::Cloud, &dir, &["apply", "-auto-approve"], "")
         .await;
-    assert_eq!(apply.code, Some(0), "{}", apply.output);
     assert!(
         String::from_utf8_lossy(&cli.state_of("desk").await.unwrap().state).contains("\"second\"")
     );
@@ -570,12 +553,10 @@ async fn workspace_list_finds_the_workspaces_of_a_cloud_blocks_tags() {
     let dir = cli.configuration("tagged", &format!("{cloud}{}", resource("x")));
     let mut init = cli.command(Version::Cloud, &dir, &["init", "-input=false"]);
     init.env("TF_WORKSPACE", "svc-a");
-    let init = cli.run_command(init, "").await;
-    assert_eq!(init.code, Some(0), "{}", init.output);
+    cli.ok_command(init).await;
     let mut list = cli.command(Version::Cloud, &dir, &["workspace", "list"]);
     list.env("TF_WORKSPACE", "svc-a");
-    let list = cli.run_command(list, "").await;
-    assert_eq!(list.code, Some(0), "{}", list.output);
+    let list = cli.ok_command(list).await;
     assert!(
         list.output.contains("svc-a") && list.output.contains("svc-b"),
         "{}",
@@ -589,6 +570,9 @@ const VCS_WORKSPACE: &str = r#"
 name = "vcs"
 repo = "octo-org/infra"
 terraform_version = "1.15.5"
+[workspaces.env]
+DEPLOY_TOKEN = { value = "s3cret-value", sensitive = true }
+REGION = "eu-west-1"
 "#;
 
 #[tokio::test]
@@ -596,14 +580,11 @@ async fn a_vcs_workspace_plans_what_the_cli_uploads_but_refuses_to_apply_it() {
     let cli = Cli::start(VCS_WORKSPACE).await;
     let cloud = cli.cloud_block("name = \"vcs\"");
     let dir = cli.configuration("vcs", &format!("{cloud}{}", resource("local")));
-    let init = cli
-        .run(Version::Cloud, &dir, &["init", "-input=false"], "")
+    cli.ok(Version::Cloud, &dir, &["init", "-input=false"], "")
         .await;
-    assert_eq!(init.code, Some(0), "{}", init.output);
     let plan = cli
-        .run(Version::Cloud, &dir, &["plan", "-input=false"], "")
+        .ok(Version::Cloud, &dir, &["plan", "-input=false"], "")
         .await;
-    assert_eq!(plan.code, Some(0), "{}", plan.output);
     assert!(
         plan.output.contains("terraform_data.app will be created"),
         "{}",
@@ -642,16 +623,12 @@ async fn a_vcs_workspace_plans_what_the_cli_uploads_but_refuses_to_apply_it() {
         .unwrap();
     let upload = cv["data"]["attributes"]["upload-url"].as_str().unwrap();
     let tarball = common::runs::tarball_of("outputs", &common::runs::sha(1));
-    let put = cli
-        .h
-        .gantry
-        .http
-        .put(upload)
-        .body(tarball)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(put.status(), 200);
+    let put = |body: Vec<u8>| cli.h.gantry.http.put(upload).body(body).send();
+    assert_eq!(put(tarball.clone()).await.unwrap().status(), 200);
+    // The same upload again (a retry whose answer was lost) is taken; another is not.
+    assert_eq!(put(tarball).await.unwrap().status(), 200);
+    let other = common::runs::tarball_of("exposed", &common::runs::sha(2));
+    assert_eq!(put(other).await.unwrap().status(), 409);
     let run = serde_json::json!({"data": {"type": "runs", "attributes": {}, "relationships": {
         "workspace": {"data": {"type": "workspaces", "id": format!("ws-{}", workspace.id)}},
         "configuration-version": {"data": {"type": "configuration-versions", "id": cv["data"]["id"]}}}}});
@@ -678,6 +655,34 @@ async fn a_vcs_workspace_plans_what_the_cli_uploads_but_refuses_to_apply_it() {
         .await
         .unwrap();
     assert_eq!(seen["data"]["attributes"]["status"], "uploaded");
+    // Its variables, for a remote backend's local runs: a sensitive value never leaves.
+    let vars: serde_json::Value = cli
+        .api(
+            reqwest::Method::GET,
+            &format!("/api/v2/workspaces/ws-{}/vars", workspace.id),
+            &reader,
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let var = |key: &str| {
+        vars["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["attributes"]["key"] == key)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(var("REGION")["attributes"]["value"], "eu-west-1");
+    assert!(
+        var("DEPLOY_TOKEN")["attributes"]["value"].is_null(),
+        "{vars}"
+    );
+    assert!(!vars.to_string().contains("s3cret-value"));
     cli.create_workspace("elsewhere", &[], ExecutionMode::Remote)
         .await;
     let fresh: serde_json::Value = cli
@@ -783,6 +788,8 @@ async fn bad_tokens_and_unknown_organizations_and_workspaces_are_the_cli_s_error
         ("/api/v2/workspaces/ws-999", 404),
         ("/api/v2/runs/ws-1", 404),
         ("/api/v2/tag-bindings", 404),
+        // A `project` in a cloud block: a message, not a 404 (the CLI crashes on one).
+        ("/api/v2/organizations/gantry/projects", 422),
     ] {
         let response = cli
             .api(reqwest::Method::GET, path, token)
@@ -827,10 +834,8 @@ async fn ctrl_c_cancels_a_remote_run_that_waits() {
         "held",
         &format!("{}{}", cli.remote_backend("name = \"held\""), outputs("x")),
     );
-    let init = cli
-        .run(Version::Remote, &dir, &["init", "-input=false"], "")
+    cli.ok(Version::Remote, &dir, &["init", "-input=false"], "")
         .await;
-    assert_eq!(init.code, Some(0), "{}", init.output);
     let workspace = cli.workspace("held").await;
     let other = cli.token("colleague", "write").await;
     let lock = cli
@@ -901,10 +906,8 @@ async fn two_clis_applying_to_one_workspace_take_turns_in_its_queue() {
         ),
     );
     for dir in [&first, &second] {
-        let init = cli
-            .run(Version::Cloud, dir, &["init", "-input=false"], "")
+        cli.ok(Version::Cloud, dir, &["init", "-input=false"], "")
             .await;
-        assert_eq!(init.code, Some(0), "{}", init.output);
     }
 
     // The first apply waits for its "yes", holding the workspace.
@@ -975,14 +978,11 @@ async fn a_remote_plan_streams_its_policy_check() {
     let cli = Cli::start(&toml).await;
     let cloud = cli.cloud_block("name = \"guarded\"");
     let dir = cli.configuration("guarded", &format!("{cloud}{}", resource("public")));
-    let init = cli
-        .run(Version::Cloud, &dir, &["init", "-input=false"], "")
+    cli.ok(Version::Cloud, &dir, &["init", "-input=false"], "")
         .await;
-    assert_eq!(init.code, Some(0), "{}", init.output);
     let plan = cli
-        .run(Version::Cloud, &dir, &["plan", "-input=false"], "")
+        .ok(Version::Cloud, &dir, &["plan", "-input=false"], "")
         .await;
-    assert_eq!(plan.code, Some(0), "{}", plan.output);
     assert!(
         plan.output
             .contains("Gantry: policy guards/no_public_ingress: mandatory failed"),
@@ -995,4 +995,28 @@ async fn a_remote_plan_streams_its_policy_check() {
         "{}",
         plan.output
     );
+}
+
+/// A configuration the CLI uploads is code of its sender's: its remote plan runs in Gantry's
+/// sandbox and finds none of Gantry's files (without it, Terraform runs as Gantry's user).
+#[tokio::test]
+async fn a_cli_plan_cannot_see_gantrys_files() {
+    let cli = Cli::start(NO_WORKSPACES).await;
+    let data = cli.h.gantry.data_dir.path().display().to_string();
+    assert!(std::path::Path::new(&format!("{data}/encryption-key")).exists());
+    let probe = format!(
+        "output \"database\" {{\n  value = fileexists(\"{data}/gantry.db\")\n}}\n\
+         output \"key\" {{\n  value = fileexists(\"{data}/encryption-key\")\n}}\n"
+    );
+    let dir = cli.configuration(
+        "probe",
+        &format!("{}{probe}", cli.cloud_block("name = \"probe\"")),
+    );
+    cli.ok(Version::Cloud, &dir, &["init", "-input=false"], "")
+        .await;
+    let plan = cli
+        .ok(Version::Cloud, &dir, &["plan", "-input=false"], "")
+        .await;
+    assert!(plan.output.contains("database = false"), "{}", plan.output);
+    assert!(plan.output.contains("key      = false"), "{}", plan.output);
 }

@@ -35,7 +35,11 @@ impl Store {
         workspace_id: WorkspaceId,
     ) -> anyhow::Result<Option<StateVersion>> {
         let newest = self
-            .select_state_versions(workspace_id, "ORDER BY serial DESC LIMIT 1", None)
+            .select_state_versions(
+                "workspace_id = $1 ORDER BY serial DESC LIMIT 1",
+                workspace_id.0,
+                None,
+            )
             .await?;
         Ok(newest.into_iter().next())
     }
@@ -47,20 +51,15 @@ impl Store {
         id: i64,
     ) -> anyhow::Result<Option<StateVersion>> {
         let found = self
-            .select_state_versions(workspace_id, "AND id = $2", Some(id))
+            .select_state_versions("workspace_id = $1 AND id = $2", workspace_id.0, Some(id))
             .await?;
         Ok(found.into_iter().next())
     }
 
-    /// The workspace of a state version, if it exists.
-    pub async fn state_version_workspace(&self, id: i64) -> anyhow::Result<Option<WorkspaceId>> {
-        let found = on_read_pool!(self, pool => {
-            sqlx::query_scalar("SELECT workspace_id FROM state_versions WHERE id = $1")
-                .bind(id)
-                .fetch_optional(pool)
-                .await?
-        });
-        Ok(found)
+    /// One state version by id, whatever its workspace (its id is what a signed URL names).
+    pub async fn state_version_by_id(&self, id: i64) -> anyhow::Result<Option<StateVersion>> {
+        let found = self.select_state_versions("id = $1", id, None).await?;
+        Ok(found.into_iter().next())
     }
 
     /// Every state version of a workspace, oldest first.
@@ -68,26 +67,26 @@ impl Store {
         &self,
         workspace_id: WorkspaceId,
     ) -> anyhow::Result<Vec<StateVersion>> {
-        self.select_state_versions(workspace_id, "ORDER BY serial", None)
+        self.select_state_versions("workspace_id = $1 ORDER BY serial", workspace_id.0, None)
             .await
     }
 
-    /// The workspace's state versions that `tail` (a fixed SQL suffix, `$2` = `id`) selects.
+    /// The state versions that `clause` (a fixed SQL condition and order, `$1` = `first`, `$2`
+    /// = `second`) selects.
     async fn select_state_versions(
         &self,
-        workspace_id: WorkspaceId,
-        tail: &'static str,
-        id: Option<i64>,
+        clause: &'static str,
+        first: i64,
+        second: Option<i64>,
     ) -> anyhow::Result<Vec<StateVersion>> {
         let sql = format!(
             "SELECT id, serial, lineage, checksum, state, run_id, created_by, created_at_ms \
-             FROM state_versions \
-             WHERE workspace_id = $1 {tail}"
+             FROM state_versions WHERE {clause}"
         );
         let rows: Vec<StateVersionRow> = on_read_pool!(self, pool => {
-            let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(workspace_id);
-            if let Some(id) = id {
-                query = query.bind(id);
+            let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(first);
+            if let Some(second) = second {
+                query = query.bind(second);
             }
             query.fetch_all(pool).await?
         });

@@ -159,6 +159,20 @@ impl Cli {
             .await
     }
 
+    /// Runs terraform as [`Cli::run`] does and asserts that it succeeded.
+    pub async fn ok(&self, version: Version, dir: &Path, args: &[&str], answers: &str) -> Ran {
+        let ran = self.run(version, dir, args, answers).await;
+        assert_eq!(ran.code, Some(0), "terraform {args:?}: {}", ran.output);
+        ran
+    }
+
+    /// Runs a prepared terraform command and asserts that it succeeded.
+    pub async fn ok_command(&self, command: Command) -> Ran {
+        let ran = self.run_command(command, "").await;
+        assert_eq!(ran.code, Some(0), "{}", ran.output);
+        ran
+    }
+
     pub async fn run_command(&self, mut command: Command, answers: &str) -> Ran {
         let mut child = command.spawn().unwrap();
         let mut stdin = child.stdin.take().unwrap();

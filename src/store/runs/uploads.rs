@@ -21,6 +21,15 @@ pub struct ConfigurationUpload {
     pub workspace_id: Option<WorkspaceId>,
 }
 
+/// How a page of a workspace's runs is ordered.
+#[derive(Debug, Clone, Copy)]
+enum RunOrder {
+    /// Waiting runs in queue order, then the others newest first (the UI and `/api/v1`).
+    QueueFirst,
+    /// Newest first (the TFE API).
+    NewestFirst,
+}
+
 /// One page of a workspace's runs.
 #[derive(Debug, Clone)]
 pub struct RunPage {
@@ -228,49 +237,49 @@ impl Store {
         offset: i64,
         limit: i64,
     ) -> anyhow::Result<RunPage> {
-        let (rows, total) = on_read_pool!(self, pool => {
-            let rows = sqlx::query(concat!(
-                select_runs!(),
-                " WHERE r.workspace_id = $1 AND r.speculative = 0 \
-                 ORDER BY CASE WHEN r.state = 'pending' THEN 0 ELSE 1 END, \
-                 CASE WHEN r.state = 'pending' THEN r.id ELSE -r.id END LIMIT $2 OFFSET $3"
-            ))
-            .bind(workspace_id)
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(pool)
-            .await?;
-            let total: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM runs WHERE workspace_id = $1 AND speculative = 0",
-            )
-            .bind(workspace_id)
-            .fetch_one(pool)
-            .await?;
-            let runs = rows.iter().map(run_detail).collect::<anyhow::Result<Vec<_>>>()?;
-            (runs, total)
-        });
-        Ok(RunPage { runs: rows, total })
+        self.runs_page(workspace_id, RunOrder::QueueFirst, offset, limit)
+            .await
     }
 
-    /// A workspace's runs (speculative plans aside), newest first: Terraform Cloud's order,
-    /// which the CLI counts the runs ahead of its own in.
+    /// The same, newest first: Terraform Cloud's order, which the CLI counts the runs ahead
+    /// of its own in.
     pub async fn workspace_runs_newest_first(
         &self,
         workspace_id: WorkspaceId,
         offset: i64,
         limit: i64,
     ) -> anyhow::Result<RunPage> {
-        let (rows, total) = on_read_pool!(self, pool => {
-            let rows = sqlx::query(concat!(
+        self.runs_page(workspace_id, RunOrder::NewestFirst, offset, limit)
+            .await
+    }
+
+    async fn runs_page(
+        &self,
+        workspace_id: WorkspaceId,
+        order: RunOrder,
+        offset: i64,
+        limit: i64,
+    ) -> anyhow::Result<RunPage> {
+        let sql = match order {
+            RunOrder::QueueFirst => concat!(
+                select_runs!(),
+                " WHERE r.workspace_id = $1 AND r.speculative = 0 \
+                 ORDER BY CASE WHEN r.state = 'pending' THEN 0 ELSE 1 END, \
+                 CASE WHEN r.state = 'pending' THEN r.id ELSE -r.id END LIMIT $2 OFFSET $3"
+            ),
+            RunOrder::NewestFirst => concat!(
                 select_runs!(),
                 " WHERE r.workspace_id = $1 AND r.speculative = 0 ORDER BY r.id DESC \
                  LIMIT $2 OFFSET $3"
-            ))
-            .bind(workspace_id)
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(pool)
-            .await?;
+            ),
+        };
+        let (rows, total) = on_read_pool!(self, pool => {
+            let rows = sqlx::query(sql)
+                .bind(workspace_id)
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(pool)
+                .await?;
             let total: i64 = sqlx::query_scalar(
                 "SELECT COUNT(*) FROM runs WHERE workspace_id = $1 AND speculative = 0",
             )

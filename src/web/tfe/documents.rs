@@ -94,25 +94,13 @@ pub fn workspace(org: &str, w: &Workspace, role: Role, current_run: Option<i64>)
     })
 }
 
-/// Terraform Cloud's name for where a run is.
+/// Terraform Cloud's name for where a run is: Gantry's, but for two it names otherwise.
 pub fn run_status(state: RunState) -> &'static str {
     match state {
-        RunState::Pending => "pending",
         RunState::Fetching => "plan_queued",
-        RunState::Planning => "planning",
-        RunState::PolicyChecking => "policy_checking",
-        RunState::PolicyChecked => "policy_checked",
-        RunState::PolicyOverride => "policy_override",
-        RunState::Planned => "planned",
-        RunState::Confirmed => "confirmed",
-        RunState::Applying => "applying",
-        RunState::Applied => "applied",
-        RunState::PlannedAndFinished => "planned_and_finished",
-        RunState::Errored => "errored",
-        RunState::Discarded => "discarded",
-        RunState::Canceled => "canceled",
         // The CLI knows no force_canceled: it exits 1 for canceled.
         RunState::ForceCanceled => "canceled",
+        other => other.as_str(),
     }
 }
 

@@ -18,6 +18,7 @@ mod signed;
 mod state;
 mod workspaces;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
@@ -253,6 +254,22 @@ impl<A: Default> Resource<A> {
             .get("id")?
             .as_str()
     }
+}
+
+/// `page[number]` (from 1) and `page[size]` (20 by default, at most 100).
+pub(super) fn page_of(query: &HashMap<String, String>) -> Result<(i64, i64), TfeError> {
+    let number = |key: &str, default: i64| -> Result<i64, TfeError> {
+        match query.get(key).filter(|v| !v.is_empty()) {
+            None => Ok(default),
+            Some(v) => v.parse::<i64>().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                TfeError::bad_request(format!("{key} must be a whole number from 1"))
+            }),
+        }
+    };
+    Ok((
+        number("page[number]", 1)?,
+        number("page[size]", 20)?.min(100),
+    ))
 }
 
 /// Parses a request body as a JSON:API document, with the path of what is wrong.

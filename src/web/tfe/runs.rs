@@ -16,8 +16,8 @@ use sha2::{Digest, Sha256};
 
 use super::documents::{self, apply_status, is_over, plan_status};
 use super::ids::{self, Kind};
+use super::page_of;
 use super::signed::Signed;
-use super::workspaces::page_of;
 use super::{
     TfeCaller, TfeError, check_organization, document, parse_request, signer, workspace_by_id,
 };

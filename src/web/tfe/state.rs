@@ -18,7 +18,6 @@ use serde_json::json;
 use super::ids::{self, Kind};
 use super::signed::Signed;
 use super::{TfeCaller, TfeError, document, documents, parse_request, signer, workspace_by_id};
-use crate::core::WorkspaceId;
 use crate::core::access::Role;
 use crate::core::state::{StateError, StateMeta, check_new_state};
 use crate::store::{AnnouncedState, Author, StateVersion, Workspace};
@@ -90,36 +89,31 @@ pub async fn show(
                 caller.0.role,
             ),
             Some(version) => {
-                let sv = find(&state, upload.workspace_id, version, &id).await?;
+                let sv = find(&state, version).await?;
                 documents::state_version(&id, &sv, &signer, caller.0.role)
             }
         };
         return Ok(document(StatusCode::OK, json!({ "data": data })));
     }
-    let number = ids::parse(Kind::StateVersion, &id)?;
-    let workspace_id = state
-        .store
-        .state_version_workspace(number)
-        .await?
-        .ok_or_else(|| TfeError::not_found(format!("state version {id} not found")))?;
-    let sv = find(&state, workspace_id, number, &id).await?;
+    let sv = find(&state, ids::parse(Kind::StateVersion, &id)?).await?;
     Ok(document(
         StatusCode::OK,
         json!({ "data": documents::state_version(&id, &sv, &signer, caller.0.role) }),
     ))
 }
 
-async fn find(
-    state: &AppState,
-    workspace_id: WorkspaceId,
-    number: i64,
-    id: &str,
-) -> Result<StateVersion, TfeError> {
+/// State version `number`, or the CLI's 404.
+async fn find(state: &AppState, number: i64) -> Result<StateVersion, TfeError> {
     state
         .store
-        .state_version(workspace_id, number)
+        .state_version_by_id(number)
         .await?
-        .ok_or_else(|| TfeError::not_found(format!("state version {id} not found")))
+        .ok_or_else(|| {
+            TfeError::not_found(format!(
+                "state version {} not found",
+                ids::external(Kind::StateVersion, number)
+            ))
+        })
 }
 
 /// `GET /api/v2/workspaces/{id}/current-state-version-outputs`: the current state's outputs
@@ -153,12 +147,7 @@ pub async fn output(
         .and_then(|rest| rest.split_once('-'))
         .and_then(|(n, name)| Some((n.parse::<i64>().ok()?, name)))
         .ok_or_else(not_found)?;
-    let workspace_id = state
-        .store
-        .state_version_workspace(version)
-        .await?
-        .ok_or_else(not_found)?;
-    let sv = find(&state, workspace_id, version, &id).await?;
+    let sv = find(&state, version).await?;
     let output = outputs_of(&sv)?
         .into_iter()
         .find(|o| o.name == name)
@@ -231,12 +220,7 @@ pub async fn download(
     Path((id, expires, signature)): Path<(i64, i64, String)>,
 ) -> Result<Response, TfeError> {
     signer(&state)?.check(Signed::StateDownload, id, expires, &signature)?;
-    let workspace_id = state
-        .store
-        .state_version_workspace(id)
-        .await?
-        .ok_or_else(|| TfeError::not_found("state version not found"))?;
-    let sv = find(&state, workspace_id, id, "").await?;
+    let sv = find(&state, id).await?;
     let mut response = sv.state.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -339,7 +323,7 @@ pub async fn upload(
         .ok_or_else(|| TfeError::not_found("state upload not found"))?;
     if let Some(version) = upload.state_version_id {
         // The same state again (a retry whose answer was lost) is fine; another is not.
-        let stored = find(&state, upload.workspace_id, version, "").await?;
+        let stored = find(&state, version).await?;
         if stored.state != body {
             return Err(TfeError::conflict("this state was uploaded already"));
         }
@@ -414,7 +398,7 @@ async fn record(
         by,
         "state version stored from the Terraform CLI"
     );
-    find(state, workspace.id, id, "").await
+    find(state, id).await
 }
 
 /// The state's identity, if it may follow `current`: the serial and lineage it was announced

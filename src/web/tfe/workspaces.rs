@@ -13,8 +13,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{
-    TfeCaller, TfeError, check_organization, document, documents, parse_request, workspace_by_id,
-    workspace_named,
+    TfeCaller, TfeError, check_organization, document, documents, page_of, parse_request,
+    workspace_by_id, workspace_named,
 };
 use crate::core::access::Role;
 use crate::core::workspace::{
@@ -110,22 +110,6 @@ pub async fn list(
     Ok(document(
         StatusCode::OK,
         json!({ "data": data, "meta": documents::pagination(page, size, total) }),
-    ))
-}
-
-/// `page[number]` (from 1) and `page[size]` (20 by default, at most 100).
-pub(super) fn page_of(query: &HashMap<String, String>) -> Result<(i64, i64), TfeError> {
-    let number = |key: &str, default: i64| -> Result<i64, TfeError> {
-        match query.get(key).filter(|v| !v.is_empty()) {
-            None => Ok(default),
-            Some(v) => v.parse::<i64>().ok().filter(|n| *n >= 1).ok_or_else(|| {
-                TfeError::bad_request(format!("{key} must be a whole number from 1"))
-            }),
-        }
-    };
-    Ok((
-        number("page[number]", 1)?,
-        number("page[size]", 20)?.min(100),
     ))
 }
 

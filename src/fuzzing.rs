@@ -210,6 +210,12 @@ fn check_command(line: &CommandLine, prefix: &str) {
         }
         Ok(Command::Plan { workspaces }) => ("plan", workspaces),
         Ok(Command::Retry { workspaces }) => ("retry", workspaces),
+        Ok(Command::Override { workspaces, reason }) => {
+            // The reason is the line's last words, never empty.
+            let reason_words: Vec<&str> = reason.split(' ').collect();
+            assert!(!reason.is_empty() && words.ends_with(&reason_words));
+            ("override", workspaces)
+        }
     };
     assert_eq!(words.first(), Some(&verb));
     assert!(workspaces.len() <= commands::MAX_WORKSPACE_OPTIONS);

@@ -124,7 +124,12 @@ pub async fn serve_on(
     let stored = Arc::new(Notify::new());
     let (committer, committer_task) =
         Committer::start(store.clone(), stored.clone()).context("starting ingest")?;
-    let run_control = Arc::new(RunControl::new(store.clone(), Arc::new(RunSignal::new())));
+    let guarded_sets = config.policies.guarded_sets();
+    let run_control = Arc::new(RunControl::new(
+        store.clone(),
+        Arc::new(RunSignal::new()),
+        guarded_sets.into_iter().map(String::from).collect(),
+    ));
     // Webhooks missed while Gantry was down are asked for again (needs the App's credentials).
     if config.dispatcher.enabled && config.github.app.is_some() {
         let catch_up = crate::engine::catch_up::CatchUp::new(store.clone(), github.clone());

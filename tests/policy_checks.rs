@@ -7,13 +7,19 @@ mod common;
 
 use common::browser::{Browser, hidden};
 use common::fixture_path;
-use common::runs::{Harness, sha, tool_cache_with, upload_of};
+use common::github::PullRequest;
+use common::runs::{Harness, REPO, sha, tool_cache_with, upload_of};
 use common::terraform_cli::terraform_1_15;
 use serde_json::json;
 
 /// Gantry with workspace `prod` (exposure `exposure`, auto-apply or not) checked against the
 /// policy sets in `sets` (fixture folder names), and Terraform 1.15.5 to plan with.
 async fn gantry(exposure: &str, auto_apply: bool, sets: &[&str]) -> Harness {
+    gantry_with(exposure, auto_apply, sets, "").await
+}
+
+/// [`gantry`], each policy set also given `set_lines` (more of its settings).
+async fn gantry_with(exposure: &str, auto_apply: bool, sets: &[&str], set_lines: &str) -> Harness {
     let mut toml = format!(
         "[[workspaces]]\nname = \"prod\"\nrepo = \"octo-org/infra\"\n\
          terraform_version = \"1.15.5\"\nauto_apply = {auto_apply}\n\
@@ -23,7 +29,7 @@ async fn gantry(exposure: &str, auto_apply: bool, sets: &[&str]) -> Harness {
     );
     for set in sets {
         toml.push_str(&format!(
-            "[[policy_sets]]\nname = \"{set}\"\npath = \"{}\"\nworkspaces = [\"pro*\"]\n\n",
+            "[[policy_sets]]\nname = \"{set}\"\npath = \"{}\"\nworkspaces = [\"pro*\"]\n{set_lines}\n",
             fixture_path(&format!("policies/{set}")).display()
         ));
     }
@@ -290,4 +296,70 @@ async fn a_speculative_plan_reports_its_policy_check_and_never_waits() {
             .contains("gantry_policy_evaluations{enforcement=\"mandatory\",result=\"failed\"} 1"),
         "{metrics}"
     );
+}
+
+#[tokio::test]
+async fn an_override_in_a_comment_needs_an_admin_who_is_not_the_changes_author() {
+    let h = gantry_with(
+        "public",
+        false,
+        &["guards"],
+        "prevent_self_override = true\n",
+    )
+    .await;
+    // Pull request 7 by octocat merged as sha(1); the push of the merge waits on its check.
+    let github = &h.gantry.github;
+    github.open_pull_request(REPO, 7, PullRequest::open(&sha(2), &["main.tf"]));
+    github.merge_pull_request(REPO, 7, &sha(1));
+    h.serve_tarball(&sha(1), "exposed").await;
+    let run = h.push(&sha(1)).await;
+    h.wait_for(run, "policy_override").await;
+    for (user, permission) in [("reader", "read"), ("writer", "write")] {
+        github.grant(REPO, user, permission);
+    }
+    for user in ["octocat", "boss"] {
+        github.grant(REPO, user, "admin");
+    }
+    let replies = || async {
+        h.outbox_drained().await;
+        let comments = h.gantry.github.comments(REPO, 7);
+        comments.last().map(|c| c.body.clone()).unwrap_or_default()
+    };
+
+    h.comment(7, "reader", "/gantry override it is fine").await;
+    assert!(
+        replies().await.contains("write access"),
+        "{}",
+        replies().await
+    );
+    h.comment(7, "writer", "/gantry override it is fine").await;
+    let reply = replies().await;
+    assert!(reply.contains("needs admin permission"), "{reply}");
+    h.comment(7, "octocat", "/gantry override my own change is fine")
+        .await;
+    let reply = replies().await;
+    assert!(
+        reply.contains("policy set `guards` does not let the author of a change override"),
+        "{reply}"
+    );
+    assert_eq!(h.run(run).await["state"], "policy_override");
+
+    h.comment(7, "boss", "/gantry override -w prod accepted risk, INC-42")
+        .await;
+    let reply = replies().await;
+    assert!(reply.contains("overridden by @boss"), "{reply}");
+    let planned = h.wait_for(run, "planned").await;
+    let events = planned["events"].as_array().unwrap();
+    assert!(
+        events.iter().any(|e| e["cause"] == "person:boss"
+            && e["detail"]
+                .as_str()
+                .unwrap()
+                .ends_with("accepted risk, INC-42")),
+        "{events:?}"
+    );
+    // Waiting for confirmation now (not auto-apply), and nothing is left to override.
+    assert_eq!(h.run(run).await["state"], "planned");
+    h.comment(7, "boss", "/gantry override again").await;
+    assert!(replies().await.contains("Nothing to override"));
 }

@@ -98,6 +98,15 @@ impl PolicyConfig {
             .filter(|set| crate::core::policy::applies_to(&set.workspaces, name))
             .collect()
     }
+
+    /// The sets whose failures their change's author may not override.
+    pub fn guarded_sets(&self) -> Vec<&str> {
+        self.sets
+            .iter()
+            .filter(|set| set.prevent_self_override)
+            .map(|set| set.name.as_str())
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -109,6 +118,9 @@ pub struct PolicySetConfig {
     pub path: PathBuf,
     /// Names or glob patterns; empty: every workspace.
     pub workspaces: Vec<String>,
+    /// The author of a change (who pushed it, who opened its pull request, the API token that
+    /// made the run) may not override a failure of this set.
+    pub prevent_self_override: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -85,6 +85,7 @@ pub(super) struct RawPolicySet {
     pub(super) repo: Option<String>,
     pub(super) branch: Option<String>,
     pub(super) workspaces: Option<Vec<String>>,
+    pub(super) prevent_self_override: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

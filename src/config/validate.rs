@@ -447,6 +447,7 @@ fn validate_policies(sets: Vec<RawPolicySet>) -> Result<PolicyConfig, ConfigErro
             name: set.name,
             path,
             workspaces,
+            prevent_self_override: set.prevent_self_override.unwrap_or(false),
         });
     }
     Ok(PolicyConfig { sets: validated })

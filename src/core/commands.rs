@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! command   = PREFIX ( "plan" | "retry" ) workspace* | PREFIX "help"
+//!           | PREFIX "override" workspace* REASON
 //! workspace = ( "-w" | "--workspace" ) NAME | "-w=" NAME | "--workspace=" NAME
 //! ```
 //!
@@ -28,6 +29,12 @@ pub enum Command {
     Retry {
         workspaces: Vec<WorkspaceName>,
     },
+    /// Overrides the failed policy check of the runs of the pull request's commits that wait
+    /// for one (only these workspaces, if named), for `reason`.
+    Override {
+        workspaces: Vec<WorkspaceName>,
+        reason: String,
+    },
     Help,
 }
 
@@ -48,6 +55,8 @@ pub enum CommandError {
     InvalidWorkspace { name: String, reason: String },
     #[error("too many options: name at most {MAX_WORKSPACE_OPTIONS} workspaces")]
     TooManyOptions,
+    #[error("override needs a reason after the workspaces it names")]
+    MissingReason,
 }
 
 /// What one command line says.
@@ -63,6 +72,7 @@ pub fn usage(prefix: &str) -> String {
         "Gantry understands these commands, one per line:\n\n\
          - `{prefix} plan [-w WORKSPACE]…`: plan the pull request's head again (every affected workspace, or the ones named)\n\
          - `{prefix} retry [-w WORKSPACE]…`: run the failed or canceled plans of the head commit again\n\
+         - `{prefix} override [-w WORKSPACE]… REASON`: let the runs of this pull request's commits that wait on a failed policy check go on (admins only)\n\
          - `{prefix} help`: this text\n\n\
          Commands in code blocks, inline code or quotes are not run. \
          Only people with write access to the repository can run them."
@@ -130,6 +140,23 @@ fn parse_words(words: Vec<&str>) -> Result<Command, CommandError> {
         "retry" => Ok(Command::Retry {
             workspaces: workspace_options(options)?,
         }),
+        "override" => {
+            // Workspace options first; the first other word starts the reason.
+            let mut split = 0;
+            while split < options.len() && options[split].starts_with('-') {
+                let takes_value = matches!(options[split], "-w" | "--workspace");
+                split += if takes_value { 2 } else { 1 };
+            }
+            let split = split.min(options.len());
+            let reason = options[split..].join(" ");
+            if reason.is_empty() {
+                return Err(CommandError::MissingReason);
+            }
+            Ok(Command::Override {
+                workspaces: workspace_options(&options[..split])?,
+                reason,
+            })
+        }
         "help" if options.is_empty() => Ok(Command::Help),
         "help" => Err(CommandError::TakesNoOptions(command.into())),
         other => Err(CommandError::UnknownCommand(other.into())),
@@ -246,6 +273,35 @@ mod tests {
             "unknown option `--force`",
         ]
         "#);
+    }
+
+    #[test]
+    fn override_takes_workspaces_then_a_reason() {
+        assert_eq!(
+            parsed("/gantry override -w prod --workspace=eu accepted risk, see INC-42"),
+            [Ok(Command::Override {
+                workspaces: vec![ws("prod"), ws("eu")],
+                reason: "accepted risk, see INC-42".into(),
+            })]
+        );
+        assert_eq!(
+            parsed("/gantry override ok by security"),
+            [Ok(Command::Override {
+                workspaces: vec![],
+                reason: "ok by security".into(),
+            })]
+        );
+        assert_eq!(
+            parsed("/gantry override -w prod\n/gantry override"),
+            [
+                Err(CommandError::MissingReason),
+                Err(CommandError::MissingReason)
+            ]
+        );
+        assert_eq!(
+            parsed("/gantry override --force yes"),
+            [Err(CommandError::UnknownOption("--force".into()))]
+        );
     }
 
     #[test]

@@ -230,6 +230,31 @@ pub fn after_policy_check(kind: RunKind, verdict: Verdict) -> &'static [RunState
     }
 }
 
+/// Why `by` may not override a run's check: a set that blocks it has `prevent_self_override`
+/// (`guarded`) and `by` is one of the change's `authors` (who pushed it or opened its pull
+/// request). GitHub logins are compared without regard to case, as GitHub does.
+pub fn self_override_refusal(
+    outcomes: &[PolicyOutcome],
+    guarded: &[&str],
+    authors: &[&str],
+    by: &str,
+) -> Option<String> {
+    if !authors
+        .iter()
+        .any(|a| !a.is_empty() && a.eq_ignore_ascii_case(by))
+    {
+        return None;
+    }
+    let set = outcomes
+        .iter()
+        .find(|o| o.blocks() && guarded.contains(&o.policy_set.as_str()))?;
+    Some(format!(
+        "policy set `{}` does not let the author of a change override its check: ask another \
+         admin",
+        set.policy_set
+    ))
+}
+
 /// How an override's event detail starts (the reason follows).
 pub const OVERRIDE_DETAIL: &str = "policy check overridden: ";
 

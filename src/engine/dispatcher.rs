@@ -54,6 +54,9 @@ impl Dispatcher {
             pull_requests: config.pull_requests.clone(),
             feedback: config.feedback,
             public_url: config.public_url.clone(),
+            guarded_sets: (config.policies.guarded_sets().into_iter())
+                .map(String::from)
+                .collect(),
         };
         Self {
             store,
@@ -207,6 +210,14 @@ impl Dispatcher {
                     let ids = &runs.workspace_ids;
                     self.runs.signal().workspaces_changed(ids.iter().copied());
                     self.store.announce_workspaces_changed(ids).await;
+                }
+                DeliveryEffect::OverridePolicy(order) => {
+                    if let Ok(Some(run)) = self.store.run(order.run_id).await {
+                        self.runs.signal().workspace_changed(run.workspace_id);
+                        (self.store)
+                            .announce_workspaces_changed(&[run.workspace_id])
+                            .await;
+                    }
                 }
                 DeliveryEffect::CancelSpeculative(cancel) => {
                     let executing = self

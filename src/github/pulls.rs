@@ -8,6 +8,7 @@ use tracing::instrument;
 use super::{GitHub, Result};
 use crate::core::CommitSha;
 use crate::core::{InstallationId, PrNumber};
+use crate::events::Account;
 
 /// GitHub lists at most this many files of a pull request.
 pub const MAX_PULL_REQUEST_FILES: usize = 3000;
@@ -38,6 +39,11 @@ pub struct PullRequestInfo {
     pub merged: bool,
     pub head: PullRef,
     pub base: PullRef,
+    /// The commit the pull request was merged as (GitHub's test merge while it is open).
+    #[serde(default)]
+    pub merge_commit_sha: Option<CommitSha>,
+    /// Who opened it.
+    pub user: Account,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

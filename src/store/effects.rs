@@ -1,7 +1,9 @@
 //! What processing a delivery decided to change, applied by the store in the same transaction
 //! that closes the delivery: both happen, or neither does.
 
-use super::{Conn, InstallationChange, MoveError, NewRuns, OutboxItem, UntouchedContexts};
+use super::{
+    Conn, InstallationChange, MoveError, NewRuns, OutboxItem, PolicyOverride, UntouchedContexts,
+};
 use crate::core::{CommitSha, PrNumber};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +18,8 @@ pub enum DeliveryEffect {
     Outbox(OutboxItem),
     /// Workspaces a pull request does not touch, summed up by the `gantry` status only.
     Untouched(UntouchedContexts),
+    /// A run's failed policy check overridden from a pull request comment.
+    OverridePolicy(PolicyOverride),
 }
 
 /// Which speculative plans to cancel, and why.
@@ -38,6 +42,10 @@ impl DeliveryEffect {
             DeliveryEffect::CancelSpeculative(cancel) => cancel.cancel_pending(conn).await?,
             DeliveryEffect::Outbox(item) => item.enqueue(conn).await?,
             DeliveryEffect::Untouched(untouched) => untouched.record(conn).await?,
+            DeliveryEffect::OverridePolicy(order) => {
+                // A run that stopped waiting meanwhile (discarded, say) stays as it is.
+                order.apply(conn).await?;
+            }
         }
         Ok(())
     }

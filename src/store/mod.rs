@@ -40,8 +40,8 @@ pub use outbox::{
     Reply, ShownStatus, UNTOUCHED_DESCRIPTION, UntouchedContexts,
 };
 pub use runs::{
-    Also, Cause, ConfigurationUpload, LogChunk, Move, MoveError, NewRuns, PlanCounts, RunDetail,
-    RunEvent, RunPage, RunRecord, RunSource,
+    Also, Cause, ConfigurationUpload, LogChunk, Move, MoveError, NewRuns, PlanCounts,
+    PolicyOverride, RunDetail, RunEvent, RunPage, RunRecord, RunSource,
 };
 pub use state_versions::{AnnouncedState, Author, StateUpload, StateVersion};
 pub use tokens::Session;
@@ -123,6 +123,16 @@ impl BeginWrite for PgPool {
 pub(crate) enum Conn<'a> {
     Sqlite(&'a mut sqlx::SqliteConnection),
     Postgres(&'a mut sqlx::PgConnection),
+}
+
+impl Conn<'_> {
+    /// The same connection for one more statement, this one kept for later ones.
+    pub(crate) fn reborrow(&mut self) -> Conn<'_> {
+        match self {
+            Conn::Sqlite(c) => Conn::Sqlite(c),
+            Conn::Postgres(c) => Conn::Postgres(c),
+        }
+    }
 }
 
 impl<'a> From<&'a mut sqlx::SqliteConnection> for Conn<'a> {

@@ -243,3 +243,38 @@ fn only_an_override_after_the_latest_check_counts() {
     ];
     assert_eq!(latest_override(planned_again.iter().copied()), None);
 }
+
+#[test]
+fn the_author_may_not_override_a_guarded_set_that_blocks() {
+    let outcome = |set: &str, enforcement, result| PolicyOutcome {
+        policy_set: set.into(),
+        policy: "p".into(),
+        enforcement,
+        result,
+    };
+    let failed = || PolicyResult::Failed(vec!["no".into()]);
+    let outcomes = [
+        outcome("guards", Enforcement::Mandatory, failed()),
+        outcome("style", Enforcement::Advisory, failed()),
+    ];
+    let refusal = self_override_refusal(&outcomes, &["guards"], &["Alice"], "alice");
+    assert!(refusal.unwrap().contains("`guards`"));
+    // Someone else, an unguarded set, or a guarded set that only advises: allowed.
+    assert_eq!(
+        self_override_refusal(&outcomes, &["guards"], &["alice"], "bob"),
+        None
+    );
+    assert_eq!(
+        self_override_refusal(&outcomes, &["other"], &["alice"], "alice"),
+        None
+    );
+    assert_eq!(
+        self_override_refusal(&outcomes, &["style"], &["alice"], "alice"),
+        None
+    );
+    // An unknown author never matches.
+    assert_eq!(
+        self_override_refusal(&outcomes, &["guards"], &[""], ""),
+        None
+    );
+}

@@ -1,15 +1,19 @@
-//! Comment commands on a pull request (`/gantry plan`, `/gantry retry`, `/gantry help`), one
+//! Comment commands on a pull request (`/gantry plan`, `/gantry retry`, `/gantry override`,
+//! `/gantry help`), one
 //! function per command (`command_<verb>`). The grammar is `core::commands`; only people with
 //! write access are obeyed; each command line gets its answer (runs, or a reply saying why not).
 
 use super::pull_request::{PlanRequest, plan};
 use super::{Context, Handled, Stop};
 use crate::core::commands::{Command, parse_comment, usage};
+use crate::core::policy::self_override_refusal;
 use crate::core::pull_request::{PrState, PullRequestFacts};
 use crate::core::workspace::WorkspaceName;
 use crate::core::{InstallationId, PrNumber};
 use crate::events::IssueCommentEvent;
-use crate::store::{DeliveryEffect, Message, NewRuns, OutboxItem, Reaction, Reply, RunSource};
+use crate::store::{
+    DeliveryEffect, Message, NewRuns, OutboxItem, PolicyOverride, Reaction, Reply, RunSource,
+};
 
 /// Who may run comment commands.
 const WRITERS: [&str; 3] = ["admin", "maintain", "write"];
@@ -99,6 +103,10 @@ pub(super) async fn handle_issue_comment(
             Ok(Command::Help) => vec![at.reply(usage(prefix), &unique)],
             Ok(Command::Plan { workspaces }) => command_plan(&at, workspaces, &unique).await?,
             Ok(Command::Retry { workspaces }) => command_retry(&at, workspaces, &unique).await?,
+            Ok(Command::Override { workspaces, reason }) => {
+                let admin = permission == "admin";
+                command_override(&at, workspaces, reason, admin, &unique).await?
+            }
         };
         effects.extend(answer);
     }
@@ -142,6 +150,7 @@ async fn command_plan(
         },
         source: RunSource::Command,
         only,
+        author: &pr.user.login,
     };
     answer_or_stop(at, plan(at.ctx, &request).await, "Nothing to plan", unique)
 }
@@ -222,5 +231,79 @@ async fn retry(at: &Commenting<'_>, only: &[WorkspaceName]) -> Result<Option<New
         pr_number: Some(number),
         retry_of,
         auto_apply: false,
+        author: pr.user.login,
     }))
+}
+
+/// `override`: the runs of the pull request's commits (its head, and the commit it merged as)
+/// that wait on a failed policy check go on, if the person is an admin of the repository and
+/// not, for a set that forbids it, the change's author. Never in advance: only runs waiting
+/// now.
+async fn command_override(
+    at: &Commenting<'_>,
+    only: &[WorkspaceName],
+    reason: &str,
+    admin: bool,
+    unique: &str,
+) -> Result<Vec<DeliveryEffect>, Stop> {
+    let (ctx, user) = (at.ctx, &at.event.comment.user.login);
+    if !admin {
+        tracing::info!(user, "policy override refused: not an admin");
+        let refusal = format!(
+            "Sorry @{user}, overriding a policy check needs admin permission on {}.",
+            at.repo
+        );
+        return Ok(vec![at.reply(refusal, unique)]);
+    }
+    let pr = (ctx
+        .github
+        .pull_request(at.installation_id, at.repo, at.number)
+        .await)
+        .map_err(|e| Stop::retry("reading the pull request", e))?;
+    let mut commits = vec![pr.head.sha.clone()];
+    commits.extend(pr.merge_commit_sha.clone().filter(|_| pr.merged));
+    let waiting = (ctx.store.runs_waiting_for_override(at.repo, &commits).await)
+        .map_err(|e| Stop::retry("finding the runs waiting for an override", e))?;
+    let waiting: Vec<_> = waiting
+        .into_iter()
+        .filter(|run| only.is_empty() || only.iter().any(|n| n.as_str() == run.workspace_name))
+        .collect();
+    if waiting.is_empty() {
+        let nothing = "Nothing to override: no run of this pull request's commits waits on a \
+                       failed policy check.";
+        return Ok(vec![at.reply(nothing.into(), unique)]);
+    }
+    let guarded: Vec<&str> = ctx.guarded_sets.iter().map(String::as_str).collect();
+    let mut effects = Vec::new();
+    let mut lines = Vec::new();
+    for run in waiting {
+        let outcomes = (ctx.store.policy_checks(run.id).await)
+            .map_err(|e| Stop::retry("reading the policy checks", e))?;
+        let authors = [run.author.as_str(), pr.user.login.as_str()];
+        if let Some(why) = self_override_refusal(&outcomes, &guarded, &authors, user) {
+            tracing::info!(user, run_id = %run.id, "policy override refused: {why}");
+            lines.push(format!(
+                "- `{}`: not overridden: {why}.",
+                run.workspace_name
+            ));
+            continue;
+        }
+        let auto_apply = run.auto_apply
+            || (ctx.store.workspace(run.workspace_id).await)
+                .map_err(|e| Stop::retry("reading the workspace", e))?
+                .is_some_and(|w| w.spec.auto_apply);
+        tracing::info!(user, run_id = %run.id, "policy check overridden from a comment");
+        lines.push(format!(
+            "- `{}`: run {} overridden by @{user}.",
+            run.workspace_name, run.id
+        ));
+        effects.push(DeliveryEffect::OverridePolicy(PolicyOverride {
+            run_id: run.id,
+            by: user.clone(),
+            reason: reason.to_string(),
+            auto_apply,
+        }));
+    }
+    effects.push(at.reply(lines.join("\n"), unique));
+    Ok(effects)
 }

@@ -27,6 +27,8 @@ pub struct Context {
     pub feedback: FeedbackConfig,
     /// Where people reach Gantry (links in what Gantry posts).
     pub public_url: url::Url,
+    /// Policy sets whose failures the change's author may not override.
+    pub guarded_sets: Vec<String>,
 }
 
 /// Why a handler ends without effects.

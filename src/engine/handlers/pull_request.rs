@@ -29,6 +29,8 @@ pub(super) struct PlanRequest<'a> {
     pub source: RunSource,
     /// Only these workspaces (comment commands with `-w`); empty: all.
     pub only: &'a [WorkspaceName],
+    /// The pull request's author: who the plans' changes come from.
+    pub author: &'a str,
 }
 
 pub(super) async fn handle_pull_request(
@@ -57,6 +59,7 @@ pub(super) async fn handle_pull_request(
         },
         source: RunSource::PullRequest,
         only: &[],
+        author: &pr.user.login,
     };
     plan(ctx, &request).await
 }
@@ -160,6 +163,7 @@ pub(super) async fn plan(ctx: &Context, request: &PlanRequest<'_>) -> Handled {
                     pr_number: Some(pr_number),
                     retry_of: Vec::new(),
                     auto_apply: false,
+                    author: request.author.to_string(),
                 }));
             }
             match ctx.feedback.untouched {

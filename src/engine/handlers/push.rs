@@ -74,6 +74,7 @@ pub(super) async fn handle_push(
             workspace_ids,
             delivery_id.to_string(),
             e.installation.as_ref().map(|i| i.id),
+            e.sender.login.clone(),
         ))]),
     }
 }

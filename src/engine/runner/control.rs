@@ -6,11 +6,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use super::signal::RunSignal;
-use crate::core::policy::OVERRIDE_DETAIL;
+use crate::core::policy::self_override_refusal;
 use crate::core::run::RunState;
 use crate::core::{RunId, WorkspaceId};
 use crate::executor::terraform::Stop;
-use crate::store::{Cause, Move, NewRuns, RunDetail, Store, WorkspaceLock};
+use crate::store::{Cause, Move, NewRuns, PolicyOverride, RunDetail, Store, WorkspaceLock};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ActionError {
@@ -19,6 +19,9 @@ pub enum ActionError {
     /// The run or workspace is not in a state that allows this.
     #[error("{0}")]
     Conflict(String),
+    /// Not by this person (the author of a change overriding its guarded check).
+    #[error("{0}")]
+    Forbidden(String),
     #[error(transparent)]
     Store(#[from] anyhow::Error),
 }
@@ -38,15 +41,18 @@ pub struct RunControl {
     executing: Mutex<HashMap<RunId, Stop>>,
     /// Why a run was canceled, when it was not a person (e.g. "superseded").
     reasons: Mutex<HashMap<RunId, String>>,
+    /// Policy sets whose failures the change's author may not override.
+    guarded_sets: Vec<String>,
 }
 
 impl RunControl {
-    pub fn new(store: Store, signal: Arc<RunSignal>) -> Self {
+    pub fn new(store: Store, signal: Arc<RunSignal>, guarded_sets: Vec<String>) -> Self {
         Self {
             store,
             signal,
             executing: Mutex::new(HashMap::new()),
             reasons: Mutex::new(HashMap::new()),
+            guarded_sets,
         }
     }
 
@@ -72,31 +78,33 @@ impl RunControl {
         reason: &str,
     ) -> Result<RunDetail, ActionError> {
         let run = self.run(run_id).await?;
+        if run.state != RunState::PolicyOverride {
+            return Err(ActionError::Conflict(format!(
+                "a run that is {} cannot be overridden",
+                run.state
+            )));
+        }
+        let outcomes = self.store.policy_checks(run.id).await?;
+        let guarded: Vec<&str> = self.guarded_sets.iter().map(String::as_str).collect();
+        if let Some(why) = self_override_refusal(&outcomes, &guarded, &[&run.author], by) {
+            return Err(ActionError::Forbidden(why));
+        }
         let auto_apply = run.auto_apply
             || self
                 .store
                 .workspace(run.workspace_id)
                 .await?
                 .is_some_and(|w| w.spec.auto_apply);
-        let detail = format!("{OVERRIDE_DETAIL}{reason}");
-        let overridden = Move::new(
-            run.id,
-            RunState::PolicyOverride,
-            RunState::Planned,
-            person(by),
-        )
-        .detail(&detail);
-        let run = self.move_run(&run, &overridden, "overridden").await?;
-        // Waiting for confirmation is a resting state: auto-apply confirms from there, as
-        // after any plan.
-        if auto_apply {
-            let confirm = Move::new(
-                run.id,
-                RunState::Planned,
-                RunState::Confirmed,
-                Cause::Runner,
-            );
-            self.store.move_run(&confirm).await?;
+        let order = PolicyOverride {
+            run_id: run.id,
+            by: by.to_string(),
+            reason: reason.to_string(),
+            auto_apply,
+        };
+        if !self.store.override_policy(&order).await? {
+            return Err(ActionError::Conflict(
+                "the run changed state meanwhile; it could not be overridden".into(),
+            ));
         }
         self.signal.workspace_changed(run.workspace_id);
         self.store

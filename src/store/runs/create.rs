@@ -57,6 +57,9 @@ pub struct NewRuns {
     /// Apply without confirmation whatever the workspace says (`terraform apply
     /// -auto-approve`).
     pub auto_apply: bool,
+    /// Who caused the runs: the GitHub login that pushed or opened the pull request, or the
+    /// API token's name.
+    pub author: String,
 }
 
 impl NewRuns {
@@ -79,6 +82,7 @@ impl NewRuns {
             pr_number: run.pr_number,
             retry_of: vec![(run.workspace_id, run.id)],
             auto_apply: run.auto_apply,
+            author: run.author.clone(),
         }
     }
 
@@ -89,6 +93,7 @@ impl NewRuns {
         workspace_ids: Vec<WorkspaceId>,
         delivery_id: String,
         installation_id: Option<InstallationId>,
+        author: String,
     ) -> Self {
         Self {
             repo,
@@ -101,6 +106,7 @@ impl NewRuns {
             pr_number: None,
             retry_of: Vec::new(),
             auto_apply: false,
+            author,
         }
     }
 }
@@ -172,8 +178,8 @@ impl NewRuns {
                 let run: Option<RunId> = sqlx::query_scalar(
                     "INSERT INTO runs (workspace_id, configuration_version_id, commit_sha, \
                      speculative, state, source, delivery_id, created_at_ms, updated_at_ms, \
-                     pr_number, retry_of, auto_apply) \
-                     VALUES ($1, $2, $3, $7, 'pending', $4, $5, $6, $6, $8, $9, $10) \
+                     pr_number, retry_of, auto_apply, author) \
+                     VALUES ($1, $2, $3, $7, 'pending', $4, $5, $6, $6, $8, $9, $10, $11) \
                      ON CONFLICT DO NOTHING \
                      RETURNING id",
                 )
@@ -187,6 +193,7 @@ impl NewRuns {
                 .bind(self.pr_number)
                 .bind(retry_of)
                 .bind(i32::from(self.auto_apply))
+                .bind(&self.author)
                 .fetch_optional(&mut *c)
                 .await?;
                 let Some(run) = run else {

@@ -386,6 +386,7 @@ mod tests {
             vec![workspace],
             String::new(),
             None,
+            "octocat".into(),
         );
         let run = store.create_runs(&new).await.unwrap()[0];
         (dir, store, run)

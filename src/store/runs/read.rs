@@ -55,6 +55,8 @@ pub struct RunDetail {
     pub retry_of: Option<RunId>,
     /// The run got as far as applying: an error now is an apply failure.
     pub reached_apply: bool,
+    /// Who caused the run (a GitHub login, or an API token's name); empty when unknown.
+    pub author: String,
 }
 
 impl RunDetail {
@@ -175,6 +177,7 @@ where
         pr_number: row.try_get("pr_number")?,
         retry_of: row.try_get("retry_of")?,
         reached_apply: row.try_get::<i32, _>("reached_apply")? != 0,
+        author: row.try_get("author")?,
     })
 }
 
@@ -342,6 +345,34 @@ impl Store {
             .await?
         });
         Ok(ids)
+    }
+
+    /// The runs of `repo` at any of `commits` that wait for an override of their failed
+    /// policy check, by workspace.
+    pub async fn runs_waiting_for_override(
+        &self,
+        repo: &str,
+        commits: &[CommitSha],
+    ) -> anyhow::Result<Vec<RunDetail>> {
+        let mut waiting = Vec::new();
+        for sha in commits {
+            let rows = on_read_pool!(self, pool => {
+                sqlx::query(concat!(
+                    select_runs!(),
+                    " WHERE r.state = 'policy_override' AND r.speculative = 0 \
+                     AND c.repo = $1 AND r.commit_sha = $2 ORDER BY r.workspace_id"
+                ))
+                .bind(repo)
+                .bind(sha)
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(run_detail)
+                .collect::<anyhow::Result<Vec<_>>>()?
+            });
+            waiting.extend(rows);
+        }
+        Ok(waiting)
     }
 
     /// The latest speculative plan of each workspace for a pull request, by workspace id.

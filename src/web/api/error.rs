@@ -28,6 +28,7 @@ impl From<ActionError> for ApiError {
         match error {
             ActionError::NotFound(what) => ApiError::NotFound(format!("{what} not found")),
             ActionError::Conflict(why) => ApiError::Conflict(why),
+            ActionError::Forbidden(why) => ApiError::Forbidden(why),
             ActionError::Store(error) => ApiError::Internal(error),
         }
     }

@@ -161,6 +161,7 @@ pub async fn create_run(
         pr_number: None,
         retry_of: Vec::new(),
         auto_apply: false,
+        author: caller.name.clone(),
     };
     let id = state.runs.create_run(&new).await?;
     tracing::info!(

@@ -272,6 +272,7 @@ pub async fn create(
         pr_number: None,
         retry_of: Vec::new(),
         auto_apply: !speculative && request.data.attributes.auto_apply == Some(true),
+        author: caller.0.name.clone(),
     };
     let id = state.runs.create_run(&new).await?;
     tracing::info!(

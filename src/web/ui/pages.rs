@@ -17,6 +17,7 @@ use crate::core::access::Role;
 use crate::core::checks::{action_class, action_label, changes_from_json};
 use crate::core::run::RunState;
 use crate::core::{RunId, WorkspaceId};
+use crate::engine::runner::ActionError;
 use crate::store::{RunDetail, Workspace};
 use crate::web::AppState;
 use crate::web::github_app::{error_page, render};
@@ -626,7 +627,13 @@ pub async fn override_policy(
             tracing::info!(run_id = %id, by = viewer.name, "policy check overridden from the UI");
             Redirect::to(&format!("/runs/{id}")).into_response()
         }
-        Err(error) => error_page(StatusCode::CONFLICT, "Not overridden", &error.to_string()),
+        Err(error) => {
+            let status = match error {
+                ActionError::Forbidden(_) => StatusCode::FORBIDDEN,
+                _ => StatusCode::CONFLICT,
+            };
+            error_page(status, "Not overridden", &error.to_string())
+        }
     }
 }
 

@@ -61,6 +61,15 @@ impl FakeGitHub {
         pull.merged = merged;
     }
 
+    /// Merges pull request `number` as `merge_sha`.
+    pub fn merge_pull_request(&self, repo: &str, number: u64, merge_sha: &str) {
+        let mut world = self.world();
+        let pull = world.pull_request_mut(repo, number);
+        pull.state = "closed";
+        pull.merged = true;
+        pull.merge_commit_sha = Some(merge_sha.to_owned());
+    }
+
     /// `user` has `permission` (`admin`, `write`, `read`, `none`) on `repo`.
     pub fn grant(&self, repo: &str, user: &str, permission: &str) {
         self.world().set_permission(repo, user, permission);

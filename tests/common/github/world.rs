@@ -37,6 +37,10 @@ pub struct PullRequest {
     pub base_sha: String,
     pub state: &'static str,
     pub merged: bool,
+    /// The commit GitHub merged it as, once merged.
+    pub merge_commit_sha: Option<String>,
+    /// The login that opened it.
+    pub author: String,
     pub files: Vec<String>,
 }
 
@@ -51,6 +55,8 @@ impl PullRequest {
             base_sha: "9".repeat(40),
             state: "open",
             merged: false,
+            merge_commit_sha: None,
+            author: "octocat".to_owned(),
             files: files.iter().map(|f| (*f).to_owned()).collect(),
         }
     }
@@ -960,6 +966,7 @@ fn status_json(status: &Status) -> Value {
 
 fn pull_json(call: &Call, pull: &PullRequest) -> Value {
     json!({ "number": call.number("pull_number"), "state": pull.state, "merged": pull.merged,
+            "merge_commit_sha": pull.merge_commit_sha, "user": { "login": pull.author, "type": "User" },
             "head": { "ref": pull.head_ref, "sha": pull.head_sha,
                       "repo": { "full_name": if pull.head_repo.is_empty() { call.repo() } else { pull.head_repo.clone() } } },
             "base": { "ref": pull.base_ref, "sha": pull.base_sha,

@@ -10,6 +10,7 @@ use common::fixture_path;
 use common::github::PullRequest;
 use common::runs::{Harness, REPO, sha, tool_cache_with, upload_of};
 use common::terraform_cli::terraform_1_15;
+use gantry::core::PrNumber;
 use serde_json::json;
 
 /// Gantry with workspace `prod` (exposure `exposure`, auto-apply or not) checked against the
@@ -33,6 +34,11 @@ async fn gantry_with(exposure: &str, auto_apply: bool, sets: &[&str], set_lines:
             fixture_path(&format!("policies/{set}")).display()
         ));
     }
+    start(&toml).await
+}
+
+/// Gantry with configuration `toml` and Terraform 1.15.5 to plan with.
+async fn start(toml: &str) -> Harness {
     let tools = tempfile::tempdir().unwrap().keep();
     let cache = tool_cache_with(&tools, None);
     std::fs::create_dir_all(cache.join("1.15.5")).unwrap();
@@ -41,7 +47,7 @@ async fn gantry_with(exposure: &str, auto_apply: bool, sets: &[&str], set_lines:
         cache.join("1.15.5/terraform"),
     )
     .unwrap();
-    Harness::start_with(&toml, move |env| {
+    Harness::start_with(toml, move |env| {
         env.insert(
             "GANTRY_TERRAFORM_TOOL_CACHE".into(),
             cache.display().to_string(),
@@ -362,4 +368,83 @@ async fn an_override_in_a_comment_needs_an_admin_who_is_not_the_changes_author()
     assert_eq!(h.run(run).await["state"], "planned");
     h.comment(7, "boss", "/gantry override again").await;
     assert!(replies().await.contains("Nothing to override"));
+}
+
+/// The repository at `commit` as GitHub's tarball: the `exposed` configuration at its root and
+/// the `guards` policy set in `policies/guards/`, with `policies.hcl` replaced by `hcl` if
+/// given.
+fn repository_with_policies(commit: &str, hcl: Option<&str>) -> Vec<u8> {
+    let top = format!("octo-org-infra-{}", &commit[..7]);
+    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
+    builder
+        .append_dir_all(&top, fixture_path("terraform/exposed"))
+        .unwrap();
+    let guards = fixture_path("policies/guards");
+    for file in std::fs::read_dir(&guards).unwrap() {
+        let file = file.unwrap();
+        let name = file.file_name().into_string().unwrap();
+        let mut text = std::fs::read_to_string(file.path()).unwrap();
+        if let (Some(hcl), "policies.hcl") = (hcl, name.as_str()) {
+            text = hcl.to_string();
+        }
+        let mut header = tar::Header::new_gnu();
+        header.set_size(text.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder
+            .append_data(
+                &mut header,
+                format!("{top}/policies/guards/{name}"),
+                text.as_bytes(),
+            )
+            .unwrap();
+    }
+    builder.into_inner().unwrap().finish().unwrap()
+}
+
+#[tokio::test]
+async fn a_pull_request_that_weakens_a_repository_policy_set_is_checked_against_its_branch() {
+    let toml = "[[workspaces]]\nname = \"prod\"\nrepo = \"octo-org/infra\"\n\
+                terraform_version = \"1.15.5\"\n[workspaces.vars]\nexposure = \"public\"\n\n\
+                [[policy_sets]]\nname = \"guards\"\nrepo = \"octo-org/infra\"\n\
+                branch = \"main\"\npath = \"policies/guards\"\n";
+    let h = start(toml).await;
+    // main holds the set as written; the pull request makes its mandatory policy advisory.
+    let github = &h.gantry.github;
+    github.set_branch(REPO, "main", &sha(1));
+    h.serve_tarball_bytes(&sha(1), repository_with_policies(&sha(1), None))
+        .await;
+    let weakened = "policy \"no_public_ingress\" {\n  query = \"data.terraform.policies.no_public_ingress.deny\"\n\
+                    enforcement_level = \"advisory\"\n}\n";
+    h.serve_tarball_bytes(&sha(2), repository_with_policies(&sha(2), Some(weakened)))
+        .await;
+    h.open_pull_request(5, &sha(2), &["main.tf", "policies/guards/policies.hcl"])
+        .await;
+    let plans = h.gantry.store.pull_request_runs(REPO, PrNumber(5)).await;
+    let run = plans.unwrap()[0].0;
+    let done = h.wait_for(run, "planned_and_finished").await;
+    assert_eq!(done["commit_sha"], sha(2));
+    let checks = policy_checks(&h, run).await;
+    assert_eq!(
+        (checks[0].0.as_str(), checks[0].1.as_str()),
+        ("no_public_ingress", "mandatory failed"),
+        "checked against main's set, not the pull request's: {checks:?}"
+    );
+    assert_eq!(checks.len(), 2, "main's set has two policies: {checks:?}");
+    let log = h.log(run, "plan").await;
+    let from = format!(
+        "policy set guards from octo-org/infra at main ({})",
+        &sha(1)[..12]
+    );
+    assert!(log.contains(&from), "{log}");
+    h.outbox_drained().await;
+    let check = github
+        .check_runs()
+        .into_iter()
+        .find(|c| c.name == "gantry/prod/policy" && c.head_sha == sha(2))
+        .expect("the pull request's policy check");
+    assert_eq!(check.conclusion.as_deref(), Some("failure"));
 }

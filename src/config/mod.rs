@@ -112,15 +112,28 @@ impl PolicyConfig {
 #[derive(Debug, Clone)]
 pub struct PolicySetConfig {
     pub name: String,
-    /// The folder on Gantry's host with its `policies.hcl` and `.rego` files, read at each
-    /// check. Never the commit under review: a change must not be able to rewrite the rules
-    /// it is checked against.
-    pub path: PathBuf,
+    /// Where its `policies.hcl` and `.rego` files are, read at each check. Never the commit
+    /// under review: a change must not be able to rewrite the rules it is checked against.
+    pub source: PolicySource,
     /// Names or glob patterns; empty: every workspace.
     pub workspaces: Vec<String>,
     /// The author of a change (who pushed it, who opened its pull request, the API token that
     /// made the run) may not override a failure of this set.
     pub prevent_self_override: bool,
+}
+
+/// Where a policy set's files are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PolicySource {
+    /// A folder on Gantry's host.
+    Directory(PathBuf),
+    /// A folder (`""`: the root) of a repository the App is installed on, at the head of
+    /// `branch`.
+    Repository {
+        repo: String,
+        branch: String,
+        folder: String,
+    },
 }
 
 #[derive(Debug, Clone)]

@@ -496,7 +496,22 @@ fn policy_sets_are_folders_with_workspace_patterns() {
                 workspaces = [\"prod\", \"staging-*\"]\n";
     let config = load_str(toml, &[]).unwrap();
     let set = &config.policies.sets[0];
-    assert_eq!(set.path, PathBuf::from("/etc/gantry/policies/guards"));
+    assert_eq!(
+        set.source,
+        PolicySource::Directory(PathBuf::from("/etc/gantry/policies/guards"))
+    );
+    let from_repo = "[[policy_sets]]\nname = \"g\"\nrepo = \"acme/policies\"\nbranch = \"main\"\n\
+                     path = \"guards\"\nprevent_self_override = true\n";
+    let config = load_str(from_repo, &[]).unwrap();
+    assert_eq!(
+        config.policies.sets[0].source,
+        PolicySource::Repository {
+            repo: "acme/policies".into(),
+            branch: "main".into(),
+            folder: "guards".into()
+        }
+    );
+    assert_eq!(config.policies.guarded_sets(), ["g"]);
     assert_eq!(config.policies.sets_for("staging-eu").len(), 1);
     assert!(config.policies.sets_for("dev").is_empty());
     for (bad, key) in [
@@ -506,8 +521,20 @@ fn policy_sets_are_folders_with_workspace_patterns() {
         ),
         ("[[policy_sets]]\nname = \"g\"\n", "policy_sets[0].path"),
         (
-            "[[policy_sets]]\nname = \"g\"\nrepo = \"acme/policies\"\nbranch = \"main\"\n",
+            "[[policy_sets]]\nname = \"g\"\nrepo = \"acme/policies\"\n",
+            "policy_sets[0].branch",
+        ),
+        (
+            "[[policy_sets]]\nname = \"g\"\nrepo = \"not a repo\"\nbranch = \"main\"\n",
             "policy_sets[0].repo",
+        ),
+        (
+            "[[policy_sets]]\nname = \"g\"\nrepo = \"a/b\"\nbranch = \"main\"\npath = \"../x\"\n",
+            "policy_sets[0].path",
+        ),
+        (
+            "[[policy_sets]]\nname = \"g\"\nrepo = \"a/b\"\nbranch = \"ma in\"\n",
+            "policy_sets[0].branch",
         ),
         (
             "[[policy_sets]]\nname = \"g\"\npath = \"/p\"\n[[policy_sets]]\nname = \"g\"\npath = \"/q\"\n",

@@ -425,19 +425,45 @@ fn validate_policies(sets: Vec<RawPolicySet>) -> Result<PolicyConfig, ConfigErro
                 "is taken by another policy set",
             ));
         }
-        if set.repo.is_some() || set.branch.is_some() {
-            return Err(ConfigError::new(
-                &key("repo"),
-                "policy sets from a repository are not supported yet: use a folder on Gantry's \
-                 host (path)",
-            ));
-        }
-        let path = PathBuf::from(set.path.ok_or_else(|| {
-            ConfigError::new(&key("path"), "is required: the policy set's folder")
-        })?);
-        if !path.is_absolute() {
-            return Err(ConfigError::new(&key("path"), "must be an absolute path"));
-        }
+        let source = match (set.repo, set.branch) {
+            (None, None) => {
+                let path = PathBuf::from(set.path.ok_or_else(|| {
+                    ConfigError::new(&key("path"), "is required: the policy set's folder")
+                })?);
+                if !path.is_absolute() {
+                    return Err(ConfigError::new(&key("path"), "must be an absolute path"));
+                }
+                PolicySource::Directory(path)
+            }
+            (Some(repo), Some(branch)) => {
+                RepoName::parse(&repo).map_err(|e| ConfigError::new(&key("repo"), e))?;
+                check_branch_name(&branch).map_err(|m| ConfigError::new(&key("branch"), m))?;
+                let folder = set.path.unwrap_or_default();
+                if folder.starts_with('/') || folder.split('/').any(|part| part == "..") {
+                    return Err(ConfigError::new(
+                        &key("path"),
+                        "must be a folder within the repository",
+                    ));
+                }
+                PolicySource::Repository {
+                    repo,
+                    branch,
+                    folder,
+                }
+            }
+            (Some(_), None) => {
+                return Err(ConfigError::new(
+                    &key("branch"),
+                    "is required with repo: the branch whose head the set is read at",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::new(
+                    &key("repo"),
+                    "is required with branch: the repository the set is kept in",
+                ));
+            }
+        };
         let workspaces = set.workspaces.unwrap_or_default();
         for pattern in &workspaces {
             globset::Glob::new(pattern)
@@ -445,7 +471,7 @@ fn validate_policies(sets: Vec<RawPolicySet>) -> Result<PolicyConfig, ConfigErro
         }
         validated.push(PolicySetConfig {
             name: set.name,
-            path,
+            source,
             workspaces,
             prevent_self_override: set.prevent_self_override.unwrap_or(false),
         });

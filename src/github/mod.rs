@@ -11,6 +11,7 @@ mod http;
 mod limits;
 mod manifest;
 mod pulls;
+mod repos;
 mod tarball;
 mod tokens;
 

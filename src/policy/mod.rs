@@ -14,6 +14,9 @@ use regorus::utils::limits::ExecutionTimerConfig;
 
 use crate::core::policy::{Enforcement, Policy, PolicyOutcome, PolicyResult, parse_policies_hcl};
 
+mod archive;
+pub use archive::load_archive;
+
 /// How long all of one set's policies may take over one plan.
 const EVALUATION_LIMIT: Duration = Duration::from_secs(10);
 /// The most a set's `.rego` files may hold, together.
@@ -37,31 +40,40 @@ pub fn load_directory(name: &str, dir: &Path) -> Loaded {
     let failed = |why: String| (name.to_string(), why);
     let hcl = std::fs::read_to_string(dir.join("policies.hcl"))
         .map_err(|e| failed(format!("reading {}/policies.hcl: {e}", dir.display())))?;
-    let policies = parse_policies_hcl(&hcl).map_err(failed)?;
     let mut files = Vec::new();
     collect_rego(dir, dir, &mut files).map_err(|e| failed(format!("reading the set: {e}")))?;
-    files.sort();
     let mut modules = Vec::new();
     let mut total = 0;
     for (relative, path) in files {
         total += std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         if total > MAX_SET_BYTES {
-            return Err(failed(format!(
-                "its .rego files hold more than {MAX_SET_BYTES} bytes"
-            )));
+            return Err(failed(too_large()));
         }
         let text = std::fs::read_to_string(&path)
             .map_err(|e| failed(format!("reading {relative}: {e}")))?;
         modules.push((relative, text));
     }
+    assemble(name, &hcl, modules)
+}
+
+/// A set from its files wherever they were read: `policies.hcl` and the `.rego` modules
+/// (path within the set, text), evaluated in path order.
+fn assemble(name: &str, hcl: &str, mut modules: Vec<(String, String)>) -> Loaded {
+    let failed = |why: String| (name.to_string(), why);
+    let policies = parse_policies_hcl(hcl).map_err(failed)?;
     if modules.is_empty() {
         return Err(failed("it has no .rego file".into()));
     }
+    modules.sort();
     Ok(PolicySet {
         name: name.to_string(),
         policies,
         modules,
     })
+}
+
+fn too_large() -> String {
+    format!("its .rego files hold more than {MAX_SET_BYTES} bytes")
 }
 
 fn collect_rego(

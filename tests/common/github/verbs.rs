@@ -31,6 +31,11 @@ impl FakeGitHub {
     }
 
     /// `repo`'s tarball at any ref not served otherwise is `bytes`.
+    /// Branch `branch` of `repo` is at `sha`.
+    pub fn set_branch(&self, repo: &str, branch: &str, sha: &str) {
+        self.world().set_branch(repo, branch, sha);
+    }
+
     pub fn serve_any_tarball(&self, repo: &str, bytes: Vec<u8>) {
         self.world().add_any_tarball(repo, bytes);
     }

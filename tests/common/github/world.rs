@@ -208,6 +208,8 @@ struct Repo {
     pulls: BTreeMap<u64, PullRequest>,
     permissions: HashMap<String, String>,
     statuses: Vec<Status>,
+    /// Branch → the commit at its head.
+    branches: HashMap<String, String>,
 }
 
 /// Everything the fake GitHub holds.
@@ -392,6 +394,13 @@ impl World {
     }
 
     /// Serves `bytes` as the tarball of every ref not served otherwise.
+    /// Branch `branch` of `repo` is at `sha`.
+    pub fn set_branch(&mut self, repo: &str, branch: &str, sha: &str) {
+        self.repo_mut(repo)
+            .branches
+            .insert(branch.to_owned(), sha.to_owned());
+    }
+
     pub fn add_any_tarball(&mut self, repo: &str, bytes: Vec<u8>) {
         let download = format!("/{repo}/legacy.tar.gz/any");
         self.downloads.insert(download.clone(), bytes);
@@ -741,6 +750,31 @@ impl World {
                     Some(download) => ResponseTemplate::new(302).insert_header(
                         "location",
                         format!("{}{download}?token=download-only", call.downloads_base),
+                    ),
+                    None => not_found(),
+                }
+            }
+            "apps/get-repo-installation" => {
+                if !self.repos.contains_key(&call.repo()) {
+                    return not_found();
+                }
+                answer(
+                    200,
+                    json!({ "id": self.installations[0], "app_id": self.app_id,
+                            "account": { "login": call.param("owner"), "type": "Organization" },
+                            "repository_selection": "all" }),
+                )
+            }
+            "git/get-ref" => {
+                let head = call
+                    .param("ref")
+                    .strip_prefix("heads/")
+                    .and_then(|branch| self.repos.get(&call.repo())?.branches.get(branch));
+                match head {
+                    Some(sha) => answer(
+                        200,
+                        json!({ "ref": format!("refs/{}", call.param("ref")),
+                                "object": { "type": "commit", "sha": sha } }),
                     ),
                     None => not_found(),
                 }

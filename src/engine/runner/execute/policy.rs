@@ -3,6 +3,7 @@
 //! kept and written to the plan log, and the verdict decides where the run goes.
 
 use super::{Execution, Failure};
+use crate::config::{PolicySetConfig, PolicySource};
 use crate::core::policy::{
     PolicyOutcome, PolicyResult, RunInput, Verdict, WorkspaceInput, input_document, verdict,
 };
@@ -19,12 +20,12 @@ impl Execution {
         summary: &PlanSummary,
         log: &mut PhaseLog,
     ) -> Result<Option<Verdict>, Failure> {
-        let sets: Vec<(String, std::path::PathBuf)> = self
+        let sets: Vec<PolicySetConfig> = self
             .shared
             .policies
             .sets_for(self.workspace.spec.name.as_str())
             .into_iter()
-            .map(|set| (set.name.clone(), set.path.clone()))
+            .cloned()
             .collect();
         if !summary.has_changes || sets.is_empty() {
             // A plan made again may check nothing this time: no earlier outcome stays.
@@ -39,11 +40,12 @@ impl Execution {
         let plan: serde_json::Value = serde_json::from_str(&summary.json)
             .map_err(|e| Failure::Errored(format!("reading the plan for its policies: {e}")))?;
         let input = input_document(plan, &self.policy_input());
+        let mut files = Vec::new();
+        for set in sets {
+            files.push(self.policy_files(set, log).await);
+        }
         let outcomes = tokio::task::spawn_blocking(move || {
-            let loaded: Vec<_> = sets
-                .iter()
-                .map(|(name, path)| crate::policy::load_directory(name, path))
-                .collect();
+            let loaded: Vec<_> = files.into_iter().map(SetFiles::load).collect();
             crate::policy::evaluate(&loaded, &input)
         })
         .await
@@ -98,6 +100,42 @@ impl Execution {
         Ok(Some(verdict))
     }
 
+    /// Where a set's files are read from: its folder, or its repository's tarball at the
+    /// head of its branch (the commit is logged: which rules a run was held to is on record).
+    async fn policy_files(&self, set: PolicySetConfig, log: &mut PhaseLog) -> SetFiles {
+        let (repo, branch, folder) = match set.source {
+            PolicySource::Directory(path) => return SetFiles::Directory(set.name, path),
+            PolicySource::Repository {
+                repo,
+                branch,
+                folder,
+            } => (repo, branch, folder),
+        };
+        let github = &self.shared.github;
+        let fetched = async {
+            let installation = github.repository_installation(&repo).await?;
+            let head = github.branch_head(installation, &repo, &branch).await?;
+            let tarball = github
+                .download_tarball(installation, &repo, &head, MAX_POLICY_TARBALL_BYTES)
+                .await?;
+            Ok::<_, crate::github::GitHubError>((head, tarball))
+        };
+        match fetched.await {
+            Ok((head, tarball)) => {
+                log.line(&format!(
+                    "Gantry: policy set {} from {repo} at {branch} ({})",
+                    set.name,
+                    &head[..head.len().min(12)]
+                ));
+                SetFiles::Archive(set.name, tarball, folder)
+            }
+            Err(error) => SetFiles::Unreadable(
+                set.name,
+                format!("reading it from {repo} at {branch}: {error}"),
+            ),
+        }
+    }
+
     /// The run as its policies see it.
     fn policy_input(&self) -> RunInput<'_> {
         let spec = &self.workspace.spec;
@@ -127,6 +165,30 @@ impl Execution {
                     .as_ref()
                     .map(|repo| (repo.as_str(), spec.branch.as_deref().unwrap_or(""))),
             },
+        }
+    }
+}
+
+/// The most a policy repository's tarball may hold.
+const MAX_POLICY_TARBALL_BYTES: usize = 64 * 1024 * 1024;
+
+/// A set's files, gathered: loaded off the async threads.
+enum SetFiles {
+    Directory(String, std::path::PathBuf),
+    /// (name, the repository's tarball, the set's folder in it)
+    Archive(String, Vec<u8>, String),
+    /// (name, why not)
+    Unreadable(String, String),
+}
+
+impl SetFiles {
+    fn load(self) -> crate::policy::Loaded {
+        match self {
+            SetFiles::Directory(name, path) => crate::policy::load_directory(&name, &path),
+            SetFiles::Archive(name, tarball, folder) => {
+                crate::policy::load_archive(&name, &tarball, &folder)
+            }
+            SetFiles::Unreadable(name, why) => Err((name, why)),
         }
     }
 }

@@ -502,16 +502,17 @@ fn policy_sets_are_folders_with_workspace_patterns() {
     );
     let from_repo = "[[policy_sets]]\nname = \"g\"\nrepo = \"acme/policies\"\nbranch = \"main\"\n\
                      path = \"guards\"\nprevent_self_override = true\n";
-    let config = load_str(from_repo, &[]).unwrap();
+    let in_repo = load_str(from_repo, &[]).unwrap();
     assert_eq!(
-        config.policies.sets[0].source,
+        in_repo.policies.sets[0].source,
         PolicySource::Repository {
             repo: "acme/policies".into(),
             branch: "main".into(),
             folder: "guards".into()
         }
     );
-    assert_eq!(config.policies.guarded_sets(), ["g"]);
+    assert_eq!(in_repo.policies.guarded_sets(), ["g"]);
+    assert!(config.policies.guarded_sets().is_empty());
     assert_eq!(config.policies.sets_for("staging-eu").len(), 1);
     assert!(config.policies.sets_for("dev").is_empty());
     for (bad, key) in [

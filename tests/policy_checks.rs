@@ -447,4 +447,18 @@ async fn a_pull_request_that_weakens_a_repository_policy_set_is_checked_against_
         .find(|c| c.name == "gantry/prod/policy" && c.head_sha == sha(2))
         .expect("the pull request's policy check");
     assert_eq!(check.conclusion.as_deref(), Some("failure"));
+    // The pull request's comment has the workspace's policy section.
+    let comment = github
+        .comments(REPO, 5)
+        .pop()
+        .expect("Gantry's comment")
+        .body;
+    assert!(
+        comment.contains("<b>prod</b> policy check: 1 mandatory failure(s) or error(s)"),
+        "{comment}"
+    );
+    assert!(
+        comment.contains("- `terraform_data.web is exposed to the internet`"),
+        "{comment}"
+    );
 }

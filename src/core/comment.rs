@@ -20,7 +20,12 @@ pub struct WorkspacePlan {
     pub commit_sha: CommitSha,
     /// The plan's log (already masked).
     pub output: String,
+    /// Its policy check, when one ran: (one line, Markdown with a line a policy).
+    pub policy: Option<(String, String)>,
 }
+
+/// The most one workspace's policy section may take of the comment.
+const MAX_POLICY_CHARS: usize = 4_000;
 
 /// The comment's Markdown, at most `limit` characters (GitHub's limit in production).
 pub fn render(plans: &[WorkspacePlan], limit: usize) -> String {
@@ -35,6 +40,16 @@ pub fn render(plans: &[WorkspacePlan], limit: usize) -> String {
             plan.state,
             plan.summary.replace('|', "\\|")
         ));
+    }
+    for plan in plans {
+        if let Some((title, summary)) = &plan.policy {
+            head.push_str(&format!(
+                "\n<details><summary><b>{}</b> policy check: {}</summary>\n\n{}\n</details>\n",
+                plan.workspace,
+                title,
+                truncate(summary.trim_end(), MAX_POLICY_CHARS)
+            ));
+        }
     }
     let sections: Vec<(String, &WorkspacePlan)> = plans
         .iter()
@@ -104,7 +119,23 @@ mod tests {
             run_url: format!("https://gantry.example/runs/{name}"),
             commit_sha: "0123456789abcdef".into(),
             output: output.into(),
+            policy: None,
         }
+    }
+
+    #[test]
+    fn a_workspace_with_a_policy_check_gets_its_section() {
+        let mut checked = plan("prod", "Plan: 1 to add");
+        checked.policy = Some((
+            "1 mandatory failure(s) or error(s)".into(),
+            "| `guards/p` | mandatory failed |\n".into(),
+        ));
+        let body = render(&[checked, plan("staging", "")], MAX_COMMENT_CHARS);
+        assert!(body.contains(
+            "<b>prod</b> policy check: 1 mandatory failure(s) or error(s)</summary>\n\n\
+             | `guards/p` | mandatory failed |\n</details>"
+        ));
+        assert!(!body.contains("<b>staging</b> policy check"));
     }
 
     #[test]

@@ -351,7 +351,7 @@ pub fn policy_view(
             outcome.policy_set, outcome.policy
         ));
         for line in lines {
-            summary.push_str(&format!("- {}\n", line.replace('\n', " ")));
+            summary.push_str(&format!("- {}\n", as_code(&line)));
         }
     }
     PolicyView {
@@ -360,6 +360,13 @@ pub fn policy_view(
         title: crate::core::status::truncate(&title, 140),
         summary: crate::core::status::truncate(&summary, 65_535),
     }
+}
+
+/// `text` as inline code, on one line: a violation quotes the plan, which the change's author
+/// wrote, so nothing in it may become Markdown, HTML, a link or an @mention.
+fn as_code(text: &str) -> String {
+    let text = text.replace('`', "ʼ").replace(['\r', '\n'], " ");
+    format!("`{}`", if text.trim().is_empty() { "-" } else { &text })
 }
 
 /// A run as its policies see it (Terraform Cloud's `input.run`): never a variable's value.

@@ -187,7 +187,7 @@ fn github_shows_a_blocked_check_as_needing_action_and_an_override_with_who_and_w
         blocked.title
     );
     assert!(
-        blocked.summary.contains("- web is public"),
+        blocked.summary.contains("- `web is public`"),
         "{}",
         blocked.summary
     );
@@ -276,5 +276,25 @@ fn the_author_may_not_override_a_guarded_set_that_blocks() {
     assert_eq!(
         self_override_refusal(&outcomes, &["guards"], &[""], ""),
         None
+    );
+}
+
+#[test]
+fn violations_quoting_the_plan_cannot_become_markdown_or_mentions() {
+    let outcomes = [PolicyOutcome {
+        policy_set: "guards".into(),
+        policy: "p".into(),
+        enforcement: Enforcement::Mandatory,
+        result: PolicyResult::Failed(vec![
+            "[click](https://evil.example) <img src=x> @security-team `x`\n# heading".into(),
+        ]),
+    }];
+    let view = policy_view(&outcomes, false, None);
+    assert!(
+        view.summary.contains(
+            "- `[click](https://evil.example) <img src=x> @security-team ʼxʼ # heading`\n"
+        ),
+        "{}",
+        view.summary
     );
 }

@@ -6,6 +6,7 @@ use sha2::Digest;
 use super::{OutboxWorker, SendError};
 use crate::core::PrNumber;
 use crate::core::comment::{self, MAX_COMMENT_CHARS, WorkspacePlan};
+use crate::core::policy::policy_view;
 use crate::core::status;
 use crate::engine::run_view::look;
 
@@ -27,6 +28,12 @@ impl OutboxWorker {
             let output = self.store.phase_log_text(run.id, "plan").await?;
             let look = look(&self.public_url, &run);
             let output = status::plain_text(&output);
+            let outcomes = self.store.policy_checks(run.id).await?;
+            // A speculative plan never waits on its check, and is never overridden.
+            let policy = (!outcomes.is_empty()).then(|| {
+                let view = policy_view(&outcomes, false, None);
+                (view.title, view.summary)
+            });
             plans.push(WorkspacePlan {
                 workspace: run.workspace_name.clone(),
                 state: run.state.to_string(),
@@ -34,6 +41,7 @@ impl OutboxWorker {
                 run_url: look.url,
                 commit_sha: run.commit_sha.clone(),
                 output,
+                policy,
             });
         }
         let Some(installation) = installation else {

@@ -462,3 +462,21 @@ async fn a_pull_request_that_weakens_a_repository_policy_set_is_checked_against_
         "{comment}"
     );
 }
+
+#[tokio::test]
+async fn a_policy_quoting_a_value_the_plan_marks_sensitive_shows_it_masked() {
+    let h = gantry("public", false, &["quoting"]).await;
+    h.serve_tarball(&sha(1), "secretive").await;
+    let run = h.push(&sha(1)).await;
+    h.wait_for(run, "planned").await;
+    let checks = policy_checks(&h, run).await;
+    assert_eq!(checks[0].1, "advisory failed");
+    let message = &checks[0].2[0];
+    assert!(
+        message.starts_with("terraform_data.db has input"),
+        "{message}"
+    );
+    assert!(!message.contains("s3cr3t-from-the-plan"), "{message}");
+    let log = h.log(run, "plan").await;
+    assert!(!log.contains("s3cr3t-from-the-plan"), "{log}");
+}

@@ -362,6 +362,56 @@ pub fn policy_view(
     }
 }
 
+/// The values a plan (`terraform show -json`) marks sensitive: of resources (by their
+/// `before_sensitive`/`after_sensitive` marks), of outputs, and of variables declared
+/// sensitive. A policy may quote them in a violation; they are masked there as in the log.
+/// Strings only, and not the shortest: masking "1" or "on" would garble every message.
+pub fn sensitive_plan_values(plan: &serde_json::Value) -> Vec<String> {
+    use serde_json::Value;
+    fn marked(value: &Value, marks: &Value, found: &mut Vec<String>) {
+        match (marks, value) {
+            (Value::Bool(true), _) => leaves(value, found),
+            (Value::Object(marks), Value::Object(values)) => {
+                for (key, mark) in marks {
+                    if let Some(inner) = values.get(key) {
+                        marked(inner, mark, found);
+                    }
+                }
+            }
+            (Value::Array(marks), Value::Array(values)) => {
+                for (mark, inner) in marks.iter().zip(values) {
+                    marked(inner, mark, found);
+                }
+            }
+            _ => {}
+        }
+    }
+    fn leaves(value: &Value, found: &mut Vec<String>) {
+        match value {
+            Value::String(s) if s.chars().count() >= 3 => found.push(s.clone()),
+            Value::Array(items) => items.iter().for_each(|v| leaves(v, found)),
+            Value::Object(map) => map.values().for_each(|v| leaves(v, found)),
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    let changes = plan["resource_changes"].as_array().into_iter().flatten();
+    let outputs = plan["output_changes"].as_object().into_iter().flatten();
+    for change in changes.map(|c| &c["change"]).chain(outputs.map(|(_, c)| c)) {
+        marked(&change["before"], &change["before_sensitive"], &mut found);
+        marked(&change["after"], &change["after_sensitive"], &mut found);
+    }
+    let declared = plan["configuration"]["root_module"]["variables"].as_object();
+    for (name, variable) in declared.into_iter().flatten() {
+        if variable["sensitive"] == Value::Bool(true) {
+            leaves(&plan["variables"][name]["value"], &mut found);
+        }
+    }
+    found.sort();
+    found.dedup();
+    found
+}
+
 /// `text` as inline code, on one line: a violation quotes the plan, which the change's author
 /// wrote, so nothing in it may become Markdown, HTML, a link or an @mention.
 fn as_code(text: &str) -> String {

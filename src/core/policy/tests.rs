@@ -298,3 +298,31 @@ fn violations_quoting_the_plan_cannot_become_markdown_or_mentions() {
         view.summary
     );
 }
+
+#[test]
+fn values_the_plan_marks_sensitive_are_found_for_masking() {
+    let plan = serde_json::json!({
+        "resource_changes": [{
+            "address": "terraform_data.db",
+            "change": {
+                "before": null,
+                "after": { "input": { "password": "hunter2-secret", "user": "admin" },
+                           "tags": ["public-tag", "secret-tag"] },
+                "before_sensitive": false,
+                "after_sensitive": { "input": { "password": true }, "tags": [false, true] }
+            }
+        }],
+        "output_changes": {
+            "token": { "before": null, "after": "tok-123456", "after_sensitive": true },
+            "name": { "before": null, "after": "visible", "after_sensitive": false }
+        },
+        "variables": { "api_key": { "value": "key-abcdef" }, "region": { "value": "eu-west" } },
+        "configuration": { "root_module": { "variables": {
+            "api_key": { "sensitive": true }, "region": {}
+        } } }
+    });
+    assert_eq!(
+        sensitive_plan_values(&plan),
+        ["hunter2-secret", "key-abcdef", "secret-tag", "tok-123456"]
+    );
+}

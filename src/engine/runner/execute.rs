@@ -449,13 +449,13 @@ impl Execution {
     }
 
     fn sensitive_values(&self) -> Vec<String> {
-        let values: Vec<String> = self
-            .variables
-            .iter()
-            .filter(|v| v.3)
-            .map(|v| v.2.clone())
-            .collect();
-        mask_needles(&values)
+        self.sensitive_values_and(Vec::new())
+    }
+
+    /// [`Self::sensitive_values`] and `more` values to mask.
+    fn sensitive_values_and(&self, mut more: Vec<String>) -> Vec<String> {
+        more.extend(self.variables.iter().filter(|v| v.3).map(|v| v.2.clone()));
+        mask_needles(&more)
     }
 
     /// The run's Terraform: its version's binary, its directory, its pinned variables.

@@ -5,7 +5,8 @@
 use super::{Execution, Failure};
 use crate::config::{PolicySetConfig, PolicySource};
 use crate::core::policy::{
-    PolicyOutcome, PolicyResult, RunInput, Verdict, WorkspaceInput, input_document, verdict,
+    PolicyOutcome, PolicyResult, RunInput, Verdict, WorkspaceInput, input_document,
+    sensitive_plan_values, verdict,
 };
 use crate::core::run::RunState;
 use crate::engine::runner::log::PhaseLog;
@@ -39,6 +40,7 @@ impl Execution {
         self.advance(RunState::PolicyChecking).await?;
         let plan: serde_json::Value = serde_json::from_str(&summary.json)
             .map_err(|e| Failure::Errored(format!("reading the plan for its policies: {e}")))?;
+        let marked_sensitive = sensitive_plan_values(&plan);
         let input = input_document(plan, &self.policy_input());
         let mut files = Vec::new();
         for set in sets {
@@ -50,8 +52,9 @@ impl Execution {
         })
         .await
         .map_err(|e| Failure::Errored(format!("evaluating the policies: {e}")))?;
-        // A policy may quote the plan, sensitive values included: masked as the log is.
-        let sensitive = self.sensitive_values();
+        // A policy may quote the plan, sensitive values included: masked as the log is, and
+        // so are the values the plan itself marks sensitive.
+        let sensitive = self.sensitive_values_and(marked_sensitive);
         let outcomes: Vec<PolicyOutcome> = outcomes
             .into_iter()
             .map(|mut outcome| {

@@ -111,12 +111,13 @@ fn check_envelope(payload: &[u8]) {
 const UNSUPPORTED_EVENT: &str = "workflow_run";
 
 /// The events the selector byte picks from: every event Gantry reads, and one it does not.
-pub const EVENT_NAMES: [&str; 9] = [
+pub const EVENT_NAMES: [&str; 10] = [
     "push",
     "pull_request",
     "issue_comment",
     "check_run",
     "check_suite",
+    "merge_group",
     "installation",
     "installation_repositories",
     "ping",

@@ -43,8 +43,8 @@ fn every_fixture_parses_into_its_event() {
     let files = fixture_files();
     assert_eq!(
         files.len(),
-        77,
-        "fixtures/webhooks should hold the 77 copied examples"
+        79,
+        "fixtures/webhooks should hold the 79 copied examples"
     );
     let mut failures = Vec::new();
     for path in &files {
@@ -218,4 +218,28 @@ fn check_suite_lists_its_pull_requests() {
     assert_eq!(pr.number, PrNumber(2));
     assert_eq!(pr.head.git_ref, "changes");
     assert_eq!(pr.head.sha, event.check_suite.head_sha);
+}
+
+#[test]
+fn merge_group_checks_requested() {
+    let Event::MergeGroup(e) = parse_fixture("merge_group.checks_requested.json") else {
+        panic!("not a merge_group event");
+    };
+    assert_eq!(e.action, "checks_requested");
+    assert_eq!(e.installation.map(|i| i.id), Some(InstallationId(1)));
+    let group = &e.merge_group;
+    assert_eq!(
+        group.head_sha.as_str(),
+        "2ffea6db159f6b6c47a24e778fb9ef40cf6b1c7d"
+    );
+    assert_eq!(
+        group.base_sha.as_str(),
+        "380387fbc80638b734a49e1be1c4dfec1c01b33c"
+    );
+    assert_eq!(group.base_branch(), "main");
+    assert!(
+        group
+            .head_ref
+            .starts_with("refs/heads/gh-readonly-queue/main/pr-104-")
+    );
 }

@@ -105,12 +105,13 @@ async fn the_setup_page_posts_a_manifest_with_this_gantrys_urls() {
         ("pull_requests", "write"),
         ("issues", "write"),
         ("checks", "write"),
+        ("merge_queues", "read"),
     ] {
         assert_eq!(permissions[name], level, "{name}");
     }
     assert_eq!(
         permissions.as_object().unwrap().len(),
-        6,
+        7,
         "no extra permissions"
     );
     let events: Vec<&str> = manifest["default_events"]
@@ -126,7 +127,8 @@ async fn the_setup_page_posts_a_manifest_with_this_gantrys_urls() {
             "pull_request",
             "issue_comment",
             "check_run",
-            "check_suite"
+            "check_suite",
+            "merge_group"
         ]
     );
 

@@ -222,11 +222,7 @@ impl Dispatcher {
                 DeliveryEffect::CancelSpeculative(cancel) => {
                     let executing = self
                         .store
-                        .executing_speculative_runs(
-                            &cancel.repo,
-                            cancel.pr_number,
-                            cancel.except_sha.as_ref(),
-                        )
+                        .executing_speculative_runs(&cancel.repo, &cancel.scope)
                         .await;
                     match executing {
                         Ok(ids) => {

@@ -6,6 +6,7 @@ mod checks;
 mod common;
 mod installation;
 mod issue_comment;
+mod merge_group;
 mod ping;
 mod pull_request;
 mod push;
@@ -24,6 +25,7 @@ pub use installation::{
 pub use issue_comment::{
     ChangedFrom, Comment, CommentChanges, Issue, IssueCommentEvent, IssuePullRequest,
 };
+pub use merge_group::{MergeGroup, MergeGroupEvent};
 pub use ping::{Hook, PingEvent};
 pub use pull_request::{
     BaseRef, BaseRepository, HeadRef, HeadRepository, PullRequest, PullRequestEvent,
@@ -38,6 +40,7 @@ pub enum Event {
     IssueComment(IssueCommentEvent),
     CheckRun(CheckRunEvent),
     CheckSuite(CheckSuiteEvent),
+    MergeGroup(MergeGroupEvent),
     Installation(InstallationEvent),
     InstallationRepositories(InstallationRepositoriesEvent),
     Ping(PingEvent),
@@ -69,6 +72,7 @@ pub fn parse(event: &str, payload: &[u8]) -> Result<Event, EventError> {
         "issue_comment" => Event::IssueComment(decode(event, payload)?),
         "check_run" => Event::CheckRun(decode(event, payload)?),
         "check_suite" => Event::CheckSuite(decode(event, payload)?),
+        "merge_group" => Event::MergeGroup(decode(event, payload)?),
         "installation" => Event::Installation(decode(event, payload)?),
         "installation_repositories" => Event::InstallationRepositories(decode(event, payload)?),
         "ping" => Event::Ping(decode(event, payload)?),
@@ -103,6 +107,7 @@ impl Event {
             Event::IssueComment(_) => "issue_comment",
             Event::CheckRun(_) => "check_run",
             Event::CheckSuite(_) => "check_suite",
+            Event::MergeGroup(_) => "merge_group",
             Event::Installation(_) => "installation",
             Event::InstallationRepositories(_) => "installation_repositories",
             Event::Ping(_) => "ping",
@@ -119,6 +124,7 @@ impl Event {
             Event::IssueComment(e) => e.installation,
             Event::CheckRun(e) => e.installation,
             Event::CheckSuite(e) => e.installation,
+            Event::MergeGroup(e) => e.installation,
             Event::Installation(e) => return Some(e.installation.id),
             Event::InstallationRepositories(e) => return Some(e.installation.id),
             Event::Ping(_) | Event::Unsupported { .. } => None,
@@ -135,6 +141,7 @@ impl Event {
             Event::IssueComment(e) => &e.repository,
             Event::CheckRun(e) => &e.repository,
             Event::CheckSuite(e) => &e.repository,
+            Event::MergeGroup(e) => &e.repository,
             Event::Ping(e) => e.repository.as_ref()?,
             Event::Installation(_)
             | Event::InstallationRepositories(_)

@@ -26,9 +26,7 @@ pub enum DeliveryEffect {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpeculativeCancel {
     pub repo: String,
-    pub pr_number: PrNumber,
-    /// Plans of this head commit stay.
-    pub except_sha: Option<CommitSha>,
+    pub scope: CancelScope,
     pub reason: String,
 }
 
@@ -48,5 +46,31 @@ impl DeliveryEffect {
             }
         }
         Ok(())
+    }
+}
+
+/// Whose speculative plans a cancel stops.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CancelScope {
+    /// A pull request's, but those of `except_sha` (its new head) stay.
+    PullRequest {
+        pr_number: PrNumber,
+        except_sha: Option<CommitSha>,
+    },
+    /// Those of one commit: a merge group's.
+    Commit(CommitSha),
+}
+
+impl CancelScope {
+    /// The scope as the bind values of `(pr_number, except_sha, only_sha)` in
+    /// the statements that cancel.
+    pub(crate) fn binds(&self) -> (Option<PrNumber>, Option<&CommitSha>, Option<&CommitSha>) {
+        match self {
+            CancelScope::PullRequest {
+                pr_number,
+                except_sha,
+            } => (Some(*pr_number), except_sha.as_ref(), None),
+            CancelScope::Commit(sha) => (None, None, Some(sha)),
+        }
     }
 }

@@ -32,7 +32,7 @@ pub use cipher::{Cipher, Unreadable};
 pub use deliveries::{
     DeliveryOutcome, InsertOutcome, NewDelivery, PendingDelivery, StoredDelivery,
 };
-pub use effects::{DeliveryEffect, SpeculativeCancel};
+pub use effects::{CancelScope, DeliveryEffect, SpeculativeCancel};
 pub use ingest_writer::IngestWriter;
 pub use installations::{Installation, InstallationChange};
 pub use outbox::{

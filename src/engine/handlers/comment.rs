@@ -3,7 +3,7 @@
 //! function per command (`command_<verb>`). The grammar is `core::commands`; only people with
 //! write access are obeyed; each command line gets its answer (runs, or a reply saying why not).
 
-use super::pull_request::{PlanRequest, plan};
+use super::pull_request::{PlanRequest, PlanTarget, plan};
 use super::{Context, Handled, Stop};
 use crate::core::commands::{Command, parse_comment, usage};
 use crate::core::policy::self_override_refusal;
@@ -137,7 +137,7 @@ async fn command_plan(
         delivery_id: at.delivery_id,
         repo: at.repo,
         installation_id: at.installation_id,
-        number: at.number,
+        target: PlanTarget::PullRequest(at.number),
         head_sha: &pr.head.sha,
         facts: PullRequestFacts {
             action: "command",

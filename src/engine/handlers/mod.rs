@@ -7,6 +7,7 @@
 mod checks;
 mod comment;
 mod installation;
+mod merge_group;
 mod pull_request;
 mod push;
 
@@ -91,6 +92,7 @@ pub async fn handle(ctx: &Context, delivery_id: &str, event: &str, payload: &[u8
         Event::IssueComment(e) => comment::handle_issue_comment(ctx, delivery_id, &e).await,
         Event::CheckRun(e) => checks::handle_check_run(ctx, delivery_id, &e).await,
         Event::CheckSuite(e) => checks::handle_check_suite(ctx, delivery_id, &e).await,
+        Event::MergeGroup(e) => merge_group::handle_merge_group(ctx, delivery_id, &e).await,
         Event::Unsupported { event } => {
             Err(Stop::ignored(format!("Gantry does not use {event} events")))
         }

@@ -1,6 +1,7 @@
 //! A pull request opened, updated or closed: which speculative plans to create, which to
 //! cancel, and what to tell GitHub of the workspaces it does not touch or that wait for a
-//! fork's approval. The decision is `core::pull_request`; `plan` serves comment commands too.
+//! fork's approval. The decision is `core::pull_request`; `plan` serves comment commands and
+//! merge groups too.
 
 use super::{Context, Handled, Stop};
 use crate::config::Untouched;
@@ -14,8 +15,8 @@ use crate::core::workspace::WorkspaceName;
 use crate::core::{InstallationId, PrNumber, WorkspaceId};
 use crate::events::PullRequestEvent;
 use crate::store::{
-    AggregateTarget, DeliveryEffect, Message, NewRuns, OutboxItem, RawCheck, RawStatus, RunSource,
-    SpeculativeCancel, UNTOUCHED_DESCRIPTION, UntouchedContexts, Workspace,
+    AggregateTarget, CancelScope, DeliveryEffect, Message, NewRuns, OutboxItem, RawCheck,
+    RawStatus, RunSource, SpeculativeCancel, UNTOUCHED_DESCRIPTION, UntouchedContexts, Workspace,
 };
 
 /// One pull request at one head commit, to plan.
@@ -23,7 +24,7 @@ pub(super) struct PlanRequest<'a> {
     pub delivery_id: &'a str,
     pub repo: &'a str,
     pub installation_id: InstallationId,
-    pub number: PrNumber,
+    pub target: PlanTarget<'a>,
     pub head_sha: &'a CommitSha,
     pub facts: PullRequestFacts<'a>,
     pub source: RunSource,
@@ -31,6 +32,25 @@ pub(super) struct PlanRequest<'a> {
     pub only: &'a [WorkspaceName],
     /// The pull request's author: who the plans' changes come from.
     pub author: &'a str,
+}
+
+/// What the plans are for: a pull request's head, or the commit of a merge group.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum PlanTarget<'a> {
+    PullRequest(PrNumber),
+    /// GitHub's merge queue: the changes are those from `base_sha` to the head.
+    MergeGroup {
+        base_sha: &'a CommitSha,
+    },
+}
+
+impl PlanTarget<'_> {
+    fn pr_number(self) -> Option<PrNumber> {
+        match self {
+            PlanTarget::PullRequest(number) => Some(number),
+            PlanTarget::MergeGroup { .. } => None,
+        }
+    }
 }
 
 pub(super) async fn handle_pull_request(
@@ -46,7 +66,7 @@ pub(super) async fn handle_pull_request(
         delivery_id,
         repo: &e.repository.full_name,
         installation_id,
-        number: e.number,
+        target: PlanTarget::PullRequest(e.number),
         head_sha: &pr.head.sha,
         facts: PullRequestFacts {
             action: &e.action,
@@ -99,31 +119,49 @@ pub(super) async fn plan(ctx: &Context, request: &PlanRequest<'_>) -> Handled {
     };
     let mut decision = pull_request::decide(&request.facts, policy, &candidates, None);
     if decision == PrDecision::NeedFiles {
-        let listed = ctx
-            .github
-            .pull_request_files(request.installation_id, request.repo, request.number)
-            .await
-            .map_err(|e| Stop::retry("listing the pull request's files", e))?;
-        let files: Vec<&str> = listed.files.iter().map(String::as_str).collect();
-        let files = if listed.truncated {
+        let github = &ctx.github;
+        let (installation, repo) = (request.installation_id, request.repo);
+        let (files, truncated) = match request.target {
+            PlanTarget::PullRequest(number) => {
+                let listed = (github.pull_request_files(installation, repo, number).await)
+                    .map_err(|e| Stop::retry("listing the pull request's files", e))?;
+                (listed.files, listed.truncated)
+            }
+            PlanTarget::MergeGroup { base_sha } => {
+                let compared =
+                    (github.compare_files(installation, repo, base_sha, request.head_sha))
+                        .await
+                        .map_err(|e| Stop::retry("comparing the merge group with its base", e))?;
+                (compared.files, compared.truncated)
+            }
+        };
+        let files: Vec<&str> = files.iter().map(String::as_str).collect();
+        let files = if truncated {
             PrFiles::TooMany
         } else {
             PrFiles::Listed(&files)
         };
         decision = pull_request::decide(&request.facts, policy, &candidates, Some(files));
     }
-    let pr_number = request.number;
+    let pr_number = request.target.pr_number();
     match decision {
         PrDecision::Ignore(reason) => Err(Stop::ignored(reason)),
         PrDecision::NeedFiles => Err(Stop::failed(
             "the file list did not settle the pull request",
         )),
-        PrDecision::Closed => Ok(vec![DeliveryEffect::CancelSpeculative(SpeculativeCancel {
-            repo: request.repo.to_string(),
-            pr_number,
-            except_sha: None,
-            reason: "the pull request was closed".into(),
-        })]),
+        PrDecision::Closed => Ok(pr_number
+            .map(|pr_number| {
+                DeliveryEffect::CancelSpeculative(SpeculativeCancel {
+                    repo: request.repo.to_string(),
+                    scope: CancelScope::PullRequest {
+                        pr_number,
+                        except_sha: None,
+                    },
+                    reason: "the pull request was closed".into(),
+                })
+            })
+            .into_iter()
+            .collect()),
         PrDecision::Plan {
             plan,
             untouched,
@@ -145,12 +183,18 @@ pub(super) async fn plan(ctx: &Context, request: &PlanRequest<'_>) -> Handled {
                 description,
                 target_url: None,
             };
-            let mut effects = vec![DeliveryEffect::CancelSpeculative(SpeculativeCancel {
-                repo: request.repo.to_string(),
-                pr_number,
-                except_sha: Some(request.head_sha.clone()),
-                reason: "superseded".into(),
-            })];
+            // A pull request's new head supersedes its plans of older ones.
+            let superseded = pr_number.map(|pr_number| {
+                DeliveryEffect::CancelSpeculative(SpeculativeCancel {
+                    repo: request.repo.to_string(),
+                    scope: CancelScope::PullRequest {
+                        pr_number,
+                        except_sha: Some(request.head_sha.clone()),
+                    },
+                    reason: "superseded".into(),
+                })
+            });
+            let mut effects: Vec<DeliveryEffect> = superseded.into_iter().collect();
             if !plan.is_empty() {
                 effects.push(DeliveryEffect::CreateRuns(NewRuns {
                     repo: request.repo.to_string(),
@@ -160,7 +204,7 @@ pub(super) async fn plan(ctx: &Context, request: &PlanRequest<'_>) -> Handled {
                     delivery_id: request.delivery_id.to_string(),
                     installation_id: Some(request.installation_id),
                     speculative: true,
-                    pr_number: Some(pr_number),
+                    pr_number,
                     retry_of: Vec::new(),
                     auto_apply: false,
                     author: request.author.to_string(),

@@ -23,6 +23,8 @@ pub enum RunSource {
     Api,
     /// `terraform plan` or `apply` of a `cloud` block or `remote` backend (the TFE API).
     Cli,
+    /// A speculative plan of the commit GitHub's merge queue made of queued pull requests.
+    MergeGroup,
 }
 
 impl RunSource {
@@ -34,6 +36,7 @@ impl RunSource {
             RunSource::Retry => "retry",
             RunSource::Api => "api",
             RunSource::Cli => "cli",
+            RunSource::MergeGroup => "merge_group",
         }
     }
 }

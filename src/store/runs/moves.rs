@@ -231,15 +231,18 @@ impl crate::store::effects::SpeculativeCancel {
     /// the head that stays).
     pub(crate) async fn cancel_pending(&self, conn: Conn<'_>) -> Result<(), MoveError> {
         on_conn!(conn, c => {
+            let (pr_number, except_sha, only_sha) = self.scope.binds();
             let ids: Vec<RunId> = sqlx::query_scalar(
                 "SELECT r.id FROM runs r JOIN configuration_versions c \
                  ON c.id = r.configuration_version_id WHERE r.speculative = 1 \
-                 AND r.state = 'pending' AND r.pr_number = $1 \
-                 AND ($2 IS NULL OR r.commit_sha <> $2) AND c.repo = $3 ORDER BY r.id",
+                 AND r.state = 'pending' AND ($1 IS NULL OR r.pr_number = $1) \
+                 AND ($2 IS NULL OR r.commit_sha <> $2) AND ($4 IS NULL OR r.commit_sha = $4) \
+                 AND c.repo = $3 ORDER BY r.id",
             )
-            .bind(self.pr_number)
-            .bind(&self.except_sha)
+            .bind(pr_number)
+            .bind(except_sha)
             .bind(&self.repo)
+            .bind(only_sha)
             .fetch_all(&mut *c)
             .await?;
             for id in ids {

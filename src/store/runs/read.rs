@@ -7,7 +7,7 @@ use crate::core::CommitSha;
 use crate::core::run::RunState;
 use crate::core::status::{self, RunFacts};
 use crate::core::{InstallationId, PrNumber, RunId, WorkspaceId};
-use crate::store::{Store, on_read_pool};
+use crate::store::{CancelScope, Store, on_read_pool};
 
 /// A run as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -289,25 +289,27 @@ impl Store {
         Ok(row)
     }
 
-    /// A pull request's speculative plans that are executing (fetching or planning), except
-    /// those of `except_sha`.
+    /// The speculative plans of `scope` in `repo` that are executing (fetching, planning or
+    /// checking policies).
     pub async fn executing_speculative_runs(
         &self,
         repo: &str,
-        pr_number: PrNumber,
-        except_sha: Option<&CommitSha>,
+        scope: &CancelScope,
     ) -> anyhow::Result<Vec<RunId>> {
+        let (pr_number, except_sha, only_sha) = scope.binds();
         let ids = on_read_pool!(self, pool => {
             sqlx::query_scalar(
                 "SELECT r.id FROM runs r JOIN configuration_versions c \
                  ON c.id = r.configuration_version_id WHERE r.speculative = 1 \
                  AND r.state IN ('fetching', 'planning', 'policy_checking', 'policy_checked') \
-                 AND r.pr_number = $1 \
-                 AND c.repo = $2 AND ($3 IS NULL OR r.commit_sha <> $3) ORDER BY r.id",
+                 AND ($1 IS NULL OR r.pr_number = $1) AND c.repo = $2 \
+                 AND ($3 IS NULL OR r.commit_sha <> $3) AND ($4 IS NULL OR r.commit_sha = $4) \
+                 ORDER BY r.id",
             )
             .bind(pr_number)
             .bind(repo)
             .bind(except_sha)
+            .bind(only_sha)
             .fetch_all(pool)
             .await?
         });

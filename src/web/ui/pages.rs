@@ -83,6 +83,7 @@ fn origin(run: &RunDetail) -> String {
             None => "a retry".to_string(),
         },
         "cli" => "the Terraform CLI".to_string(),
+        "merge_group" => "GitHub's merge queue".to_string(),
         "api" => "an upload through the API".to_string(),
         other => other.to_string(),
     }

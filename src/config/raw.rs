@@ -102,6 +102,8 @@ pub(super) struct RawWorkspace {
     pub(super) plan_fork_pull_requests: Option<bool>,
     pub(super) network: Option<bool>,
     pub(super) tags: Option<Vec<String>>,
+    pub(super) run_triggers: Option<Vec<String>>,
+    pub(super) auto_apply_run_trigger: Option<bool>,
     #[serde(default)]
     pub(super) vars: std::collections::BTreeMap<String, RawVariable>,
     #[serde(default)]

@@ -545,3 +545,29 @@ fn policy_sets_are_folders_with_workspace_patterns() {
         assert_eq!(load_str(bad, &[]).unwrap_err().key, key, "{bad}");
     }
 }
+
+#[test]
+fn run_triggers_name_other_workspaces_of_the_file_without_a_cycle() {
+    let ws = |name: &str, extra: &str| {
+        format!("[[workspaces]]\nname = \"{name}\"\nrepo = \"o/r\"\n{extra}\n")
+    };
+    let good = ws("network", "")
+        + &ws(
+            "app",
+            "run_triggers = [\"network\"]\nauto_apply_run_trigger = true",
+        );
+    let config = load_str(&good, &[]).unwrap();
+    let app = &config.workspaces[1];
+    assert_eq!(app.run_triggers[0].as_str(), "network");
+    assert!(app.auto_apply_run_trigger);
+    let cycle =
+        ws("network", "run_triggers = [\"app\"]") + &ws("app", "run_triggers = [\"network\"]");
+    let error = load_str(&cycle, &[]).unwrap_err();
+    assert_eq!(error.key, "workspaces[0].run_triggers");
+    assert!(error.to_string().contains("cycle"), "{error}");
+    let missing = ws("app", "run_triggers = [\"nowhere\"]");
+    assert_eq!(
+        load_str(&missing, &[]).unwrap_err().key,
+        "workspaces[0].run_triggers"
+    );
+}

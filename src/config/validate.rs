@@ -8,6 +8,7 @@ use url::Url;
 
 use super::raw::*;
 use super::*;
+use crate::core::run_triggers;
 use crate::core::workspace::{
     RepoName, VariableCategory, VariableValue, WorkspaceName, check_branch_name,
     check_terraform_version, check_variable_name, normalize_working_directory, parse_tags,
@@ -257,11 +258,33 @@ fn validate_workspaces(raw: Vec<RawWorkspace>) -> Result<Vec<WorkspaceSpec>, Con
             tags: parse_tags(ws.tags.unwrap_or_default())
                 .map_err(|m| ConfigError::new(&key("tags"), m))?,
             variables,
+            run_triggers: (ws.run_triggers.unwrap_or_default().iter())
+                .map(|n| {
+                    WorkspaceName::parse(n).map_err(|m| ConfigError::new(&key("run_triggers"), m))
+                })
+                .collect::<Result<_, _>>()?,
+            auto_apply_run_trigger: ws.auto_apply_run_trigger.unwrap_or(false),
             ..default
         };
         spec.triggers()
             .map_err(|e| ConfigError::new(&key("trigger_patterns"), e.to_string()))?;
         specs.push(spec);
+    }
+    // Run triggers name workspaces of this file, and never make a cycle.
+    let all: std::collections::BTreeMap<String, Vec<String>> = specs
+        .iter()
+        .map(|s| {
+            let sources = s.run_triggers.iter().map(|n| n.as_str().to_string());
+            (s.name.as_str().to_string(), sources.collect())
+        })
+        .collect();
+    for (i, spec) in specs.iter().enumerate() {
+        if let Some(why) = run_triggers::problem(spec.name.as_str(), &spec.run_triggers, &all) {
+            return Err(ConfigError::new(
+                &format!("workspaces[{i}].run_triggers"),
+                why,
+            ));
+        }
     }
     Ok(specs)
 }

@@ -14,6 +14,7 @@ pub mod pull_request;
 pub mod push;
 pub mod queue;
 pub mod run;
+pub mod run_triggers;
 pub mod state;
 pub mod status;
 pub mod triggers;

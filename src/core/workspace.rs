@@ -245,6 +245,11 @@ pub struct WorkspaceSpec {
     /// empty network namespace).
     pub network: bool,
     pub variables: BTreeMap<(VariableCategory, String), VariableValue>,
+    /// Run triggers: the workspaces whose applies (with changes) queue a run here.
+    pub run_triggers: Vec<WorkspaceName>,
+    /// A run a trigger queued may apply by itself (else it always waits for confirmation,
+    /// whatever `auto_apply` says).
+    pub auto_apply_run_trigger: bool,
 }
 
 impl WorkspaceSpec {
@@ -275,6 +280,8 @@ impl WorkspaceSpec {
             plan_forks: false,
             network: true,
             variables: BTreeMap::new(),
+            run_triggers: Vec::new(),
+            auto_apply_run_trigger: false,
         }
     }
 

@@ -232,6 +232,7 @@ async fn retry(at: &Commenting<'_>, only: &[WorkspaceName]) -> Result<Option<New
         retry_of,
         auto_apply: false,
         author: pr.user.login,
+        triggered_by: None,
     }))
 }
 
@@ -288,10 +289,9 @@ async fn command_override(
             ));
             continue;
         }
-        let auto_apply = run.auto_apply
-            || (ctx.store.workspace(run.workspace_id).await)
-                .map_err(|e| Stop::retry("reading the workspace", e))?
-                .is_some_and(|w| w.spec.auto_apply);
+        let auto_apply = (ctx.store.workspace(run.workspace_id).await)
+            .map_err(|e| Stop::retry("reading the workspace", e))?
+            .is_some_and(|w| run.applies_automatically(&w.spec));
         tracing::info!(user, run_id = %run.id, "policy check overridden from a comment");
         lines.push(format!(
             "- `{}`: run {} overridden by @{user}.",

@@ -208,6 +208,7 @@ pub(super) async fn plan(ctx: &Context, request: &PlanRequest<'_>) -> Handled {
                     retry_of: Vec::new(),
                     auto_apply: false,
                     author: request.author.to_string(),
+                    triggered_by: None,
                 }));
             }
             match ctx.feedback.untouched {

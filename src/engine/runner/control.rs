@@ -89,12 +89,8 @@ impl RunControl {
         if let Some(why) = self_override_refusal(&outcomes, &guarded, &[&run.author], by) {
             return Err(ActionError::Forbidden(why));
         }
-        let auto_apply = run.auto_apply
-            || self
-                .store
-                .workspace(run.workspace_id)
-                .await?
-                .is_some_and(|w| w.spec.auto_apply);
+        let auto_apply = (self.store.workspace(run.workspace_id).await?)
+            .is_some_and(|w| run.applies_automatically(&w.spec));
         let order = PolicyOverride {
             run_id: run.id,
             by: by.to_string(),

@@ -315,7 +315,7 @@ impl Execution {
             .map_err(errored("storing the plan summary"))?;
         let kind = RunKind {
             speculative: self.run.speculative,
-            auto_apply: self.workspace.spec.auto_apply || self.run.auto_apply,
+            auto_apply: self.run.applies_automatically(&self.workspace.spec),
         };
         let plan = PlanResult {
             has_changes: summary.has_changes,
@@ -387,12 +387,26 @@ impl Execution {
         applied?;
         let new_version = stored?;
         log.flush().await;
-        self.shared
+        let triggered = self
+            .shared
             .store
             .finish_apply(self.run.id, new_version)
             .await
             .map_err(errored("recording the applied run"))?;
         self.state = RunState::Applied;
+        if !triggered.is_empty() {
+            log.line(&format!(
+                "Gantry: run triggers queued a run in {} workspace(s)",
+                triggered.len()
+            ));
+            log.flush().await;
+            let signal = self.shared.control.signal();
+            signal.workspaces_changed(triggered.iter().copied());
+            self.shared
+                .store
+                .announce_workspaces_changed(&triggered)
+                .await;
+        }
         Ok(())
     }
 

@@ -23,6 +23,8 @@ pub enum RunSource {
     Api,
     /// `terraform plan` or `apply` of a `cloud` block or `remote` backend (the TFE API).
     Cli,
+    /// A source workspace's apply queued it (a run trigger).
+    RunTrigger,
     /// A speculative plan of the commit GitHub's merge queue made of queued pull requests.
     MergeGroup,
 }
@@ -36,6 +38,7 @@ impl RunSource {
             RunSource::Retry => "retry",
             RunSource::Api => "api",
             RunSource::Cli => "cli",
+            RunSource::RunTrigger => "run_trigger",
             RunSource::MergeGroup => "merge_group",
         }
     }
@@ -63,6 +66,8 @@ pub struct NewRuns {
     /// Who caused the runs: the GitHub login that pushed or opened the pull request, or the
     /// API token's name.
     pub author: String,
+    /// The applied run whose run trigger queued these.
+    pub triggered_by: Option<RunId>,
 }
 
 impl NewRuns {
@@ -86,6 +91,7 @@ impl NewRuns {
             retry_of: vec![(run.workspace_id, run.id)],
             auto_apply: run.auto_apply,
             author: run.author.clone(),
+            triggered_by: run.triggered_by,
         }
     }
 
@@ -110,6 +116,7 @@ impl NewRuns {
             retry_of: Vec::new(),
             auto_apply: false,
             author,
+            triggered_by: None,
         }
     }
 }
@@ -181,8 +188,8 @@ impl NewRuns {
                 let run: Option<RunId> = sqlx::query_scalar(
                     "INSERT INTO runs (workspace_id, configuration_version_id, commit_sha, \
                      speculative, state, source, delivery_id, created_at_ms, updated_at_ms, \
-                     pr_number, retry_of, auto_apply, author) \
-                     VALUES ($1, $2, $3, $7, 'pending', $4, $5, $6, $6, $8, $9, $10, $11) \
+                     pr_number, retry_of, auto_apply, author, triggered_by) \
+                     VALUES ($1, $2, $3, $7, 'pending', $4, $5, $6, $6, $8, $9, $10, $11, $12) \
                      ON CONFLICT DO NOTHING \
                      RETURNING id",
                 )
@@ -197,6 +204,7 @@ impl NewRuns {
                 .bind(retry_of)
                 .bind(i32::from(self.auto_apply))
                 .bind(&self.author)
+                .bind(self.triggered_by)
                 .fetch_optional(&mut *c)
                 .await?;
                 let Some(run) = run else {

@@ -18,7 +18,7 @@ macro_rules! select_runs {
          r.created_at_ms, r.configuration_version_id, c.repo, c.installation_id, \
          c.archive_sha256, c.uploaded, r.plan_add, r.plan_change, r.plan_destroy, \
          r.resource_changes, r.error, r.terraform_error, r.pr_number, r.retry_of, \
-         r.plan_has_changes, r.auto_apply, r.author, \
+         r.plan_has_changes, r.auto_apply, r.author, r.triggered_by, \
          CASE WHEN EXISTS (SELECT 1 FROM run_events e WHERE e.run_id = r.id \
          AND e.state = 'applying') THEN 1 ELSE 0 END AS reached_apply, \
          w.name AS workspace_name \
@@ -33,6 +33,7 @@ mod execution;
 mod moves;
 mod overrides;
 mod read;
+mod triggered;
 mod uploads;
 
 pub use create::{NewRuns, RunSource};

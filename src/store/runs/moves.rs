@@ -291,18 +291,27 @@ impl Store {
         }
     }
 
-    /// Moves a run from applying to applied (its state version, if any, already stored).
+    /// Moves a run from applying to applied (its state version, if any, already stored), and
+    /// queues the runs its workspace's run triggers ask for, in one transaction. Returns the
+    /// workspaces that got a run.
     pub async fn finish_apply(
         &self,
         run_id: RunId,
         state_version: Option<i64>,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<Vec<WorkspaceId>> {
         let detail = state_version.map(|id| format!("state version {id}"));
         let mut applied = Move::new(run_id, RunState::Applying, RunState::Applied, Cause::Runner);
         applied.detail = detail.as_deref();
-        let moved = self.move_run(&applied).await?;
-        anyhow::ensure!(moved, "run {run_id} was no longer applying");
-        Ok(())
+        let triggered = on_pool!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            let moved = move_run((&mut *tx).into(), &applied).await?;
+            anyhow::ensure!(moved, "run {run_id} was no longer applying");
+            let triggered = super::triggered::queue_triggered_runs((&mut *tx).into(), run_id).await?;
+            tx.commit().await?;
+            triggered
+        });
+        self.notify_outbox();
+        Ok(triggered)
     }
 
     /// A plan lost with its supervisor (or never started by a server that died) goes back to

@@ -6,6 +6,7 @@ use sqlx::Row;
 use crate::core::CommitSha;
 use crate::core::run::RunState;
 use crate::core::status::{self, RunFacts};
+use crate::core::workspace::WorkspaceSpec;
 use crate::core::{InstallationId, PrNumber, RunId, WorkspaceId};
 use crate::store::{CancelScope, Store, on_read_pool};
 
@@ -57,6 +58,8 @@ pub struct RunDetail {
     pub reached_apply: bool,
     /// Who caused the run (a GitHub login, or an API token's name); empty when unknown.
     pub author: String,
+    /// The applied run whose run trigger queued this one.
+    pub triggered_by: Option<RunId>,
 }
 
 impl RunDetail {
@@ -76,6 +79,13 @@ impl RunDetail {
                 .filter(|line| !line.is_empty())
                 .or(self.error.as_deref()),
         }
+    }
+
+    /// Whether a plan of this run applies without confirmation: `-auto-approve`, or its
+    /// workspace's `auto_apply` — except for a run a trigger queued, which follows
+    /// `auto_apply_run_trigger` (set on the run when it was queued) alone.
+    pub fn applies_automatically(&self, workspace: &WorkspaceSpec) -> bool {
+        self.auto_apply || (workspace.auto_apply && self.triggered_by.is_none())
     }
 
     /// The run in one line, as its commit status describes it ("Apply failed: …").
@@ -178,6 +188,7 @@ where
         retry_of: row.try_get("retry_of")?,
         reached_apply: row.try_get::<i32, _>("reached_apply")? != 0,
         author: row.try_get("author")?,
+        triggered_by: row.try_get("triggered_by")?,
     })
 }
 
@@ -375,6 +386,20 @@ impl Store {
             waiting.extend(rows);
         }
         Ok(waiting)
+    }
+
+    /// The runs `run_id`'s apply triggered, with their workspaces' names, oldest first.
+    pub async fn triggered_runs(&self, run_id: RunId) -> anyhow::Result<Vec<(RunId, String)>> {
+        let runs = on_read_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT r.id, w.name FROM runs r JOIN workspaces w ON w.id = r.workspace_id \
+                 WHERE r.triggered_by = $1 ORDER BY r.id",
+            )
+            .bind(run_id)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(runs)
     }
 
     /// The latest speculative plan of each workspace for a pull request, by workspace id.

@@ -2,7 +2,7 @@
 //! workspaces are written only by the sync (see `workspaces`); the API refuses to change them
 //! before it gets here.
 
-use super::bind_workspace_settings;
+use super::{bind_workspace_settings, put_run_triggers};
 use crate::core::WorkspaceId;
 use crate::core::workspace::{VariableCategory, VariableValue, WorkspaceSpec};
 use crate::store::{BeginWrite, Conn, Store, now_ms, on_conn, on_pool};
@@ -59,6 +59,7 @@ impl Store {
             .fetch_one(&mut *tx)
             .await
             .map_err(|e| name_taken(e, spec.name.as_str()))?;
+            put_run_triggers((&mut *tx).into(), id, spec).await?;
             for ((category, key), value) in &spec.variables {
                 let stored = self.stored_value(value)?;
                 put_variable((&mut *tx).into(), id, *category, key, &stored, value.sensitive)
@@ -80,6 +81,7 @@ impl Store {
             serde_json::to_string(&spec.trigger_patterns).map_err(anyhow::Error::from)?;
         let tags = serde_json::to_string(&spec.tags).map_err(anyhow::Error::from)?;
         on_pool!(self, pool => {
+            let mut tx = pool.begin_write().await?;
             bind_workspace_settings!(sqlx::query(
                 "UPDATE workspaces SET name = $1, repo = $2, branch = $3, \
                  working_directory = $4, trigger_patterns = $5, auto_apply = $6, \
@@ -93,9 +95,11 @@ impl Store {
             .bind(i32::from(spec.network))
             .bind(spec.execution_mode.as_str())
             .bind(&tags)
-            .execute(pool)
+            .execute(&mut *tx)
             .await
             .map_err(|e| name_taken(e, spec.name.as_str()))?;
+            put_run_triggers((&mut *tx).into(), id, spec).await?;
+            tx.commit().await?;
         });
         Ok(())
     }

@@ -14,7 +14,7 @@ use crate::core::WorkspaceId;
 use crate::core::workspace::{
     ExecutionMode, RepoName, VariableCategory, VariableValue, WorkspaceName, WorkspaceSpec,
 };
-use crate::store::{BeginWrite, Store, now_ms, on_pool, on_read_pool};
+use crate::store::{BeginWrite, Conn, Store, now_ms, on_conn, on_pool, on_read_pool};
 
 /// A lock set by hand: who, why, when.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,6 +176,7 @@ impl Store {
                 .bind(serde_json::to_string(&spec.tags)?)
                 .fetch_one(&mut *tx)
                 .await?;
+                put_run_triggers((&mut *tx).into(), id, spec).await?;
                 sqlx::query("DELETE FROM workspace_variables WHERE workspace_id = $1")
                     .bind(id)
                     .execute(&mut *tx)
@@ -239,7 +240,7 @@ impl Store {
             let rows = sqlx::query(
                 "SELECT id, name, repo, branch, working_directory, trigger_patterns, auto_apply, \
                  terraform_version, speculative_enabled, plan_forks, network, source, archived, locked_by, \
-                 lock_reason, execution_mode, tags, \
+                 lock_reason, execution_mode, tags, run_triggers, auto_apply_run_trigger, \
                  locked_at_ms FROM workspaces \
                  WHERE ($1 IS NULL OR (repo = $1 AND archived = 0)) \
                  AND ($2 IS NULL OR id = $2) AND ($3 IS NULL OR name = $3) ORDER BY name",
@@ -265,6 +266,8 @@ impl Store {
                     network: row.try_get::<i32, _>("network")? != 0,
                     execution_mode: row.try_get("execution_mode")?,
                     tags: row.try_get("tags")?,
+                    run_triggers: row.try_get("run_triggers")?,
+                    auto_apply_run_trigger: row.try_get::<i32, _>("auto_apply_run_trigger")? != 0,
                     from_config: row.try_get::<String, _>("source")? == "config",
                     archived: row.try_get::<i32, _>("archived")? != 0,
                     lock: match row.try_get::<Option<String>, _>("locked_by")? {
@@ -312,6 +315,9 @@ struct WorkspaceRow {
     execution_mode: String,
     /// JSON list.
     tags: String,
+    /// JSON list of workspace names.
+    run_triggers: String,
+    auto_apply_run_trigger: bool,
     from_config: bool,
     archived: bool,
     lock: Option<WorkspaceLock>,
@@ -367,6 +373,12 @@ impl WorkspaceRow {
             plan_forks: self.plan_forks,
             network: self.network,
             variables: vars,
+            run_triggers: serde_json::from_str::<Vec<String>>(&self.run_triggers)
+                .map_err(|e| corrupt("run triggers", e.to_string()))?
+                .iter()
+                .map(|name| WorkspaceName::parse(name).map_err(|e| corrupt("run trigger", e)))
+                .collect::<anyhow::Result<_>>()?,
+            auto_apply_run_trigger: self.auto_apply_run_trigger,
         };
         Ok(Workspace {
             id: self.id,
@@ -376,4 +388,29 @@ impl WorkspaceRow {
             archived: self.archived,
         })
     }
+}
+
+/// Stores a workspace's run triggers, in the caller's transaction.
+pub(super) async fn put_run_triggers(
+    conn: Conn<'_>,
+    id: WorkspaceId,
+    spec: &WorkspaceSpec,
+) -> Result<(), sqlx::Error> {
+    let names: Vec<&str> = spec
+        .run_triggers
+        .iter()
+        .map(WorkspaceName::as_str)
+        .collect();
+    let names = serde_json::to_string(&names).expect("names serialize");
+    on_conn!(conn, c => {
+        sqlx::query(
+            "UPDATE workspaces SET run_triggers = $1, auto_apply_run_trigger = $2 WHERE id = $3",
+        )
+        .bind(names)
+        .bind(i32::from(spec.auto_apply_run_trigger))
+        .bind(id)
+        .execute(&mut *c)
+        .await?;
+    });
+    Ok(())
 }

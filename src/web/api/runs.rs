@@ -34,6 +34,12 @@ pub struct RunJson {
     pub pr_number: Option<PrNumber>,
     pub pr_url: Option<String>,
     pub retry_of: Option<RunId>,
+    /// The applied run whose run trigger queued this one; in a run's own answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub triggered_by: Option<RunLink>,
+    /// The runs this one's apply triggered; in a run's own answer, not in lists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub triggered: Option<Vec<RunLink>>,
     pub created_at_ms: i64,
     pub plan: Option<PlanCounts>,
     pub error: Option<String>,
@@ -42,6 +48,13 @@ pub struct RunJson {
     /// Every state the run entered, with times; in a run's own answer, not in lists.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub events: Option<Vec<RunEvent>>,
+}
+
+/// Another run, by id and workspace.
+#[derive(Serialize)]
+pub struct RunLink {
+    pub run: RunId,
+    pub workspace: String,
 }
 
 /// A run as listed: without its events (one query for a whole page).
@@ -61,6 +74,9 @@ pub fn run_summary(web_url: &str, workspace: &Workspace, run: RunDetail) -> RunJ
         repo: run.repo,
         commit_sha: run.commit_sha,
         retry_of: run.retry_of,
+        // Named in a run's own answer (one more query).
+        triggered_by: None,
+        triggered: None,
         created_at_ms: run.created_at_ms,
         plan: run.plan,
         error: run.error,
@@ -77,8 +93,16 @@ pub async fn run_json(state: &AppState, run: RunDetail) -> Result<RunJson, ApiEr
         .await?
         .ok_or_else(|| anyhow::anyhow!("run {} has no workspace", run.id))?;
     let events = state.store.run_timeline(run.id).await?;
+    let link = |(run, workspace)| RunLink { run, workspace };
+    let triggered = state.store.triggered_runs(run.id).await?;
+    let triggered_by = match run.triggered_by {
+        Some(id) => (state.store.run(id).await?).map(|source| link((id, source.workspace_name))),
+        None => None,
+    };
     let mut json = run_summary(state.config.github.web_url.as_str(), &workspace, run);
     json.events = Some(events);
+    json.triggered_by = triggered_by;
+    json.triggered = Some(triggered.into_iter().map(link).collect());
     Ok(json)
 }
 

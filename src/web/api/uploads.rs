@@ -162,6 +162,7 @@ pub async fn create_run(
         retry_of: Vec::new(),
         auto_apply: false,
         author: caller.name.clone(),
+        triggered_by: None,
     };
     let id = state.runs.create_run(&new).await?;
     tracing::info!(

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::auth::{Admin, Caller};
 use super::error::ApiError;
 use crate::core::access::Role;
+use crate::core::run_triggers;
 use crate::core::state::managed_resources;
 use crate::core::workspace::{
     ExecutionMode, RepoName, VariableCategory, VariableValue, WorkspaceName, WorkspaceSpec,
@@ -44,6 +45,10 @@ pub struct WorkspaceJson {
     /// `remote` or `local` (the Terraform CLI runs Terraform; Gantry keeps the state).
     pub execution_mode: &'static str,
     pub tags: Vec<String>,
+    /// The source workspaces whose applies queue a run here.
+    pub run_triggers: Vec<String>,
+    /// Whether runs a trigger queues may apply by themselves.
+    pub auto_apply_run_trigger: bool,
     /// `config` (the configuration file) or `api`.
     pub source: &'static str,
     pub locked_by: Option<String>,
@@ -66,6 +71,10 @@ impl From<&Workspace> for WorkspaceJson {
             network: w.spec.network,
             execution_mode: w.spec.execution_mode.as_str(),
             tags: w.spec.tags.clone(),
+            run_triggers: (w.spec.run_triggers.iter())
+                .map(|n| n.as_str().to_string())
+                .collect(),
+            auto_apply_run_trigger: w.spec.auto_apply_run_trigger,
             source: if w.from_config { "config" } else { "api" },
             locked_by: w.lock.as_ref().map(|l| l.by.clone()),
             lock_reason: w.lock.as_ref().map(|l| l.reason.clone()),
@@ -100,6 +109,9 @@ pub struct WorkspaceBody {
     /// person's machine and Gantry keeps the state.
     pub execution_mode: Option<String>,
     pub tags: Option<Vec<String>>,
+    /// Names of source workspaces (at most 20; not itself; no cycle).
+    pub run_triggers: Option<Vec<String>>,
+    pub auto_apply_run_trigger: Option<bool>,
 }
 
 /// Tells "absent" (None) from "null" (Some(None)).
@@ -158,9 +170,43 @@ impl WorkspaceBody {
         if let Some(tags) = self.tags {
             spec.tags = parse_tags(tags).map_err(|e| invalid("tags", e))?;
         }
+        if let Some(sources) = self.run_triggers {
+            spec.run_triggers = (sources.iter())
+                .map(|n| WorkspaceName::parse(n).map_err(|e| invalid("run_triggers", e)))
+                .collect::<Result<_, _>>()?;
+        }
+        if let Some(auto_apply) = self.auto_apply_run_trigger {
+            spec.auto_apply_run_trigger = auto_apply;
+        }
         spec.triggers()
             .map_err(|e| invalid("trigger_patterns", e))?;
         Ok(spec)
+    }
+}
+
+/// `spec`'s run triggers name other live workspaces, without a cycle among all of them (`was`:
+/// the workspace's name before this change, if it exists).
+async fn check_run_triggers(
+    state: &AppState,
+    spec: &WorkspaceSpec,
+    was: Option<&WorkspaceName>,
+) -> Result<(), ApiError> {
+    let mut all: std::collections::BTreeMap<String, Vec<String>> =
+        std::collections::BTreeMap::new();
+    for workspace in state.store.workspaces().await? {
+        if workspace.archived || Some(&workspace.spec.name) == was {
+            continue;
+        }
+        let sources = workspace.spec.run_triggers.iter();
+        all.insert(
+            workspace.spec.name.as_str().to_string(),
+            sources.map(|n| n.as_str().to_string()).collect(),
+        );
+    }
+    all.insert(spec.name.as_str().to_string(), Vec::new());
+    match run_triggers::problem(spec.name.as_str(), &spec.run_triggers, &all) {
+        Some(why) => Err(invalid("run_triggers", why)),
+        None => Ok(()),
     }
 }
 
@@ -221,6 +267,7 @@ pub async fn create(
         RepoName::parse(repo).map_err(|e| invalid("repo", e))?,
     );
     let spec = body.apply_to(base)?;
+    check_run_triggers(&state, &spec, None).await?;
     let id = state.store.create_workspace(&spec).await?;
     tracing::info!(
         workspace = spec.name.as_str(),
@@ -244,6 +291,7 @@ pub async fn update(
 ) -> Result<Json<WorkspaceJson>, ApiError> {
     let workspace = find_changeable(&state, &name).await?;
     let spec = body.apply_to(workspace.spec.clone())?;
+    check_run_triggers(&state, &spec, Some(&workspace.spec.name)).await?;
     state.store.update_workspace(workspace.id, &spec).await?;
     state.runs.signal().workspace_changed(workspace.id);
     tracing::info!(workspace = name, by = caller.name, "workspace updated");

@@ -273,6 +273,7 @@ pub async fn create(
         retry_of: Vec::new(),
         auto_apply: !speculative && request.data.attributes.auto_apply == Some(true),
         author: caller.0.name.clone(),
+        triggered_by: None,
     };
     let id = state.runs.create_run(&new).await?;
     tracing::info!(

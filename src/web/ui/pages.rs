@@ -84,6 +84,7 @@ fn origin(run: &RunDetail) -> String {
         },
         "cli" => "the Terraform CLI".to_string(),
         "merge_group" => "GitHub's merge queue".to_string(),
+        "run_trigger" => "a run trigger".to_string(),
         "api" => "an upload through the API".to_string(),
         other => other.to_string(),
     }
@@ -343,6 +344,10 @@ struct RunPage {
     policies: Vec<(String, &'static str, &'static str, Vec<String>)>,
     /// `runner.isolation = "none"`: this server's runs are not sandboxed.
     unsandboxed: bool,
+    /// The run whose apply triggered this one: (id, workspace).
+    triggered_by: Option<(RunId, String)>,
+    /// The runs this one's apply triggered: (id, workspace).
+    triggered: Vec<(RunId, String)>,
 }
 
 fn human(ms: i64) -> String {
@@ -489,6 +494,11 @@ async fn run_page(state: &AppState, viewer: Viewer, run: RunDetail) -> anyhow::R
             class: action_class(&c.actions),
         })
         .collect();
+    let triggered = state.store.triggered_runs(run.id).await?;
+    let triggered_by = match run.triggered_by {
+        Some(id) => (state.store.run(id).await?).map(|source| (id, source.workspace_name)),
+        None => None,
+    };
     let web = state.config.github.web_url.as_str().trim_end_matches('/');
     let can_write = viewer.role.allows(Role::Write);
     let viewer_is_admin = viewer.role.allows(Role::Admin);
@@ -561,6 +571,8 @@ async fn run_page(state: &AppState, viewer: Viewer, run: RunDetail) -> anyhow::R
             .collect(),
         can_cancel: can_write && (run.state == RunState::Pending || run.state.is_executing()),
         unsandboxed: state.config.runner.isolation == crate::config::IsolationSetting::None,
+        triggered_by,
+        triggered,
     })
 }
 

@@ -1,0 +1,78 @@
+//! Run triggers at work: when a run applied with changes, one run is queued in each workspace
+//! that names the run's workspace as a source, at that workspace's current configuration
+//! version (its latest run's), in the transaction that records the apply — so a crash never
+//! loses a triggered run, and none is queued twice.
+
+use super::{NewRuns, RunSource};
+use crate::core::{RunId, WorkspaceId};
+use crate::store::{Conn, on_conn};
+
+/// Queues the runs `source_run`'s apply triggers; returns their workspaces (to wake).
+pub(super) async fn queue_triggered_runs(
+    conn: Conn<'_>,
+    source_run: RunId,
+) -> Result<Vec<WorkspaceId>, sqlx::Error> {
+    let mut queued = Vec::new();
+    on_conn!(conn, c => {
+        let source: Option<(String, i32, i32)> = sqlx::query_as(
+            "SELECT w.name, r.speculative, COALESCE(r.plan_has_changes, 0) FROM runs r \
+             JOIN workspaces w ON w.id = r.workspace_id WHERE r.id = $1",
+        )
+        .bind(source_run)
+        .fetch_optional(&mut *c)
+        .await?;
+        let Some((source_name, speculative, has_changes)) = source else {
+            return Ok(queued);
+        };
+        // A plan only, or an apply that changed nothing, triggers nothing.
+        if speculative != 0 || has_changes == 0 {
+            return Ok(queued);
+        }
+        let workspaces: Vec<(WorkspaceId, String, i32)> = sqlx::query_as(
+            "SELECT id, run_triggers, auto_apply_run_trigger FROM workspaces \
+             WHERE archived = 0 AND run_triggers <> '[]' ORDER BY id",
+        )
+        .fetch_all(&mut *c)
+        .await?;
+        for (workspace_id, triggers, auto_apply) in workspaces {
+            let sources: Vec<String> = serde_json::from_str(&triggers).unwrap_or_default();
+            if !sources.contains(&source_name) {
+                continue;
+            }
+            let current: Option<(String, String, Option<i64>)> = sqlx::query_as(
+                "SELECT c.repo, r.commit_sha, c.installation_id FROM runs r \
+                 JOIN configuration_versions c ON c.id = r.configuration_version_id \
+                 WHERE r.workspace_id = $1 AND r.speculative = 0 ORDER BY r.id DESC LIMIT 1",
+            )
+            .bind(workspace_id)
+            .fetch_optional(&mut *c)
+            .await?;
+            let Some((repo, commit_sha, installation_id)) = current else {
+                tracing::info!(
+                    %workspace_id,
+                    %source_run,
+                    "run trigger: the workspace has no configuration version yet; nothing queued"
+                );
+                continue;
+            };
+            let triggered = NewRuns {
+                repo,
+                commit_sha: commit_sha.into(),
+                workspace_ids: vec![workspace_id],
+                source: RunSource::RunTrigger,
+                delivery_id: String::new(),
+                installation_id: installation_id.map(crate::core::InstallationId),
+                speculative: false,
+                pr_number: None,
+                retry_of: Vec::new(),
+                auto_apply: auto_apply != 0,
+                author: String::new(),
+                triggered_by: Some(source_run),
+            };
+            if !triggered.create((&mut *c).into()).await?.is_empty() {
+                queued.push(workspace_id);
+            }
+        }
+    });
+    Ok(queued)
+}

@@ -195,9 +195,14 @@ async fn supervised_plan(fixture: &Path, start: Start) -> Duration {
     let mut log: Vec<String> = Vec::new();
     let began = Instant::now();
     tf.init(&mut log, &Stop::default()).await.unwrap();
-    tf.plan(&dir.path().join("plan.tfplan"), &mut log, &Stop::default())
-        .await
-        .unwrap();
+    tf.plan(
+        &dir.path().join("plan.tfplan"),
+        &[],
+        &mut log,
+        &Stop::default(),
+    )
+    .await
+    .unwrap();
     began.elapsed()
 }
 

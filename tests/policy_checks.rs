@@ -8,8 +8,8 @@ mod common;
 use common::browser::{Browser, hidden};
 use common::fixture_path;
 use common::github::PullRequest;
-use common::runs::{Harness, REPO, sha, tool_cache_with, upload_of};
-use common::terraform_cli::terraform_1_15;
+use common::runs::{Harness, REPO, sha, upload_of};
+use common::terraform_cli::start_with_terraform_1_15;
 use gantry::core::PrNumber;
 use serde_json::json;
 
@@ -34,26 +34,7 @@ async fn gantry_with(exposure: &str, auto_apply: bool, sets: &[&str], set_lines:
             fixture_path(&format!("policies/{set}")).display()
         ));
     }
-    start(&toml).await
-}
-
-/// Gantry with configuration `toml` and Terraform 1.15.5 to plan with.
-async fn start(toml: &str) -> Harness {
-    let tools = tempfile::tempdir().unwrap().keep();
-    let cache = tool_cache_with(&tools, None);
-    std::fs::create_dir_all(cache.join("1.15.5")).unwrap();
-    std::os::unix::fs::symlink(
-        terraform_1_15().canonicalize().unwrap(),
-        cache.join("1.15.5/terraform"),
-    )
-    .unwrap();
-    Harness::start_with(toml, move |env| {
-        env.insert(
-            "GANTRY_TERRAFORM_TOOL_CACHE".into(),
-            cache.display().to_string(),
-        );
-    })
-    .await
+    start_with_terraform_1_15(&toml).await
 }
 
 async fn policy_checks(h: &Harness, run: i64) -> Vec<(String, String, Vec<String>)> {
@@ -411,7 +392,7 @@ async fn a_pull_request_that_weakens_a_repository_policy_set_is_checked_against_
                 terraform_version = \"1.15.5\"\n[workspaces.vars]\nexposure = \"public\"\n\n\
                 [[policy_sets]]\nname = \"guards\"\nrepo = \"octo-org/infra\"\n\
                 branch = \"main\"\npath = \"policies/guards\"\n";
-    let h = start(toml).await;
+    let h = start_with_terraform_1_15(toml).await;
     // main holds the set as written; the pull request makes its mandatory policy advisory.
     let github = &h.gantry.github;
     github.set_branch(REPO, "main", &sha(1));

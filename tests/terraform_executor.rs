@@ -87,7 +87,7 @@ async fn plan_then_apply_the_saved_plan_then_no_changes() {
     let mut log: Vec<String> = Vec::new();
     tf.init(&mut log, &stop).await.unwrap();
     let plan_file = dir.path().join("run.tfplan");
-    let summary = tf.plan(&plan_file, &mut log, &stop).await.unwrap();
+    let summary = tf.plan(&plan_file, &[], &mut log, &stop).await.unwrap();
     assert!(summary.has_changes, "new outputs are changes: {log:#?}");
     assert_eq!((summary.add, summary.change, summary.destroy), (0, 0, 0));
     tf.apply(&plan_file, &mut log, &stop).await.unwrap();
@@ -114,7 +114,7 @@ async fn plan_then_apply_the_saved_plan_then_no_changes() {
         Duration::from_secs(120),
     );
     let second = tf
-        .plan(&dir.path().join("second.tfplan"), &mut again, &stop)
+        .plan(&dir.path().join("second.tfplan"), &[], &mut again, &stop)
         .await
         .unwrap();
     assert!(!second.has_changes, "{again:#?}");
@@ -128,7 +128,8 @@ async fn a_broken_configuration_fails_with_its_error_in_the_log() {
     let mut log: Vec<String> = Vec::new();
     let result = async {
         tf.init(&mut log, &stop).await?;
-        tf.plan(&dir.path().join("p.tfplan"), &mut log, &stop).await
+        tf.plan(&dir.path().join("p.tfplan"), &[], &mut log, &stop)
+            .await
     }
     .await;
     assert!(
@@ -263,7 +264,7 @@ async fn phases_that_ended_without_gantry_are_read_back_whole() {
     );
     let mut log: Vec<String> = Vec::new();
     first.init(&mut log, &stop).await.unwrap();
-    let planned = first.plan(&plan_file, &mut log, &stop).await.unwrap();
+    let planned = first.plan(&plan_file, &[], &mut log, &stop).await.unwrap();
 
     // A restarted Gantry over the same phase files: every phase has ended, none runs again,
     // and the plan's summary (from `show`, which the first Gantry had read) comes back whole.
@@ -276,7 +277,7 @@ async fn phases_that_ended_without_gantry_are_read_back_whole() {
     );
     let mut more: Vec<String> = Vec::new();
     again.init(&mut more, &stop).await.unwrap();
-    let summary = again.plan(&plan_file, &mut more, &stop).await.unwrap();
+    let summary = again.plan(&plan_file, &[], &mut more, &stop).await.unwrap();
     assert_eq!(summary, planned);
     assert!(
         more.is_empty(),

@@ -126,14 +126,44 @@ impl Client {
         Ok(())
     }
 
-    /// `gantry runs create`: packs the configuration in `dir` for `workspace`, uploads it,
-    /// starts a run of it and streams that run (the exit code says how it ended).
+    /// `gantry runs create`: starts a run in `workspace` — of its branch's head on GitHub, or
+    /// of the configuration in `dir`, packed and uploaded — and streams it (the exit code says
+    /// how it ended).
     pub async fn create_run(
         &self,
         workspace: &str,
-        dir: &std::path::Path,
+        dir: Option<&std::path::Path>,
         speculative: bool,
+        options: &super::RunOptionArgs,
     ) -> Result<ExitCode, ClientError> {
+        let version = match dir {
+            Some(dir) => Some(self.upload(workspace, dir).await?),
+            None => None,
+        };
+        let run = self
+            .post_json(
+                &format!("/api/v1/workspaces/{workspace}/runs"),
+                serde_json::json!({
+                    "configuration_version": version,
+                    "speculative": speculative,
+                    "is_destroy": options.destroy,
+                    "refresh_only": options.refresh_only,
+                    "target_addrs": options.targets,
+                    "replace_addrs": options.replaces,
+                    "message": options.message,
+                }),
+            )
+            .await?;
+        let run_id = run["id"]
+            .as_i64()
+            .ok_or_else(|| ClientError::Unexpected("the new run's answer named no run".into()))?;
+        eprintln!("== run {run_id} created: {}/runs/{run_id}", self.url);
+        self.watch(run_id).await
+    }
+
+    /// Packs the configuration in `dir` for `workspace` and uploads it; returns the
+    /// configuration version.
+    async fn upload(&self, workspace: &str, dir: &std::path::Path) -> Result<i64, ClientError> {
         let settings = self
             .get_json(&format!("/api/v1/workspaces/{workspace}"))
             .await?;
@@ -169,20 +199,7 @@ impl Client {
             .ok_or_else(|| {
                 ClientError::Unexpected("the upload named no configuration version".into())
             })?;
-        let run = self
-            .post_json(
-                &format!("/api/v1/workspaces/{workspace}/runs"),
-                serde_json::json!({
-                    "configuration_version": version,
-                    "speculative": speculative,
-                }),
-            )
-            .await?;
-        let run_id = run["id"]
-            .as_i64()
-            .ok_or_else(|| ClientError::Unexpected("the new run's answer named no run".into()))?;
-        eprintln!("== run {run_id} created: {}/runs/{run_id}", self.url);
-        self.watch(run_id).await
+        Ok(version)
     }
 
     /// Streams a run's logs and state changes until it ends; the exit code says how it ended.

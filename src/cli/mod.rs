@@ -113,20 +113,44 @@ enum RunsCommand {
     /// Stream a run's logs and state changes until it ends; exit 1 if it errored, 3 if it was
     /// canceled or discarded, 4 if the API could not be used.
     Watch { run_id: i64 },
-    /// Upload a configuration directory and run it (the API-driven workflow), streaming the
-    /// run like `watch`. Files ignored by .gitignore or .terraformignore stay behind.
+    /// Start a run and stream it like `watch`: of the head of the workspace's branch on GitHub
+    /// (through the queue, like a push), or with `--dir` of a configuration directory uploaded
+    /// now (the API-driven workflow; files ignored by .gitignore or .terraformignore stay
+    /// behind).
     Create {
         /// The workspace to run in.
         #[arg(long)]
         workspace: String,
-        /// The configuration's directory; with a workspace working directory of N levels, the
-        /// directory N levels up is uploaded.
-        #[arg(long, default_value = ".")]
-        dir: PathBuf,
-        /// Plan only: no apply, outside the workspace's queue.
+        /// Upload this configuration directory and run it; with a workspace working directory
+        /// of N levels, the directory N levels up is uploaded.
         #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Plan only: no apply, outside the workspace's queue.
+        #[arg(long, alias = "plan-only")]
         speculative: bool,
+        #[command(flatten)]
+        options: RunOptionArgs,
     },
+}
+
+/// What a person may ask of a run's plan, as `terraform plan` spells it.
+#[derive(Debug, clap::Args)]
+pub struct RunOptionArgs {
+    /// Plan to destroy everything the workspace manages.
+    #[arg(long)]
+    pub destroy: bool,
+    /// Plan only to update the state to match the real infrastructure.
+    #[arg(long)]
+    pub refresh_only: bool,
+    /// Plan only this resource (and what it depends on); repeatable.
+    #[arg(long = "target", value_name = "ADDRESS")]
+    pub targets: Vec<String>,
+    /// Plan to replace this resource; repeatable.
+    #[arg(long = "replace", value_name = "ADDRESS")]
+    pub replaces: Vec<String>,
+    /// Why the run was started, shown with it.
+    #[arg(long, default_value = "")]
+    pub message: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -215,9 +239,10 @@ pub fn run() -> ExitCode {
                     workspace,
                     dir,
                     speculative,
+                    options,
                 },
         } => with_client(api, |client| async move {
-            client.create_run(&workspace, &dir, speculative).await
+            (client.create_run(&workspace, dir.as_deref(), speculative, &options)).await
         }),
         Command::Workspaces {
             api,

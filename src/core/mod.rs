@@ -9,6 +9,7 @@ pub mod commands;
 pub mod comment;
 pub mod github_terms;
 pub mod ids;
+pub mod plan_options;
 pub mod policy;
 pub mod pull_request;
 pub mod push;

@@ -124,14 +124,17 @@ impl Terraform {
     }
 
     /// Plans into `plan_file`; the summary comes from `show -json` of the saved plan.
+    /// `options`: more arguments (`-destroy`, `-target=…`), each one argument.
     pub async fn plan(
         &self,
         plan_file: &Path,
+        options: &[String],
         log: &mut dyn LogSink,
         stop: &Stop,
     ) -> Result<PlanSummary, PhaseError> {
         let out = format!("-out={}", plan_file.display());
-        let args = ["plan", "-input=false", "-detailed-exitcode", &out];
+        let mut args = vec!["plan", "-input=false", "-detailed-exitcode", &out];
+        args.extend(options.iter().map(String::as_str));
         let code = self.run_allowing("plan", &args, &[0, 2], log, stop).await?;
         let mut summary = self.show_json(plan_file, stop).await?;
         // -detailed-exitcode: 2 means changes (output-only changes included), 0 none.

@@ -16,6 +16,11 @@ struct RepoInstallation {
 }
 
 #[derive(Deserialize)]
+struct RepositoryInfo {
+    default_branch: String,
+}
+
+#[derive(Deserialize)]
 struct GitRef {
     object: GitObject,
 }
@@ -34,6 +39,20 @@ impl GitHub {
         let route = format!("/repos/{repo}/installation");
         let found: RepoInstallation = self.call(None, &client, Method::GET, &route, None).await?;
         Ok(InstallationId(found.id))
+    }
+
+    /// The default branch of `repo` (`GET /repos/{repo}`).
+    #[instrument(skip(self))]
+    pub async fn default_branch(
+        &self,
+        installation_id: InstallationId,
+        repo: &str,
+    ) -> Result<String> {
+        let route = format!("/repos/{repo}");
+        let found: RepositoryInfo = self
+            .as_installation(installation_id, Method::GET, &route, None)
+            .await?;
+        Ok(found.default_branch)
     }
 
     /// The commit at the head of `branch` of `repo`.

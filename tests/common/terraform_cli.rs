@@ -24,6 +24,26 @@ pub fn terraform_1_15() -> PathBuf {
     path
 }
 
+/// Gantry with configuration `toml` (its workspaces name `terraform_version = "1.15.5"`) and
+/// Terraform 1.15.5 in its tool cache: `terraform_data` resources, offline.
+pub async fn start_with_terraform_1_15(toml: &str) -> Harness {
+    let tools = tempfile::tempdir().unwrap().keep();
+    let cache = tool_cache_with(&tools, None);
+    std::fs::create_dir_all(cache.join("1.15.5")).unwrap();
+    std::os::unix::fs::symlink(
+        terraform_1_15().canonicalize().unwrap(),
+        cache.join("1.15.5/terraform"),
+    )
+    .unwrap();
+    Harness::start_with(toml, move |env| {
+        env.insert(
+            "GANTRY_TERRAFORM_TOOL_CACHE".into(),
+            cache.display().to_string(),
+        );
+    })
+    .await
+}
+
 #[derive(Clone, Copy)]
 pub enum Version {
     /// 1.15.5: the `cloud` block.

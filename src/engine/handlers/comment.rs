@@ -233,6 +233,8 @@ async fn retry(at: &Commenting<'_>, only: &[WorkspaceName]) -> Result<Option<New
         auto_apply: false,
         author: pr.user.login,
         triggered_by: None,
+        options: crate::core::plan_options::PlanOptions::default(),
+        message: String::new(),
     }))
 }
 

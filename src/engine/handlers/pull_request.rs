@@ -209,6 +209,8 @@ pub(super) async fn plan(ctx: &Context, request: &PlanRequest<'_>) -> Handled {
                     auto_apply: false,
                     author: request.author.to_string(),
                     triggered_by: None,
+                    options: crate::core::plan_options::PlanOptions::default(),
+                    message: String::new(),
                 }));
             }
             match ctx.feedback.untouched {

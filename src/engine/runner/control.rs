@@ -41,6 +41,8 @@ pub struct RunControl {
     executing: Mutex<HashMap<RunId, Stop>>,
     /// Why a run was canceled, when it was not a person (e.g. "superseded").
     reasons: Mutex<HashMap<RunId, String>>,
+    /// Who asked to cancel a run executing here: its end is recorded as theirs.
+    cancelers: Mutex<HashMap<RunId, String>>,
     /// Policy sets whose failures the change's author may not override.
     guarded_sets: Vec<String>,
 }
@@ -52,6 +54,7 @@ impl RunControl {
             signal,
             executing: Mutex::new(HashMap::new()),
             reasons: Mutex::new(HashMap::new()),
+            cancelers: Mutex::new(HashMap::new()),
             guarded_sets,
         }
     }
@@ -139,6 +142,10 @@ impl RunControl {
             RunState::Canceled
         };
         if let Some(stop) = self.stop_of(run_id) {
+            self.cancelers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(run_id, by.to_string());
             if force {
                 stop.force.cancel();
             } else {
@@ -173,6 +180,13 @@ impl RunControl {
         }
     }
 
+    /// Who asked to cancel a run executing here ([`RunControl::cancel`]), once: the cause of
+    /// its end.
+    pub(super) fn take_canceler(&self, run_id: RunId) -> Cause {
+        let by = (self.cancelers.lock().unwrap_or_else(|e| e.into_inner())).remove(&run_id);
+        by.map_or(Cause::Runner, Cause::Person)
+    }
+
     /// The reason given to [`RunControl::cancel_executing`], once.
     pub(super) fn take_reason(&self, run_id: RunId) -> Option<String> {
         self.reasons
@@ -186,7 +200,7 @@ impl RunControl {
     /// at the end of the queue (or, for a speculative plan, planned at once). Only the
     /// latest run is retried: an older one would plan (and might apply) code that a newer
     /// commit replaced. A run is retried once. Returns the new run's id.
-    pub async fn retry(&self, run_id: RunId) -> Result<RunId, ActionError> {
+    pub async fn retry(&self, run_id: RunId, by: &str) -> Result<RunId, ActionError> {
         let run = self.run(run_id).await?;
         if !run.state.can_be_retried() {
             return Err(ActionError::Conflict(format!(
@@ -216,14 +230,14 @@ impl RunControl {
                 "a newer plan of this pull request exists; retry that one".into(),
             ));
         }
-        self.create_run(&NewRuns::retry_of(&run, "", None))
-            .await
-            .map_err(|error| match error {
-                ActionError::Conflict(_) => {
-                    ActionError::Conflict(format!("run {run_id} has been retried already"))
-                }
-                other => other,
-            })
+        let mut retry = NewRuns::retry_of(&run, "", None);
+        retry.author = by.to_string();
+        self.create_run(&retry).await.map_err(|error| match error {
+            ActionError::Conflict(_) => {
+                ActionError::Conflict(format!("run {run_id} has been retried already"))
+            }
+            other => other,
+        })
     }
 
     /// Creates one run asked for by a person (a retry, an uploaded configuration) and wakes
@@ -287,6 +301,9 @@ impl RunControl {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&run_id);
+        // A cancel that came too late to matter leaves nothing behind.
+        (self.cancelers.lock().unwrap_or_else(|e| e.into_inner())).remove(&run_id);
+        (self.reasons.lock().unwrap_or_else(|e| e.into_inner())).remove(&run_id);
     }
 
     pub(super) fn is_executing(&self, run_id: RunId) -> bool {

@@ -168,7 +168,7 @@ impl Execution {
                             self.run.id,
                             RunState::Pending,
                             RunState::Canceled,
-                            Cause::Runner,
+                            self.shared.control.take_canceler(self.run.id),
                         )
                         .because(&reason),
                     )
@@ -303,8 +303,12 @@ impl Execution {
         let summary = {
             let _slot = self.slot(log).await?;
             terraform.init(log, &self.stop).await?;
+            let options = self.run.options.plan_args();
+            if !options.is_empty() {
+                log.line(&format!("Gantry: planning with {}", options.join(" ")));
+            }
             terraform
-                .plan(&self.run_dir().join(PLAN_FILE), log, &self.stop)
+                .plan(&self.run_dir().join(PLAN_FILE), &options, log, &self.stop)
                 .await?
         };
         log.line(&plan_line(&summary));

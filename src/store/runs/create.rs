@@ -4,6 +4,7 @@
 use super::RunDetail;
 use super::moves::record_event;
 use crate::core::CommitSha;
+use crate::core::plan_options::PlanOptions;
 use crate::core::run::RunState;
 use crate::core::{InstallationId, PrNumber, RunId, WorkspaceId};
 use crate::store::outbox::enqueue_run_feedback;
@@ -25,6 +26,8 @@ pub enum RunSource {
     Cli,
     /// A source workspace's apply queued it (a run trigger).
     RunTrigger,
+    /// A person started it from the workspace's branch head (UI, API, CLI).
+    Manual,
     /// A speculative plan of the commit GitHub's merge queue made of queued pull requests.
     MergeGroup,
 }
@@ -39,6 +42,7 @@ impl RunSource {
             RunSource::Api => "api",
             RunSource::Cli => "cli",
             RunSource::RunTrigger => "run_trigger",
+            RunSource::Manual => "manual",
             RunSource::MergeGroup => "merge_group",
         }
     }
@@ -68,6 +72,10 @@ pub struct NewRuns {
     pub author: String,
     /// The applied run whose run trigger queued these.
     pub triggered_by: Option<RunId>,
+    /// What a person asked of the plans (none for a push or a pull request).
+    pub options: PlanOptions,
+    /// A person's note on why (Terraform Cloud's run message).
+    pub message: String,
 }
 
 impl NewRuns {
@@ -92,6 +100,8 @@ impl NewRuns {
             auto_apply: run.auto_apply,
             author: run.author.clone(),
             triggered_by: run.triggered_by,
+            options: run.options.clone(),
+            message: run.message.clone(),
         }
     }
 
@@ -117,6 +127,8 @@ impl NewRuns {
             auto_apply: false,
             author,
             triggered_by: None,
+            options: PlanOptions::default(),
+            message: String::new(),
         }
     }
 }
@@ -188,8 +200,10 @@ impl NewRuns {
                 let run: Option<RunId> = sqlx::query_scalar(
                     "INSERT INTO runs (workspace_id, configuration_version_id, commit_sha, \
                      speculative, state, source, delivery_id, created_at_ms, updated_at_ms, \
-                     pr_number, retry_of, auto_apply, author, triggered_by) \
-                     VALUES ($1, $2, $3, $7, 'pending', $4, $5, $6, $6, $8, $9, $10, $11, $12) \
+                     pr_number, retry_of, auto_apply, author, triggered_by, plan_options, \
+                     message) \
+                     VALUES ($1, $2, $3, $7, 'pending', $4, $5, $6, $6, $8, $9, $10, $11, $12, \
+                     $13, $14) \
                      ON CONFLICT DO NOTHING \
                      RETURNING id",
                 )
@@ -205,6 +219,8 @@ impl NewRuns {
                 .bind(i32::from(self.auto_apply))
                 .bind(&self.author)
                 .bind(self.triggered_by)
+                .bind(serde_json::to_string(&self.options).expect("options serialize"))
+                .bind(&self.message)
                 .fetch_optional(&mut *c)
                 .await?;
                 let Some(run) = run else {

@@ -18,7 +18,7 @@ macro_rules! select_runs {
          r.created_at_ms, r.configuration_version_id, c.repo, c.installation_id, \
          c.archive_sha256, c.uploaded, r.plan_add, r.plan_change, r.plan_destroy, \
          r.resource_changes, r.error, r.terraform_error, r.pr_number, r.retry_of, \
-         r.plan_has_changes, r.auto_apply, r.author, r.triggered_by, \
+         r.plan_has_changes, r.auto_apply, r.author, r.triggered_by, r.plan_options, r.message, \
          CASE WHEN EXISTS (SELECT 1 FROM run_events e WHERE e.run_id = r.id \
          AND e.state = 'applying') THEN 1 ELSE 0 END AS reached_apply, \
          w.name AS workspace_name \

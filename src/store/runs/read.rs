@@ -4,6 +4,7 @@
 use sqlx::Row;
 
 use crate::core::CommitSha;
+use crate::core::plan_options::PlanOptions;
 use crate::core::run::RunState;
 use crate::core::status::{self, RunFacts};
 use crate::core::workspace::WorkspaceSpec;
@@ -60,6 +61,10 @@ pub struct RunDetail {
     pub author: String,
     /// The applied run whose run trigger queued this one.
     pub triggered_by: Option<RunId>,
+    /// What a person asked of its plan.
+    pub options: PlanOptions,
+    /// A person's note on why.
+    pub message: String,
 }
 
 impl RunDetail {
@@ -189,6 +194,8 @@ where
         reached_apply: row.try_get::<i32, _>("reached_apply")? != 0,
         author: row.try_get("author")?,
         triggered_by: row.try_get("triggered_by")?,
+        options: serde_json::from_str(&row.try_get::<String, _>("plan_options")?)?,
+        message: row.try_get("message")?,
     })
 }
 

@@ -68,6 +68,8 @@ pub(super) async fn queue_triggered_runs(
                 auto_apply: auto_apply != 0,
                 author: String::new(),
                 triggered_by: Some(source_run),
+                options: crate::core::plan_options::PlanOptions::default(),
+                message: String::new(),
             };
             if !triggered.create((&mut *c).into()).await?.is_empty() {
                 queued.push(workspace_id);

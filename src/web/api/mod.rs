@@ -4,6 +4,7 @@ pub mod auth;
 mod error;
 mod json_errors;
 mod runs;
+pub(crate) mod start;
 mod uploads;
 mod workspace_admin;
 mod workspaces;
@@ -59,7 +60,7 @@ pub fn router() -> Router<Arc<AppState>> {
         )
         .route(
             "/api/v1/workspaces/{name}/runs",
-            get(workspaces::runs).post(uploads::create_run),
+            get(workspaces::runs).post(start::create_run),
         )
         .route(
             "/api/v1/workspaces/{name}/state-versions",

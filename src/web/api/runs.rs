@@ -12,6 +12,7 @@ use super::auth::{Admin, Caller, Writer};
 use super::error::ApiError;
 use crate::core::CommitSha;
 use crate::core::access::Role;
+use crate::core::plan_options::PlanOptions;
 use crate::core::{PrNumber, RunId};
 use crate::engine::runner::CancelOutcome;
 use crate::store::{PlanCounts, RunDetail, RunEvent, Workspace};
@@ -34,6 +35,15 @@ pub struct RunJson {
     pub pr_number: Option<PrNumber>,
     pub pr_url: Option<String>,
     pub retry_of: Option<RunId>,
+    /// Who started it: a GitHub login or an API token's name (empty: unknown).
+    pub author: String,
+    /// Why, in the words of the person who started it.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// What its plan was asked to do beyond a normal plan (destroy, refresh_only, targets,
+    /// replaces).
+    #[serde(skip_serializing_if = "PlanOptions::is_empty")]
+    pub options: PlanOptions,
     /// The applied run whose run trigger queued this one; in a run's own answer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub triggered_by: Option<RunLink>,
@@ -74,6 +84,9 @@ pub fn run_summary(web_url: &str, workspace: &Workspace, run: RunDetail) -> RunJ
         repo: run.repo,
         commit_sha: run.commit_sha,
         retry_of: run.retry_of,
+        author: run.author,
+        message: run.message,
+        options: run.options,
         // Named in a run's own answer (one more query).
         triggered_by: None,
         triggered: None,
@@ -167,7 +180,7 @@ pub async fn action(
         },
         "retry" => {
             // A new run: answered with it, not with the one retried.
-            let new_run = state.runs.retry(id).await?;
+            let new_run = state.runs.retry(id, &caller.name).await?;
             tracing::info!(run_id = %id, %new_run, by = caller.name, "run retried");
             let run = find(&state, new_run).await?;
             return Ok((StatusCode::CREATED, Json(run_json(&state, run).await?)));

@@ -1,5 +1,6 @@
-//! The API-driven workflow: upload a configuration tarball, then start a run of it (like
-//! Terraform Cloud's configuration versions). `gantry runs create` does both.
+//! The API-driven workflow: upload a configuration tarball (like Terraform Cloud's
+//! configuration versions), then start a run of it (`start.rs`). `gantry runs create --dir`
+//! does both.
 
 use std::sync::Arc;
 
@@ -7,16 +8,13 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::auth::Writer;
 use super::error::ApiError;
-use super::runs::{RunJson, run_json};
 use super::workspace_admin::find;
-use crate::core::CommitSha;
 use crate::executor::extract::{ExtractError, Limits, extract_tar_gz};
-use crate::store::{NewRuns, RunSource};
 use crate::web::AppState;
 
 /// The largest configuration tarball accepted (compressed).
@@ -105,73 +103,4 @@ fn rejection(error: ExtractError) -> ApiError {
         }
         error => ApiError::BadRequest(format!("the configuration was rejected: {error}")),
     }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewRunBody {
-    pub configuration_version: i64,
-    /// Plan only, outside the queue (like a pull request's plan).
-    #[serde(default)]
-    pub speculative: bool,
-}
-
-/// `POST /api/v1/workspaces/{name}/runs` with `{"configuration_version": id, "speculative":
-/// false}`: a run of an uploaded configuration. A normal run joins the workspace's queue and
-/// waits for confirmation (unless it auto-applies); a speculative one plans at once.
-pub async fn create_run(
-    State(state): State<Arc<AppState>>,
-    Writer(caller): Writer,
-    Path(name): Path<String>,
-    Json(body): Json<NewRunBody>,
-) -> Result<(StatusCode, Json<RunJson>), ApiError> {
-    let workspace = find(&state, &name).await?;
-    if workspace.archived {
-        return Err(ApiError::Conflict(format!(
-            "workspace {name} is archived: it left the configuration file"
-        )));
-    }
-    if workspace.from_config && !body.speculative {
-        // As Terraform Cloud does for VCS-driven workspaces: what a configuration-file
-        // workspace applies is what was merged on GitHub, never a local checkout.
-        return Err(ApiError::Conflict(format!(
-            "workspace {name} applies what is pushed to GitHub; an uploaded configuration can \
-             only be planned there (speculative: true)"
-        )));
-    }
-    let (repo, sha256) = state
-        .store
-        .uploaded_configuration(body.configuration_version)
-        .await?
-        .filter(|(repo, _)| repo == workspace.spec.repo_name())
-        .ok_or_else(|| {
-            ApiError::NotFound(format!(
-                "configuration version {} not found for workspace {name}",
-                body.configuration_version
-            ))
-        })?;
-    let new = NewRuns {
-        repo,
-        commit_sha: CommitSha(sha256),
-        workspace_ids: vec![workspace.id],
-        source: RunSource::Api,
-        delivery_id: String::new(),
-        installation_id: None,
-        speculative: body.speculative,
-        pr_number: None,
-        retry_of: Vec::new(),
-        auto_apply: false,
-        author: caller.name.clone(),
-        triggered_by: None,
-    };
-    let id = state.runs.create_run(&new).await?;
-    tracing::info!(
-        workspace = name,
-        run_id = %id,
-        speculative = body.speculative,
-        by = caller.name,
-        "run created"
-    );
-    let run = super::runs::find(&state, id).await?;
-    Ok((StatusCode::CREATED, Json(run_json(&state, run).await?)))
 }

@@ -50,6 +50,7 @@ impl From<ApiError> for TfeError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ApiError::Internal(error) => return Self::from(anyhow::anyhow!("{error:#}")),
         };
         Self::new(status, error.to_string())

@@ -22,6 +22,7 @@ use super::{
     TfeCaller, TfeError, check_organization, document, parse_request, signer, workspace_by_id,
 };
 use crate::core::access::Role;
+use crate::core::plan_options::PlanOptions;
 use crate::core::workspace::ExecutionMode;
 use crate::core::{CommitSha, RunId};
 use crate::store::{NewRuns, RunDetail, RunSource};
@@ -155,6 +156,7 @@ pub struct RunAttributes {
     variables: Vec<serde_json::Value>,
     auto_apply: Option<bool>,
     plan_only: Option<bool>,
+    message: Option<String>,
 }
 
 impl Default for RunAttributes {
@@ -169,6 +171,7 @@ impl Default for RunAttributes {
             variables: Vec::new(),
             auto_apply: None,
             plan_only: None,
+            message: None,
         }
     }
 }
@@ -178,18 +181,20 @@ fn yes() -> bool {
 }
 
 impl RunAttributes {
+    /// The plan's options the CLI asked for.
+    fn options(&self) -> PlanOptions {
+        PlanOptions {
+            destroy: self.is_destroy,
+            refresh_only: self.refresh_only,
+            targets: self.target_addrs.clone(),
+            replaces: self.replace_addrs.clone(),
+        }
+    }
+
     /// The first option Gantry does not run, as the CLI's error.
     fn unsupported(&self) -> Option<&'static str> {
-        if self.is_destroy {
-            Some("Gantry does not run destroy plans from the CLI yet (-destroy)")
-        } else if self.refresh_only {
-            Some("Gantry does not run refresh-only plans yet (-refresh-only)")
-        } else if !self.refresh {
+        if !self.refresh {
             Some("Gantry always refreshes (-refresh=false is not supported)")
-        } else if !self.target_addrs.is_empty() {
-            Some("Gantry does not run targeted plans (-target)")
-        } else if !self.replace_addrs.is_empty() {
-            Some("Gantry does not run plans with -replace yet")
         } else if self.save_plan {
             Some("Gantry does not save plans for later (-out)")
         } else if !self.variables.is_empty() {
@@ -221,6 +226,10 @@ pub async fn create(
     let workspace = workspace_by_id(&state, &workspace_id).await?;
     let name = workspace.spec.name.as_str();
     if let Some(why) = request.data.attributes.unsupported() {
+        return Err(TfeError::unprocessable(why));
+    }
+    let options = request.data.attributes.options();
+    if let Some(why) = options.problem() {
         return Err(TfeError::unprocessable(why));
     }
     if workspace.spec.execution_mode == ExecutionMode::Local {
@@ -274,6 +283,8 @@ pub async fn create(
         auto_apply: !speculative && request.data.attributes.auto_apply == Some(true),
         author: caller.0.name.clone(),
         triggered_by: None,
+        options,
+        message: request.data.attributes.message.clone().unwrap_or_default(),
     };
     let id = state.runs.create_run(&new).await?;
     tracing::info!(

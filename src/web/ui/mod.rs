@@ -49,6 +49,7 @@ pub fn router() -> Router<Arc<AppState>> {
         )
         .route("/sign-out", post(session::sign_out))
         .route("/workspaces/{name}", get(pages::workspace))
+        .route("/workspaces/{name}/runs", post(pages::start_run))
         .route("/workspaces/{name}/{action}", post(pages::workspace_action))
         .route(
             "/workspaces/{name}/state-versions/{id}/download",

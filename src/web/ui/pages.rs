@@ -85,6 +85,7 @@ fn origin(run: &RunDetail) -> String {
         "cli" => "the Terraform CLI".to_string(),
         "merge_group" => "GitHub's merge queue".to_string(),
         "run_trigger" => "a run trigger".to_string(),
+        "manual" => "a run started by hand".to_string(),
         "api" => "an upload through the API".to_string(),
         other => other.to_string(),
     }
@@ -197,6 +198,8 @@ struct WorkspacePage {
     tags: String,
     lock: Option<String>,
     can_lock: bool,
+    /// A writer may start a run of the branch's head (a workspace with a repository).
+    can_start: bool,
     current: Option<RunItem>,
     queue: Vec<RunItem>,
     history: Vec<RunItem>,
@@ -264,6 +267,9 @@ pub async fn workspace(
     };
     render(&WorkspacePage {
         can_lock: viewer.role.allows(Role::Admin),
+        can_start: viewer.role.allows(Role::Write)
+            && workspace.spec.repo.is_some()
+            && !workspace.archived,
         can_download: viewer.role.allows(Role::Write),
         execution_mode: workspace.spec.execution_mode.as_str(),
         tags: workspace.spec.tags.join(", "),
@@ -338,6 +344,10 @@ struct RunPage {
     can_confirm: bool,
     can_discard: bool,
     can_cancel: bool,
+    /// Executing: Terraform may be stopped at once, without waiting for it to save.
+    can_force_cancel: bool,
+    /// Errored, canceled or discarded: a new run of the same configuration may be made.
+    can_retry: bool,
     /// An admin may override the failed policy check the run waits on.
     can_override: bool,
     /// What each policy said: (set/policy, result, class, messages).
@@ -570,6 +580,8 @@ async fn run_page(state: &AppState, viewer: Viewer, run: RunDetail) -> anyhow::R
             })
             .collect(),
         can_cancel: can_write && (run.state == RunState::Pending || run.state.is_executing()),
+        can_force_cancel: can_write && run.state.is_executing(),
+        can_retry: can_write && run.state.can_be_retried(),
         unsandboxed: state.config.runner.isolation == crate::config::IsolationSetting::None,
         triggered_by,
         triggered,
@@ -590,6 +602,14 @@ pub async fn run_action(
         "confirm" => state.runs.confirm(id, &viewer.name).await.map(|_| ()),
         "discard" => state.runs.discard(id, &viewer.name).await.map(|_| ()),
         "cancel" => state.runs.cancel(id, false, &viewer.name).await.map(|_| ()),
+        "force-cancel" => state.runs.cancel(id, true, &viewer.name).await.map(|_| ()),
+        "retry" => match state.runs.retry(id, &viewer.name).await {
+            Ok(new_run) => {
+                tracing::info!(run_id = %id, %new_run, by = viewer.name, "run retried from the UI");
+                return Redirect::to(&format!("/runs/{new_run}")).into_response();
+            }
+            Err(error) => Err(error),
+        },
         _ => return not_found("such action"),
     };
     match done {
@@ -603,6 +623,59 @@ pub async fn run_action(
             Redirect::to(&format!("/runs/{id}")).into_response()
         }
         Err(error) => error_page(StatusCode::CONFLICT, "Not done", &error.to_string()),
+    }
+}
+
+/// The "Start new run" form: checkboxes are present ("on") when ticked; addresses are
+/// separated by spaces, commas or lines.
+#[derive(Deserialize)]
+pub struct StartForm {
+    csrf: String,
+    plan_only: Option<String>,
+    destroy: Option<String>,
+    refresh_only: Option<String>,
+    #[serde(default)]
+    targets: String,
+    #[serde(default)]
+    replaces: String,
+    #[serde(default)]
+    message: String,
+}
+
+/// `POST /workspaces/{name}/runs` (write): a run of the head of the workspace's branch, with
+/// the options chosen.
+pub async fn start_run(
+    State(state): State<Arc<AppState>>,
+    viewer: Viewer,
+    Path(name): Path<String>,
+    Form(form): Form<StartForm>,
+) -> Response {
+    if let Err(refused) = viewer.authorize(&form.csrf, Role::Write) {
+        return *refused;
+    }
+    let workspace = match state.store.workspace_named(&name).await {
+        Ok(Some(workspace)) => workspace,
+        Ok(None) => return not_found(&format!("workspace {name}")),
+        Err(error) => return internal(error),
+    };
+    let addresses = |text: &str| -> Vec<String> {
+        text.split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|a| !a.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let body = crate::web::api::start::NewRunBody {
+        configuration_version: None,
+        speculative: form.plan_only.is_some(),
+        is_destroy: form.destroy.is_some(),
+        refresh_only: form.refresh_only.is_some(),
+        target_addrs: addresses(&form.targets),
+        replace_addrs: addresses(&form.replaces),
+        message: form.message,
+    };
+    match crate::web::api::start::start_run(&state, &workspace, &viewer.name, &body).await {
+        Ok(id) => Redirect::to(&format!("/runs/{id}")).into_response(),
+        Err(error) => error_page(error.status(), "Not started", &error.to_string()),
     }
 }
 

@@ -13,6 +13,12 @@ impl Execution {
     pub(super) async fn finish(&mut self, result: Result<(), Failure>, log: &mut PhaseLog) {
         let Err(failure) = result else { return };
         let given = self.shared.control.take_reason(self.run.id);
+        let cause = match failure {
+            Failure::Canceled(_) | Failure::ForceCanceled(_) => {
+                self.shared.control.take_canceler(self.run.id)
+            }
+            _ => Cause::Runner,
+        };
         let reason = match (&failure, given) {
             (Failure::Canceled(_), Some(given)) => given,
             _ => mask(failure.reason(), &self.sensitive_values()),
@@ -43,7 +49,7 @@ impl Execution {
             RunState::Errored => Some(self.terraform_error().await.unwrap_or_default()),
             _ => None,
         };
-        let mut end = Move::new(self.run.id, self.state, to, Cause::Runner).because(&reason);
+        let mut end = Move::new(self.run.id, self.state, to, cause).because(&reason);
         if let Some(line) = &terraform_error {
             end = end.also(Also::TerraformError(line));
         }

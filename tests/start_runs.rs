@@ -234,3 +234,54 @@ async fn a_branch_github_does_not_have_is_a_clear_error_and_starts_nothing() {
     let runs = h.api_get("/api/v1/workspaces/cli/runs").await;
     assert!(runs.as_array().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn locks_and_unlocks_are_on_the_workspaces_audit_trail_with_who() {
+    let h = gantry(&sha(1)).await;
+    let locked = h
+        .call(
+            "POST",
+            "/api/v1/workspaces/prod/actions/lock",
+            &h.token,
+            json!({ "reason": "maintenance window" }),
+        )
+        .await;
+    assert_eq!(locked.status, 200, "{:?}", locked.body);
+    // Someone else (an admin token of another name) opens it from the UI.
+    let other = h.token_for("admin").await;
+    let mut browser = Browser::new(&h.gantry.url);
+    browser.sign_in(&other).await;
+    let (_, page, _) = browser.get("/workspaces/prod").await;
+    let csrf = hidden(&page, "csrf");
+    let (status, _) = browser
+        .post("/workspaces/prod/unlock", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(status, 303);
+    let events = h.api_get("/api/v1/workspaces/prod/events").await;
+    let events = events.as_array().unwrap();
+    assert_eq!(events.len(), 2, "{events:?}");
+    let unlocked_by = events[0]["by"].as_str().unwrap().to_string();
+    assert_eq!(events[0]["action"], "unlocked");
+    assert_ne!(unlocked_by, "tester");
+    assert_eq!(events[0]["detail"], "held by tester");
+    assert_eq!(events[1]["action"], "locked");
+    assert_eq!(events[1]["by"], "tester");
+    assert_eq!(events[1]["detail"], "maintenance window");
+    let (_, page, _) = browser.get("/workspaces/prod").await;
+    assert!(
+        page.contains("locked by <b>tester</b> (maintenance window)"),
+        "{page}"
+    );
+    // Unlocking an unlocked workspace records nothing.
+    let again = h
+        .call(
+            "POST",
+            "/api/v1/workspaces/prod/actions/unlock",
+            &h.token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(again.status, 200);
+    let events = h.api_get("/api/v1/workspaces/prod/events").await;
+    assert_eq!(events.as_array().unwrap().len(), 2);
+}

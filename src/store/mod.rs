@@ -45,7 +45,7 @@ pub use runs::{
 };
 pub use state_versions::{AnnouncedState, Author, StateUpload, StateVersion};
 pub use tokens::Session;
-pub use workspaces::{SyncReport, Workspace, WorkspaceLock, WorkspaceWriteError};
+pub use workspaces::{SyncReport, Workspace, WorkspaceEvent, WorkspaceLock, WorkspaceWriteError};
 
 /// The PostgreSQL channel a commit of new deliveries is announced on, for other replicas.
 const DELIVERIES_CHANNEL: &str = "gantry_deliveries";

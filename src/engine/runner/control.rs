@@ -267,9 +267,9 @@ impl RunControl {
         }
     }
 
-    pub async fn unlock(&self, workspace: &str) -> Result<(), ActionError> {
+    pub async fn unlock(&self, workspace: &str, by: &str) -> Result<(), ActionError> {
         let ws = self.workspace_id(workspace).await?;
-        self.store.unlock_workspace(ws).await?;
+        self.store.unlock_workspace(ws, by).await?;
         self.signal.workspace_changed(ws);
         Ok(())
     }

@@ -413,7 +413,7 @@ mod tests {
             .await
             .unwrap();
         assert!(!store.start_queued_run(run, "replica-a").await.unwrap());
-        store.unlock_workspace(workspace).await.unwrap();
+        store.unlock_workspace(workspace, "tester").await.unwrap();
         assert!(store.start_queued_run(run, "replica-a").await.unwrap());
         assert_eq!(
             store.run_owner(run).await.unwrap().as_deref(),

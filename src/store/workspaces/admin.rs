@@ -123,6 +123,7 @@ impl Store {
                 .to_string(),
             "DELETE FROM runs WHERE workspace_id = $1".to_string(),
             "DELETE FROM workspace_variables WHERE workspace_id = $1".to_string(),
+            "DELETE FROM workspace_events WHERE workspace_id = $1".to_string(),
             "DELETE FROM workspaces WHERE id = $1".to_string(),
         ];
         on_pool!(self, pool => {

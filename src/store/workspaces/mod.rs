@@ -62,7 +62,7 @@ pub(super) use bind_workspace_settings;
 
 impl Store {
     /// Locks a workspace by hand. Returns the lock already in place, if it was locked (the
-    /// first lock stands).
+    /// first lock stands). The lock is on the workspace's audit trail.
     pub async fn lock_workspace(
         &self,
         workspace_id: WorkspaceId,
@@ -70,7 +70,8 @@ impl Store {
         reason: &str,
     ) -> anyhow::Result<Option<WorkspaceLock>> {
         let locked = on_pool!(self, pool => {
-            sqlx::query(
+            let mut tx = pool.begin_write().await?;
+            let locked = sqlx::query(
                 "UPDATE workspaces SET locked_by = $1, lock_reason = $2, locked_at_ms = $3 \
                  WHERE id = $4 AND locked_by IS NULL",
             )
@@ -78,10 +79,16 @@ impl Store {
             .bind(reason)
             .bind(now_ms())
             .bind(workspace_id)
-            .execute(pool)
+            .execute(&mut *tx)
             .await?
             .rows_affected()
-                == 1
+                == 1;
+            if locked {
+                record_workspace_event((&mut *tx).into(), workspace_id, "locked", by, reason)
+                    .await?;
+            }
+            tx.commit().await?;
+            locked
         });
         if locked {
             return Ok(None);
@@ -89,17 +96,14 @@ impl Store {
         Ok(self.workspace(workspace_id).await?.and_then(|w| w.lock))
     }
 
-    /// Unlocks a workspace; its queued runs may start again.
-    pub async fn unlock_workspace(&self, workspace_id: WorkspaceId) -> anyhow::Result<()> {
-        on_pool!(self, pool => {
-            sqlx::query(
-                "UPDATE workspaces SET locked_by = NULL, lock_reason = NULL, locked_at_ms = NULL \
-                 WHERE id = $1",
-            )
-            .bind(workspace_id)
-            .execute(pool)
-            .await?;
-        });
+    /// Unlocks a workspace for `by` (whoever holds the lock); its queued runs may start again.
+    /// An unlock of a locked workspace is on its audit trail.
+    pub async fn unlock_workspace(
+        &self,
+        workspace_id: WorkspaceId,
+        by: &str,
+    ) -> anyhow::Result<()> {
+        self.unlock_where(workspace_id, by, None).await?;
         Ok(())
     }
 
@@ -110,19 +114,77 @@ impl Store {
         workspace_id: WorkspaceId,
         by: &str,
     ) -> anyhow::Result<bool> {
+        self.unlock_where(workspace_id, by, Some(by)).await
+    }
+
+    /// Unlocks a locked workspace (held by `holder`, if named), recording who did.
+    async fn unlock_where(
+        &self,
+        workspace_id: WorkspaceId,
+        by: &str,
+        holder: Option<&str>,
+    ) -> anyhow::Result<bool> {
         let unlocked = on_pool!(self, pool => {
-            sqlx::query(
-                "UPDATE workspaces SET locked_by = NULL, lock_reason = NULL, locked_at_ms = NULL \
-                 WHERE id = $1 AND locked_by = $2",
-            )
-            .bind(workspace_id)
-            .bind(by)
-            .execute(pool)
-            .await?
-            .rows_affected()
-                == 1
+            let mut tx = pool.begin_write().await?;
+            let held_by: Option<String> =
+                sqlx::query_scalar("SELECT locked_by FROM workspaces WHERE id = $1")
+                    .bind(workspace_id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .flatten();
+            let unlocked = match held_by.filter(|held| holder.is_none_or(|h| h == held)) {
+                // Only while the same lock holds: one taken meanwhile stays.
+                Some(held) => {
+                    let unlocked = sqlx::query(
+                        "UPDATE workspaces SET locked_by = NULL, lock_reason = NULL, \
+                         locked_at_ms = NULL WHERE id = $1 AND locked_by = $2",
+                    )
+                    .bind(workspace_id)
+                    .bind(&held)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                        == 1;
+                    if unlocked {
+                        let detail = if held == by { String::new() } else { format!("held by {held}") };
+                        record_workspace_event((&mut *tx).into(), workspace_id, "unlocked", by, &detail)
+                            .await?;
+                    }
+                    unlocked
+                }
+                None => false,
+            };
+            tx.commit().await?;
+            unlocked
         });
         Ok(unlocked)
+    }
+
+    /// A workspace's audit trail (locks and unlocks), newest first, at most `limit`.
+    pub async fn workspace_events(
+        &self,
+        workspace_id: WorkspaceId,
+        limit: i64,
+    ) -> anyhow::Result<Vec<WorkspaceEvent>> {
+        let rows: Vec<(String, String, String, i64)> = on_read_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT action, actor, detail, at_ms FROM workspace_events \
+                 WHERE workspace_id = $1 ORDER BY id DESC LIMIT $2",
+            )
+            .bind(workspace_id)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(action, by, detail, at_ms)| WorkspaceEvent {
+                action,
+                by,
+                detail,
+                at_ms,
+            })
+            .collect())
     }
 
     /// Makes the stored configuration workspaces match `specs`, in one transaction: each is
@@ -409,6 +471,42 @@ pub(super) async fn put_run_triggers(
         .bind(names)
         .bind(i32::from(spec.auto_apply_run_trigger))
         .bind(id)
+        .execute(&mut *c)
+        .await?;
+    });
+    Ok(())
+}
+
+/// One entry of a workspace's audit trail.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct WorkspaceEvent {
+    /// `locked` or `unlocked`.
+    pub action: String,
+    /// The token's or person's name.
+    pub by: String,
+    /// A lock's reason; for an unlock of someone else's lock, whose it was.
+    pub detail: String,
+    pub at_ms: i64,
+}
+
+/// Records `by` doing `action` to a workspace, in the caller's transaction.
+async fn record_workspace_event(
+    conn: Conn<'_>,
+    workspace_id: WorkspaceId,
+    action: &str,
+    by: &str,
+    detail: &str,
+) -> Result<(), sqlx::Error> {
+    on_conn!(conn, c => {
+        sqlx::query(
+            "INSERT INTO workspace_events (workspace_id, action, actor, detail, at_ms) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(workspace_id)
+        .bind(action)
+        .bind(by)
+        .bind(crate::store::storable(detail).as_ref())
+        .bind(now_ms())
         .execute(&mut *c)
         .await?;
     });

@@ -78,6 +78,7 @@ pub fn router() -> Router<Arc<AppState>> {
             "/api/v1/workspaces/{name}/actions/unlock",
             post(workspaces::unlock),
         )
+        .route("/api/v1/workspaces/{name}/events", get(workspaces::events))
         .merge(uploads)
         .route(
             "/api/v1/{*rest}",

@@ -161,13 +161,25 @@ pub async fn lock(
     ))
 }
 
+/// `GET /api/v1/workspaces/{name}/events`: who locked and unlocked the workspace, newest
+/// first (the last 100). What people did to runs is on each run's events.
+pub async fn events(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<Vec<crate::store::WorkspaceEvent>>, ApiError> {
+    caller.require(Role::Read)?;
+    let workspace = find(&state, &name).await?;
+    Ok(Json(state.store.workspace_events(workspace.id, 100).await?))
+}
+
 /// `POST /api/v1/workspaces/{name}/actions/unlock`.
 pub async fn unlock(
     State(state): State<Arc<AppState>>,
     Admin(caller): Admin,
     Path(name): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    state.runs.unlock(&name).await?;
+    state.runs.unlock(&name, &caller.name).await?;
     tracing::info!(workspace = name, by = caller.name, "workspace unlocked");
     Ok(Json(serde_json::json!({ "locked": false })))
 }

@@ -348,7 +348,7 @@ pub async fn action(
             }
         }
         ("force-unlock", Some(lock)) => {
-            state.runs.unlock(name).await?;
+            state.runs.unlock(name, by).await?;
             tracing::info!(workspace = name, by, held_by = lock.by, "lock forced open");
         }
         (other, _) => {

@@ -207,6 +207,8 @@ struct WorkspacePage {
     states: Vec<StateItem>,
     /// Whether the viewer may download state files (they hold sensitive values).
     can_download: bool,
+    /// Who locked and unlocked it, newest first: (action, by, detail, when).
+    activity: Vec<(String, String, String, String)>,
 }
 
 /// A state version in the workspace's list.
@@ -265,7 +267,20 @@ pub async fn workspace(
             .collect(),
         Err(error) => return internal(error),
     };
+    let activity = match state.store.workspace_events(workspace.id, 20).await {
+        Ok(events) => events
+            .into_iter()
+            .map(|e| {
+                let at = chrono::DateTime::from_timestamp_millis(e.at_ms)
+                    .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+                    .unwrap_or_default();
+                (e.action, e.by, e.detail, at)
+            })
+            .collect(),
+        Err(error) => return internal(error),
+    };
     render(&WorkspacePage {
+        activity,
         can_lock: viewer.role.allows(Role::Admin),
         can_start: viewer.role.allows(Role::Write)
             && workspace.spec.repo.is_some()
@@ -751,7 +766,7 @@ pub async fn workspace_action(
             }
             state.runs.lock(&name, &viewer.name, reason.trim()).await
         }
-        "unlock" => state.runs.unlock(&name).await,
+        "unlock" => state.runs.unlock(&name, &viewer.name).await,
         _ => return not_found("such action"),
     };
     match done {

@@ -453,7 +453,11 @@ async fn a_locked_workspace_holds_its_queue_until_unlocked() {
         .unwrap();
     assert_eq!(again.unwrap().by, "alice", "the first lock stands");
 
-    gantry.store.unlock_workspace(prod.id, "tester").await.unwrap();
+    gantry
+        .store
+        .unlock_workspace(prod.id, "tester")
+        .await
+        .unwrap();
     assert!(matches!(
         queue_decision(&gantry, "prod").await,
         QueueDecision::Start(_)

@@ -226,3 +226,64 @@ async fn runs_create_uploads_the_checkout_without_ignored_files_and_streams_the_
         .unwrap();
     assert_eq!(unknown.status.code(), Some(4));
 }
+
+#[tokio::test]
+async fn create_without_a_directory_plans_the_branch_head_with_the_options_given() {
+    let h = Harness::start(ROOT, None).await;
+    h.gantry
+        .github
+        .set_branch(common::runs::REPO, "main", &sha(5));
+    h.serve_tarball(&sha(5), "outputs").await;
+    let output = gantry(
+        &h,
+        &[
+            "runs",
+            "create",
+            "--workspace",
+            "prod",
+            "--plan-only",
+            "--message",
+            "checking main",
+        ],
+    )
+    .output()
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}\n{stdout}");
+    assert!(stdout.contains("hello world"), "{stdout}");
+    assert!(stderr.contains(": planned_and_finished"), "{stderr}");
+    assert!(!stderr.contains("== packed"), "nothing uploaded: {stderr}");
+    let run: i64 = stderr
+        .split("== run ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|id| id.parse().ok())
+        .unwrap_or_else(|| panic!("no run named: {stderr}"));
+    let run = h.run(run).await;
+    assert_eq!(run["commit_sha"], sha(5));
+    assert_eq!(run["source"], "manual");
+    assert_eq!(run["message"], "checking main");
+    // An option that cannot be run is the API's 400: exit 4 with the reason.
+    let refused = gantry(
+        &h,
+        &[
+            "runs",
+            "create",
+            "--workspace",
+            "prod",
+            "--destroy",
+            "--refresh-only",
+        ],
+    )
+    .output()
+    .await
+    .unwrap();
+    assert_eq!(refused.status.code(), Some(4));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("not both"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}

@@ -15,6 +15,7 @@ pub mod executor;
 pub mod fuzzing;
 pub mod github;
 pub mod metrics;
+pub mod notify;
 pub mod policy;
 pub mod server;
 pub mod store;

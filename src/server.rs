@@ -50,17 +50,40 @@ async fn reload_on_sighup(
         }
         match reload() {
             Ok(config) => match store.sync_config_workspaces(&config.workspaces).await {
-                Ok(report) => tracing::info!(
-                    workspaces = report.synced,
-                    archived = report.archived,
-                    "configuration reloaded"
-                ),
+                Ok(report) => {
+                    tracing::info!(
+                        workspaces = report.synced,
+                        archived = report.archived,
+                        "configuration reloaded"
+                    );
+                    sync_notifications(&store, &config).await;
+                }
                 Err(error) => {
                     tracing::error!(error = format!("{error:#}"), "reloading workspaces failed")
                 }
             },
             Err(error) => tracing::error!(%error, "configuration not reloaded"),
         }
+    }
+}
+
+/// Stores the configuration file's notification configurations and verifies the new or changed
+/// ones (in the background: a slow receiver does not hold the start up).
+async fn sync_notifications(store: &Store, config: &Config) {
+    if let Err(error) = store.sync_notifications(&config.notifications).await {
+        tracing::error!(
+            error = format!("{error:#}"),
+            "storing notification configurations failed"
+        );
+        return;
+    }
+    match crate::notify::Notifier::new(&config.organization) {
+        Ok(notifier) => {
+            let verifying =
+                crate::engine::notifications::verify_configured(store.clone(), Arc::new(notifier));
+            tokio::spawn(verifying);
+        }
+        Err(error) => tracing::error!(%error, "no notification client"),
     }
 }
 
@@ -95,6 +118,10 @@ pub async fn serve_on(
         workspaces = report.synced,
         archived = report.archived,
         "workspaces loaded"
+    );
+    sync_notifications(&store, &config).await;
+    let notifier = Arc::new(
+        crate::notify::Notifier::new(&config.organization).context("the notification client")?,
     );
     // Only a server that executes runs may say its own runs were interrupted: an ingest-only
     // server must not end runs another server is executing.
@@ -144,6 +171,7 @@ pub async fn serve_on(
         config.public_url.clone(),
         config.feedback,
         metrics.clone(),
+        notifier.clone(),
     );
     if config.dispatcher.enabled {
         tasks.spawn(outbox.run(cancel.child_token()));
@@ -198,7 +226,15 @@ pub async fn serve_on(
     }
     tasks.close();
 
+    // Where Gantry is reached, the address it is bound to included: no notification may go
+    // there.
+    let bound = listener.local_addr()?;
+    let mut own_urls = config.own_urls();
+    for scheme in ["http", "https"] {
+        own_urls.extend(url::Url::parse(&format!("{scheme}://{bound}/")).ok());
+    }
     let state = Arc::new(AppState {
+        own_urls,
         ingest: Arc::new(Ingest {
             secrets: WebhookSecrets::new(&config.github.webhook_secrets),
             committer,
@@ -211,6 +247,7 @@ pub async fn serve_on(
         runs: run_control,
         metrics,
         runner_refusal,
+        notifier,
     });
     let address = listener.local_addr()?;
     tracing::info!(%address, database = store.backend_name(), "gantry listening");

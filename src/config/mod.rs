@@ -16,6 +16,8 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use url::Url;
 
+use crate::core::notifications::NotificationSpec;
+
 pub use self::credentials::{store_app_credentials, store_setup_token};
 use self::raw::{ENV_OVERRIDES, RawConfig, apply_env, read_file};
 use self::validate::validate;
@@ -82,6 +84,18 @@ pub struct Config {
     pub workspaces: Vec<WorkspaceSpec>,
     /// The OPA policy sets plans are checked against.
     pub policies: PolicyConfig,
+    /// Each configuration-file workspace's notification configurations, by workspace name.
+    pub notifications: std::collections::BTreeMap<String, Vec<NotificationSpec>>,
+}
+
+impl Config {
+    /// Where Gantry itself is reached: no notification may be sent there.
+    pub fn own_urls(&self) -> Vec<Url> {
+        let mut own = vec![self.public_url.clone()];
+        own.extend(Url::parse(&format!("http://{}/", self.listen)).ok());
+        own.extend(Url::parse(&format!("https://{}/", self.listen)).ok());
+        own
+    }
 }
 
 /// `[[policy_sets]]`.

@@ -104,10 +104,32 @@ pub(super) struct RawWorkspace {
     pub(super) tags: Option<Vec<String>>,
     pub(super) run_triggers: Option<Vec<String>>,
     pub(super) auto_apply_run_trigger: Option<bool>,
+    pub(super) notifications: Option<Vec<RawNotification>>,
     #[serde(default)]
     pub(super) vars: std::collections::BTreeMap<String, RawVariable>,
     #[serde(default)]
     pub(super) env: std::collections::BTreeMap<String, RawVariable>,
+}
+
+/// `[[workspaces.notifications]]`: a notification configuration.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawNotification {
+    pub(super) name: String,
+    pub(super) destination: String,
+    pub(super) url: String,
+    pub(super) token: Option<String>,
+    pub(super) triggers: Option<Vec<String>>,
+    pub(super) enabled: Option<bool>,
+}
+
+impl std::fmt::Debug for RawNotification {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawNotification")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
 }
 
 /// `key = "value"` or `key = { value = "…", sensitive = true }`.

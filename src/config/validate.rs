@@ -8,6 +8,7 @@ use url::Url;
 
 use super::raw::*;
 use super::*;
+use crate::core::notifications::{self, NotificationSpec};
 use crate::core::run_triggers;
 use crate::core::workspace::{
     RepoName, VariableCategory, VariableValue, WorkspaceName, check_branch_name,
@@ -87,6 +88,15 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             .unwrap_or_else(|| data_dir.join("tools").join("terraform")),
     };
     let policies = validate_policies(raw.policy_sets)?;
+    let own: Vec<Url> = [
+        Some(public_url.clone()),
+        Url::parse(&format!("http://{listen}/")).ok(),
+        Url::parse(&format!("https://{listen}/")).ok(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let (workspaces, notifications) = validate_workspaces(raw.workspaces, &own)?;
     Ok(Config {
         policies,
         listen,
@@ -113,7 +123,8 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
                 raw.feedback.hold_in_between_ms.unwrap_or(1000),
             ),
         },
-        workspaces: validate_workspaces(raw.workspaces)?,
+        workspaces,
+        notifications,
     })
 }
 
@@ -203,11 +214,21 @@ fn validate_runner(raw: RawRunner) -> Result<RunnerConfig, ConfigError> {
     })
 }
 
-fn validate_workspaces(raw: Vec<RawWorkspace>) -> Result<Vec<WorkspaceSpec>, ConfigError> {
+/// Every workspace's notification configurations, by workspace name.
+type Notifications = std::collections::BTreeMap<String, Vec<NotificationSpec>>;
+
+fn validate_workspaces(
+    raw: Vec<RawWorkspace>,
+    own: &[Url],
+) -> Result<(Vec<WorkspaceSpec>, Notifications), ConfigError> {
     let mut specs: Vec<WorkspaceSpec> = Vec::with_capacity(raw.len());
-    for (i, ws) in raw.into_iter().enumerate() {
+    let mut notifications = Notifications::new();
+    for (i, mut ws) in raw.into_iter().enumerate() {
         let key = |field: &str| format!("workspaces[{i}].{field}");
         let name = WorkspaceName::parse(&ws.name).map_err(|m| ConfigError::new(&key("name"), m))?;
+        let configured =
+            validate_notifications(ws.notifications.take().unwrap_or_default(), own, i)?;
+        notifications.insert(name.as_str().to_string(), configured);
         if specs.iter().any(|s| s.name == name) {
             return Err(ConfigError::new(
                 &key("name"),
@@ -285,6 +306,45 @@ fn validate_workspaces(raw: Vec<RawWorkspace>) -> Result<Vec<WorkspaceSpec>, Con
                 why,
             ));
         }
+    }
+    Ok((specs, notifications))
+}
+
+/// `[[workspaces.notifications]]` of workspace `i`: at most 20, names unique, each sendable.
+fn validate_notifications(
+    raw: Vec<RawNotification>,
+    own: &[Url],
+    i: usize,
+) -> Result<Vec<NotificationSpec>, ConfigError> {
+    let key = |n: usize, field: &str| format!("workspaces[{i}].notifications[{n}].{field}");
+    if raw.len() > notifications::MAX_PER_WORKSPACE {
+        return Err(ConfigError::new(
+            &format!("workspaces[{i}].notifications"),
+            format!("at most {} per workspace", notifications::MAX_PER_WORKSPACE),
+        ));
+    }
+    let mut specs: Vec<NotificationSpec> = Vec::new();
+    for (n, raw) in raw.into_iter().enumerate() {
+        let destination = notifications::Destination::parse(&raw.destination)
+            .map_err(|m| ConfigError::new(&key(n, "destination"), m))?;
+        let spec = NotificationSpec {
+            name: raw.name,
+            destination,
+            url: raw.url,
+            token: raw.token.unwrap_or_default(),
+            triggers: raw.triggers.unwrap_or_default(),
+            enabled: raw.enabled.unwrap_or(true),
+        };
+        if let Some((field, why)) = spec.problem(own) {
+            return Err(ConfigError::new(&key(n, field), why));
+        }
+        if specs.iter().any(|s| s.name == spec.name) {
+            return Err(ConfigError::new(
+                &key(n, "name"),
+                "is taken by another configuration",
+            ));
+        }
+        specs.push(spec);
     }
     Ok(specs)
 }

@@ -9,6 +9,7 @@ pub mod commands;
 pub mod comment;
 pub mod github_terms;
 pub mod ids;
+pub mod notifications;
 pub mod plan_options;
 pub mod policy;
 pub mod pull_request;

@@ -65,6 +65,17 @@ impl RunState {
         RunState::ForceCanceled,
     ];
 
+    /// Terraform Cloud's name for the state: Gantry's, but for two it names otherwise (what
+    /// the Terraform CLI and notification receivers know).
+    pub fn terraform_cloud_status(self) -> &'static str {
+        match self {
+            RunState::Fetching => "plan_queued",
+            // The CLI knows no force_canceled: it exits 1 for canceled.
+            RunState::ForceCanceled => "canceled",
+            other => other.as_str(),
+        }
+    }
+
     /// The name stored in the database and shown in the API.
     pub fn as_str(self) -> &'static str {
         match self {

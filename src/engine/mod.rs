@@ -5,6 +5,7 @@
 pub mod catch_up;
 pub mod dispatcher;
 mod handlers;
+pub mod notifications;
 pub mod outbox;
 pub mod run_view;
 pub mod runner;

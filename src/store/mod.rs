@@ -13,6 +13,7 @@ mod deliveries;
 mod effects;
 mod ingest_writer;
 mod installations;
+mod notifications;
 mod outbox;
 mod policy_checks;
 mod state_versions;
@@ -35,6 +36,8 @@ pub use deliveries::{
 pub use effects::{CancelScope, DeliveryEffect, SpeculativeCancel};
 pub use ingest_writer::IngestWriter;
 pub use installations::{Installation, InstallationChange};
+pub(crate) use notifications::enqueue_notifications;
+pub use notifications::{DeliveryResponse, Notice, NotificationConfiguration};
 pub use outbox::{
     AggregateTarget, Message, OutboxItem, OutboxRow, Priority, RawCheck, RawStatus, Reaction,
     Reply, ShownStatus, UNTOUCHED_DESCRIPTION, UntouchedContexts,

@@ -34,6 +34,10 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Why this server executes no run (no sandbox can be made here), if so.
     pub runner_refusal: Option<String>,
+    /// Sends verification deliveries to notification receivers.
+    pub notifier: Arc<crate::notify::Notifier>,
+    /// Where Gantry itself is reached (public URL, configured and bound addresses).
+    pub own_urls: Vec<url::Url>,
 }
 
 impl axum::extract::FromRef<Arc<AppState>> for webhook::WebhookState {

@@ -7,6 +7,7 @@
 
 mod checks;
 mod comment;
+mod notifications;
 mod policy;
 mod statuses;
 
@@ -38,6 +39,9 @@ enum SendError {
     Wait(String, Duration),
     /// GitHub refused it for good.
     Final(String),
+    /// Not now, for a reason that is no failure (an earlier notification goes first): tried
+    /// again after this long, without counting a try or holding anything else back.
+    Later(String, Duration),
 }
 
 impl From<GitHubError> for SendError {
@@ -71,6 +75,8 @@ pub struct OutboxWorker {
     public_url: Url,
     feedback: FeedbackConfig,
     metrics: Arc<Metrics>,
+    /// Notification receivers (not GitHub).
+    notifier: Arc<crate::notify::Notifier>,
 }
 
 impl OutboxWorker {
@@ -80,6 +86,7 @@ impl OutboxWorker {
         public_url: Url,
         feedback: FeedbackConfig,
         metrics: Arc<Metrics>,
+        notifier: Arc<crate::notify::Notifier>,
     ) -> Self {
         Self {
             store,
@@ -87,6 +94,7 @@ impl OutboxWorker {
             public_url,
             feedback,
             metrics,
+            notifier,
         }
     }
 
@@ -150,6 +158,7 @@ impl OutboxWorker {
             Ok(()) => "sent",
             Err(SendError::Passing(_)) if row.attempts + 1 < MAX_ATTEMPTS => "retried",
             Err(SendError::Wait(..)) => "rate_limited",
+            Err(SendError::Later(..)) => "deferred",
             Err(_) => "failed",
         };
         self.metrics
@@ -174,6 +183,10 @@ impl OutboxWorker {
                 let delay = backoff_ms(row.attempts);
                 tracing::warn!(error, delay_ms = delay, "sending failed; will retry");
                 self.store.outbox_retry(row.id, &error, delay, true).await
+            }
+            Err(SendError::Later(why, wait)) => {
+                let delay = i64::try_from(wait.as_millis()).unwrap_or(1000);
+                self.store.outbox_retry(row.id, &why, delay, false).await
             }
             Err(SendError::Wait(error, wait)) => {
                 let delay = i64::try_from(wait.as_millis()).unwrap_or(i64::MAX / 2);
@@ -223,6 +236,7 @@ impl OutboxWorker {
                     .await?;
                 Ok(())
             }
+            Message::Notification(notice) => self.send_notification(row, notice).await,
             Message::Reply(reply) => {
                 let (installation, number) = (reply.installation_id, reply.pr_number);
                 self.github

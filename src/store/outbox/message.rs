@@ -46,6 +46,8 @@ pub enum Message {
     Reaction(Reaction),
     /// A reply comment on a pull request.
     Reply(Reply),
+    /// A notification to a workspace's notification configuration (not GitHub).
+    Notification(crate::store::Notice),
 }
 
 impl Message {
@@ -61,6 +63,7 @@ impl Message {
             Message::PrComment { .. } => "pr_comment",
             Message::Reaction(_) => "reaction",
             Message::Reply(_) => "reply",
+            Message::Notification(_) => "notification",
         }
     }
 
@@ -76,6 +79,14 @@ impl Message {
             Message::PrComment { repo, pr_number } => format!("{repo}#{pr_number}"),
             Message::Reaction(r) => format!("{}/{}/{}", r.repo, r.comment_id, r.content),
             Message::Reply(r) => format!("{}#{}/{}", r.repo, r.pr_number, r.unique),
+            // The configuration first: notifications to one go in order (see
+            // `Store::earlier_notification_pending`).
+            Message::Notification(n) => {
+                format!(
+                    "{}/{}/{}/{}",
+                    n.configuration_id, n.run_id, n.trigger, n.at_ms
+                )
+            }
         }
     }
 

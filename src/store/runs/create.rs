@@ -240,6 +240,8 @@ impl NewRuns {
                 .await?;
                 record_event((&mut *c).into(), run, RunState::Pending, None, None).await?;
                 enqueue_run_feedback((&mut *c).into(), run).await?;
+                crate::store::enqueue_notifications((&mut *c).into(), run, RunState::Pending)
+                    .await?;
                 created.push(run);
             }
         });

@@ -172,6 +172,7 @@ pub(crate) async fn move_run(conn: Conn<'_>, mv: &Move<'_>) -> Result<bool, Move
         };
         record_event((&mut *c).into(), mv.run_id, mv.to, mv.detail, Some(&mv.cause)).await?;
         enqueue_run_feedback((&mut *c).into(), mv.run_id).await?;
+        crate::store::enqueue_notifications((&mut *c).into(), mv.run_id, mv.to).await?;
         if mv.to.wakes_schedulers() {
             AnnounceRuns::announce(&mut *c, workspace).await?;
         }

@@ -124,6 +124,10 @@ impl Store {
             "DELETE FROM runs WHERE workspace_id = $1".to_string(),
             "DELETE FROM workspace_variables WHERE workspace_id = $1".to_string(),
             "DELETE FROM workspace_events WHERE workspace_id = $1".to_string(),
+            "DELETE FROM notification_deliveries WHERE configuration_id IN \
+             (SELECT id FROM notification_configurations WHERE workspace_id = $1)"
+                .to_string(),
+            "DELETE FROM notification_configurations WHERE workspace_id = $1".to_string(),
             "DELETE FROM workspaces WHERE id = $1".to_string(),
         ];
         on_pool!(self, pool => {

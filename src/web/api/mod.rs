@@ -3,6 +3,7 @@
 pub mod auth;
 mod error;
 mod json_errors;
+mod notifications;
 mod runs;
 pub(crate) mod start;
 mod uploads;
@@ -79,6 +80,16 @@ pub fn router() -> Router<Arc<AppState>> {
             post(workspaces::unlock),
         )
         .route("/api/v1/workspaces/{name}/events", get(workspaces::events))
+        .route(
+            "/api/v1/workspaces/{name}/notification-configurations",
+            get(notifications::list).post(notifications::create),
+        )
+        .route(
+            "/api/v1/notification-configurations/{id}",
+            get(notifications::show)
+                .patch(notifications::update)
+                .delete(notifications::delete),
+        )
         .merge(uploads)
         .route(
             "/api/v1/{*rest}",

@@ -96,12 +96,7 @@ pub fn workspace(org: &str, w: &Workspace, role: Role, current_run: Option<i64>)
 
 /// Terraform Cloud's name for where a run is: Gantry's, but for two it names otherwise.
 pub fn run_status(state: RunState) -> &'static str {
-    match state {
-        RunState::Fetching => "plan_queued",
-        // The CLI knows no force_canceled: it exits 1 for canceled.
-        RunState::ForceCanceled => "canceled",
-        other => other.as_str(),
-    }
+    state.terraform_cloud_status()
 }
 
 /// A plan's or an apply's status: `finished`, `errored`, `canceled` and `unreachable` end

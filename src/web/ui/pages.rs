@@ -209,6 +209,8 @@ struct WorkspacePage {
     can_download: bool,
     /// Who locked and unlocked it, newest first: (action, by, detail, when).
     activity: Vec<(String, String, String, String)>,
+    /// Its notification configurations: (name, destination, status, why it failed).
+    notifications: Vec<(String, &'static str, String, String)>,
 }
 
 /// A state version in the workspace's list.
@@ -279,8 +281,28 @@ pub async fn workspace(
             .collect(),
         Err(error) => return internal(error),
     };
+    let notifications = match state.store.notification_configurations(workspace.id).await {
+        Ok(configurations) => configurations
+            .into_iter()
+            .map(|c| {
+                let status = if c.spec.enabled {
+                    c.status
+                } else {
+                    "disabled".to_string()
+                };
+                (
+                    c.spec.name,
+                    c.spec.destination.as_str(),
+                    status,
+                    c.status_detail,
+                )
+            })
+            .collect(),
+        Err(error) => return internal(error),
+    };
     render(&WorkspacePage {
         activity,
+        notifications,
         can_lock: viewer.role.allows(Role::Admin),
         can_start: viewer.role.allows(Role::Write)
             && workspace.spec.repo.is_some()

@@ -1,0 +1,101 @@
+//! A run's notification to a notification configuration: built when sent from what the
+//! trigger recorded (the run's state then, and when), in the order the triggers fired for that
+//! configuration, and its answer kept. A receiver that is down is retried with the outbox's
+//! backoff; one that refuses (4xx) is not.
+
+use std::time::Duration;
+
+use super::{OutboxWorker, SendError};
+use crate::core::notifications::RunNotice;
+use crate::core::run::RunState;
+use crate::store::{DeliveryResponse, Notice, OutboxRow};
+
+/// How long a notification waits for an earlier one to the same receiver.
+const BEHIND_AN_EARLIER_ONE: Duration = Duration::from_millis(300);
+
+fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
+
+impl OutboxWorker {
+    pub(super) async fn send_notification(
+        &self,
+        row: &OutboxRow,
+        notice: &Notice,
+    ) -> Result<(), SendError> {
+        let Some(configuration) = (self.store)
+            .notification_configuration(notice.configuration_id)
+            .await?
+        else {
+            return Ok(()); // deleted meanwhile
+        };
+        if !configuration.spec.enabled {
+            return Ok(()); // disabled meanwhile: nothing is owed
+        }
+        if (self.store)
+            .earlier_notification_pending(row.id, notice.configuration_id)
+            .await?
+        {
+            return Err(SendError::Later(
+                "an earlier notification to the same receiver goes first".into(),
+                BEHIND_AN_EARLIER_ONE,
+            ));
+        }
+        let Some(run) = self.store.run(notice.run_id).await? else {
+            return Ok(());
+        };
+        let status = RunState::parse(&notice.state)
+            .map(RunState::terraform_cloud_status)
+            .unwrap_or("unknown");
+        let ids = (
+            format!("nc-{}", configuration.id),
+            format!("run-{}", run.id),
+            format!("ws-{}", run.workspace_id),
+        );
+        let run_url = crate::engine::run_view::run_url(&self.public_url, run.id);
+        let message = if run.message.is_empty() {
+            run.summary()
+        } else {
+            run.message.clone()
+        };
+        let (created_at, updated_at) = (rfc3339(run.created_at_ms), rfc3339(notice.at_ms));
+        let run_notice = RunNotice {
+            configuration_id: &ids.0,
+            run_url: &run_url,
+            run_id: &ids.1,
+            run_message: &message,
+            run_created_at: &created_at,
+            run_created_by: &run.author,
+            workspace_id: &ids.2,
+            workspace_name: &run.workspace_name,
+            organization_name: self.notifier.organization(),
+            message: &notice.message,
+            trigger: &notice.trigger,
+            run_status: status,
+            run_updated_at: &updated_at,
+            run_updated_by: "",
+        };
+        let answer = self.notifier.send(&configuration.spec, &run_notice).await;
+        let response = DeliveryResponse {
+            trigger: notice.trigger.clone(),
+            run_id: Some(run.id),
+            status: answer.status.map(i32::from),
+            success: answer.success(),
+            detail: answer.detail.clone(),
+            at_ms: crate::store::now_ms(),
+        };
+        self.store
+            .record_notification_delivery(configuration.id, &response)
+            .await?;
+        if answer.success() {
+            Ok(())
+        } else if answer.is_final() {
+            Err(SendError::Final(answer.describe()))
+        } else {
+            Err(SendError::Passing(answer.describe()))
+        }
+    }
+}

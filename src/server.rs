@@ -165,16 +165,23 @@ pub async fn serve_on(
     // Everything Gantry tells GitHub goes through the durable outbox. Every replica sends: a
     // claimed row is leased to its sender (60 s), and one whose (kind, key) another replica is
     // sending waits for it.
-    let outbox = OutboxWorker::new(
-        store.clone(),
-        github.clone(),
-        config.public_url.clone(),
-        config.feedback,
-        metrics.clone(),
-        notifier.clone(),
-    );
+    // Notifications go out on a lane of their own: a receiver that is slow or down never
+    // holds GitHub's feedback up.
+    let outbox_worker = |notifications: bool| {
+        OutboxWorker::new(
+            store.clone(),
+            github.clone(),
+            config.public_url.clone(),
+            config.feedback,
+            metrics.clone(),
+            notifier.clone(),
+        )
+        .lane(notifications)
+    };
     if config.dispatcher.enabled {
-        tasks.spawn(outbox.run(cancel.child_token()));
+        OutboxWorker::recover_in_flight(&store).await;
+        tasks.spawn(outbox_worker(false).run(cancel.child_token()));
+        tasks.spawn(outbox_worker(true).run(cancel.child_token()));
     }
     let mut runner_refusal = None;
     if config.runner.enabled {

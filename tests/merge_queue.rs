@@ -8,7 +8,9 @@ mod common;
 use std::time::Duration;
 
 use common::github::{PullRequest, Status};
-use common::runs::{Harness, MONOREPO, REPO, ROOT_WORKSPACE, sha, slow_plan_terraform};
+use common::runs::{
+    Harness, MONOREPO, REPO, ROOT_WORKSPACE, sha, slow_plan_terraform, tarball_of_files,
+};
 use common::{fixture, wait_until};
 use gantry::core::CommitSha;
 use serde_json::Value;
@@ -29,28 +31,6 @@ fn merge_group_payload(action: &str, base: &str, head: &str) -> Vec<u8> {
     p["repository"]["default_branch"] = "main".into();
     p["installation"] = serde_json::json!({ "id": 99, "node_id": "x" });
     serde_json::to_vec(&p).unwrap()
-}
-
-/// A repository tarball at `commit` with these files at its root.
-fn tarball(commit: &str, files: &[(&str, &str)]) -> Vec<u8> {
-    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
-        Vec::new(),
-        flate2::Compression::fast(),
-    ));
-    for (path, text) in files {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(text.len() as u64);
-        header.set_mode(0o644);
-        header.set_cksum();
-        builder
-            .append_data(
-                &mut header,
-                format!("octo-org-infra-{}/{path}", &commit[..7]),
-                text.as_bytes(),
-            )
-            .unwrap();
-    }
-    builder.into_inner().unwrap().finish().unwrap()
 }
 
 /// The final (not pending) `gantry/prod` status of `head`.
@@ -80,7 +60,8 @@ async fn a_group_of_two_pull_requests_that_conflict_fails_though_each_plans_alon
         (1, &a, vec![("main.tf", VARIABLE), ("a.tf", FROM_A)]),
         (2, &b, vec![("main.tf", VARIABLE), ("b.tf", FROM_B)]),
     ] {
-        h.serve_tarball_bytes(head, tarball(head, &files)).await;
+        h.serve_tarball_bytes(head, tarball_of_files(head, &files))
+            .await;
         let changed = files[1].0;
         github.open_pull_request(REPO, number, PullRequest::open(head, &[changed]));
         h.open_pull_request(number, head, &[changed]).await;
@@ -93,7 +74,8 @@ async fn a_group_of_two_pull_requests_that_conflict_fails_though_each_plans_alon
 
     // The queue meets them in one commit: the group's check fails.
     let both = [("main.tf", VARIABLE), ("a.tf", FROM_A), ("b.tf", FROM_B)];
-    h.serve_tarball_bytes(&group, tarball(&group, &both)).await;
+    h.serve_tarball_bytes(&group, tarball_of_files(&group, &both))
+        .await;
     github.compare(REPO, &base, &group, &["a.tf", "b.tf"]);
     h.deliver(
         "merge_group",

@@ -8,7 +8,7 @@ mod common;
 use common::browser::{Browser, hidden};
 use common::fixture_path;
 use common::github::PullRequest;
-use common::runs::{Harness, REPO, sha, upload_of};
+use common::runs::{Harness, REPO, sha, tarball_of_files, upload_of};
 use common::terraform_cli::start_with_terraform_1_15;
 use gantry::core::PrNumber;
 use serde_json::json;
@@ -355,35 +355,24 @@ async fn an_override_in_a_comment_needs_an_admin_who_is_not_the_changes_author()
 /// the `guards` policy set in `policies/guards/`, with `policies.hcl` replaced by `hcl` if
 /// given.
 fn repository_with_policies(commit: &str, hcl: Option<&str>) -> Vec<u8> {
-    let top = format!("octo-org-infra-{}", &commit[..7]);
-    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
-        Vec::new(),
-        flate2::Compression::fast(),
-    ));
-    builder
-        .append_dir_all(&top, fixture_path("terraform/exposed"))
-        .unwrap();
-    let guards = fixture_path("policies/guards");
-    for file in std::fs::read_dir(&guards).unwrap() {
-        let file = file.unwrap();
-        let name = file.file_name().into_string().unwrap();
-        let mut text = std::fs::read_to_string(file.path()).unwrap();
-        if let (Some(hcl), "policies.hcl") = (hcl, name.as_str()) {
-            text = hcl.to_string();
-        }
-        let mut header = tar::Header::new_gnu();
-        header.set_size(text.len() as u64);
-        header.set_mode(0o644);
-        header.set_cksum();
-        builder
-            .append_data(
-                &mut header,
-                format!("{top}/policies/guards/{name}"),
-                text.as_bytes(),
-            )
-            .unwrap();
+    let read = |path: &str| std::fs::read_to_string(fixture_path(path)).unwrap();
+    let mut files = vec![("main.tf".to_string(), read("terraform/exposed/main.tf"))];
+    for name in [
+        "policies.hcl",
+        "no_public_ingress.rego",
+        "prefer_private.rego",
+    ] {
+        let text = match (hcl, name) {
+            (Some(hcl), "policies.hcl") => hcl.to_string(),
+            _ => read(&format!("policies/guards/{name}")),
+        };
+        files.push((format!("policies/guards/{name}"), text));
     }
-    builder.into_inner().unwrap().finish().unwrap()
+    let files: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_str()))
+        .collect();
+    tarball_of_files(commit, &files)
 }
 
 #[tokio::test]

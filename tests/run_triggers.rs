@@ -6,7 +6,7 @@
 mod common;
 
 use common::push_payload;
-use common::runs::{Harness, REPO, sha};
+use common::runs::{Harness, REPO, sha, tarball_of_files};
 use serde_json::{Value, json};
 
 /// `network` applies by itself; `prod` (auto-apply, but not for triggered runs) and `staging`
@@ -47,24 +47,9 @@ name = "staging"
 fn repository(commit: &str) -> Vec<u8> {
     let main_tf = "variable \"name\" {\n  type = string\n}\n\n\
                    output \"applied_at\" {\n  value = \"${var.name} ${timestamp()}\"\n}\n";
-    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
-        Vec::new(),
-        flate2::Compression::fast(),
-    ));
-    for dir in ["network", "prod", "staging"] {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(main_tf.len() as u64);
-        header.set_mode(0o644);
-        header.set_cksum();
-        builder
-            .append_data(
-                &mut header,
-                format!("octo-org-infra-{}/{dir}/main.tf", &commit[..7]),
-                main_tf.as_bytes(),
-            )
-            .unwrap();
-    }
-    builder.into_inner().unwrap().finish().unwrap()
+    let files = ["network", "prod", "staging"].map(|dir| (format!("{dir}/main.tf"), main_tf));
+    let files: Vec<(&str, &str)> = files.iter().map(|(p, t)| (p.as_str(), *t)).collect();
+    tarball_of_files(commit, &files)
 }
 
 /// Pushes `commit` to main changing `files`; waits until Gantry processed it.

@@ -233,6 +233,26 @@ async fn a_branch_github_does_not_have_is_a_clear_error_and_starts_nothing() {
     );
     let runs = h.api_get("/api/v1/workspaces/cli/runs").await;
     assert!(runs.as_array().unwrap().is_empty());
+    // A local-execution workspace runs Terraform on people's machines: Gantry starts nothing.
+    let local = h
+        .call(
+            "PATCH",
+            "/api/v1/workspaces/cli",
+            &h.token,
+            json!({ "branch": null, "execution_mode": "local" }),
+        )
+        .await;
+    assert_eq!(local.status, 200, "{:?}", local.body);
+    let answer = h
+        .call("POST", "/api/v1/workspaces/cli/runs", &h.token, json!({}))
+        .await;
+    assert_eq!(answer.status, 409, "{:?}", answer.body);
+    assert!(
+        answer.body["error"]
+            .as_str()
+            .unwrap()
+            .contains("local execution")
+    );
 }
 
 #[tokio::test]

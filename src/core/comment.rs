@@ -47,7 +47,7 @@ pub fn render(plans: &[WorkspacePlan], limit: usize) -> String {
                 "\n<details><summary><b>{}</b> policy check: {}</summary>\n\n{}\n</details>\n",
                 plan.workspace,
                 title,
-                truncate(summary.trim_end(), MAX_POLICY_CHARS)
+                super::status::truncate_lines(summary.trim_end(), MAX_POLICY_CHARS)
             ));
         }
     }

@@ -99,15 +99,6 @@ impl NotificationSpec {
     }
 }
 
-/// The run triggers Gantry sends (the assessment ones come with drift detection).
-pub const RUN_TRIGGERS: [&str; 6] = [
-    "run:created",
-    "run:planning",
-    "run:needs_attention",
-    "run:applying",
-    "run:completed",
-    "run:errored",
-];
 /// Triggers a configuration may name: the run ones and Terraform Cloud's assessment ones.
 pub const TRIGGERS: [&str; 9] = [
     "run:created",
@@ -273,22 +264,48 @@ pub fn url_problem(url: &str, own: &[url::Url]) -> Option<String> {
     let Some(host) = parsed.host_str() else {
         return Some("the URL has no host".into());
     };
-    let origin = |u: &url::Url| {
-        (
-            u.host_str().map(str::to_ascii_lowercase),
-            u.port_or_known_default(),
-        )
-    };
+    let port = parsed.port_or_known_default();
+    let target = Place::of(host);
     if own.iter().any(|gantry| {
-        origin(gantry)
-            == (
-                Some(host.to_ascii_lowercase()),
-                parsed.port_or_known_default(),
-            )
+        let place = gantry.host_str().map(Place::of);
+        gantry.port_or_known_default() == port && place.is_some_and(|p| p.reaches(&target))
     }) {
         return Some("the URL points at Gantry itself".into());
     }
     None
+}
+
+/// Where a host name leads, as far as telling Gantry's own address apart goes.
+#[derive(Debug, PartialEq, Eq)]
+enum Place {
+    /// `localhost`, 127.0.0.0/8, `::1`.
+    Loopback,
+    /// `0.0.0.0` or `::`: every address of the machine (what a listener bound to all has).
+    Anywhere,
+    Named(String),
+}
+
+impl Place {
+    fn of(host: &str) -> Self {
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
+        match host.parse::<std::net::IpAddr>() {
+            Ok(ip) if ip.is_loopback() => Place::Loopback,
+            Ok(ip) if ip.is_unspecified() => Place::Anywhere,
+            _ if host == "localhost" || host.ends_with(".localhost") => Place::Loopback,
+            _ => Place::Named(host),
+        }
+    }
+
+    /// Whether Gantry at `self` answers at `target` too.
+    fn reaches(&self, target: &Place) -> bool {
+        match (self, target) {
+            (Place::Anywhere | Place::Loopback, Place::Loopback | Place::Anywhere) => true,
+            (a, b) => a == b,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -384,5 +401,15 @@ mod tests {
                 .contains("http(s)")
         );
         assert!(url_problem("not a url", &own).is_some());
+        assert!(url_problem("http://localhost:8080/x", &own).is_some());
+        let everywhere = [url::Url::parse("http://0.0.0.0:8080/").unwrap()];
+        for at_gantry in [
+            "http://127.0.0.1:8080/",
+            "http://[::1]:8080/",
+            "http://localhost:8080/",
+        ] {
+            assert!(url_problem(at_gantry, &everywhere).is_some(), "{at_gantry}");
+        }
+        assert_eq!(url_problem("http://127.0.0.1:9000/", &everywhere), None);
     }
 }

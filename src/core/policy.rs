@@ -358,7 +358,7 @@ pub fn policy_view(
         check: CheckState::completed(conclusion),
         status,
         title: crate::core::status::truncate(&title, 140),
-        summary: crate::core::status::truncate(&summary, 65_535),
+        summary: crate::core::status::truncate_lines(&summary, 65_535),
     }
 }
 
@@ -394,12 +394,30 @@ pub fn sensitive_plan_values(plan: &serde_json::Value) -> Vec<String> {
             _ => {}
         }
     }
+    // A module of a state (`prior_state`): its resources' values by their sensitive marks.
+    fn module(of: &Value, found: &mut Vec<String>) {
+        for resource in of["resources"].as_array().into_iter().flatten() {
+            marked(&resource["values"], &resource["sensitive_values"], found);
+        }
+        for child in of["child_modules"].as_array().into_iter().flatten() {
+            module(child, found);
+        }
+    }
     let mut found = Vec::new();
-    let changes = plan["resource_changes"].as_array().into_iter().flatten();
+    let changes = ["resource_changes", "resource_drift"]
+        .into_iter()
+        .flat_map(|key| plan[key].as_array().into_iter().flatten());
     let outputs = plan["output_changes"].as_object().into_iter().flatten();
     for change in changes.map(|c| &c["change"]).chain(outputs.map(|(_, c)| c)) {
         marked(&change["before"], &change["before_sensitive"], &mut found);
         marked(&change["after"], &change["after_sensitive"], &mut found);
+    }
+    module(&plan["prior_state"]["values"]["root_module"], &mut found);
+    let prior_outputs = plan["prior_state"]["values"]["outputs"].as_object();
+    for output in prior_outputs.into_iter().flatten().map(|(_, o)| o) {
+        if output["sensitive"] == Value::Bool(true) {
+            leaves(&output["value"], &mut found);
+        }
     }
     let declared = plan["configuration"]["root_module"]["variables"].as_object();
     for (name, variable) in declared.into_iter().flatten() {

@@ -149,10 +149,49 @@ pub fn truncate(text: &str, max: usize) -> String {
     cut
 }
 
+/// Markdown cut to at most `max` characters at a line's end, never inside one (a cut inside a
+/// code span would let the rest of its line render as Markdown), with a last line saying so.
+pub fn truncate_lines(markdown: &str, max: usize) -> String {
+    const MORE: &str = "\n… (cut to fit; the rest is on the run's page)";
+    if markdown.chars().count() <= max {
+        return markdown.to_string();
+    }
+    let budget = max.saturating_sub(MORE.chars().count());
+    let mut kept = String::new();
+    let mut used = 0;
+    for line in markdown.lines() {
+        let cost = line.chars().count() + 1;
+        if used + cost > budget {
+            break;
+        }
+        kept.push_str(line);
+        kept.push('\n');
+        used += cost;
+    }
+    kept.push_str(MORE.trim_start_matches('\n'));
+    kept
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use CommitState::{Error, Failure, Pending, Success};
+
+    #[test]
+    fn markdown_is_cut_between_lines_never_inside_one() {
+        let text = format!("- `first`\n- `second {}`\n- `third`\n", "x".repeat(100));
+        let text = text.as_str();
+        let cut = truncate_lines(text, 60);
+        assert!(cut.starts_with("- `first`\n… (cut"), "{cut}");
+        assert!(!cut.contains("second"), "{cut}");
+        assert!(cut.chars().count() <= 60, "{cut}");
+        assert_eq!(
+            cut.matches('`').count() % 2,
+            0,
+            "every code span closed: {cut}"
+        );
+        assert_eq!(truncate_lines(text, 500), text);
+    }
 
     fn facts(state: RunState) -> RunFacts<'static> {
         RunFacts {

@@ -211,7 +211,7 @@ impl Dispatcher {
                     self.runs.signal().workspaces_changed(ids.iter().copied());
                     self.store.announce_workspaces_changed(ids).await;
                 }
-                DeliveryEffect::OverridePolicy(order) => {
+                DeliveryEffect::OverridePolicy(order, _) => {
                     if let Ok(Some(run)) = self.store.run(order.run_id).await {
                         self.runs.signal().workspace_changed(run.workspace_id);
                         (self.store)

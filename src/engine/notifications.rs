@@ -33,6 +33,7 @@ pub async fn verify(
     store
         .set_notification_verified(
             configuration.id,
+            configuration.updated_at_ms,
             verified.as_ref().map(|_| ()).map_err(String::as_str),
         )
         .await?;

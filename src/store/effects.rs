@@ -2,7 +2,8 @@
 //! that closes the delivery: both happen, or neither does.
 
 use super::{
-    Conn, InstallationChange, MoveError, NewRuns, OutboxItem, PolicyOverride, UntouchedContexts,
+    Conn, InstallationChange, Message, MoveError, NewRuns, OutboxItem, PolicyOverride, Reply,
+    UntouchedContexts,
 };
 use crate::core::{CommitSha, PrNumber};
 
@@ -18,8 +19,10 @@ pub enum DeliveryEffect {
     Outbox(OutboxItem),
     /// Workspaces a pull request does not touch, summed up by the `gantry` status only.
     Untouched(UntouchedContexts),
-    /// A run's failed policy check overridden from a pull request comment.
-    OverridePolicy(PolicyOverride),
+    /// A run's failed policy check overridden from a pull request comment, and the reply that
+    /// says so — or, when the run no longer waits by the time the delivery closes, says that
+    /// nothing was overridden.
+    OverridePolicy(PolicyOverride, Reply),
 }
 
 /// Which speculative plans to cancel, and why.
@@ -40,9 +43,19 @@ impl DeliveryEffect {
             DeliveryEffect::CancelSpeculative(cancel) => cancel.cancel_pending(conn).await?,
             DeliveryEffect::Outbox(item) => item.enqueue(conn).await?,
             DeliveryEffect::Untouched(untouched) => untouched.record(conn).await?,
-            DeliveryEffect::OverridePolicy(order) => {
+            DeliveryEffect::OverridePolicy(order, reply) => {
+                let mut conn = conn;
+                let mut reply = reply.clone();
                 // A run that stopped waiting meanwhile (discarded, say) stays as it is.
-                order.apply(conn).await?;
+                if !order.apply(conn.reborrow()).await? {
+                    reply.body = format!(
+                        "Run {} no longer waits for a policy override: nothing was overridden.",
+                        order.run_id
+                    );
+                }
+                OutboxItem::result(Message::Reply(reply))
+                    .enqueue(conn)
+                    .await?;
             }
         }
         Ok(())

@@ -29,6 +29,15 @@ pub struct NotificationConfiguration {
     pub status: String,
     /// Why verification failed.
     pub status_detail: String,
+    /// When its settings last changed: a verification counts only for the settings it sent to.
+    pub updated_at_ms: i64,
+}
+
+impl NotificationConfiguration {
+    /// Whether run notifications go to it: enabled and verified.
+    pub fn sends(&self) -> bool {
+        self.spec.enabled && self.status == "verified"
+    }
 }
 
 /// One delivery's answer.
@@ -60,7 +69,7 @@ pub struct Notice {
 type DeliveryRow = (String, Option<RunId>, Option<i32>, i32, String, i64);
 
 const SELECT: &str = "SELECT id, workspace_id, name, destination, url, token, triggers, enabled, \
-                      source, status, status_detail FROM notification_configurations";
+                      source, status, status_detail, updated_at_ms FROM notification_configurations";
 
 impl Store {
     fn configuration_from_row<R>(&self, row: &R) -> anyhow::Result<NotificationConfiguration>
@@ -94,6 +103,7 @@ impl Store {
             source: row.try_get("source")?,
             status: row.try_get("status")?,
             status_detail: row.try_get("status_detail")?,
+            updated_at_ms: row.try_get("updated_at_ms")?,
         })
     }
 
@@ -268,10 +278,12 @@ impl Store {
         Ok(())
     }
 
-    /// How its verification went: verified, or failed (and disabled) for `detail`.
+    /// How its verification went: verified, or failed (and disabled) for `detail` — unless its
+    /// settings changed since `updated_at_ms` (what was verified is no longer what it is).
     pub async fn set_notification_verified(
         &self,
         id: i64,
+        updated_at_ms: i64,
         verified: Result<(), &str>,
     ) -> anyhow::Result<()> {
         let (status, detail) = match verified {
@@ -281,11 +293,13 @@ impl Store {
         on_pool!(self, pool => {
             sqlx::query(
                 "UPDATE notification_configurations SET status = $1, status_detail = $2, \
-                 enabled = CASE WHEN $1 = 'failed' THEN 0 ELSE enabled END WHERE id = $3",
+                 enabled = CASE WHEN $1 = 'failed' THEN 0 ELSE enabled END \
+                 WHERE id = $3 AND updated_at_ms = $4",
             )
             .bind(status)
             .bind(storable(detail).as_ref())
             .bind(id)
+            .bind(updated_at_ms)
             .execute(pool)
             .await?;
         });
@@ -356,24 +370,26 @@ impl Store {
             .collect())
     }
 
-    /// Whether an earlier notification to the same configuration is still to be sent: they
-    /// go in the order their triggers fired.
-    pub async fn earlier_notification_pending(
+    /// When an earlier notification to the same configuration, still to be sent, is next
+    /// tried (none: nothing goes before this one): they go in the order their triggers fired.
+    pub async fn earlier_notification_due(
         &self,
         outbox_id: i64,
         configuration_id: i64,
-    ) -> anyhow::Result<bool> {
-        let earlier: Option<i64> = on_read_pool!(self, pool => {
+    ) -> anyhow::Result<Option<i64>> {
+        let due: Option<i64> = on_read_pool!(self, pool => {
             sqlx::query_scalar(
-                "SELECT id FROM outbox WHERE kind = 'notification' \
-                 AND state IN ('pending', 'sending') AND id < $1 AND key LIKE $2 LIMIT 1",
+                "SELECT MIN(CASE WHEN state = 'pending' THEN next_attempt_at_ms \
+                 ELSE COALESCE(lease_expires_ms, 0) END) FROM outbox \
+                 WHERE kind = 'notification' AND state IN ('pending', 'sending') \
+                 AND id < $1 AND key LIKE $2",
             )
             .bind(outbox_id)
             .bind(format!("{configuration_id}/%"))
-            .fetch_optional(pool)
+            .fetch_one(pool)
             .await?
         });
-        Ok(earlier.is_some())
+        Ok(due)
     }
 }
 
@@ -427,14 +443,22 @@ pub(crate) async fn enqueue_notifications(
     state: RunState,
 ) -> Result<(), sqlx::Error> {
     on_conn!(conn, c => {
-        let run: Option<(WorkspaceId, i32)> =
-            sqlx::query_as("SELECT workspace_id, speculative FROM runs WHERE id = $1")
-                .bind(run_id)
-                .fetch_optional(&mut *c)
-                .await?;
-        let Some((workspace_id, speculative)) = run else {
+        // Whether the run applies by itself (`RunDetail::applies_automatically`): then a plan
+        // waiting for confirmation only passes through, and needs nobody's attention.
+        let run: Option<(WorkspaceId, i32, i32)> = sqlx::query_as(
+            "SELECT r.workspace_id, r.speculative, CASE WHEN r.auto_apply = 1 \
+             OR (w.auto_apply = 1 AND r.triggered_by IS NULL) THEN 1 ELSE 0 END \
+             FROM runs r JOIN workspaces w ON w.id = r.workspace_id WHERE r.id = $1",
+        )
+        .bind(run_id)
+        .fetch_optional(&mut *c)
+        .await?;
+        let Some((workspace_id, speculative, applies_by_itself)) = run else {
             return Ok(());
         };
+        if state == RunState::Planned && applies_by_itself != 0 {
+            return Ok(());
+        }
         let Some((trigger, message)) = run_trigger(state, speculative != 0) else {
             return Ok(());
         };

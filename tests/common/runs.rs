@@ -428,6 +428,29 @@ impl Harness {
     }
 }
 
+/// A repository tarball at `commit` holding `files` (path, text), wrapped in `owner-repo-sha/`
+/// as GitHub does.
+pub fn tarball_of_files(commit: &str, files: &[(&str, &str)]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
+    for (path, text) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(text.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder
+            .append_data(
+                &mut header,
+                format!("octo-org-infra-{}/{path}", &commit[..7]),
+                text.as_bytes(),
+            )
+            .unwrap();
+    }
+    builder.into_inner().unwrap().finish().unwrap()
+}
+
 /// A gzipped tar of a fixture configuration, wrapped in `owner-repo-sha/` as GitHub does.
 pub fn tarball_of(fixture: &str, commit: &str) -> Vec<u8> {
     let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(

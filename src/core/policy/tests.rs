@@ -317,12 +317,29 @@ fn values_the_plan_marks_sensitive_are_found_for_masking() {
             "name": { "before": null, "after": "visible", "after_sensitive": false }
         },
         "variables": { "api_key": { "value": "key-abcdef" }, "region": { "value": "eu-west" } },
+        "resource_drift": [{ "change": { "before": "drift-old", "after": "drift-new",
+                                         "before_sensitive": true, "after_sensitive": false } }],
+        "prior_state": { "values": {
+            "outputs": { "dsn": { "sensitive": true, "value": "prior-dsn" } },
+            "root_module": { "child_modules": [{ "resources": [{
+                "values": { "password": "from-a-data-source", "name": "db" },
+                "sensitive_values": { "password": true }
+            }] }] }
+        } },
         "configuration": { "root_module": { "variables": {
             "api_key": { "sensitive": true }, "region": {}
         } } }
     });
     assert_eq!(
         sensitive_plan_values(&plan),
-        ["hunter2-secret", "key-abcdef", "secret-tag", "tok-123456"]
+        [
+            "drift-old",
+            "from-a-data-source",
+            "hunter2-secret",
+            "key-abcdef",
+            "prior-dsn",
+            "secret-tag",
+            "tok-123456"
+        ]
     );
 }

@@ -31,13 +31,19 @@ struct Commenting<'a> {
 impl Commenting<'_> {
     /// A reply on the pull request; `unique` tells this delivery's replies apart.
     fn reply(&self, body: String, unique: &str) -> DeliveryEffect {
-        DeliveryEffect::Outbox(OutboxItem::result(Message::Reply(Reply {
+        DeliveryEffect::Outbox(OutboxItem::result(Message::Reply(
+            self.reply_message(body, unique),
+        )))
+    }
+
+    fn reply_message(&self, body: String, unique: &str) -> Reply {
+        Reply {
             installation_id: self.installation_id,
             repo: self.repo.to_string(),
             pr_number: self.number,
             body,
             unique: format!("{}/{unique}", self.delivery_id),
-        })))
+        }
     }
 }
 
@@ -295,17 +301,22 @@ async fn command_override(
             .map_err(|e| Stop::retry("reading the workspace", e))?
             .is_some_and(|w| run.applies_automatically(&w.spec));
         tracing::info!(user, run_id = %run.id, "policy check overridden from a comment");
-        lines.push(format!(
-            "- `{}`: run {} overridden by @{user}.",
+        // Its own reply, sent only if the override happens (see the effect).
+        let said = format!(
+            "`{}`: run {} overridden by @{user}.",
             run.workspace_name, run.id
-        ));
-        effects.push(DeliveryEffect::OverridePolicy(PolicyOverride {
+        );
+        let reply = at.reply_message(said, &format!("{unique}/{}", run.id));
+        let order = PolicyOverride {
             run_id: run.id,
             by: user.clone(),
             reason: reason.to_string(),
             auto_apply,
-        }));
+        };
+        effects.push(DeliveryEffect::OverridePolicy(order, reply));
     }
-    effects.push(at.reply(lines.join("\n"), unique));
+    if !lines.is_empty() {
+        effects.push(at.reply(lines.join("\n"), unique));
+    }
     Ok(effects)
 }

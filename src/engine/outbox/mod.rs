@@ -77,6 +77,8 @@ pub struct OutboxWorker {
     metrics: Arc<Metrics>,
     /// Notification receivers (not GitHub).
     notifier: Arc<crate::notify::Notifier>,
+    /// Which rows this worker sends: None all, Some(true) notifications, Some(false) the rest.
+    lane: Option<bool>,
 }
 
 impl OutboxWorker {
@@ -95,20 +97,36 @@ impl OutboxWorker {
             feedback,
             metrics,
             notifier,
+            lane: None,
         }
     }
 
-    pub async fn run(self, cancel: CancellationToken) {
-        match self.store.reset_sending_outbox().await {
+    /// A worker for notifications only (`true`), or for everything but them (`false`): two
+    /// workers, so that a receiver that is slow or down never holds GitHub's feedback up.
+    pub fn lane(self, notifications: bool) -> Self {
+        Self {
+            lane: Some(notifications),
+            ..self
+        }
+    }
+
+    /// Rows a stop left in flight are to be sent again: called once, before any worker of this
+    /// process starts (a second call would take back rows a running worker is sending).
+    pub async fn recover_in_flight(store: &Store) {
+        match store.reset_sending_outbox().await {
             Ok(0) => {}
             Ok(n) => tracing::warn!(rows = n, "outbox rows a stop left in flight are sent again"),
             Err(error) => tracing::error!(error = format!("{error:#}"), "outbox reset failed"),
         }
+    }
+
+    pub async fn run(self, cancel: CancellationToken) {
         let hold_ms = i64::try_from(self.feedback.hold_in_between.as_millis()).unwrap_or(0);
         // When a rate limit lets the next row go: looked at then, not a poll later.
         let mut allowed_at: Option<tokio::time::Instant> = None;
         while !cancel.is_cancelled() {
-            let rows = match self.store.claim_outbox(BATCH, hold_ms).await {
+            let claimed = self.store.claim_outbox_lane(BATCH, hold_ms, self.lane);
+            let rows = match claimed.await {
                 Ok(rows) => rows,
                 Err(error) => {
                     tracing::error!(error = format!("{error:#}"), "reading the outbox failed");

@@ -35,13 +35,16 @@ impl OutboxWorker {
         if !configuration.spec.enabled {
             return Ok(()); // disabled meanwhile: nothing is owed
         }
-        if (self.store)
-            .earlier_notification_pending(row.id, notice.configuration_id)
-            .await?
-        {
+        let earlier = self
+            .store
+            .earlier_notification_due(row.id, notice.configuration_id);
+        if let Some(due) = earlier.await? {
+            // Tried again when the earlier one is: not every moment before.
+            let until_due = u64::try_from(due - crate::store::now_ms()).unwrap_or(0);
+            let wait = BEHIND_AN_EARLIER_ONE.max(Duration::from_millis(until_due));
             return Err(SendError::Later(
                 "an earlier notification to the same receiver goes first".into(),
-                BEHIND_AN_EARLIER_ONE,
+                wait,
             ));
         }
         let Some(run) = self.store.run(notice.run_id).await? else {

@@ -230,8 +230,10 @@ impl RunControl {
                 "a newer plan of this pull request exists; retry that one".into(),
             ));
         }
-        let mut retry = NewRuns::retry_of(&run, "", None);
-        retry.author = by.to_string();
+        // The retry is still the same change: its author stays (prevent_self_override holds),
+        // and who asked for it is logged.
+        tracing::info!(%run_id, by, "retry asked for");
+        let retry = NewRuns::retry_of(&run, "", None);
         self.create_run(&retry).await.map_err(|error| match error {
             ActionError::Conflict(_) => {
                 ActionError::Conflict(format!("run {run_id} has been retried already"))

@@ -60,6 +60,18 @@ impl Store {
     /// folded into one in flight. A [`Priority::Progress`] row is due only `hold_ms` after it
     /// was queued.
     pub async fn claim_outbox(&self, limit: i64, hold_ms: i64) -> anyhow::Result<Vec<OutboxRow>> {
+        self.claim_outbox_lane(limit, hold_ms, None).await
+    }
+
+    /// [`Store::claim_outbox`] of one lane: `Some(true)` notifications only, `Some(false)`
+    /// everything else (what goes to GitHub), so that a slow receiver never holds GitHub's
+    /// feedback up.
+    pub async fn claim_outbox_lane(
+        &self,
+        limit: i64,
+        hold_ms: i64,
+        notifications: Option<bool>,
+    ) -> anyhow::Result<Vec<OutboxRow>> {
         let now = now_ms();
         let rows = on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
@@ -69,6 +81,7 @@ impl Store {
                  WHERE ((state = 'pending' AND next_attempt_at_ms <= $1 \
                  AND (priority <> 1 OR created_at_ms <= $3)) \
                  OR (state = 'sending' AND lease_expires_ms <= $1)) \
+                 AND ($5 IS NULL OR (kind = 'notification') = $5) \
                  AND NOT EXISTS (SELECT 1 FROM outbox s WHERE s.kind = o.kind \
                  AND s.key = o.key AND s.state = 'sending' AND s.lease_expires_ms > $1) \
                  ORDER BY CASE WHEN created_at_ms <= $4 THEN 0 ELSE priority END, id \
@@ -78,6 +91,7 @@ impl Store {
             .bind(limit)
             .bind(now - hold_ms)
             .bind(now - STARVING_MS)
+            .bind(notifications)
             .fetch_all(&mut *tx)
             .await?;
             // Only rows still pending are taken: a row another worker claimed meanwhile is not

@@ -14,29 +14,51 @@ pub(super) async fn queue_triggered_runs(
 ) -> Result<Vec<WorkspaceId>, sqlx::Error> {
     let mut queued = Vec::new();
     on_conn!(conn, c => {
-        let source: Option<(String, i32, i32)> = sqlx::query_as(
-            "SELECT w.name, r.speculative, COALESCE(r.plan_has_changes, 0) FROM runs r \
+        let source: Option<(String, i32, i32, String)> = sqlx::query_as(
+            "SELECT w.name, r.speculative, COALESCE(r.plan_has_changes, 0), r.author FROM runs r \
              JOIN workspaces w ON w.id = r.workspace_id WHERE r.id = $1",
         )
         .bind(source_run)
         .fetch_optional(&mut *c)
         .await?;
-        let Some((source_name, speculative, has_changes)) = source else {
+        let Some((source_name, speculative, has_changes, author)) = source else {
             return Ok(queued);
         };
         // A plan only, or an apply that changed nothing, triggers nothing.
         if speculative != 0 || has_changes == 0 {
             return Ok(queued);
         }
+        // Local-execution workspaces run Terraform on people's machines: nothing to queue.
         let workspaces: Vec<(WorkspaceId, String, i32)> = sqlx::query_as(
             "SELECT id, run_triggers, auto_apply_run_trigger FROM workspaces \
-             WHERE archived = 0 AND run_triggers <> '[]' ORDER BY id",
+             WHERE archived = 0 AND run_triggers <> '[]' AND execution_mode = 'remote' \
+             ORDER BY id",
         )
         .fetch_all(&mut *c)
         .await?;
+        // The workspaces of the chain of triggers that led here: a cycle made by two
+        // changes at once (each checked alone) must not loop.
+        let mut chain = Vec::new();
+        let mut link = Some(source_run);
+        while let Some(run) = link.take() {
+            let row: Option<(WorkspaceId, Option<RunId>)> =
+                sqlx::query_as("SELECT workspace_id, triggered_by FROM runs WHERE id = $1")
+                    .bind(run)
+                    .fetch_optional(&mut *c)
+                    .await?;
+            if let Some((workspace, up)) = row {
+                chain.push(workspace);
+                // Bounded: a chain this long is a pipeline no one writes, or a loop.
+                link = up.filter(|_| chain.len() < 100);
+            }
+        }
         for (workspace_id, triggers, auto_apply) in workspaces {
             let sources: Vec<String> = serde_json::from_str(&triggers).unwrap_or_default();
             if !sources.contains(&source_name) {
+                continue;
+            }
+            if chain.contains(&workspace_id) {
+                tracing::warn!(%workspace_id, %source_run, "run trigger: a cycle; nothing queued");
                 continue;
             }
             let current: Option<(String, String, Option<i64>)> = sqlx::query_as(
@@ -66,7 +88,8 @@ pub(super) async fn queue_triggered_runs(
                 pr_number: None,
                 retry_of: Vec::new(),
                 auto_apply: auto_apply != 0,
-                author: String::new(),
+                // The change that caused it: its author may not override its checks either.
+                author: author.clone(),
                 triggered_by: Some(source_run),
                 options: crate::core::plan_options::PlanOptions::default(),
                 message: String::new(),

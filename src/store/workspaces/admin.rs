@@ -121,6 +121,8 @@ impl Store {
              AND kind IN ('run_status', 'run_check') \
              AND key IN (SELECT CAST(id AS TEXT) FROM runs WHERE workspace_id = $1)"
                 .to_string(),
+            // Runs elsewhere that this workspace's applies triggered stay, without the link.
+            format!("UPDATE runs SET triggered_by = NULL WHERE triggered_by IN {RUNS}"),
             "DELETE FROM runs WHERE workspace_id = $1".to_string(),
             "DELETE FROM workspace_variables WHERE workspace_id = $1".to_string(),
             "DELETE FROM workspace_events WHERE workspace_id = $1".to_string(),

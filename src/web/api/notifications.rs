@@ -104,13 +104,14 @@ impl NotificationBody {
     }
 }
 
-/// `GET /api/v1/workspaces/{name}/notification-configurations`
+/// `GET /api/v1/workspaces/{name}/notification-configurations` (admin)
 pub async fn list(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Json<Vec<NotificationJson>>, ApiError> {
-    caller.require(Role::Read)?;
+    // A Slack or Teams webhook's URL is its credential, and answers may quote receivers.
+    caller.require(Role::Admin)?;
     let workspace = find(&state, &name).await?;
     let configurations = state
         .store
@@ -169,13 +170,14 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(json)))
 }
 
-/// `GET /api/v1/notification-configurations/{id}`: with its last delivery answers.
+/// `GET /api/v1/notification-configurations/{id}` (admin): with its last delivery answers.
 pub async fn show(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<Json<NotificationJson>, ApiError> {
-    caller.require(Role::Read)?;
+    // A Slack or Teams webhook's URL is its credential, and answers may quote receivers.
+    caller.require(Role::Admin)?;
     let configuration = found(&state, id).await?;
     let mut json = NotificationJson::from(&configuration);
     json.delivery_responses = Some(state.store.notification_deliveries(id).await?);

@@ -92,6 +92,12 @@ pub async fn start_run(
             "workspace {name} is archived: it left the configuration file"
         )));
     }
+    if workspace.spec.execution_mode == crate::core::workspace::ExecutionMode::Local {
+        return Err(ApiError::Conflict(format!(
+            "workspace {name} uses local execution: Terraform runs on your machine and Gantry \
+             keeps its state"
+        )));
+    }
     let (options, message) = body.options()?;
     let (repo, commit_sha, installation_id, source) = match body.configuration_version {
         Some(version) => {

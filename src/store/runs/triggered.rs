@@ -101,3 +101,92 @@ pub(super) async fn queue_triggered_runs(
     });
     Ok(queued)
 }
+
+#[cfg(test)]
+mod tests {
+    use secrecy::SecretString;
+
+    use crate::core::RunId;
+    use crate::core::run::RunState;
+    use crate::core::workspace::{RepoName, WorkspaceName, WorkspaceSpec};
+    use crate::store::{Cause, Move, NewRuns, PlanCounts, Store};
+
+    /// A run of `workspace` at commit `sha`, moved to applying with a plan that has changes.
+    async fn applying_run(store: &Store, workspace: crate::core::WorkspaceId, sha: &str) -> RunId {
+        let new = NewRuns::push(
+            "o/r".into(),
+            sha.into(),
+            vec![workspace],
+            String::new(),
+            None,
+            "octocat".into(),
+        );
+        let run = store.create_runs(&new).await.unwrap()[0];
+        let plan = PlanCounts {
+            add: 1,
+            change: 0,
+            destroy: 0,
+            has_changes: true,
+            resource_changes: serde_json::json!([]),
+        };
+        store.record_plan(run, &plan).await.unwrap();
+        let path = [
+            RunState::Pending,
+            RunState::Fetching,
+            RunState::Planning,
+            RunState::Planned,
+            RunState::Confirmed,
+            RunState::Applying,
+        ];
+        for pair in path.windows(2) {
+            let mv = Move::new(run, pair[0], pair[1], Cause::Runner);
+            assert!(store.move_run(&mv).await.unwrap(), "{pair:?}");
+        }
+        run
+    }
+
+    #[tokio::test]
+    async fn an_apply_queues_the_destinations_run_and_the_source_can_still_be_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("gantry.db").display());
+        let store = Store::open(&SecretString::from(url)).await.unwrap();
+        let name = |n: &str| WorkspaceName::parse(n).unwrap();
+        let repo = RepoName::parse("o/r").unwrap();
+        let source = store
+            .create_workspace(&WorkspaceSpec::new(name("network"), repo.clone()))
+            .await
+            .unwrap();
+        let mut app = WorkspaceSpec::new(name("app"), repo);
+        app.run_triggers = vec![name("network")];
+        let destination = store.create_workspace(&app).await.unwrap();
+        // The destination's current configuration version comes from a run of its own.
+        let own = NewRuns::push(
+            "o/r".into(),
+            "a1".into(),
+            vec![destination],
+            String::new(),
+            None,
+            "octocat".into(),
+        );
+        store.create_runs(&own).await.unwrap();
+
+        let run = applying_run(&store, source, "n1").await;
+        let triggered = store.finish_apply(run, None).await.unwrap();
+        assert_eq!(triggered, [destination]);
+        let queued = store.triggered_runs(run).await.unwrap();
+        assert_eq!(queued.len(), 1);
+        let queued = store.run(queued[0].0).await.unwrap().unwrap();
+        assert_eq!(
+            queued.commit_sha.as_str(),
+            "a1",
+            "at the destination's own version"
+        );
+        assert_eq!(queued.triggered_by, Some(run));
+        assert_eq!(queued.author, "octocat", "the source change's author");
+
+        // Deleting the source keeps the triggered run, without its link.
+        assert!(store.delete_workspace(source).await.unwrap());
+        let kept = store.run(queued.id).await.unwrap().unwrap();
+        assert_eq!(kept.triggered_by, None);
+    }
+}

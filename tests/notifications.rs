@@ -331,3 +331,31 @@ async fn the_configuration_files_configurations_are_verified_at_start_and_not_ch
         )
     );
 }
+
+#[tokio::test]
+async fn a_run_that_applies_by_itself_never_asks_for_attention() {
+    let toml = ROOT_WORKSPACE.replace("[workspaces.vars]", "auto_apply = true\n[workspaces.vars]");
+    let h = Harness::start(&toml, None).await;
+    let hook = receiver(200).await;
+    let (status, made) = configure(
+        &h,
+        json!({ "name": "ops", "destination": "generic", "url": format!("{}/hook", hook.uri()),
+                "triggers": RUN_TRIGGERS }),
+    )
+    .await;
+    assert_eq!(status, 201, "{made}");
+    h.serve_tarball(&sha(1), "outputs").await;
+    let run = h.push(&sha(1)).await;
+    h.wait_for(run, "applied").await;
+    h.outbox_drained().await;
+    assert_eq!(
+        triggers(&received(&hook).await),
+        [
+            "verification",
+            "run:created",
+            "run:planning",
+            "run:applying",
+            "run:completed"
+        ]
+    );
+}

@@ -17,6 +17,7 @@ use secrecy::SecretString;
 use crate::config::{Config, ConfigError, store_setup_token};
 use crate::engine::{Dispatcher, OutboxWorker, RunControl, RunSignal, Runner};
 use crate::github::GitHub;
+use crate::notify::Notifier;
 use crate::store::Store;
 use crate::web::{self, AppState};
 use crate::webhook::{Committer, Ingest, WebhookSecrets};
@@ -39,6 +40,7 @@ pub async fn serve(config: Config, reload: Reload) -> anyhow::Result<()> {
 /// load is logged and changes nothing.
 async fn reload_on_sighup(
     store: Store,
+    notifier: Arc<Notifier>,
     reload: Reload,
     mut hangups: tokio::signal::unix::Signal,
     cancel: CancellationToken,
@@ -56,7 +58,7 @@ async fn reload_on_sighup(
                         archived = report.archived,
                         "configuration reloaded"
                     );
-                    sync_notifications(&store, &config).await;
+                    sync_notifications(&store, &config, &notifier).await;
                 }
                 Err(error) => {
                     tracing::error!(error = format!("{error:#}"), "reloading workspaces failed")
@@ -69,7 +71,7 @@ async fn reload_on_sighup(
 
 /// Stores the configuration file's notification configurations and verifies the new or changed
 /// ones (in the background: a slow receiver does not hold the start up).
-async fn sync_notifications(store: &Store, config: &Config) {
+async fn sync_notifications(store: &Store, config: &Config, notifier: &Arc<Notifier>) {
     if let Err(error) = store.sync_notifications(&config.notifications).await {
         tracing::error!(
             error = format!("{error:#}"),
@@ -77,14 +79,9 @@ async fn sync_notifications(store: &Store, config: &Config) {
         );
         return;
     }
-    match crate::notify::Notifier::new(&config.organization) {
-        Ok(notifier) => {
-            let verifying =
-                crate::engine::notifications::verify_configured(store.clone(), Arc::new(notifier));
-            tokio::spawn(verifying);
-        }
-        Err(error) => tracing::error!(%error, "no notification client"),
-    }
+    let verifying =
+        crate::engine::notifications::verify_configured(store.clone(), notifier.clone());
+    tokio::spawn(verifying);
 }
 
 /// Runs the server on an already bound listener until `shutdown` completes; with `reload`,
@@ -119,10 +116,9 @@ pub async fn serve_on(
         archived = report.archived,
         "workspaces loaded"
     );
-    sync_notifications(&store, &config).await;
-    let notifier = Arc::new(
-        crate::notify::Notifier::new(&config.organization).context("the notification client")?,
-    );
+    let notifier =
+        Arc::new(Notifier::new(&config.organization).context("the notification client")?);
+    sync_notifications(&store, &config, &notifier).await;
     // Only a server that executes runs may say its own runs were interrupted: an ingest-only
     // server must not end runs another server is executing.
     let replica = replica_id(&config.data_dir)?;
@@ -223,6 +219,7 @@ pub async fn serve_on(
             Ok(hangups) => {
                 tasks.spawn(reload_on_sighup(
                     store.clone(),
+                    notifier.clone(),
                     reload,
                     hangups,
                     cancel.child_token(),
@@ -236,10 +233,7 @@ pub async fn serve_on(
     // Where Gantry is reached, the address it is bound to included: no notification may go
     // there.
     let bound = listener.local_addr()?;
-    let mut own_urls = config.own_urls();
-    for scheme in ["http", "https"] {
-        own_urls.extend(url::Url::parse(&format!("{scheme}://{bound}/")).ok());
-    }
+    let own_urls = crate::config::own_urls(&config.public_url, &[config.listen, bound]);
     let state = Arc::new(AppState {
         own_urls,
         ingest: Arc::new(Ingest {

@@ -330,6 +330,34 @@ async fn an_override_in_a_comment_needs_an_admin_who_is_not_the_changes_author()
         "{reply}"
     );
     assert_eq!(h.run(run).await["state"], "policy_override");
+    // Through the API too: an admin token of the pusher's name (GitHub's example push is by
+    // Codertocat) is refused, with why.
+    let pusher = gantry::web::api::auth::new_token();
+    (h.gantry.store)
+        .create_api_token(
+            "Codertocat",
+            "admin",
+            &gantry::web::api::auth::token_hash(&pusher),
+        )
+        .await
+        .unwrap();
+    let refused = h
+        .call(
+            "POST",
+            &format!("/api/v1/runs/{run}/actions/override"),
+            &pusher,
+            json!({ "reason": "mine is fine" }),
+        )
+        .await;
+    assert_eq!(refused.status, 403, "{:?}", refused.body);
+    assert!(
+        refused.body["error"]
+            .as_str()
+            .unwrap()
+            .contains("does not let the author of a change override"),
+        "{:?}",
+        refused.body
+    );
 
     h.comment(7, "boss", "/gantry override -w prod accepted risk, INC-42")
         .await;

@@ -88,14 +88,16 @@ pub struct Config {
     pub notifications: std::collections::BTreeMap<String, Vec<NotificationSpec>>,
 }
 
-impl Config {
-    /// Where Gantry itself is reached: no notification may be sent there.
-    pub fn own_urls(&self) -> Vec<Url> {
-        let mut own = vec![self.public_url.clone()];
-        own.extend(Url::parse(&format!("http://{}/", self.listen)).ok());
-        own.extend(Url::parse(&format!("https://{}/", self.listen)).ok());
-        own
+/// Where Gantry itself is reached — its public URL and, over http and https, each address it
+/// listens at: no notification may be sent there.
+pub fn own_urls(public_url: &Url, listening: &[std::net::SocketAddr]) -> Vec<Url> {
+    let mut own = vec![public_url.clone()];
+    for address in listening {
+        for scheme in ["http", "https"] {
+            own.extend(Url::parse(&format!("{scheme}://{address}/")).ok());
+        }
     }
+    own
 }
 
 /// `[[policy_sets]]`.

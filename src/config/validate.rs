@@ -88,14 +88,7 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             .unwrap_or_else(|| data_dir.join("tools").join("terraform")),
     };
     let policies = validate_policies(raw.policy_sets)?;
-    let own: Vec<Url> = [
-        Some(public_url.clone()),
-        Url::parse(&format!("http://{listen}/")).ok(),
-        Url::parse(&format!("https://{listen}/")).ok(),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
+    let own = own_urls(&public_url, &[listen]);
     let (workspaces, notifications) = validate_workspaces(raw.workspaces, &own)?;
     Ok(Config {
         policies,

@@ -442,6 +442,11 @@ pub(crate) async fn enqueue_notifications(
     run_id: RunId,
     state: RunState,
 ) -> Result<(), sqlx::Error> {
+    // Most moves fire no trigger (fetching, confirmed, policy states…): no query for them, on
+    // a path every run takes many times.
+    if run_trigger(state, false).is_none() {
+        return Ok(());
+    }
     on_conn!(conn, c => {
         // Whether the run applies by itself (`RunDetail::applies_automatically`): then a plan
         // waiting for confirmation only passes through, and needs nobody's attention.

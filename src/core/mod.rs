@@ -3,6 +3,7 @@
 //! network; the engine feeds it what the store says and stores what it decides.
 
 pub mod access;
+pub mod assessments;
 pub mod catch_up;
 pub mod checks;
 pub mod commands;

@@ -81,6 +81,21 @@ impl Notifier {
         self.post(spec, &body).await
     }
 
+    /// Sends an assessment's notification as the configuration's destination takes it.
+    pub async fn send_assessment(
+        &self,
+        spec: &NotificationSpec,
+        notice: &crate::core::assessments::AssessmentNotice<'_>,
+    ) -> Answer {
+        use crate::core::assessments as payloads;
+        let body = match spec.destination {
+            Destination::Generic => payloads::generic_payload(notice),
+            Destination::Slack => payloads::slack_payload(notice),
+            Destination::MicrosoftTeams => payloads::teams_payload(notice),
+        };
+        self.post(spec, &body).await
+    }
+
     /// The delivery that checks a configuration before it is used.
     pub async fn verify(&self, spec: &NotificationSpec, configuration_id: &str) -> Answer {
         let body = match spec.destination {

@@ -8,6 +8,7 @@ mod deliveries;
 mod error;
 mod feedback;
 mod http;
+mod issues;
 mod limits;
 mod manifest;
 mod pulls;

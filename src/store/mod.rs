@@ -8,6 +8,7 @@
 // First: its `select_runs!` and `final_states!` are used by the modules after it.
 #[macro_use]
 mod runs;
+mod assessments;
 mod cipher;
 mod deliveries;
 mod effects;
@@ -29,6 +30,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 
+pub use assessments::{Assessment, Ended as AssessmentEnded};
 pub use cipher::{Cipher, Unreadable};
 pub use deliveries::{
     DeliveryOutcome, InsertOutcome, NewDelivery, PendingDelivery, StoredDelivery,

@@ -57,7 +57,11 @@ pub struct DeliveryResponse {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Notice {
     pub configuration_id: i64,
+    /// The run; for an assessment, the applied run it planned.
     pub run_id: RunId,
+    /// Set for an assessment's notification (payload version 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assessment_id: Option<i64>,
     pub trigger: String,
     pub message: String,
     /// The run's state when the trigger fired.
@@ -483,6 +487,7 @@ pub(crate) async fn enqueue_notifications(
             let notice = Notice {
                 configuration_id,
                 run_id,
+                assessment_id: None,
                 trigger: trigger.to_string(),
                 message: message.to_string(),
                 state: state.as_str().to_string(),

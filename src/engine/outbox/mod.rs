@@ -7,6 +7,7 @@
 
 mod checks;
 mod comment;
+mod drift_issue;
 mod notifications;
 mod policy;
 mod statuses;
@@ -255,6 +256,7 @@ impl OutboxWorker {
                 Ok(())
             }
             Message::Notification(notice) => self.send_notification(row, notice).await,
+            Message::DriftIssue { workspace_id } => self.send_drift_issue(*workspace_id).await,
             Message::Reply(reply) => {
                 let (installation, number) = (reply.installation_id, reply.pr_number);
                 self.github

@@ -6,9 +6,10 @@
 use std::time::Duration;
 
 use super::{OutboxWorker, SendError};
+use crate::core::assessments::AssessmentNotice;
 use crate::core::notifications::RunNotice;
 use crate::core::run::RunState;
-use crate::store::{DeliveryResponse, Notice, OutboxRow};
+use crate::store::{DeliveryResponse, Notice, NotificationConfiguration, OutboxRow};
 
 /// How long a notification waits for an earlier one to the same receiver.
 const BEHIND_AN_EARLIER_ONE: Duration = Duration::from_millis(300);
@@ -47,6 +48,11 @@ impl OutboxWorker {
                 wait,
             ));
         }
+        if let Some(assessment_id) = notice.assessment_id {
+            return self
+                .send_assessment_notification(&configuration, notice, assessment_id)
+                .await;
+        }
         let Some(run) = self.store.run(notice.run_id).await? else {
             return Ok(());
         };
@@ -82,9 +88,70 @@ impl OutboxWorker {
             run_updated_by: "",
         };
         let answer = self.notifier.send(&configuration.spec, &run_notice).await;
+        self.answered(&configuration, notice, answer).await
+    }
+
+    /// An assessment's notification: Terraform Cloud's payload version 2, with the result
+    /// before it.
+    async fn send_assessment_notification(
+        &self,
+        configuration: &NotificationConfiguration,
+        notice: &Notice,
+        assessment_id: i64,
+    ) -> Result<(), SendError> {
+        let Some(assessment) = self.store.assessment(assessment_id).await? else {
+            return Ok(());
+        };
+        let Some(outcome) = assessment.outcome() else {
+            return Ok(());
+        };
+        let Some(workspace) = self.store.workspace(assessment.workspace_id).await? else {
+            return Ok(());
+        };
+        let prior = self.store.assessment_before(assessment_id).await?;
+        let name = workspace.spec.name.as_str();
+        let ids = (
+            format!("nc-{}", configuration.id),
+            format!("asmtres-{assessment_id}"),
+            format!("ws-{}", workspace.id),
+        );
+        let configuration_url = format!(
+            "{}api/v1/notification-configurations/{}",
+            self.public_url.as_str(),
+            configuration.id
+        );
+        let result_url = self.assessment_url(name, assessment_id);
+        let created_at = rfc3339(assessment.finished_at_ms.unwrap_or(notice.at_ms));
+        let assessment_notice = AssessmentNotice {
+            configuration_id: &ids.0,
+            configuration_url: &configuration_url,
+            result_id: &ids.1,
+            result_url: &result_url,
+            workspace_id: &ids.2,
+            workspace_name: name,
+            organization_name: self.notifier.organization(),
+            trigger: &notice.trigger,
+            outcome: &outcome,
+            prior: prior.as_ref(),
+            created_at: &created_at,
+        };
+        let answer = self
+            .notifier
+            .send_assessment(&configuration.spec, &assessment_notice)
+            .await;
+        self.answered(configuration, notice, answer).await
+    }
+
+    /// Keeps a delivery's answer and says whether it is done.
+    async fn answered(
+        &self,
+        configuration: &NotificationConfiguration,
+        notice: &Notice,
+        answer: crate::notify::Answer,
+    ) -> Result<(), SendError> {
         let response = DeliveryResponse {
             trigger: notice.trigger.clone(),
-            run_id: Some(run.id),
+            run_id: Some(notice.run_id),
             status: answer.status.map(i32::from),
             success: answer.success(),
             detail: answer.detail.clone(),

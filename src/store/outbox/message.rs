@@ -48,6 +48,8 @@ pub enum Message {
     Reply(Reply),
     /// A notification to a workspace's notification configuration (not GitHub).
     Notification(crate::store::Notice),
+    /// A workspace's drift issue: opened, updated or closed to match its latest assessment.
+    DriftIssue { workspace_id: crate::core::WorkspaceId },
 }
 
 impl Message {
@@ -64,6 +66,7 @@ impl Message {
             Message::Reaction(_) => "reaction",
             Message::Reply(_) => "reply",
             Message::Notification(_) => "notification",
+            Message::DriftIssue { .. } => "drift_issue",
         }
     }
 
@@ -81,6 +84,7 @@ impl Message {
             Message::Reply(r) => format!("{}#{}/{}", r.repo, r.pr_number, r.unique),
             // The configuration first: notifications to one go in order (see
             // `Store::earlier_notification_pending`).
+            Message::DriftIssue { workspace_id } => workspace_id.to_string(),
             Message::Notification(n) => {
                 format!(
                     "{}/{}/{}/{}",

@@ -1,0 +1,69 @@
+//! A workspace's drift issue: opened, edited and closed. Called only by the outbox worker.
+
+use http::Method;
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use serde_json::json;
+use tracing::instrument;
+
+use super::{GitHub, Result};
+use crate::core::InstallationId;
+
+#[derive(Deserialize)]
+struct CreatedIssue {
+    number: i64,
+}
+
+impl GitHub {
+    /// `POST /repos/{repo}/issues`: the new issue's number.
+    #[instrument(skip(self, body))]
+    pub async fn create_issue(
+        &self,
+        installation_id: InstallationId,
+        repo: &str,
+        title: &str,
+        body: &str,
+    ) -> Result<i64> {
+        let route = format!("/repos/{repo}/issues");
+        let body = json!({ "title": title, "body": body });
+        let created: CreatedIssue = self
+            .as_installation(installation_id, Method::POST, &route, Some(&body))
+            .await?;
+        Ok(created.number)
+    }
+
+    /// `PATCH /repos/{repo}/issues/{number}`: a new text, and open it again (someone may have
+    /// closed it while the drift stayed).
+    #[instrument(skip(self, body))]
+    pub async fn update_issue(
+        &self,
+        installation_id: InstallationId,
+        repo: &str,
+        number: i64,
+        title: &str,
+        body: &str,
+    ) -> Result<()> {
+        let route = format!("/repos/{repo}/issues/{number}");
+        let body = json!({ "title": title, "body": body, "state": "open" });
+        let _: IgnoredAny = self
+            .as_installation(installation_id, Method::PATCH, &route, Some(&body))
+            .await?;
+        Ok(())
+    }
+
+    /// `PATCH /repos/{repo}/issues/{number}` to `closed`, as completed.
+    #[instrument(skip(self))]
+    pub async fn close_issue(
+        &self,
+        installation_id: InstallationId,
+        repo: &str,
+        number: i64,
+    ) -> Result<()> {
+        let route = format!("/repos/{repo}/issues/{number}");
+        let body = json!({ "state": "closed", "state_reason": "completed" });
+        let _: IgnoredAny = self
+            .as_installation(installation_id, Method::PATCH, &route, Some(&body))
+            .await?;
+        Ok(())
+    }
+}

@@ -1,8 +1,10 @@
--- Health assessments (drift detection). Per workspace: on or off, how often (seconds), and the
--- number of its open drift issue on GitHub (NULL: none open).
+-- Health assessments (drift detection). Per workspace: on or off, how often (seconds), the
+-- number of its open drift issue on GitHub (NULL: none open), and when someone asked for an
+-- assessment now (NULL: nobody is waiting for one).
 ALTER TABLE workspaces ADD COLUMN assessments INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE workspaces ADD COLUMN assessment_interval_secs BIGINT NOT NULL DEFAULT 86400;
 ALTER TABLE workspaces ADD COLUMN drift_issue BIGINT;
+ALTER TABLE workspaces ADD COLUMN assessment_requested_at_ms BIGINT;
 
 -- One refresh-only plan of a workspace's latest applied configuration. status: running,
 -- finished (findings: core::assessments::Findings as JSON), errored (error says why) or

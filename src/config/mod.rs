@@ -223,6 +223,8 @@ pub struct RunnerConfig {
     pub supervisor: PathBuf,
     /// What a stopping Gantry does with the phases under way.
     pub on_shutdown: OnShutdown,
+    /// Health assessments running at once, across all servers (0: none run here).
+    pub max_assessments: usize,
 }
 
 /// `runner.isolation`.

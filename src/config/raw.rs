@@ -104,6 +104,8 @@ pub(super) struct RawWorkspace {
     pub(super) tags: Option<Vec<String>>,
     pub(super) run_triggers: Option<Vec<String>>,
     pub(super) auto_apply_run_trigger: Option<bool>,
+    pub(super) assessments: Option<bool>,
+    pub(super) assessment_interval: Option<String>,
     pub(super) notifications: Option<Vec<RawNotification>>,
     #[serde(default)]
     pub(super) vars: std::collections::BTreeMap<String, RawVariable>,
@@ -186,6 +188,7 @@ pub(super) struct RawRunner {
     pub(super) sandbox_read_only: Option<Vec<PathBuf>>,
     pub(super) supervisor: Option<PathBuf>,
     pub(super) on_shutdown: Option<String>,
+    pub(super) max_assessments: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -204,6 +204,7 @@ fn validate_runner(raw: RawRunner) -> Result<RunnerConfig, ConfigError> {
         sandbox_read_only,
         supervisor,
         on_shutdown,
+        max_assessments: raw.max_assessments.unwrap_or(2),
     })
 }
 
@@ -278,6 +279,12 @@ fn validate_workspaces(
                 })
                 .collect::<Result<_, _>>()?,
             auto_apply_run_trigger: ws.auto_apply_run_trigger.unwrap_or(false),
+            assessments: ws.assessments.unwrap_or(false),
+            assessment_interval: match &ws.assessment_interval {
+                Some(text) => crate::core::assessments::parse_interval(text)
+                    .map_err(|m| ConfigError::new(&key("assessment_interval"), m))?,
+                None => default.assessment_interval,
+            },
             ..default
         };
         spec.triggers()

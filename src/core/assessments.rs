@@ -50,6 +50,8 @@ pub struct Schedule {
     pub last_assessed_at_ms: Option<i64>,
     /// An assessment of it is under way.
     pub assessing: bool,
+    /// Someone asked for an assessment now, at this moment (ms).
+    pub requested_at_ms: Option<i64>,
 }
 
 /// When a workspace is next assessed.
@@ -64,7 +66,8 @@ pub enum Due {
 }
 
 /// When `schedule`'s workspace is due: an interval after the later of its last apply and its
-/// last assessment, and only while its latest run ended applied (or with nothing to apply).
+/// last assessment (or at once when someone asked), and only while its latest run ended
+/// applied (or with nothing to apply).
 pub fn due(schedule: &Schedule, now_ms: i64) -> Due {
     if schedule.assessing {
         return Due::Paused("an assessment is under way");
@@ -78,6 +81,9 @@ pub fn due(schedule: &Schedule, now_ms: i64) -> Due {
         Some(state) if state.is_final() => return Due::Paused("the latest run did not apply"),
         Some(_) => return Due::Paused("a run is under way"),
         None => return Due::Paused("nothing has been applied yet"),
+    }
+    if let Some(asked) = schedule.requested_at_ms {
+        return Due::Since(asked);
     }
     let from = applied.max(schedule.last_assessed_at_ms.unwrap_or(i64::MIN));
     let at = from.saturating_add(schedule.interval.as_millis() as i64);
@@ -549,6 +555,7 @@ mod tests {
             last_applied_at_ms: Some(10 * HOUR),
             last_assessed_at_ms: None,
             assessing: false,
+            requested_at_ms: None,
         }
     }
 
@@ -566,6 +573,11 @@ mod tests {
         // A run with nothing to apply counts as healthy.
         s.latest_run = Some(RunState::PlannedAndFinished);
         assert_eq!(due(&s, 13 * HOUR), Due::Since(13 * HOUR));
+        // Asked for, it is due at once, but not past a pause.
+        s.requested_at_ms = Some(12 * HOUR + 20);
+        assert_eq!(due(&s, 12 * HOUR + 30), Due::Since(12 * HOUR + 20));
+        s.latest_run = Some(RunState::Errored);
+        assert_eq!(due(&s, 12 * HOUR + 30), Due::Paused("the latest run errored"));
     }
 
     #[test]

@@ -250,6 +250,10 @@ pub struct WorkspaceSpec {
     /// A run a trigger queued may apply by itself (else it always waits for confirmation,
     /// whatever `auto_apply` says).
     pub auto_apply_run_trigger: bool,
+    /// Health assessments (drift detection) of its applied configuration.
+    pub assessments: bool,
+    /// How often an assessment runs (at least an hour).
+    pub assessment_interval: std::time::Duration,
 }
 
 impl WorkspaceSpec {
@@ -282,6 +286,8 @@ impl WorkspaceSpec {
             variables: BTreeMap::new(),
             run_triggers: Vec::new(),
             auto_apply_run_trigger: false,
+            assessments: false,
+            assessment_interval: crate::core::assessments::DEFAULT_INTERVAL,
         }
     }
 

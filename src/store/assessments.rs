@@ -87,6 +87,7 @@ impl Store {
             Option<i64>,
             Option<i64>,
             i64,
+            Option<i64>,
         );
         let rows: Vec<ScheduleRow> = on_read_pool!(self, pool => {
             sqlx::query_as(
@@ -98,7 +99,7 @@ impl Store {
                  (SELECT MAX(a.finished_at_ms) FROM assessments a WHERE a.workspace_id = w.id \
                   AND a.status IN ('finished', 'errored')), \
                  (SELECT COUNT(*) FROM assessments a WHERE a.workspace_id = w.id \
-                  AND a.status = 'running') \
+                  AND a.status = 'running'), w.assessment_requested_at_ms \
                  FROM workspaces w WHERE w.assessments = 1 AND w.archived = 0 \
                  AND w.execution_mode = 'remote' ORDER BY w.id",
             )
@@ -108,16 +109,32 @@ impl Store {
         Ok(rows
             .into_iter()
             .map(
-                |(workspace, interval, latest, applied, assessed, running)| Schedule {
+                |(workspace, interval, latest, applied, assessed, running, asked)| Schedule {
                     workspace,
                     interval: std::time::Duration::from_secs(interval.max(0) as u64),
                     latest_run: latest.as_deref().and_then(RunState::parse),
                     last_applied_at_ms: applied,
                     last_assessed_at_ms: assessed,
                     assessing: running > 0,
+                    requested_at_ms: asked,
                 },
             )
             .collect())
+    }
+
+    /// Someone asks for an assessment of `workspace` now.
+    pub async fn request_assessment(&self, workspace: WorkspaceId) -> anyhow::Result<()> {
+        on_pool!(self, pool => {
+            sqlx::query(
+                "UPDATE workspaces SET assessment_requested_at_ms = \
+                 COALESCE(assessment_requested_at_ms, $1) WHERE id = $2",
+            )
+            .bind(now_ms())
+            .bind(workspace)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
     }
 
     /// How many assessments run now, on every server.
@@ -161,6 +178,14 @@ impl Store {
             .bind(now)
             .fetch_optional(&mut *tx)
             .await?;
+            if inserted.is_some() {
+                sqlx::query(
+                    "UPDATE workspaces SET assessment_requested_at_ms = NULL WHERE id = $1",
+                )
+                .bind(workspace)
+                .execute(&mut *tx)
+                .await?;
+            }
             tx.commit().await?;
             inserted.map(|(id,)| (id, run_id))
         });
@@ -191,6 +216,11 @@ impl Store {
     ) -> anyhow::Result<Vec<i64>> {
         self.cancel_assessments_where("workspace_id = $2", workspace.0, reason)
             .await
+    }
+
+    /// Cancels one running assessment, with why.
+    pub async fn cancel_assessment(&self, id: i64, reason: &str) -> anyhow::Result<Vec<i64>> {
+        self.cancel_assessments_where("id = $2", id, reason).await
     }
 
     /// Cancels the running assessments no server watches any more: `owner`'s (a restart of

@@ -3,6 +3,7 @@
 //! saved plan and record the new state version. Every failure ends the run with a reason in its
 //! log and its events.
 
+mod assessment;
 mod ending;
 mod fetch;
 mod policy;
@@ -31,7 +32,7 @@ const PLAN_FILE: &str = "work/plan.tfplan";
 /// Where the configuration is unpacked inside the run's directory.
 const CONFIG_DIR: &str = "work/config";
 /// The phases' logs, statuses and locks, outside what the sandbox sees.
-const PHASES_DIR: &str = "phases";
+pub(super) const PHASES_DIR: &str = "phases";
 /// Said in the log of every run on a server with `runner.isolation = "none"`.
 const UNSANDBOXED_WARNING: &str = "Gantry: WARNING: this run is not sandboxed \
     (runner.isolation = \"none\"): its Terraform can read Gantry's database, keys and environment";
@@ -104,11 +105,13 @@ pub struct Execution {
     pub state: RunState,
     /// Set when the directory holds something not yet stored (a state file): never deleted.
     pub keep_dir: bool,
+    /// Its directory: the run's own (`runs/<id>`), or an assessment's.
+    pub dir: PathBuf,
 }
 
 impl Execution {
     fn run_dir(&self) -> PathBuf {
-        self.shared.runs_dir.join(self.run.id.to_string())
+        self.dir.clone()
     }
 
     fn working_dir(&self) -> PathBuf {
@@ -524,7 +527,7 @@ impl Execution {
     }
 
     /// One of the limited Terraform slots; runs get them in the order they asked.
-    async fn slot(&self, log: &mut PhaseLog) -> Result<OwnedSemaphorePermit, Failure> {
+    async fn slot(&self, log: &mut dyn LogSink) -> Result<OwnedSemaphorePermit, Failure> {
         if let Ok(permit) = self.shared.slots.clone().try_acquire_owned() {
             return Ok(permit);
         }

@@ -4,6 +4,7 @@
 //! in a task of its own. Confirmed runs (by a person, by auto-apply, or left confirmed by a
 //! restart) are applied the same way. Terraform processes share a fixed number of slots.
 
+mod assessments;
 mod control;
 mod execute;
 mod explain;
@@ -77,6 +78,12 @@ pub struct Shared {
     policies: crate::config::PolicyConfig,
     /// Gantry's organization, as policies see it.
     organization: String,
+    /// Where assessments run, each in a directory of its own.
+    assessments_dir: PathBuf,
+    /// Assessments running at once, across all servers.
+    max_assessments: usize,
+    /// The assessments executing here, by workspace: canceled when a run of it starts.
+    assessing: std::sync::Mutex<std::collections::HashMap<WorkspaceId, CancellationToken>>,
 }
 
 impl Shared {
@@ -164,6 +171,9 @@ impl Runner {
             on_shutdown: config.runner.on_shutdown,
             policies: config.policies.clone(),
             organization: config.organization.clone(),
+            assessments_dir: absolute(config.data_dir.join("assessments")),
+            max_assessments: config.runner.max_assessments,
+            assessing: Default::default(),
         };
         Self {
             shared: Arc::new(shared),
@@ -187,6 +197,8 @@ impl Runner {
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut heartbeat = tokio::time::interval(HEARTBEAT);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut assessment_tick = tokio::time::interval(assessments::TICK);
+        assessment_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Other replicas' changes (a run confirmed there, runs created by its dispatcher).
         let heard = signal.clone();
         if let Err(error) = self
@@ -201,6 +213,7 @@ impl Runner {
             );
         }
         self.adopt(&cancel).await;
+        self.take_back_assessments().await;
         // Once per start, beside the scheduler rather than ahead of it.
         let store = self.shared.store.clone();
         tokio::spawn(async move {
@@ -239,6 +252,12 @@ impl Runner {
                 _ = signal.changed() => {}
                 _ = sweep.tick() => self.sweep(&signal).await,
                 _ = heartbeat.tick() => self.heartbeat(&signal).await,
+                _ = assessment_tick.tick() => {
+                    self.assess_due(crate::store::now_ms(), &cancel).await;
+                }
+                _ = signal.assessments_wanted() => {
+                    self.assess_due(crate::store::now_ms(), &cancel).await;
+                }
             }
         }
         let executing = self.shared.control.executing_runs();
@@ -391,7 +410,10 @@ impl Runner {
                 .store
                 .start_queued_run(id, &self.shared.owner)
                 .await?
-            && let Err(error) = self.spawn(id, Work::Plan, cancel).await
+            && let Err(error) = {
+                self.shared.cancel_assessment_of(workspace_id).await;
+                self.spawn(id, Work::Plan, cancel).await
+            }
         {
             // Started in the store but not executing: end it rather than hold the workspace.
             let reason = format!("the run could not be started: {error:#}");
@@ -468,6 +490,7 @@ impl Runner {
             stop,
             state,
             keep_dir: false,
+            dir: self.shared.runs_dir.join(run_id.to_string()),
         };
         let shared = self.shared.clone();
         let cancel = cancel.clone();

@@ -12,6 +12,8 @@ use tokio::sync::Notify;
 pub struct RunSignal {
     dirty: Mutex<HashSet<WorkspaceId>>,
     wake: Notify,
+    /// Someone asked for an assessment now.
+    assess: Notify,
 }
 
 impl RunSignal {
@@ -39,6 +41,16 @@ impl RunSignal {
         let mut ids: Vec<WorkspaceId> = dirty.drain().collect();
         ids.sort_unstable();
         ids
+    }
+
+    /// Someone asked for an assessment: the scheduler looks at once, not at its next tick.
+    pub fn assessment_requested(&self) {
+        self.assess.notify_one();
+    }
+
+    /// Completes when an assessment was asked for.
+    pub async fn assessments_wanted(&self) {
+        self.assess.notified().await;
     }
 
     /// Completes when a workspace was marked since the last `take`.

@@ -2,7 +2,7 @@
 //! workspaces are written only by the sync (see `workspaces`); the API refuses to change them
 //! before it gets here.
 
-use super::{bind_workspace_settings, put_run_triggers};
+use super::{bind_workspace_settings, put_triggers_and_assessments};
 use crate::core::WorkspaceId;
 use crate::core::workspace::{VariableCategory, VariableValue, WorkspaceSpec};
 use crate::store::{BeginWrite, Conn, Store, now_ms, on_conn, on_pool};
@@ -59,7 +59,7 @@ impl Store {
             .fetch_one(&mut *tx)
             .await
             .map_err(|e| name_taken(e, spec.name.as_str()))?;
-            put_run_triggers((&mut *tx).into(), id, spec).await?;
+            put_triggers_and_assessments((&mut *tx).into(), id, spec).await?;
             for ((category, key), value) in &spec.variables {
                 let stored = self.stored_value(value)?;
                 put_variable((&mut *tx).into(), id, *category, key, &stored, value.sensitive)
@@ -98,7 +98,7 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(|e| name_taken(e, spec.name.as_str()))?;
-            put_run_triggers((&mut *tx).into(), id, spec).await?;
+            put_triggers_and_assessments((&mut *tx).into(), id, spec).await?;
             tx.commit().await?;
         });
         Ok(())

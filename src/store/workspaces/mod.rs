@@ -238,7 +238,7 @@ impl Store {
                 .bind(serde_json::to_string(&spec.tags)?)
                 .fetch_one(&mut *tx)
                 .await?;
-                put_run_triggers((&mut *tx).into(), id, spec).await?;
+                put_triggers_and_assessments((&mut *tx).into(), id, spec).await?;
                 sqlx::query("DELETE FROM workspace_variables WHERE workspace_id = $1")
                     .bind(id)
                     .execute(&mut *tx)
@@ -303,7 +303,7 @@ impl Store {
                 "SELECT id, name, repo, branch, working_directory, trigger_patterns, auto_apply, \
                  terraform_version, speculative_enabled, plan_forks, network, source, archived, locked_by, \
                  lock_reason, execution_mode, tags, run_triggers, auto_apply_run_trigger, \
-                 locked_at_ms FROM workspaces \
+                 assessments, assessment_interval_secs, locked_at_ms FROM workspaces \
                  WHERE ($1 IS NULL OR (repo = $1 AND archived = 0)) \
                  AND ($2 IS NULL OR id = $2) AND ($3 IS NULL OR name = $3) ORDER BY name",
             )
@@ -330,6 +330,8 @@ impl Store {
                     tags: row.try_get("tags")?,
                     run_triggers: row.try_get("run_triggers")?,
                     auto_apply_run_trigger: row.try_get::<i32, _>("auto_apply_run_trigger")? != 0,
+                    assessments: row.try_get::<i32, _>("assessments")? != 0,
+                    assessment_interval_secs: row.try_get("assessment_interval_secs")?,
                     from_config: row.try_get::<String, _>("source")? == "config",
                     archived: row.try_get::<i32, _>("archived")? != 0,
                     lock: match row.try_get::<Option<String>, _>("locked_by")? {
@@ -380,6 +382,8 @@ struct WorkspaceRow {
     /// JSON list of workspace names.
     run_triggers: String,
     auto_apply_run_trigger: bool,
+    assessments: bool,
+    assessment_interval_secs: i64,
     from_config: bool,
     archived: bool,
     lock: Option<WorkspaceLock>,
@@ -441,6 +445,10 @@ impl WorkspaceRow {
                 .map(|name| WorkspaceName::parse(name).map_err(|e| corrupt("run trigger", e)))
                 .collect::<anyhow::Result<_>>()?,
             auto_apply_run_trigger: self.auto_apply_run_trigger,
+            assessments: self.assessments,
+            assessment_interval: std::time::Duration::from_secs(
+                self.assessment_interval_secs.max(0) as u64,
+            ),
         };
         Ok(Workspace {
             id: self.id,
@@ -452,8 +460,8 @@ impl WorkspaceRow {
     }
 }
 
-/// Stores a workspace's run triggers, in the caller's transaction.
-pub(super) async fn put_run_triggers(
+/// Stores a workspace's run triggers and assessment settings, in the caller's transaction.
+pub(super) async fn put_triggers_and_assessments(
     conn: Conn<'_>,
     id: WorkspaceId,
     spec: &WorkspaceSpec,
@@ -466,10 +474,13 @@ pub(super) async fn put_run_triggers(
     let names = serde_json::to_string(&names).expect("names serialize");
     on_conn!(conn, c => {
         sqlx::query(
-            "UPDATE workspaces SET run_triggers = $1, auto_apply_run_trigger = $2 WHERE id = $3",
+            "UPDATE workspaces SET run_triggers = $1, auto_apply_run_trigger = $2, \
+             assessments = $3, assessment_interval_secs = $4 WHERE id = $5",
         )
         .bind(names)
         .bind(i32::from(spec.auto_apply_run_trigger))
+        .bind(i32::from(spec.assessments))
+        .bind(spec.assessment_interval.as_secs() as i64)
         .bind(id)
         .execute(&mut *c)
         .await?;

@@ -1,6 +1,7 @@
 //! The JSON API under `/api/v1`, authenticated by bearer tokens (see `auth`).
 
 pub mod auth;
+mod assessments;
 mod error;
 mod json_errors;
 mod notifications;
@@ -80,6 +81,14 @@ pub fn router() -> Router<Arc<AppState>> {
             post(workspaces::unlock),
         )
         .route("/api/v1/workspaces/{name}/events", get(workspaces::events))
+        .route(
+            "/api/v1/workspaces/{name}/assessments",
+            get(assessments::list).post(assessments::request),
+        )
+        .route(
+            "/api/v1/workspaces/{name}/assessments/{id}",
+            get(assessments::show),
+        )
         .route(
             "/api/v1/workspaces/{name}/notification-configurations",
             get(notifications::list).post(notifications::create),

@@ -49,6 +49,9 @@ pub struct WorkspaceJson {
     pub run_triggers: Vec<String>,
     /// Whether runs a trigger queues may apply by themselves.
     pub auto_apply_run_trigger: bool,
+    /// Health assessments (drift detection) on or off, and how often (`24h`).
+    pub assessments: bool,
+    pub assessment_interval: String,
     /// `config` (the configuration file) or `api`.
     pub source: &'static str,
     pub locked_by: Option<String>,
@@ -75,6 +78,10 @@ impl From<&Workspace> for WorkspaceJson {
                 .map(|n| n.as_str().to_string())
                 .collect(),
             auto_apply_run_trigger: w.spec.auto_apply_run_trigger,
+            assessments: w.spec.assessments,
+            assessment_interval: crate::core::assessments::format_interval(
+                w.spec.assessment_interval,
+            ),
             source: if w.from_config { "config" } else { "api" },
             locked_by: w.lock.as_ref().map(|l| l.by.clone()),
             lock_reason: w.lock.as_ref().map(|l| l.reason.clone()),
@@ -112,6 +119,9 @@ pub struct WorkspaceBody {
     /// Names of source workspaces (at most 20; not itself; no cycle).
     pub run_triggers: Option<Vec<String>>,
     pub auto_apply_run_trigger: Option<bool>,
+    pub assessments: Option<bool>,
+    /// A duration such as `24h`, at least `1h`.
+    pub assessment_interval: Option<String>,
 }
 
 /// Tells "absent" (None) from "null" (Some(None)).
@@ -177,6 +187,13 @@ impl WorkspaceBody {
         }
         if let Some(auto_apply) = self.auto_apply_run_trigger {
             spec.auto_apply_run_trigger = auto_apply;
+        }
+        if let Some(on) = self.assessments {
+            spec.assessments = on;
+        }
+        if let Some(interval) = self.assessment_interval {
+            spec.assessment_interval = crate::core::assessments::parse_interval(&interval)
+                .map_err(|e| invalid("assessment_interval", e))?;
         }
         spec.triggers()
             .map_err(|e| invalid("trigger_patterns", e))?;

@@ -1,0 +1,177 @@
+//! Health assessments, scheduled beside runs: at every tick (and when someone asks for one)
+//! the due workspaces (`core::assessments`) get an assessment each, under a global cap. An
+//! assessment takes no lock and no queue slot; a run of its workspace that starts cancels it.
+//! At start, those a stopped Gantry left are canceled (they run again) and their Terraform
+//! stopped.
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::execute::Execution;
+use super::{Runner, Shared};
+use crate::core::WorkspaceId;
+use crate::core::assessments::pick_due;
+use crate::core::run::RunState;
+use crate::executor::terraform::Stop;
+
+/// How often the scheduler looks for due workspaces (an interval is at least an hour).
+pub const TICK: Duration = Duration::from_secs(60);
+
+impl Shared {
+    /// A run of `workspace` starts: its assessment, if one runs, stops (here at once; on
+    /// another server at its next heartbeat).
+    pub(super) async fn cancel_assessment_of(&self, workspace: WorkspaceId) {
+        let reason = "canceled: a run of the workspace started";
+        match self.store.cancel_assessments(workspace, reason).await {
+            Ok(ids) if !ids.is_empty() => {
+                tracing::info!(%workspace, ?ids, "assessment canceled by a run");
+            }
+            Ok(_) => {}
+            Err(error) => tracing::error!(error = format!("{error:#}"), "canceling failed"),
+        }
+        let assessing = self.assessing.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(stop) = assessing.get(&workspace) {
+            stop.cancel();
+        }
+    }
+}
+
+impl Runner {
+    /// Starts the assessments due at `now_ms`, as many as the cap leaves room for.
+    pub(super) async fn assess_due(&self, now_ms: i64, cancel: &CancellationToken) {
+        if self.shared.max_assessments == 0 || self.shared.isolation.is_err() {
+            return;
+        }
+        if let Err(error) = self.try_assess_due(now_ms, cancel).await {
+            tracing::error!(error = format!("{error:#}"), "scheduling assessments failed");
+        }
+    }
+
+    async fn try_assess_due(&self, now_ms: i64, cancel: &CancellationToken) -> anyhow::Result<()> {
+        let store = &self.shared.store;
+        let running = store.assessments_running().await?;
+        let free = self.shared.max_assessments.saturating_sub(running);
+        if free == 0 {
+            return Ok(());
+        }
+        let schedules = store.assessment_schedules().await?;
+        for workspace_id in pick_due(&schedules, now_ms, free) {
+            let Some((id, run_id)) = store
+                .start_assessment(workspace_id, &self.shared.owner)
+                .await?
+            else {
+                continue; // another server started one, or nothing applied after all
+            };
+            if let Err(error) = self.spawn_assessment(id, workspace_id, run_id, cancel).await {
+                let reason = format!("the assessment could not be started: {error:#}");
+                store
+                    .finish_assessment(
+                        id,
+                        &crate::core::assessments::Outcome::Errored(reason),
+                        "",
+                    )
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn spawn_assessment(
+        &self,
+        id: i64,
+        workspace_id: WorkspaceId,
+        run_id: crate::core::RunId,
+        cancel: &CancellationToken,
+    ) -> anyhow::Result<()> {
+        let store = &self.shared.store;
+        let run = store
+            .run(run_id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("run {run_id} vanished"))?;
+        let workspace = store
+            .workspace(workspace_id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("workspace {workspace_id} vanished"))?;
+        // The workspace's variables as they are now (credentials may have been rotated since
+        // the apply).
+        let variables = workspace
+            .spec
+            .variables
+            .iter()
+            .map(|((category, key), value)| {
+                (
+                    category.as_str().to_string(),
+                    key.clone(),
+                    value.value.clone(),
+                    value.sensitive,
+                )
+            })
+            .collect();
+        let stop = Stop {
+            cancel: cancel.child_token(),
+            force: CancellationToken::new(),
+        };
+        self.shared
+            .assessing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(workspace_id, stop.cancel.clone());
+        let execution = Execution {
+            shared: self.shared.clone(),
+            run,
+            workspace,
+            variables,
+            stop,
+            state: RunState::Applied,
+            keep_dir: false,
+            dir: self.shared.assessments_dir.join(id.to_string()),
+        };
+        let shared = self.shared.clone();
+        let span = tracing::info_span!("assessment", assessment = id, %workspace_id);
+        self.tasks.spawn(tracing::Instrument::instrument(
+            async move {
+                tracing::info!("assessment started");
+                execution.assess(id).await;
+                shared
+                    .assessing
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&workspace_id);
+            },
+            span,
+        ));
+        Ok(())
+    }
+
+    /// At start: assessments this server (or, on a shared database, a server that stopped
+    /// heartbeating) left running are canceled, to run again, and whatever Terraform they left
+    /// under a supervisor is stopped; their directories go.
+    pub(super) async fn take_back_assessments(&self) {
+        let stale = super::stale_before(&self.shared.store).min(crate::store::now_ms());
+        match self
+            .shared
+            .store
+            .cancel_abandoned_assessments(&self.shared.owner, stale)
+            .await
+        {
+            Ok(ids) if !ids.is_empty() => {
+                tracing::warn!(?ids, "assessments a stop interrupted: they run again");
+            }
+            Ok(_) => {}
+            Err(error) => tracing::error!(error = format!("{error:#}"), "taking back failed"),
+        }
+        let Ok(mut entries) = tokio::fs::read_dir(&self.shared.assessments_dir).await else {
+            return;
+        };
+        while let Ok(Some(entry)) = entries.next_entry().await {
+            crate::executor::supervisor::stop_running_phases(
+                &entry.path().join(super::execute::PHASES_DIR),
+                true,
+                crate::executor::terraform::CANCEL_GRACE,
+            )
+            .await;
+            let _ = tokio::fs::remove_dir_all(entry.path()).await;
+        }
+    }
+}

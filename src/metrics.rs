@@ -142,6 +142,33 @@ impl Metrics {
             "Outbox rows not yet sent to GitHub",
             backlog,
         );
+        let latest = store.latest_assessments().await?;
+        let drifted = Gauge::<i64>::default();
+        drifted.set(latest.iter().filter(|a| a.is_drifted()).count() as i64);
+        scraped.register(
+            "workspaces_drifted",
+            "Workspaces whose latest health assessment found drift",
+            drifted,
+        );
+        let failing = Gauge::<i64>::default();
+        failing.set(
+            latest
+                .iter()
+                .filter(|a| a.status == "finished" && !a.findings.failed_checks.is_empty())
+                .count() as i64,
+        );
+        scraped.register(
+            "workspaces_checks_failed",
+            "Workspaces whose latest health assessment found failing checks",
+            failing,
+        );
+        let errored = Gauge::<i64>::default();
+        errored.set(latest.iter().filter(|a| a.status == "errored").count() as i64);
+        scraped.register(
+            "workspaces_assessment_errored",
+            "Workspaces whose latest health assessment errored",
+            errored,
+        );
         let mut more = String::new();
         encode(&mut more, &scraped)?;
         Ok(format!("{text}\n{more}"))

@@ -577,7 +577,10 @@ mod tests {
         s.requested_at_ms = Some(12 * HOUR + 20);
         assert_eq!(due(&s, 12 * HOUR + 30), Due::Since(12 * HOUR + 20));
         s.latest_run = Some(RunState::Errored);
-        assert_eq!(due(&s, 12 * HOUR + 30), Due::Paused("the latest run errored"));
+        assert_eq!(
+            due(&s, 12 * HOUR + 30),
+            Due::Paused("the latest run errored")
+        );
     }
 
     #[test]

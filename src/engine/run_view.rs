@@ -18,7 +18,10 @@ pub fn run_url(public_url: &Url, run_id: RunId) -> String {
 
 /// An assessment's page in the UI.
 pub fn assessment_url(public_url: &Url, workspace: &str, id: i64) -> String {
-    format!("{}workspaces/{workspace}/assessments/{id}", public_url.as_str())
+    format!(
+        "{}workspaces/{workspace}/assessments/{id}",
+        public_url.as_str()
+    )
 }
 
 /// A run as every place shows it.

@@ -7,7 +7,10 @@ use crate::core::assessments::{issue_body, issue_title};
 use crate::core::{InstallationId, WorkspaceId};
 
 impl OutboxWorker {
-    pub(super) async fn send_drift_issue(&self, workspace_id: WorkspaceId) -> Result<(), SendError> {
+    pub(super) async fn send_drift_issue(
+        &self,
+        workspace_id: WorkspaceId,
+    ) -> Result<(), SendError> {
         let Some(workspace) = self.store.workspace(workspace_id).await? else {
             return Ok(());
         };
@@ -38,7 +41,13 @@ impl OutboxWorker {
                 let link = self.assessment_url(name, latest.id);
                 let body = issue_body(name, &latest.findings, &link);
                 self.github
-                    .update_issue(installation, repo.as_str(), number, &issue_title(name), &body)
+                    .update_issue(
+                        installation,
+                        repo.as_str(),
+                        number,
+                        &issue_title(name),
+                        &body,
+                    )
                     .await?;
             }
             None => {

@@ -44,7 +44,10 @@ impl Runner {
             return;
         }
         if let Err(error) = self.try_assess_due(now_ms, cancel).await {
-            tracing::error!(error = format!("{error:#}"), "scheduling assessments failed");
+            tracing::error!(
+                error = format!("{error:#}"),
+                "scheduling assessments failed"
+            );
         }
     }
 
@@ -63,14 +66,13 @@ impl Runner {
             else {
                 continue; // another server started one, or nothing applied after all
             };
-            if let Err(error) = self.spawn_assessment(id, workspace_id, run_id, cancel).await {
+            if let Err(error) = self
+                .spawn_assessment(id, workspace_id, run_id, cancel)
+                .await
+            {
                 let reason = format!("the assessment could not be started: {error:#}");
                 store
-                    .finish_assessment(
-                        id,
-                        &crate::core::assessments::Outcome::Errored(reason),
-                        "",
-                    )
+                    .finish_assessment(id, &crate::core::assessments::Outcome::Errored(reason), "")
                     .await?;
             }
         }

@@ -49,7 +49,9 @@ pub enum Message {
     /// A notification to a workspace's notification configuration (not GitHub).
     Notification(crate::store::Notice),
     /// A workspace's drift issue: opened, updated or closed to match its latest assessment.
-    DriftIssue { workspace_id: crate::core::WorkspaceId },
+    DriftIssue {
+        workspace_id: crate::core::WorkspaceId,
+    },
 }
 
 impl Message {

@@ -1,7 +1,7 @@
 //! The JSON API under `/api/v1`, authenticated by bearer tokens (see `auth`).
 
-pub mod auth;
 mod assessments;
+pub mod auth;
 mod error;
 mod json_errors;
 mod notifications;

@@ -480,7 +480,7 @@ fn limit_errors(operation: &str, body: &Value) -> Vec<String> {
                 chars(&body["description"])
             ));
         }
-        "issues/create-comment" | "issues/update-comment"
+        "issues/create-comment" | "issues/update-comment" | "issues/create" | "issues/update"
             if chars(&body["body"]) > MAX_COMMENT_BODY =>
         {
             errors.push(format!(

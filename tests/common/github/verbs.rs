@@ -168,6 +168,11 @@ impl FakeGitHub {
         self.world().comments(repo, issue)
     }
 
+    /// The issues (not pull requests) of `repo`, in the order opened.
+    pub fn issues(&self, repo: &str) -> Vec<super::world::Issue> {
+        self.world().issues(repo)
+    }
+
     /// (comment id, reaction) in the order made.
     pub fn reactions(&self) -> Vec<(i64, String)> {
         self.world().reactions()

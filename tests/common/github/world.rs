@@ -100,6 +100,19 @@ pub struct Comment {
     pub edits: usize,
 }
 
+/// An issue (not a pull request) as GitHub keeps it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Issue {
+    pub repo: String,
+    pub number: u64,
+    pub title: String,
+    pub body: String,
+    /// `open` or `closed`.
+    pub state: String,
+    /// Times it was changed after it was opened.
+    pub edits: usize,
+}
+
 /// A commit status as GitHub keeps it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Status {
@@ -224,6 +237,7 @@ pub struct World {
     repos: BTreeMap<String, Repo>,
     check_runs: Vec<CheckRun>,
     comments: Vec<Comment>,
+    issues: Vec<Issue>,
     reactions: Vec<(i64, String)>,
     deliveries: Vec<HookDelivery>,
     redeliveries: Vec<i64>,
@@ -264,6 +278,7 @@ impl Default for World {
             repos: BTreeMap::new(),
             check_runs: Vec::new(),
             comments: Vec::new(),
+            issues: Vec::new(),
             reactions: Vec::new(),
             deliveries: Vec::new(),
             redeliveries: Vec::new(),
@@ -504,6 +519,14 @@ impl World {
             .collect()
     }
 
+    pub fn issues(&self, repo: &str) -> Vec<Issue> {
+        self.issues
+            .iter()
+            .filter(|i| i.repo == repo)
+            .cloned()
+            .collect()
+    }
+
     pub fn reactions(&self) -> Vec<(i64, String)> {
         self.reactions.clone()
     }
@@ -662,6 +685,47 @@ impl World {
             "checks/create" => self.create_check_run(call),
             "checks/update" => self.update_check_run(call),
             "issues/create-comment" => self.create_comment(call),
+            "issues/create" => {
+                let repo = call.repo();
+                if !self.repos.contains_key(&repo) {
+                    return not_found();
+                }
+                // Issues and pull requests share their numbers; the tests' pull requests
+                // stay below 1000.
+                let number = 1000 + self.issues.iter().filter(|i| i.repo == repo).count() as u64;
+                let issue = Issue {
+                    repo,
+                    number,
+                    title: call.text("title"),
+                    body: call.body["body"].as_str().unwrap_or_default().to_owned(),
+                    state: "open".to_owned(),
+                    edits: 0,
+                };
+                let json = issue_json(&issue);
+                self.issues.push(issue);
+                answer(201, json)
+            }
+            "issues/update" => {
+                let (repo, number) = (call.repo(), call.number("issue_number") as u64);
+                let Some(issue) = self
+                    .issues
+                    .iter_mut()
+                    .find(|i| i.repo == repo && i.number == number)
+                else {
+                    return not_found();
+                };
+                if let Some(title) = call.body["title"].as_str() {
+                    issue.title = title.to_owned();
+                }
+                if let Some(body) = call.body["body"].as_str() {
+                    issue.body = body.to_owned();
+                }
+                if let Some(state) = call.body["state"].as_str() {
+                    issue.state = state.to_owned();
+                }
+                issue.edits += 1;
+                answer(200, issue_json(issue))
+            }
             "issues/list-comments" => {
                 let (repo, issue) = (call.repo(), call.number("issue_number") as u64);
                 let listed: Vec<Value> = self
@@ -1056,4 +1120,10 @@ fn page(call: &Call, items: &[Value]) -> ResponseTemplate {
         );
     }
     template
+}
+
+fn issue_json(issue: &Issue) -> Value {
+    json!({ "id": issue.number * 7, "number": issue.number, "title": issue.title,
+            "body": issue.body, "state": issue.state,
+            "html_url": format!("https://github.com/{}/issues/{}", issue.repo, issue.number) })
 }

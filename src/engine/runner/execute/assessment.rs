@@ -44,8 +44,8 @@ impl Execution {
             Err(Failure::Canceled(_) | Failure::ForceCanceled(_)) => None,
             Err(failure) => {
                 let text = log.join("\n");
-                let reason = first_error_line(&text)
-                    .unwrap_or_else(|| failure.reason().to_string());
+                let reason =
+                    first_error_line(&text).unwrap_or_else(|| failure.reason().to_string());
                 Some(Outcome::Errored(mask(&reason, &self.sensitive_values())))
             }
         };
@@ -53,12 +53,12 @@ impl Execution {
         let recorded = match &outcome {
             Some(outcome) => {
                 let text = kept_log(&log);
-                store.finish_assessment(id, outcome, &text).await.map(|e| e.is_some())
+                store
+                    .finish_assessment(id, outcome, &text)
+                    .await
+                    .map(|e| e.is_some())
             }
-            None => store
-                .cancel_assessment(id, "canceled")
-                .await
-                .map(|_| false),
+            None => store.cancel_assessment(id, "canceled").await.map(|_| false),
         };
         match recorded {
             Ok(true) => tracing::info!(assessment = id, "assessment finished"),
@@ -95,7 +95,12 @@ impl Execution {
             terraform.init(log, &self.stop).await?;
             let refresh_only = ["-refresh-only".to_string()];
             terraform
-                .plan(&self.run_dir().join(PLAN_FILE), &refresh_only, log, &self.stop)
+                .plan(
+                    &self.run_dir().join(PLAN_FILE),
+                    &refresh_only,
+                    log,
+                    &self.stop,
+                )
                 .await?
         };
         let findings = read_plan(&summary.json)

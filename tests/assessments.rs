@@ -387,3 +387,47 @@ async fn assessments_come_due_by_the_clock_and_pause_while_the_latest_run_errore
         "{answer}"
     );
 }
+
+#[tokio::test]
+async fn people_see_health_badges_the_drift_page_and_assess_now_from_the_ui() {
+    use common::browser::{Browser, hidden};
+    let objects = Objects::default();
+    let h = applied(&objects).await;
+    objects.set("b", "moved on");
+    let mut browser = Browser::new(&h.gantry.url);
+    let (status, _) = browser.sign_in(&h.token).await;
+    assert_eq!(status, reqwest::StatusCode::SEE_OTHER);
+    let (_, page, _) = browser.get("/workspaces/prod").await;
+    assert!(page.contains("Not assessed yet."), "{page}");
+    let csrf = hidden(&page, "csrf");
+    let (status, location) = browser
+        .post("/workspaces/prod/assessments", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(status, reqwest::StatusCode::SEE_OTHER);
+    assert_eq!(location.as_deref(), Some("/workspaces/prod#health"));
+    let id = wait_until(Duration::from_secs(120), || async {
+        let list = h.api_get("/api/v1/workspaces/prod/assessments").await;
+        (list[0]["status"] == "finished").then(|| list[0]["id"].as_i64().unwrap())
+    })
+    .await
+    .expect("the assessment ended");
+
+    let (_, list, _) = browser.get("/").await;
+    assert!(list.contains("Drifted: 1 of 2 resources"), "{list}");
+    let (_, page, _) = browser.get("/workspaces/prod").await;
+    assert!(page.contains("Drifted: 1 of 2 resources"), "{page}");
+    assert!(
+        page.contains(&format!("/workspaces/prod/assessments/{id}")),
+        "{page}"
+    );
+    let (status, drift, _) = browser
+        .get(&format!("/workspaces/prod/assessments/{id}"))
+        .await;
+    assert_eq!(status, 200);
+    assert!(drift.contains("<code>drift_object.b</code>"), "{drift}");
+    assert!(drift.contains("<code>content</code>"), "{drift}");
+    assert!(drift.contains("refresh-only plan"), "{drift}");
+    // Another workspace's number, or none: not found.
+    let (status, _, _) = browser.get("/workspaces/prod/assessments/999").await;
+    assert_eq!(status, 404);
+}

@@ -287,6 +287,44 @@ impl RunControl {
         Ok(unlocked)
     }
 
+    /// Asks for a health assessment of `workspace` now: it starts as soon as a place under
+    /// the cap is free. Refused, with why, when the workspace cannot be assessed now
+    /// (assessments off, nothing applied, its latest run errored or under way, one running).
+    pub async fn request_assessment(&self, workspace: &str, by: &str) -> Result<(), ActionError> {
+        let found = self
+            .store
+            .workspace_named(workspace)
+            .await?
+            .filter(|w| !w.archived)
+            .ok_or_else(|| ActionError::NotFound(format!("workspace {workspace}")))?;
+        if !found.spec.assessments {
+            return Err(ActionError::Conflict(format!(
+                "assessments are off for workspace {workspace} (assessments = true turns them on)"
+            )));
+        }
+        let schedules = self.store.assessment_schedules().await?;
+        let schedule = schedules
+            .into_iter()
+            .find(|s| s.workspace == found.id)
+            .ok_or_else(|| {
+                ActionError::Conflict(format!(
+                    "workspace {workspace} cannot be assessed: Gantry does not run its Terraform"
+                ))
+            })?;
+        let now = crate::store::now_ms();
+        if let crate::core::assessments::Due::Paused(why) =
+            crate::core::assessments::due(&schedule, now)
+        {
+            return Err(ActionError::Conflict(format!(
+                "workspace {workspace} cannot be assessed now: {why}"
+            )));
+        }
+        self.store.request_assessment(found.id).await?;
+        self.signal.assessment_requested();
+        tracing::info!(%workspace, %by, "assessment asked for");
+        Ok(())
+    }
+
     /// Registers a run that starts executing here; `None` if it already is.
     pub(super) fn register(&self, run_id: RunId) -> Option<Stop> {
         let mut executing = self.executing.lock().unwrap_or_else(|e| e.into_inner());

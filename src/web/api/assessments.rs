@@ -14,7 +14,7 @@ use super::auth::Caller;
 use super::error::ApiError;
 use super::workspace_admin::find;
 use crate::core::access::Role;
-use crate::core::assessments::{DriftedResource, Due, FailedCheck, due};
+use crate::core::assessments::{DriftedResource, FailedCheck};
 use crate::store::Assessment;
 use crate::web::AppState;
 
@@ -107,28 +107,6 @@ pub async fn request(
     Path(name): Path<String>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     caller.require(Role::Write)?;
-    let workspace = find(&state, &name).await?;
-    if !workspace.spec.assessments {
-        return Err(ApiError::Conflict(format!(
-            "assessments are off for workspace {name} (assessments = true turns them on)"
-        )));
-    }
-    let schedules = state.store.assessment_schedules().await?;
-    let schedule = schedules
-        .into_iter()
-        .find(|s| s.workspace == workspace.id)
-        .ok_or_else(|| {
-            ApiError::Conflict(format!(
-                "workspace {name} cannot be assessed: Gantry does not run its Terraform"
-            ))
-        })?;
-    if let Due::Paused(why) = due(&schedule, crate::store::now_ms()) {
-        return Err(ApiError::Conflict(format!(
-            "workspace {name} cannot be assessed now: {why}"
-        )));
-    }
-    state.store.request_assessment(workspace.id).await?;
-    state.runs.signal().assessment_requested();
-    tracing::info!(workspace = %name, by = %caller.name, "assessment asked for");
+    state.runs.request_assessment(&name, &caller.name).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "status": "requested" }))))
 }

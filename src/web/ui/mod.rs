@@ -1,6 +1,7 @@
 //! The web UI: server-rendered pages (askama) with a little JavaScript for live logs, behind a
 //! sign-in with an API token.
 
+pub mod health;
 pub mod pages;
 pub mod session;
 pub mod stream;
@@ -50,6 +51,11 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/sign-out", post(session::sign_out))
         .route("/workspaces/{name}", get(pages::workspace))
         .route("/workspaces/{name}/runs", post(pages::start_run))
+        .route("/workspaces/{name}/assessments", post(health::assess_now))
+        .route(
+            "/workspaces/{name}/assessments/{id}",
+            get(health::assessment),
+        )
         .route("/workspaces/{name}/{action}", post(pages::workspace_action))
         .route(
             "/workspaces/{name}/state-versions/{id}/download",

@@ -22,7 +22,7 @@ use crate::store::{RunDetail, Workspace};
 use crate::web::AppState;
 use crate::web::github_app::{error_page, render};
 
-fn internal(error: anyhow::Error) -> Response {
+pub(super) fn internal(error: anyhow::Error) -> Response {
     tracing::error!(error = format!("{error:#}"), "page failed");
     error_page(
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -31,7 +31,7 @@ fn internal(error: anyhow::Error) -> Response {
     )
 }
 
-fn not_found(what: &str) -> Response {
+pub(super) fn not_found(what: &str) -> Response {
     error_page(
         StatusCode::NOT_FOUND,
         "Not found",
@@ -129,6 +129,8 @@ struct WorkspaceRow {
     current: Option<RunItem>,
     queued: usize,
     lock: Option<String>,
+    /// Its latest health assessment's badge.
+    health: Option<super::health::HealthBadge>,
 }
 
 #[derive(Template)]
@@ -144,6 +146,7 @@ struct WorkspacesPage {
 pub async fn workspaces(State(state): State<Arc<AppState>>, viewer: Viewer) -> Response {
     let result: anyhow::Result<Vec<WorkspaceRow>> = async {
         let mut rows = Vec::new();
+        let latest = state.store.latest_assessments().await?;
         for workspace in state.store.workspaces().await? {
             if workspace.archived {
                 continue;
@@ -166,6 +169,10 @@ pub async fn workspaces(State(state): State<Arc<AppState>>, viewer: Viewer) -> R
                 current: current.map(run_item),
                 queued: runs.iter().filter(|r| r.state == RunState::Pending).count(),
                 lock: lock_text(&workspace),
+                health: latest
+                    .iter()
+                    .find(|a| a.workspace_id == workspace.id)
+                    .map(|a| super::health::badge(workspace.spec.name.as_str(), a)),
             });
         }
         Ok(rows)
@@ -211,6 +218,14 @@ struct WorkspacePage {
     activity: Vec<(String, String, String, String)>,
     /// Its notification configurations: (name, destination, status, why it failed).
     notifications: Vec<(String, &'static str, String, String)>,
+    /// Health assessments: on or off, how often, the latest one's badge, the recent ones, the
+    /// open drift issue on GitHub, and whether the viewer may ask for one now.
+    assessments_on: bool,
+    assessment_interval: String,
+    health: Option<super::health::HealthBadge>,
+    assessments: Vec<super::health::AssessmentItem>,
+    drift_issue: Option<String>,
+    can_assess: bool,
 }
 
 /// A state version in the workspace's list.
@@ -302,7 +317,31 @@ pub async fn workspace(
             .collect(),
         Err(error) => return internal(error),
     };
+    let recent = match state.store.assessments(workspace.id, 10).await {
+        Ok(recent) => recent,
+        Err(error) => return internal(error),
+    };
+    let drift_issue = match state.store.drift_issue(workspace.id).await {
+        Ok(number) => number.and_then(|n| {
+            let repo = workspace.spec.repo.as_ref()?;
+            Some(format!("https://github.com/{}/issues/{n}", repo.as_str()))
+        }),
+        Err(error) => return internal(error),
+    };
+    let name = workspace.spec.name.as_str();
     render(&WorkspacePage {
+        assessments_on: workspace.spec.assessments,
+        assessment_interval: crate::core::assessments::format_interval(
+            workspace.spec.assessment_interval,
+        ),
+        health: (recent.iter())
+            .find(|a| a.outcome().is_some())
+            .map(|a| super::health::badge(name, a)),
+        assessments: recent.iter().map(super::health::item).collect(),
+        drift_issue,
+        can_assess: viewer.role.allows(Role::Write)
+            && workspace.spec.assessments
+            && !workspace.archived,
         activity,
         notifications,
         can_lock: viewer.role.allows(Role::Admin),

@@ -431,3 +431,53 @@ async fn people_see_health_badges_the_drift_page_and_assess_now_from_the_ui() {
     let (status, _, _) = browser.get("/workspaces/prod/assessments/999").await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn an_assessment_a_restart_interrupts_runs_again_after_it() {
+    let objects = Objects::default();
+    let mut h = applied(&objects).await;
+    let reads_before = objects.reads.load(std::sync::atomic::Ordering::SeqCst);
+    objects
+        .slow
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let (status, answer) = h
+        .api_post("/api/v1/workspaces/prod/assessments", json!({}))
+        .await;
+    assert_eq!(status, 202, "{answer}");
+    wait_until(Duration::from_secs(60), || async {
+        (objects.reads.load(std::sync::atomic::Ordering::SeqCst) > reads_before).then_some(())
+    })
+    .await
+    .expect("the assessment is refreshing");
+    let first = h.api_get("/api/v1/workspaces/prod/assessments").await[0].clone();
+
+    // Gantry stops mid-assessment: its Terraform is stopped with it (the stop would wait for
+    // it otherwise), and the assessment is no result.
+    h.gantry.restart_with(|_| {}).await;
+    let interrupted = h
+        .api_get(&format!(
+            "/api/v1/workspaces/prod/assessments/{}",
+            first["id"]
+        ))
+        .await;
+    assert_eq!(interrupted["status"], "canceled", "{interrupted}");
+    assert!(
+        interrupted["error"]
+            .as_str()
+            .unwrap()
+            .contains("runs again"),
+        "{interrupted}"
+    );
+    // The restarted Gantry runs it again, and it finishes.
+    objects
+        .slow
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let again = wait_until(Duration::from_secs(120), || async {
+        let list = h.api_get("/api/v1/workspaces/prod/assessments").await;
+        (list[0]["id"].as_i64() > first["id"].as_i64() && list[0]["status"] == "finished")
+            .then(|| list[0].clone())
+    })
+    .await
+    .expect("the assessment ran again");
+    assert_eq!(again["drifted"], false, "{again}");
+}

@@ -43,6 +43,16 @@ impl Assessment {
     }
 }
 
+/// Which running assessments a stop interrupted.
+enum Interrupted<'a> {
+    One(i64),
+    /// A server's own (after its restart), and any nobody has heartbeated lately.
+    Abandoned {
+        owner: &'a str,
+        stale_before_ms: i64,
+    },
+}
+
 /// What an assessment's end changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ended {
@@ -218,32 +228,69 @@ impl Store {
             .await
     }
 
-    /// Cancels one running assessment, with why.
-    pub async fn cancel_assessment(&self, id: i64, reason: &str) -> anyhow::Result<Vec<i64>> {
-        self.cancel_assessments_where("id = $2", id, reason).await
-    }
-
     /// Cancels the running assessments no server watches any more: `owner`'s (a restart of
-    /// it) and any whose heartbeat stopped before `stale_before_ms`. They do not count as
-    /// assessments, so the scheduler starts them again.
+    /// it) and any whose heartbeat stopped before `stale_before_ms`. See
+    /// [`Self::interrupt_assessment`].
     pub async fn cancel_abandoned_assessments(
         &self,
         owner: &str,
         stale_before_ms: i64,
     ) -> anyhow::Result<Vec<i64>> {
-        let ids: Vec<(i64,)> = on_pool!(self, pool => {
-            sqlx::query_as(
-                "UPDATE assessments SET status = 'canceled', finished_at_ms = $1, \
-                 error = 'Gantry stopped while it ran; it runs again' \
-                 WHERE status = 'running' AND (owner = $2 OR heartbeat_at_ms < $3) RETURNING id",
-            )
-            .bind(now_ms())
-            .bind(owner)
-            .bind(stale_before_ms)
-            .fetch_all(pool)
-            .await?
+        self.interrupt_assessments(Interrupted::Abandoned {
+            owner,
+            stale_before_ms,
+        })
+        .await
+    }
+
+    /// Gantry stopped while assessment `id` ran: it does not count as an assessment, and its
+    /// workspace is asked for one again, so that it runs again as soon as it may.
+    pub async fn interrupt_assessment(&self, id: i64) -> anyhow::Result<Vec<i64>> {
+        self.interrupt_assessments(Interrupted::One(id)).await
+    }
+
+    async fn interrupt_assessments(&self, which: Interrupted<'_>) -> anyhow::Result<Vec<i64>> {
+        const SET: &str = "UPDATE assessments SET status = 'canceled', finished_at_ms = $1, \
+                           error = 'Gantry stopped while it ran; it runs again' \
+                           WHERE status = 'running' AND ";
+        let now = now_ms();
+        let rows: Vec<(i64, i64)> = on_pool!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            let rows: Vec<(i64, i64)> = match which {
+                Interrupted::One(id) => {
+                    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                        "{SET} id = $2 RETURNING id, workspace_id"
+                    )))
+                    .bind(now)
+                    .bind(id)
+                    .fetch_all(&mut *tx)
+                    .await?
+                }
+                Interrupted::Abandoned { owner, stale_before_ms } => {
+                    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                        "{SET} (owner = $2 OR heartbeat_at_ms < $3) RETURNING id, workspace_id"
+                    )))
+                    .bind(now)
+                    .bind(owner)
+                    .bind(stale_before_ms)
+                    .fetch_all(&mut *tx)
+                    .await?
+                }
+            };
+            for (_, workspace) in &rows {
+                sqlx::query(
+                    "UPDATE workspaces SET assessment_requested_at_ms = \
+                     COALESCE(assessment_requested_at_ms, $1) WHERE id = $2",
+                )
+                .bind(now)
+                .bind(workspace)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            rows
         });
-        Ok(ids.into_iter().map(|(id,)| id).collect())
+        Ok(rows.into_iter().map(|(id, _)| id).collect())
     }
 
     async fn cancel_assessments_where(

@@ -110,9 +110,12 @@ impl Runner {
                 )
             })
             .collect();
+        // An assessment has nothing to save (its state is a private copy): stopped, its
+        // Terraform is killed at once rather than given time to finish.
+        let stopped = cancel.child_token();
         let stop = Stop {
-            cancel: cancel.child_token(),
-            force: CancellationToken::new(),
+            cancel: stopped.clone(),
+            force: stopped,
         };
         self.shared
             .assessing

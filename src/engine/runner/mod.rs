@@ -295,6 +295,14 @@ impl Runner {
             return; // one server per database: nobody else's runs to take over
         }
         let stale_before = stale_before(store);
+        // Another server's assessments it stopped watching: they run again (here or there).
+        match store.cancel_abandoned_assessments("", stale_before).await {
+            Ok(ids) if !ids.is_empty() => {
+                tracing::warn!(?ids, "assessments of a server that stopped: they run again");
+            }
+            Ok(_) => {}
+            Err(error) => tracing::error!(error = format!("{error:#}"), "takeover failed"),
+        }
         let terraform_gone_before =
             stale_before - (self.shared.phase_timeout + SUPERVISOR_MARGIN).as_millis() as i64;
         let owner = &self.shared.owner;

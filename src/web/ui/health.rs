@@ -32,14 +32,21 @@ pub fn badge(workspace: &str, latest: &Assessment) -> HealthBadge {
     let (text, class) = match latest.status.as_str() {
         "errored" => ("Assessment errored".to_string(), "state-bad"),
         _ if f.is_drifted() => (
-            format!("Drifted: {} of {} resources", f.drifted.len(), f.resources_total),
+            format!(
+                "Drifted: {} of {} resources",
+                f.drifted.len(),
+                f.resources_total
+            ),
             "state-bad",
         ),
         _ if !f.failed_checks.is_empty() => (
             format!("{} check(s) failing", f.failed_checks.len()),
             "state-wait",
         ),
-        _ => (format!("Healthy: {} resources", f.resources_total), "state-ok"),
+        _ => (
+            format!("Healthy: {} resources", f.resources_total),
+            "state-ok",
+        ),
     };
     HealthBadge {
         text,

@@ -58,7 +58,9 @@ impl Execution {
                     .await
                     .map(|e| e.is_some())
             }
-            None => store.cancel_assessment(id, "canceled").await.map(|_| false),
+            // Canceled by a run of the workspace (already so in the store), or by Gantry
+            // stopping: then it runs again after the restart.
+            None => store.interrupt_assessment(id).await.map(|_| false),
         };
         match recorded {
             Ok(true) => tracing::info!(assessment = id, "assessment finished"),

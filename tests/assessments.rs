@@ -348,6 +348,16 @@ async fn assessments_come_due_by_the_clock_and_pause_while_the_latest_run_errore
     let objects = Objects::default();
     let h = applied(&objects).await;
     let store = &h.gantry.store;
+    // Terraform Cloud's API says so too.
+    let tfe = h
+        .call(
+            "GET",
+            "/api/v2/organizations/gantry/workspaces/prod",
+            &h.token,
+            Value::Null,
+        )
+        .await;
+    assert_eq!(tfe.body["data"]["attributes"]["assessments-enabled"], true, "{}", tfe.body);
     let schedules = store.assessment_schedules().await.unwrap();
     let applied_at = schedules[0].last_applied_at_ms.unwrap();
     let hour = 3_600_000;

@@ -571,3 +571,25 @@ fn run_triggers_name_other_workspaces_of_the_file_without_a_cycle() {
         "workspaces[0].run_triggers"
     );
 }
+
+#[test]
+fn assessments_are_off_by_default_and_their_interval_is_an_hour_or_more() {
+    let ws = |extra: &str| format!("[[workspaces]]\nname = \"app\"\nrepo = \"o/r\"\n{extra}\n");
+    let config = load_str(&ws(""), &[]).unwrap();
+    assert!(!config.workspaces[0].assessments);
+    assert_eq!(
+        config.workspaces[0].assessment_interval,
+        std::time::Duration::from_secs(24 * 3600)
+    );
+    assert_eq!(config.runner.max_assessments, 2);
+    let on = load_str(&ws("assessments = true\nassessment_interval = \"6h\""), &[]).unwrap();
+    assert!(on.workspaces[0].assessments);
+    assert_eq!(
+        on.workspaces[0].assessment_interval,
+        std::time::Duration::from_secs(6 * 3600)
+    );
+    for bad in ["\"30m\"", "\"often\""] {
+        let error = load_str(&ws(&format!("assessment_interval = {bad}")), &[]).unwrap_err();
+        assert_eq!(error.key, "workspaces[0].assessment_interval", "{bad}");
+    }
+}

@@ -63,6 +63,7 @@ pub fn workspace(org: &str, w: &Workspace, role: Role, current_run: Option<i64>)
             "locked-reason": w.lock.as_ref().map(|l| l.reason.as_str()),
             "working-directory": spec.working_directory,
             "speculative-enabled": spec.speculative_enabled,
+            "assessments-enabled": spec.assessments,
             "structured-run-output-enabled": false,
             "tag-names": spec.tags,
             "vcs-repo": vcs_repo,

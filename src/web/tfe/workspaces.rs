@@ -122,6 +122,8 @@ pub struct WorkspaceAttributes {
     execution_mode: Option<String>,
     auto_apply: Option<bool>,
     working_directory: Option<String>,
+    /// Health assessments (Terraform Cloud's attribute).
+    assessments_enabled: Option<bool>,
 }
 
 impl WorkspaceAttributes {
@@ -143,6 +145,9 @@ impl WorkspaceAttributes {
         }
         if let Some(auto_apply) = self.auto_apply {
             spec.auto_apply = auto_apply;
+        }
+        if let Some(on) = self.assessments_enabled {
+            spec.assessments = on;
         }
         if let Some(dir) = self.working_directory {
             spec.working_directory = crate::core::workspace::normalize_working_directory(&dir)

@@ -26,6 +26,8 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 struct Objects {
     held: Arc<Mutex<HashMap<String, String>>>,
     slow: Arc<std::sync::atomic::AtomicBool>,
+    /// While set, reads fail (500): the provider errors.
+    broken: Arc<std::sync::atomic::AtomicBool>,
     reads: Arc<std::sync::atomic::AtomicUsize>,
 }
 
@@ -49,6 +51,9 @@ async fn object_server(objects: Objects) -> String {
         o.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         while o.slow.load(std::sync::atomic::Ordering::SeqCst) {
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if o.broken.load(std::sync::atomic::Ordering::SeqCst) {
+            return (StatusCode::INTERNAL_SERVER_ERROR, "down".into());
         }
         match o.get(&name) {
             Some(content) => (StatusCode::OK, content),
@@ -490,4 +495,67 @@ async fn an_assessment_a_restart_interrupts_runs_again_after_it() {
     .await
     .expect("the assessment ran again");
     assert_eq!(again["drifted"], false, "{again}");
+}
+
+#[tokio::test]
+async fn an_open_drift_issue_whose_number_was_lost_is_taken_up_not_opened_twice() {
+    let objects = Objects::default();
+    let h = applied(&objects).await;
+    // Opened by a send that stopped before Gantry kept its number.
+    let number = h
+        .gantry
+        .github
+        .open_issue(REPO, &gantry::core::assessments::issue_title("prod"));
+    objects.set("a", "changed by hand");
+    let drifted = assess(&h).await;
+    assert_eq!(drifted["drifted"], true, "{drifted}");
+    h.outbox_drained().await;
+    let issues = h.gantry.github.issues(REPO);
+    assert_eq!(issues.len(), 1, "{issues:?}");
+    assert_eq!((issues[0].number, issues[0].edits), (number, 1));
+    assert!(issues[0].body.contains("drift_object.a"), "{}", issues[0].body);
+    // And it is closed as Gantry's own when the drift is gone.
+    objects.set("a", "hello");
+    assess(&h).await;
+    h.outbox_drained().await;
+    assert_eq!(h.gantry.github.issues(REPO)[0].state, "closed");
+}
+
+#[tokio::test]
+async fn an_assessment_that_errors_says_why_and_notifies_once() {
+    let objects = Objects::default();
+    let h = applied(&objects).await;
+    let hook = receiver().await;
+    let (status, made) = h
+        .api_post(
+            "/api/v1/workspaces/prod/notification-configurations",
+            json!({ "name": "ops", "destination": "generic",
+                    "url": format!("{}/hook", hook.uri()),
+                    "triggers": ["assessment:failed"] }),
+        )
+        .await;
+    assert_eq!(status, 201, "{made}");
+    objects.broken.store(true, std::sync::atomic::Ordering::SeqCst);
+    let errored = assess(&h).await;
+    assert_eq!(errored["status"], "errored", "{errored}");
+    assert!(
+        errored["error"].as_str().unwrap().contains("GET failed"),
+        "Terraform's own reason: {errored}"
+    );
+    let again = assess(&h).await;
+    assert_eq!(again["status"], "errored", "{again}");
+    h.outbox_drained().await;
+    let sent = triggers(&hook).await;
+    let names: Vec<&str> = sent.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(names, ["verification", "assessment:failed"], "the same error twice: once");
+    let result = &sent[1].1["details"]["new_assessment_result"];
+    assert_eq!(result["succeeded"], false);
+    assert!(result["error_msg"].as_str().unwrap().contains("GET failed"));
+    // An error says nothing of drift: no issue.
+    assert!(h.gantry.github.issues(REPO).is_empty());
+    let metrics = h.gantry.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("gantry_workspaces_assessment_errored 1"),
+        "{metrics}"
+    );
 }

@@ -331,26 +331,28 @@ pub enum Outcome {
     Errored(String),
 }
 
-/// The notification triggers a new outcome fires, given the one before it (None: the first
-/// assessment). Only news fires: the same drift, the same failing checks or the same error as
-/// last time send nothing.
-pub fn triggers(prior: Option<&Outcome>, new: &Outcome) -> Vec<&'static str> {
+/// The notification triggers a new outcome fires. `prior` is the assessment that ended before
+/// it (with a result or an error), `prior_found` the last one with a result (None: none yet).
+/// Only news fires: drift or failing checks the same as the last result's (an error in between
+/// changes nothing), or the same error as last time, send nothing.
+pub fn triggers(
+    prior: Option<&Outcome>,
+    prior_found: Option<&Findings>,
+    new: &Outcome,
+) -> Vec<&'static str> {
     match new {
         Outcome::Errored(reason) => match prior {
             Some(Outcome::Errored(before)) if before == reason => Vec::new(),
             _ => vec!["assessment:failed"],
         },
         Outcome::Found(findings) => {
-            let before = match prior {
-                Some(Outcome::Found(before)) => Some(before),
-                _ => None,
-            };
             let mut fired = Vec::new();
-            if findings.is_drifted() && before.map(|b| &b.drifted) != Some(&findings.drifted) {
+            if findings.is_drifted() && prior_found.map(|b| &b.drifted) != Some(&findings.drifted)
+            {
                 fired.push("assessment:drifted");
             }
             if !findings.failed_checks.is_empty()
-                && before.map(|b| &b.failed_checks) != Some(&findings.failed_checks)
+                && prior_found.map(|b| &b.failed_checks) != Some(&findings.failed_checks)
             {
                 fired.push("assessment:check_failure");
             }
@@ -359,22 +361,19 @@ pub fn triggers(prior: Option<&Outcome>, new: &Outcome) -> Vec<&'static str> {
     }
 }
 
-/// What the workspace's drift issue on GitHub should be after `new`, given the drift before.
+/// What the workspace's drift issue on GitHub should be after `new`, given the last result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IssueChange {
     /// Open one (first drift) or change its text (the drift changed).
     Show,
-    /// Close it: no drift now.
+    /// Close it: the drift is gone.
     Close,
-    /// Leave it as it is (same drift, no drift before or now, or the assessment errored).
+    /// Leave it as it is (the same drift, still none, or the assessment errored).
     Keep,
 }
 
-pub fn issue_change(prior: Option<&Outcome>, new: &Outcome) -> IssueChange {
-    let drift_before = match prior {
-        Some(Outcome::Found(f)) => Some(&f.drifted),
-        _ => None,
-    };
+pub fn issue_change(prior_found: Option<&Findings>, new: &Outcome) -> IssueChange {
+    let drift_before = prior_found.filter(|f| f.is_drifted()).map(|f| &f.drifted);
     match new {
         Outcome::Errored(_) => IssueChange::Keep,
         Outcome::Found(f) if f.is_drifted() => {
@@ -384,7 +383,30 @@ pub fn issue_change(prior: Option<&Outcome>, new: &Outcome) -> IssueChange {
                 IssueChange::Show
             }
         }
-        Outcome::Found(_) => IssueChange::Close,
+        Outcome::Found(_) if drift_before.is_some() => IssueChange::Close,
+        Outcome::Found(_) => IssueChange::Keep,
+    }
+}
+
+/// `findings` with every text masked (`mask` hides the workspace's sensitive values): check
+/// messages quote what the configuration interpolated, which may be a secret.
+pub fn masked(findings: Findings, mask: impl Fn(&str) -> String) -> Findings {
+    Findings {
+        drifted: (findings.drifted.into_iter())
+            .map(|d| DriftedResource {
+                address: mask(&d.address),
+                actions: d.actions,
+                attributes: d.attributes.iter().map(|a| mask(a)).collect(),
+            })
+            .collect(),
+        failed_checks: (findings.failed_checks.into_iter())
+            .map(|c| FailedCheck {
+                address: mask(&c.address),
+                status: c.status,
+                messages: c.messages.iter().map(|m| mask(m)).collect(),
+            })
+            .collect(),
+        ..findings
     }
 }
 
@@ -673,27 +695,43 @@ mod tests {
 
     #[test]
     fn only_news_fires_a_notification_or_touches_the_issue() {
-        let drifted = Outcome::Found(read_plan(PLAN).unwrap());
+        let found = read_plan(PLAN).unwrap();
+        let drifted = Outcome::Found(found.clone());
         let clean = Outcome::Found(Findings::default());
+        let none = Findings::default();
         let errored = Outcome::Errored("no credentials".into());
         assert_eq!(
-            triggers(None, &drifted),
+            triggers(None, None, &drifted),
             vec!["assessment:drifted", "assessment:check_failure"]
         );
-        assert!(triggers(Some(&drifted), &drifted).is_empty());
-        assert!(triggers(Some(&drifted), &clean).is_empty());
-        assert_eq!(triggers(Some(&clean), &errored), vec!["assessment:failed"]);
-        assert!(triggers(Some(&errored), &errored).is_empty());
+        assert!(triggers(Some(&drifted), Some(&found), &drifted).is_empty());
+        assert!(triggers(Some(&drifted), Some(&found), &clean).is_empty());
+        assert_eq!(
+            triggers(Some(&clean), Some(&none), &errored),
+            vec!["assessment:failed"]
+        );
+        assert!(triggers(Some(&errored), Some(&none), &errored).is_empty());
+        // An error in between: the same drift as the last result is no news.
+        assert!(triggers(Some(&errored), Some(&found), &drifted).is_empty());
         assert_eq!(issue_change(None, &drifted), IssueChange::Show);
-        assert_eq!(issue_change(Some(&drifted), &drifted), IssueChange::Keep);
-        assert_eq!(issue_change(Some(&drifted), &errored), IssueChange::Keep);
-        assert_eq!(issue_change(Some(&drifted), &clean), IssueChange::Close);
-        let mut other = read_plan(PLAN).unwrap();
+        assert_eq!(issue_change(Some(&found), &drifted), IssueChange::Keep);
+        assert_eq!(issue_change(Some(&found), &errored), IssueChange::Keep);
+        assert_eq!(issue_change(Some(&found), &clean), IssueChange::Close);
+        assert_eq!(issue_change(Some(&none), &clean), IssueChange::Keep);
+        assert_eq!(issue_change(None, &clean), IssueChange::Keep);
+        let mut other = found.clone();
         other.drifted[0].actions = vec!["delete".into()];
         assert_eq!(
-            issue_change(Some(&drifted), &Outcome::Found(other)),
+            issue_change(Some(&found), &Outcome::Found(other)),
             IssueChange::Show
         );
+    }
+
+    #[test]
+    fn every_text_of_the_findings_is_masked() {
+        let found = masked(read_plan(PLAN).unwrap(), |t| t.replace("hello", "***"));
+        assert_eq!(found.failed_checks[0].messages, vec!["a no longer says ***"]);
+        assert_eq!(found.failed_checks[0].address, "check.***");
     }
 
     #[test]

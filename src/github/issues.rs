@@ -14,6 +14,15 @@ struct CreatedIssue {
     number: i64,
 }
 
+#[derive(Deserialize)]
+struct ListedIssue {
+    number: i64,
+    title: String,
+    /// Set on pull requests, which GitHub lists with issues.
+    #[serde(default)]
+    pull_request: Option<IgnoredAny>,
+}
+
 impl GitHub {
     /// `POST /repos/{repo}/issues`: the new issue's number.
     #[instrument(skip(self, body))]
@@ -30,6 +39,33 @@ impl GitHub {
             .as_installation(installation_id, Method::POST, &route, Some(&body))
             .await?;
         Ok(created.number)
+    }
+
+    /// The number of an open issue (not a pull request) titled `title`, if there is one
+    /// (`GET /repos/{repo}/issues?state=open`, up to 1,000 of them).
+    #[instrument(skip(self))]
+    pub async fn find_open_issue(
+        &self,
+        installation_id: InstallationId,
+        repo: &str,
+        title: &str,
+    ) -> Result<Option<i64>> {
+        for page in 1..=10 {
+            let route = format!("/repos/{repo}/issues?state=open&per_page=100&page={page}");
+            let issues: Vec<ListedIssue> = self
+                .as_installation(installation_id, Method::GET, &route, None)
+                .await?;
+            if let Some(found) = issues
+                .iter()
+                .find(|i| i.pull_request.is_none() && i.title == title)
+            {
+                return Ok(Some(found.number));
+            }
+            if issues.len() < 100 {
+                break;
+            }
+        }
+        Ok(None)
     }
 
     /// `PATCH /repos/{repo}/issues/{number}`: a new text, and open it again (someone may have

@@ -157,24 +157,45 @@ impl Store {
         Ok(count as usize)
     }
 
-    /// Starts an assessment of `workspace`'s latest applied run, unless one is running or
-    /// nothing was applied: (assessment id, the run it plans).
+    /// Starts an assessment of `workspace`'s latest run, unless that run did not end applied
+    /// (or with nothing to apply), one is running, or `cap` run on every server already:
+    /// (assessment id, the run whose configuration it plans).
     pub async fn start_assessment(
         &self,
         workspace: WorkspaceId,
         owner: &str,
+        cap: usize,
     ) -> anyhow::Result<Option<(i64, RunId)>> {
         let now = now_ms();
+        let shared = self.is_shared();
         let started: Option<(i64, i64)> = on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
-            let applied: Option<(i64,)> = sqlx::query_as(
-                "SELECT id FROM runs WHERE workspace_id = $1 AND speculative = 0 \
-                 AND state = 'applied' ORDER BY id DESC LIMIT 1",
+            if shared {
+                // Replicas start assessments one at a time, so the cap holds across them
+                // (SQLite has one writer anyway).
+                sqlx::query("SELECT pg_advisory_xact_lock(724011)")
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let (running,): (i64,) =
+                sqlx::query_as("SELECT COUNT(*) FROM assessments WHERE status = 'running'")
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if running as usize >= cap {
+                return Ok(None);
+            }
+            // Decided again here, in the transaction: a run may have started since the
+            // scheduler looked.
+            let latest: Option<(i64, String)> = sqlx::query_as(
+                "SELECT id, state FROM runs WHERE workspace_id = $1 AND speculative = 0 \
+                 ORDER BY id DESC LIMIT 1",
             )
             .bind(workspace)
             .fetch_optional(&mut *tx)
             .await?;
-            let Some((run_id,)) = applied else {
+            let Some((run_id, _)) =
+                latest.filter(|(_, state)| state == "applied" || state == "planned_and_finished")
+            else {
                 return Ok(None);
             };
             // The unique index on running assessments keeps a second one out.
@@ -206,6 +227,19 @@ impl Store {
     /// run of its workspace started and canceled it).
     pub async fn assessment_alive(&self, id: i64) -> anyhow::Result<bool> {
         let changed = on_pool!(self, pool => {
+            // A run that started on another server meanwhile cancels it here.
+            sqlx::query(
+                "UPDATE assessments SET status = 'canceled', finished_at_ms = $1, \
+                 error = 'canceled: a run of the workspace started' \
+                 WHERE id = $2 AND status = 'running' AND EXISTS (SELECT 1 FROM runs r \
+                 WHERE r.workspace_id = assessments.workspace_id AND r.speculative = 0 \
+                 AND r.state IN ('fetching', 'planning', 'policy_checking', 'policy_checked', \
+                 'policy_override', 'planned', 'confirmed', 'applying'))",
+            )
+            .bind(now_ms())
+            .bind(id)
+            .execute(pool)
+            .await?;
             sqlx::query(
                 "UPDATE assessments SET heartbeat_at_ms = $1 WHERE id = $2 AND status = 'running'",
             )
@@ -218,14 +252,32 @@ impl Store {
         Ok(changed > 0)
     }
 
-    /// Cancels `workspace`'s running assessment (a run of it starts), with why.
+    /// Cancels `workspace`'s running assessment (a run of it starts), with why; one asked for
+    /// is forgotten too (the run changes what it would have found).
     pub async fn cancel_assessments(
         &self,
         workspace: WorkspaceId,
         reason: &str,
     ) -> anyhow::Result<Vec<i64>> {
-        self.cancel_assessments_where("workspace_id = $2", workspace.0, reason)
-            .await
+        let ids: Vec<(i64,)> = on_pool!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            let ids = sqlx::query_as(
+                "UPDATE assessments SET status = 'canceled', finished_at_ms = $1, error = $2 \
+                 WHERE status = 'running' AND workspace_id = $3 RETURNING id",
+            )
+            .bind(now_ms())
+            .bind(reason)
+            .bind(workspace)
+            .fetch_all(&mut *tx)
+            .await?;
+            sqlx::query("UPDATE workspaces SET assessment_requested_at_ms = NULL WHERE id = $1")
+                .bind(workspace)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            ids
+        });
+        Ok(ids.into_iter().map(|(id,)| id).collect())
     }
 
     /// Cancels the running assessments no server watches any more: `owner`'s (a restart of
@@ -293,27 +345,6 @@ impl Store {
         Ok(rows.into_iter().map(|(id, _)| id).collect())
     }
 
-    async fn cancel_assessments_where(
-        &self,
-        condition: &str,
-        value: i64,
-        reason: &str,
-    ) -> anyhow::Result<Vec<i64>> {
-        let sql = format!(
-            "UPDATE assessments SET status = 'canceled', finished_at_ms = $1, error = $3 \
-             WHERE status = 'running' AND {condition} RETURNING id"
-        );
-        let ids: Vec<(i64,)> = on_pool!(self, pool => {
-            sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
-                .bind(now_ms())
-                .bind(value)
-                .bind(reason)
-                .fetch_all(pool)
-                .await?
-        });
-        Ok(ids.into_iter().map(|(id,)| id).collect())
-    }
-
     /// Ends a running assessment with its outcome and, in the same transaction, queues what
     /// its news asks for: notifications for the triggers it fired and, for a workspace of a
     /// repository, the drift issue's update. None when it was no longer running (canceled).
@@ -352,20 +383,31 @@ impl Store {
             let Some((workspace_id, run_id)) = row else {
                 return Ok(None);
             };
-            let prior = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "{SELECT} WHERE workspace_id = $1 AND id < $2 \
-                 AND status IN ('finished', 'errored') ORDER BY id DESC LIMIT 1"
-            )))
-            .bind(workspace_id)
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|row| from_row(&row))
-            .transpose()?
-            .and_then(|a| a.outcome());
+            let prior_of = |statuses: &'static str| {
+                format!(
+                    "{SELECT} WHERE workspace_id = $1 AND id < $2 AND status IN ({statuses}) \
+                     ORDER BY id DESC LIMIT 1"
+                )
+            };
+            let prior = sqlx::query(sqlx::AssertSqlSafe(prior_of("'finished', 'errored'")))
+                .bind(workspace_id)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|row| from_row(&row))
+                .transpose()?
+                .and_then(|a| a.outcome());
+            let prior_found = sqlx::query(sqlx::AssertSqlSafe(prior_of("'finished'")))
+                .bind(workspace_id)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|row| from_row(&row))
+                .transpose()?
+                .map(|a| a.findings);
             let ended = Ended {
-                triggers: triggers(prior.as_ref(), outcome),
-                issue: issue_change(prior.as_ref(), outcome),
+                triggers: triggers(prior.as_ref(), prior_found.as_ref(), outcome),
+                issue: issue_change(prior_found.as_ref(), outcome),
             };
             enqueue_news((&mut *tx).into(), id, WorkspaceId(workspace_id), RunId(run_id), &ended)
                 .await?;

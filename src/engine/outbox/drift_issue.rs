@@ -1,6 +1,6 @@
-//! A workspace's drift issue, made to match its latest assessment when sent: opened on drift,
-//! edited when the drift changed, closed when an assessment finds none. Its number is kept on
-//! the workspace.
+//! A workspace's drift issue, made to match its latest assessment when sent: opened on drift
+//! (or, if an open one with its title exists, that one taken up), edited when the drift
+//! changed, closed when an assessment finds none. Its number is kept on the workspace.
 
 use super::{OutboxWorker, SendError};
 use crate::core::assessments::{issue_body, issue_title};
@@ -53,10 +53,25 @@ impl OutboxWorker {
             None => {
                 let link = self.assessment_url(name, latest.id);
                 let body = issue_body(name, &latest.findings, &link);
-                let number = self
-                    .github
-                    .create_issue(installation, repo.as_str(), &issue_title(name), &body)
-                    .await?;
+                let title = issue_title(name);
+                // One opened by a send that stopped before its number was kept is taken up
+                // again, not opened twice.
+                let number = match (self.github)
+                    .find_open_issue(installation, repo.as_str(), &title)
+                    .await?
+                {
+                    Some(number) => {
+                        self.github
+                            .update_issue(installation, repo.as_str(), number, &title, &body)
+                            .await?;
+                        number
+                    }
+                    None => {
+                        self.github
+                            .create_issue(installation, repo.as_str(), &title, &body)
+                            .await?
+                    }
+                };
                 self.store
                     .set_drift_issue(workspace_id, Some(number))
                     .await?;

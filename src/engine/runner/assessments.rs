@@ -31,7 +31,7 @@ impl Shared {
             Err(error) => tracing::error!(error = format!("{error:#}"), "canceling failed"),
         }
         let assessing = self.assessing.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(stop) = assessing.get(&workspace) {
+        if let Some((_, stop)) = assessing.get(&workspace) {
             stop.cancel();
         }
     }
@@ -60,11 +60,12 @@ impl Runner {
         }
         let schedules = store.assessment_schedules().await?;
         for workspace_id in pick_due(&schedules, now_ms, free) {
+            let cap = self.shared.max_assessments;
             let Some((id, run_id)) = store
-                .start_assessment(workspace_id, &self.shared.owner)
+                .start_assessment(workspace_id, &self.shared.owner, cap)
                 .await?
             else {
-                continue; // another server started one, or nothing applied after all
+                continue; // the cap is reached, another server started one, or a run started
             };
             if let Err(error) = self
                 .spawn_assessment(id, workspace_id, run_id, cancel)
@@ -96,20 +97,8 @@ impl Runner {
             .await?
             .ok_or_else(|| anyhow::anyhow!("workspace {workspace_id} vanished"))?;
         // The workspace's variables as they are now (credentials may have been rotated since
-        // the apply).
-        let variables = workspace
-            .spec
-            .variables
-            .iter()
-            .map(|((category, key), value)| {
-                (
-                    category.as_str().to_string(),
-                    key.clone(),
-                    value.value.clone(),
-                    value.sensitive,
-                )
-            })
-            .collect();
+        // the apply); one that cannot be opened fails the assessment rather than go empty.
+        let variables = store.current_variables(workspace_id).await?;
         // An assessment has nothing to save (its state is a private copy): stopped, its
         // Terraform is killed at once rather than given time to finish.
         let stopped = cancel.child_token();
@@ -121,7 +110,7 @@ impl Runner {
             .assessing
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(workspace_id, stop.cancel.clone());
+            .insert(workspace_id, (id, stop.cancel.clone()));
         let execution = Execution {
             shared: self.shared.clone(),
             run,
@@ -138,11 +127,11 @@ impl Runner {
             async move {
                 tracing::info!("assessment started");
                 execution.assess(id).await;
-                shared
-                    .assessing
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&workspace_id);
+                let mut assessing = shared.assessing.lock().unwrap_or_else(|e| e.into_inner());
+                // Only its own entry: a newer assessment of the workspace may hold it now.
+                if assessing.get(&workspace_id).is_some_and(|(held, _)| *held == id) {
+                    assessing.remove(&workspace_id);
+                }
             },
             span,
         ));

@@ -282,6 +282,36 @@ impl Store {
         self.load_workspaces(Some(repo), None, None).await
     }
 
+    /// A workspace's variables as they are now, opened as a run's pinned copy is
+    /// (`Store::run_variables`): (category, key, value, sensitive). A sensitive value that
+    /// cannot be opened is an error, not an empty value.
+    pub async fn current_variables(
+        &self,
+        id: WorkspaceId,
+    ) -> anyhow::Result<Vec<(String, String, String, bool)>> {
+        let rows: Vec<(String, String, String, i32)> = on_read_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT category, key, value, sensitive FROM workspace_variables \
+                 WHERE workspace_id = $1 ORDER BY category, key",
+            )
+            .bind(id)
+            .fetch_all(pool)
+            .await?
+        });
+        rows.into_iter()
+            .map(|(category, key, stored, sensitive)| {
+                let value = if sensitive != 0 && crate::store::cipher::is_sealed(&stored) {
+                    self.cipher()?
+                        .open(&stored)
+                        .map_err(|e| anyhow::anyhow!("the sensitive variable `{key}`: {e}"))?
+                } else {
+                    stored
+                };
+                Ok((category, key, value, sensitive != 0))
+            })
+            .collect()
+    }
+
     /// One workspace by id, archived or not.
     pub async fn workspace(&self, id: WorkspaceId) -> anyhow::Result<Option<Workspace>> {
         Ok(self.load_workspaces(None, Some(id), None).await?.pop())

@@ -416,6 +416,20 @@ impl World {
             .insert(branch.to_owned(), sha.to_owned());
     }
 
+    pub fn open_issue(&mut self, repo: &str, title: &str) -> u64 {
+        self.repo_mut(repo);
+        let number = 1000 + self.issues.iter().filter(|i| i.repo == repo).count() as u64;
+        self.issues.push(Issue {
+            repo: repo.to_owned(),
+            number,
+            title: title.to_owned(),
+            body: String::new(),
+            state: "open".to_owned(),
+            edits: 0,
+        });
+        number
+    }
+
     pub fn add_any_tarball(&mut self, repo: &str, bytes: Vec<u8>) {
         let download = format!("/{repo}/legacy.tar.gz/any");
         self.downloads.insert(download.clone(), bytes);
@@ -704,6 +718,17 @@ impl World {
                 let json = issue_json(&issue);
                 self.issues.push(issue);
                 answer(201, json)
+            }
+            "issues/list-for-repo" => {
+                let repo = call.repo();
+                let state = call.query.get("state").map_or("open", String::as_str);
+                let listed: Vec<Value> = self
+                    .issues
+                    .iter()
+                    .filter(|i| i.repo == repo && (state == "all" || i.state == state))
+                    .map(issue_json)
+                    .collect();
+                page(call, &listed)
             }
             "issues/update" => {
                 let (repo, number) = (call.repo(), call.number("issue_number") as u64);

@@ -4,7 +4,7 @@
 //! nothing, not even the stored state. What it found is ended in the store with its news.
 
 use super::{Execution, Failure, PLAN_FILE, UNSANDBOXED_WARNING};
-use crate::core::assessments::{Outcome, read_plan};
+use crate::core::assessments::{Outcome, masked, read_plan};
 use crate::core::status::first_error_line;
 use crate::executor::sandbox::Isolation;
 use crate::executor::terraform::{LogSink, mask};
@@ -107,6 +107,8 @@ impl Execution {
         };
         let findings = read_plan(&summary.json)
             .map_err(|e| Failure::Errored(format!("reading the plan: {e}")))?;
+        let sensitive = self.sensitive_values();
+        let findings = masked(findings, |text| mask(text, &sensitive));
         log.line(&format!(
             "Gantry: {} of {} resources drifted; {} check(s) failed",
             findings.drifted.len(),

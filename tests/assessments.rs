@@ -362,7 +362,11 @@ async fn assessments_come_due_by_the_clock_and_pause_while_the_latest_run_errore
             Value::Null,
         )
         .await;
-    assert_eq!(tfe.body["data"]["attributes"]["assessments-enabled"], true, "{}", tfe.body);
+    assert_eq!(
+        tfe.body["data"]["attributes"]["assessments-enabled"], true,
+        "{}",
+        tfe.body
+    );
     let schedules = store.assessment_schedules().await.unwrap();
     let applied_at = schedules[0].last_applied_at_ms.unwrap();
     let hour = 3_600_000;
@@ -513,7 +517,11 @@ async fn an_open_drift_issue_whose_number_was_lost_is_taken_up_not_opened_twice(
     let issues = h.gantry.github.issues(REPO);
     assert_eq!(issues.len(), 1, "{issues:?}");
     assert_eq!((issues[0].number, issues[0].edits), (number, 1));
-    assert!(issues[0].body.contains("drift_object.a"), "{}", issues[0].body);
+    assert!(
+        issues[0].body.contains("drift_object.a"),
+        "{}",
+        issues[0].body
+    );
     // And it is closed as Gantry's own when the drift is gone.
     objects.set("a", "hello");
     assess(&h).await;
@@ -535,7 +543,9 @@ async fn an_assessment_that_errors_says_why_and_notifies_once() {
         )
         .await;
     assert_eq!(status, 201, "{made}");
-    objects.broken.store(true, std::sync::atomic::Ordering::SeqCst);
+    objects
+        .broken
+        .store(true, std::sync::atomic::Ordering::SeqCst);
     let errored = assess(&h).await;
     assert_eq!(errored["status"], "errored", "{errored}");
     assert!(
@@ -547,7 +557,11 @@ async fn an_assessment_that_errors_says_why_and_notifies_once() {
     h.outbox_drained().await;
     let sent = triggers(&hook).await;
     let names: Vec<&str> = sent.iter().map(|(t, _)| t.as_str()).collect();
-    assert_eq!(names, ["verification", "assessment:failed"], "the same error twice: once");
+    assert_eq!(
+        names,
+        ["verification", "assessment:failed"],
+        "the same error twice: once"
+    );
     let result = &sent[1].1["details"]["new_assessment_result"];
     assert_eq!(result["succeeded"], false);
     assert!(result["error_msg"].as_str().unwrap().contains("GET failed"));

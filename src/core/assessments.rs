@@ -347,8 +347,7 @@ pub fn triggers(
         },
         Outcome::Found(findings) => {
             let mut fired = Vec::new();
-            if findings.is_drifted() && prior_found.map(|b| &b.drifted) != Some(&findings.drifted)
-            {
+            if findings.is_drifted() && prior_found.map(|b| &b.drifted) != Some(&findings.drifted) {
                 fired.push("assessment:drifted");
             }
             if !findings.failed_checks.is_empty()
@@ -730,7 +729,10 @@ mod tests {
     #[test]
     fn every_text_of_the_findings_is_masked() {
         let found = masked(read_plan(PLAN).unwrap(), |t| t.replace("hello", "***"));
-        assert_eq!(found.failed_checks[0].messages, vec!["a no longer says ***"]);
+        assert_eq!(
+            found.failed_checks[0].messages,
+            vec!["a no longer says ***"]
+        );
         assert_eq!(found.failed_checks[0].address, "check.***");
     }
 

@@ -129,7 +129,10 @@ impl Runner {
                 execution.assess(id).await;
                 let mut assessing = shared.assessing.lock().unwrap_or_else(|e| e.into_inner());
                 // Only its own entry: a newer assessment of the workspace may hold it now.
-                if assessing.get(&workspace_id).is_some_and(|(held, _)| *held == id) {
+                if assessing
+                    .get(&workspace_id)
+                    .is_some_and(|(held, _)| *held == id)
+                {
                     assessing.remove(&workspace_id);
                 }
             },

@@ -83,8 +83,7 @@ pub struct Shared {
     /// Assessments running at once, across all servers.
     max_assessments: usize,
     /// The assessments executing here, by workspace: canceled when a run of it starts.
-    assessing:
-        std::sync::Mutex<std::collections::HashMap<WorkspaceId, (i64, CancellationToken)>>,
+    assessing: std::sync::Mutex<std::collections::HashMap<WorkspaceId, (i64, CancellationToken)>>,
 }
 
 impl Shared {

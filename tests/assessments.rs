@@ -160,6 +160,24 @@ async fn assess(h: &Harness) -> Value {
         .await
 }
 
+/// Asks for an assessment and holds it in its refresh: Terraform has asked for an object and
+/// waits for the answer until `objects.slow` is cleared.
+async fn assessment_caught_refreshing(h: &Harness, objects: &Objects) {
+    let reads_before = objects.reads.load(std::sync::atomic::Ordering::SeqCst);
+    objects
+        .slow
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let (status, answer) = h
+        .api_post("/api/v1/workspaces/prod/assessments", json!({}))
+        .await;
+    assert_eq!(status, 202, "{answer}");
+    wait_until(Duration::from_secs(60), || async {
+        (objects.reads.load(std::sync::atomic::Ordering::SeqCst) > reads_before).then_some(())
+    })
+    .await
+    .expect("the assessment is refreshing");
+}
+
 async fn receiver() -> MockServer {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
@@ -308,20 +326,7 @@ async fn drift_behind_gantrys_back_is_found_shown_once_and_cleared() {
 async fn a_run_that_starts_cancels_the_assessment_under_way() {
     let objects = Objects::default();
     let h = applied(&objects).await;
-    let reads_before = objects.reads.load(std::sync::atomic::Ordering::SeqCst);
-    objects
-        .slow
-        .store(true, std::sync::atomic::Ordering::SeqCst);
-    let (status, answer) = h
-        .api_post("/api/v1/workspaces/prod/assessments", json!({}))
-        .await;
-    assert_eq!(status, 202, "{answer}");
-    // Terraform is refreshing: it has asked for an object and waits.
-    wait_until(Duration::from_secs(60), || async {
-        (objects.reads.load(std::sync::atomic::Ordering::SeqCst) > reads_before).then_some(())
-    })
-    .await
-    .expect("the assessment is refreshing");
+    assessment_caught_refreshing(&h, &objects).await;
 
     h.serve_tarball_bytes(&sha(2), tarball_of_files(&sha(2), &[("main.tf", MAIN_TF)]))
         .await;
@@ -455,19 +460,7 @@ async fn people_see_health_badges_the_drift_page_and_assess_now_from_the_ui() {
 async fn an_assessment_a_restart_interrupts_runs_again_after_it() {
     let objects = Objects::default();
     let mut h = applied(&objects).await;
-    let reads_before = objects.reads.load(std::sync::atomic::Ordering::SeqCst);
-    objects
-        .slow
-        .store(true, std::sync::atomic::Ordering::SeqCst);
-    let (status, answer) = h
-        .api_post("/api/v1/workspaces/prod/assessments", json!({}))
-        .await;
-    assert_eq!(status, 202, "{answer}");
-    wait_until(Duration::from_secs(60), || async {
-        (objects.reads.load(std::sync::atomic::Ordering::SeqCst) > reads_before).then_some(())
-    })
-    .await
-    .expect("the assessment is refreshing");
+    assessment_caught_refreshing(&h, &objects).await;
     let first = h.api_get("/api/v1/workspaces/prod/assessments").await[0].clone();
 
     // Gantry stops mid-assessment: its Terraform is stopped with it (the stop would wait for

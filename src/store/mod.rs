@@ -202,6 +202,26 @@ impl Store {
         Ok(*self.cipher()?.url_signing_key())
     }
 
+    /// Stored variables (category, key, value, sensitive) with their sensitive values opened; one
+    /// that cannot be opened is an error, never an empty value.
+    fn open_variables(
+        &self,
+        rows: Vec<(String, String, String, i32)>,
+    ) -> anyhow::Result<Vec<(String, String, String, bool)>> {
+        rows.into_iter()
+            .map(|(category, key, stored, sensitive)| {
+                let value = if sensitive != 0 && cipher::is_sealed(&stored) {
+                    self.cipher()?
+                        .open(&stored)
+                        .map_err(|e| anyhow::anyhow!("the sensitive variable `{key}`: {e}"))?
+                } else {
+                    stored
+                };
+                Ok((category, key, value, sensitive != 0))
+            })
+            .collect()
+    }
+
     fn cipher(&self) -> anyhow::Result<&Cipher> {
         self.cipher
             .as_deref()

@@ -298,18 +298,7 @@ impl Store {
             .fetch_all(pool)
             .await?
         });
-        rows.into_iter()
-            .map(|(category, key, stored, sensitive)| {
-                let value = if sensitive != 0 && crate::store::cipher::is_sealed(&stored) {
-                    self.cipher()?
-                        .open(&stored)
-                        .map_err(|e| anyhow::anyhow!("the sensitive variable `{key}`: {e}"))?
-                } else {
-                    stored
-                };
-                Ok((category, key, value, sensitive != 0))
-            })
-            .collect()
+        self.open_variables(rows)
     }
 
     /// One workspace by id, archived or not.

@@ -178,13 +178,22 @@ async fn assessment_caught_refreshing(h: &Harness, objects: &Objects) {
     .expect("the assessment is refreshing");
 }
 
-async fn receiver() -> MockServer {
+/// A receiver subscribed to `triggers` of the workspace (verified: it answers 200).
+async fn receiver(h: &Harness, triggers: Value) -> MockServer {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/hook"))
         .respond_with(ResponseTemplate::new(200))
         .mount(&server)
         .await;
+    let (status, made) = h
+        .api_post(
+            "/api/v1/workspaces/prod/notification-configurations",
+            json!({ "name": "ops", "destination": "generic",
+                    "url": format!("{}/hook", server.uri()), "triggers": triggers }),
+        )
+        .await;
+    assert_eq!(status, 201, "{made}");
     server
 }
 
@@ -209,17 +218,15 @@ async fn triggers(server: &MockServer) -> Vec<(String, Value)> {
 async fn drift_behind_gantrys_back_is_found_shown_once_and_cleared() {
     let objects = Objects::default();
     let h = applied(&objects).await;
-    let hook = receiver().await;
-    let (status, made) = h
-        .api_post(
-            "/api/v1/workspaces/prod/notification-configurations",
-            json!({ "name": "ops", "destination": "generic",
-                    "url": format!("{}/hook", hook.uri()),
-                    "triggers": ["assessment:drifted", "assessment:check_failure",
-                                 "assessment:failed"] }),
-        )
-        .await;
-    assert_eq!(status, 201, "{made}");
+    let hook = receiver(
+        &h,
+        json!([
+            "assessment:drifted",
+            "assessment:check_failure",
+            "assessment:failed"
+        ]),
+    )
+    .await;
 
     // Nothing changed: no drift, no issue, no notification.
     let clean = assess(&h).await;
@@ -526,16 +533,7 @@ async fn an_open_drift_issue_whose_number_was_lost_is_taken_up_not_opened_twice(
 async fn an_assessment_that_errors_says_why_and_notifies_once() {
     let objects = Objects::default();
     let h = applied(&objects).await;
-    let hook = receiver().await;
-    let (status, made) = h
-        .api_post(
-            "/api/v1/workspaces/prod/notification-configurations",
-            json!({ "name": "ops", "destination": "generic",
-                    "url": format!("{}/hook", hook.uri()),
-                    "triggers": ["assessment:failed"] }),
-        )
-        .await;
-    assert_eq!(status, 201, "{made}");
+    let hook = receiver(&h, json!(["assessment:failed"])).await;
     objects
         .broken
         .store(true, std::sync::atomic::Ordering::SeqCst);

@@ -102,6 +102,18 @@ impl RunState {
     }
 
     /// Finished for good: no move leaves these states.
+    /// Whether the log of `phase` ("plan" or "apply") may still grow in this state.
+    pub fn log_may_grow(self, phase: &str) -> bool {
+        use RunState::*;
+        match phase {
+            "plan" => matches!(
+                self,
+                Pending | Fetching | Planning | PolicyChecking | PolicyChecked
+            ),
+            _ => matches!(self, Planned | Confirmed | Applying),
+        }
+    }
+
     pub fn is_final(self) -> bool {
         matches!(
             self,

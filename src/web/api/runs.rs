@@ -265,7 +265,7 @@ pub async fn log_stream(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Path((id, phase)): Path<(RunId, String)>,
-    axum::extract::Query(query): axum::extract::Query<crate::web::ui::AfterQuery>,
+    axum::extract::Query(query): axum::extract::Query<crate::web::ui::stream::AfterQuery>,
     headers: axum::http::HeaderMap,
 ) -> Result<axum::response::Response, ApiError> {
     caller.require(Role::Read)?;

@@ -10,7 +10,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 
-use super::pages::{internal, not_found};
+use super::errors::{internal, not_found};
 use super::session::{CsrfForm, Viewer};
 use crate::core::access::Role;
 use crate::core::assessments::{DriftedResource, FailedCheck};

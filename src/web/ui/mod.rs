@@ -1,6 +1,7 @@
 //! The web UI: server-rendered pages (askama) with a little JavaScript for live logs, behind a
 //! sign-in with an API token.
 
+mod errors;
 pub mod health;
 pub mod pages;
 pub mod session;
@@ -13,23 +14,17 @@ use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde::Deserialize;
 
 use super::AppState;
 use crate::core::RunId;
 use session::Viewer;
-
-#[derive(Deserialize)]
-pub struct AfterQuery {
-    pub after: Option<i64>,
-}
 
 /// `GET /runs/{id}/logs/{phase}/stream`
 async fn log_stream(
     State(state): State<Arc<AppState>>,
     _viewer: Viewer,
     Path((id, phase)): Path<(RunId, String)>,
-    Query(query): Query<AfterQuery>,
+    Query(query): Query<stream::AfterQuery>,
     headers: HeaderMap,
 ) -> Response {
     let phase: &'static str = match phase.as_str() {

@@ -12,6 +12,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
+use super::errors::{internal, not_found};
 use super::session::{CsrfForm, Viewer};
 use crate::core::access::Role;
 use crate::core::checks::{action_class, action_label, changes_from_json};
@@ -21,23 +22,6 @@ use crate::engine::runner::ActionError;
 use crate::store::{RunDetail, Workspace};
 use crate::web::AppState;
 use crate::web::github_app::{error_page, render};
-
-pub(super) fn internal(error: anyhow::Error) -> Response {
-    tracing::error!(error = format!("{error:#}"), "page failed");
-    error_page(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "Something went wrong",
-        "Gantry could not show this page. The error is in its log.",
-    )
-}
-
-pub(super) fn not_found(what: &str) -> Response {
-    error_page(
-        StatusCode::NOT_FOUND,
-        "Not found",
-        &format!("There is no {what}."),
-    )
-}
 
 /// The CSS class of a state's badge.
 fn state_class(state: RunState) -> &'static str {
@@ -447,18 +431,6 @@ fn human(ms: i64) -> String {
     }
 }
 
-/// Whether a phase's log may still grow.
-pub fn phase_active(state: RunState, phase: &str) -> bool {
-    use RunState::*;
-    match phase {
-        "plan" => matches!(
-            state,
-            Pending | Fetching | Planning | PolicyChecking | PolicyChecked
-        ),
-        _ => matches!(state, Planned | Confirmed | Applying),
-    }
-}
-
 /// `GET /workspaces/{name}/state-versions/{id}/download` (write: a state holds sensitive
 /// values in plain text).
 pub async fn download_state(
@@ -558,7 +530,7 @@ async fn run_page(state: &AppState, viewer: Viewer, run: RunDetail) -> anyhow::R
     let mut logs = Vec::new();
     for (phase, title) in [("plan", "Plan log"), ("apply", "Apply log")] {
         let chunks = state.store.run_log(run.id, phase, 0).await?;
-        let live = phase_active(run.state, phase);
+        let live = run.state.log_may_grow(phase);
         if chunks.is_empty() && !(live && (phase == "plan" || run.state != RunState::Planned)) {
             continue;
         }

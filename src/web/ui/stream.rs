@@ -9,12 +9,17 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
 
-use super::pages::phase_active;
 use crate::core::RunId;
 use crate::store::Store;
 
 /// How often the store is asked for new chunks while a phase runs.
 const POLL: Duration = Duration::from_millis(250);
+
+/// `?after=N`: the last log line the client has (else `Last-Event-ID`).
+#[derive(serde::Deserialize)]
+pub struct AfterQuery {
+    pub after: Option<i64>,
+}
 
 /// Where to start: the `after` query, or the `Last-Event-ID` a reconnecting EventSource sends.
 pub fn start_after(after: Option<i64>, headers: &HeaderMap) -> i64 {
@@ -75,7 +80,7 @@ pub fn log_events(
                     .pending
                     .push_back(Event::default().id(chunk.id.to_string()).data(data));
             }
-            if !phase_active(state, phase) {
+            if !state.log_may_grow(phase) {
                 cursor.ended = true;
                 cursor.pending.push_back(
                     Event::default()

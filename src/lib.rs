@@ -5,6 +5,7 @@
 //! decide with `core`) → `github` (through the outbox). See `docs/design.md`.
 
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod core;
 pub mod demo;

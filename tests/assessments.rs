@@ -3,7 +3,7 @@
 //! changes behind Terraform's back), installed from a filesystem mirror: drift is found and
 //! shown (API, GitHub issue, notification, /metrics) once per change and cleared; a run that
 //! starts cancels an assessment; an errored latest run pauses them; when one is due, by a
-//! clock the test sets.
+//! clock the test sets and moves (Gantry's scheduler starts it by itself then).
 
 mod common;
 
@@ -397,6 +397,23 @@ async fn assessments_come_due_by_the_clock_and_pause_while_the_latest_run_errore
     let schedules = store.assessment_schedules().await.unwrap();
     assert!(pick_due(&schedules, finished + hour - 1, 2).is_empty());
     assert_eq!(pick_due(&schedules, finished + hour, 2).len(), 1);
+
+    // Nobody asks: the scheduler starts it when the clock says it is due.
+    let count = h
+        .api_get("/api/v1/workspaces/prod/assessments")
+        .await
+        .as_array()
+        .unwrap()
+        .len();
+    h.gantry.clock.advance(Duration::from_secs(3600));
+    let by_itself = wait_until(Duration::from_secs(120), || async {
+        let list = h.api_get("/api/v1/workspaces/prod/assessments").await;
+        (list.as_array().unwrap().len() > count && list[0]["status"] == "finished")
+            .then(|| list[0].clone())
+    })
+    .await
+    .expect("the due assessment ran by itself");
+    assert_eq!(by_itself["drifted"], false, "{by_itself}");
 
     // A run that errors pauses them, whenever it is.
     let broken = "resource \"drift_object\" \"a\" {\n  url = undefined_thing\n}\n";

@@ -62,6 +62,8 @@ fn env_hint(key: &str) -> String {
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// What assessments are scheduled by: the system's clock (a test moves it by hand).
+    pub clock: crate::clock::Clock,
     pub listen: SocketAddr,
     pub public_url: Url,
     pub data_dir: PathBuf,

@@ -91,6 +91,7 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     let own = own_urls(&public_url, &[listen]);
     let (workspaces, notifications) = validate_workspaces(raw.workspaces, &own)?;
     Ok(Config {
+        clock: crate::clock::Clock::system(),
         policies,
         listen,
         public_url,

@@ -74,6 +74,8 @@ pub struct TestGantry {
     config_path: Option<PathBuf>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
+    /// The clock Gantry schedules assessments by: a test moves it instead of waiting.
+    pub clock: gantry::clock::Clock,
 }
 
 impl TestGantry {
@@ -128,6 +130,7 @@ impl TestGantry {
             config_path,
             shutdown: None,
             task: None,
+            clock: gantry::clock::Clock::system(),
         };
         gantry.launch().await;
         gantry
@@ -149,8 +152,9 @@ impl TestGantry {
                 .build()
                 .unwrap();
         }
-        let config =
+        let mut config =
             Config::load(self.config_path.as_deref(), &self.env).expect("test configuration");
+        config.clock = self.clock.clone();
         let (tx, rx) = oneshot::channel::<()>();
         let shutdown = async move {
             let _ = rx.await;

@@ -82,6 +82,8 @@ pub struct Shared {
     assessments_dir: PathBuf,
     /// Assessments running at once, across all servers.
     max_assessments: usize,
+    /// What assessments are scheduled by.
+    clock: crate::clock::Clock,
     /// The assessments executing here, by workspace: canceled when a run of it starts.
     assessing: std::sync::Mutex<std::collections::HashMap<WorkspaceId, (i64, CancellationToken)>>,
 }
@@ -173,6 +175,7 @@ impl Runner {
             organization: config.organization.clone(),
             assessments_dir: absolute(config.data_dir.join("assessments")),
             max_assessments: config.runner.max_assessments,
+            clock: config.clock.clone(),
             assessing: Default::default(),
         };
         Self {
@@ -253,10 +256,13 @@ impl Runner {
                 _ = sweep.tick() => self.sweep(&signal).await,
                 _ = heartbeat.tick() => self.heartbeat(&signal).await,
                 _ = assessment_tick.tick() => {
-                    self.assess_due(crate::store::now_ms(), &cancel).await;
+                    self.assess_due(self.shared.clock.now_ms(), &cancel).await;
                 }
                 _ = signal.assessments_wanted() => {
-                    self.assess_due(crate::store::now_ms(), &cancel).await;
+                    self.assess_due(self.shared.clock.now_ms(), &cancel).await;
+                }
+                _ = self.shared.clock.moved() => {
+                    self.assess_due(self.shared.clock.now_ms(), &cancel).await;
                 }
             }
         }

@@ -13,8 +13,7 @@ use tf_provider::schema::{
 };
 use tf_provider::value::{ValueEmpty, ValueString};
 use tf_provider::{
-    map, serve, AttributePath, Diagnostics, DynamicDataSource, DynamicResource, Provider,
-    Resource,
+    map, serve, AttributePath, Diagnostics, DynamicDataSource, DynamicResource, Provider, Resource,
 };
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -26,7 +25,10 @@ pub struct ObjectState<'a> {
 }
 
 fn text(value: &ValueString<'_>) -> String {
-    value.as_ref_option().map(|s| s.to_string()).unwrap_or_default()
+    value
+        .as_ref_option()
+        .map(|s| s.to_string())
+        .unwrap_or_default()
 }
 
 fn put(diags: &mut Diagnostics, url: &str, content: &str) -> Option<()> {
@@ -154,7 +156,11 @@ impl Resource for ObjectResource {
         private_state: Self::PrivateState<'a>,
         _meta: Self::ProviderMetaState<'a>,
     ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
-        put(diags, &text(&planned_state.url), &text(&planned_state.content))?;
+        put(
+            diags,
+            &text(&planned_state.url),
+            &text(&planned_state.content),
+        )?;
         Some((planned_state, private_state))
     }
 
@@ -167,7 +173,11 @@ impl Resource for ObjectResource {
         private_state: Self::PrivateState<'a>,
         _meta: Self::ProviderMetaState<'a>,
     ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
-        put(diags, &text(&planned_state.url), &text(&planned_state.content))?;
+        put(
+            diags,
+            &text(&planned_state.url),
+            &text(&planned_state.content),
+        )?;
         Some((planned_state, private_state))
     }
 
@@ -206,7 +216,11 @@ impl Provider for DriftProvider {
         })
     }
 
-    async fn validate<'a>(&self, _diags: &mut Diagnostics, _config: Self::Config<'a>) -> Option<()> {
+    async fn validate<'a>(
+        &self,
+        _diags: &mut Diagnostics,
+        _config: Self::Config<'a>,
+    ) -> Option<()> {
         Some(())
     }
 

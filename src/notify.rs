@@ -103,12 +103,15 @@ impl Notifier {
             Destination::Slack => serde_json::json!({
                 "text": format!("Gantry verifies the notification configuration {}", spec.name)
             }),
-            Destination::MicrosoftTeams => serde_json::json!({
-                "@type": "MessageCard",
-                "@context": "https://schema.org/extensions",
-                "summary": "Verification",
-                "text": format!("Gantry verifies the notification configuration {}", spec.name),
-            }),
+            Destination::MicrosoftTeams => crate::core::notifications::teams_card(
+                "Verification",
+                "Verification",
+                &format!(
+                    "Gantry verifies the notification configuration {}",
+                    spec.name
+                ),
+                None,
+            ),
         };
         self.post(spec, &body).await
     }

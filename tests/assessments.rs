@@ -101,7 +101,27 @@ check "a_says_hello" {
     error_message = "a no longer says hello"
   }
 }
+variable "outside" {
+  type = string
+}
+# An assessment is Terraform running the configuration's code too: it sees nothing of the host
+# beyond its sandbox (this file exists outside it).
+check "sees_nothing_outside" {
+  assert {
+    condition     = !fileexists(var.outside)
+    error_message = "the assessment saw a file outside its sandbox"
+  }
+}
 "#;
+
+/// A file on the host, outside what the sandbox shows (not under `.tools`, not in `/tmp`).
+fn file_outside_the_sandbox() -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/outside-the-sandbox");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(format!("{:016x}.txt", rand::random::<u64>()));
+    std::fs::write(&file, "host").unwrap();
+    file
+}
 
 fn config(base: &str) -> String {
     let rc = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/providers/terraform.rc");
@@ -121,10 +141,12 @@ assessments = true
 assessment_interval = "1h"
 [workspaces.vars]
 base = "{base}"
+outside = "{outside}"
 [workspaces.env]
 TF_CLI_CONFIG_FILE = "{rc}"
 "#,
-        rc = rc.display()
+        rc = rc.display(),
+        outside = file_outside_the_sandbox().display()
     )
 }
 
@@ -234,6 +256,10 @@ async fn drift_behind_gantrys_back_is_found_shown_once_and_cleared() {
     assert_eq!(clean["drifted"], false, "{clean}");
     assert_eq!(clean["resources_total"], 2, "{clean}");
     assert_eq!(clean["checks_failed"], 0, "{clean}");
+    assert_eq!(
+        clean["checks_passed"], 2,
+        "the sandbox hid the host's file: {clean}"
+    );
     assert!(
         clean["log"].as_str().unwrap().contains("refresh-only plan"),
         "{clean}"
@@ -379,7 +405,7 @@ async fn assessments_come_due_by_the_clock_and_pause_while_the_latest_run_errore
         "{}",
         tfe.body
     );
-    let schedules = store.assessment_schedules().await.unwrap();
+    let schedules = store.assessment_schedules(None).await.unwrap();
     let applied_at = schedules[0].last_applied_at_ms.unwrap();
     let hour = 3_600_000;
     // An hour after the apply, not a moment before.
@@ -394,7 +420,7 @@ async fn assessments_come_due_by_the_clock_and_pause_while_the_latest_run_errore
     // An assessment moves the next one an interval on from its end.
     let done = assess(&h).await;
     let finished = done["finished_at_ms"].as_i64().unwrap();
-    let schedules = store.assessment_schedules().await.unwrap();
+    let schedules = store.assessment_schedules(None).await.unwrap();
     assert!(pick_due(&schedules, finished + hour - 1, 2).is_empty());
     assert_eq!(pick_due(&schedules, finished + hour, 2).len(), 1);
 
@@ -421,7 +447,7 @@ async fn assessments_come_due_by_the_clock_and_pause_while_the_latest_run_errore
         .await;
     let run = h.push(&sha(3)).await;
     h.wait_for(run, "errored").await;
-    let schedules = store.assessment_schedules().await.unwrap();
+    let schedules = store.assessment_schedules(None).await.unwrap();
     assert!(pick_due(&schedules, finished + 100 * hour, 2).is_empty());
     let (status, answer) = h
         .api_post("/api/v1/workspaces/prod/assessments", json!({}))

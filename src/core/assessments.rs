@@ -472,39 +472,27 @@ pub fn trigger_message(trigger: &str) -> &'static str {
     }
 }
 
+/// An assessment result as Terraform Cloud describes one; an errored one found nothing.
 fn result_json(outcome: &Outcome, id: &str, url: &str, created_at: &str) -> Value {
-    match outcome {
-        Outcome::Found(f) => json!({
-            "id": id,
-            "url": url,
-            "succeeded": true,
-            "error_msg": null,
-            "drifted": f.is_drifted(),
-            "all_checks_succeeded": f.failed_checks.is_empty(),
-            "resources_drifted": f.drifted.len(),
-            "resources_undrifted": f.resources_total.saturating_sub(f.drifted.len()),
-            "checks_passed": f.checks_passed,
-            "checks_failed": f.checks_failed(),
-            "checks_errored": f.checks_errored(),
-            "checks_unknown": f.checks_unknown,
-            "created_at": created_at,
-        }),
-        Outcome::Errored(reason) => json!({
-            "id": id,
-            "url": url,
-            "succeeded": false,
-            "error_msg": reason,
-            "drifted": false,
-            "all_checks_succeeded": false,
-            "resources_drifted": 0,
-            "resources_undrifted": 0,
-            "checks_passed": 0,
-            "checks_failed": 0,
-            "checks_errored": 0,
-            "checks_unknown": 0,
-            "created_at": created_at,
-        }),
-    }
+    let (found, error) = match outcome {
+        Outcome::Found(f) => (f, None),
+        Outcome::Errored(reason) => (&Findings::default(), Some(reason)),
+    };
+    json!({
+        "id": id,
+        "url": url,
+        "succeeded": error.is_none(),
+        "error_msg": error,
+        "drifted": found.is_drifted(),
+        "all_checks_succeeded": error.is_none() && found.failed_checks.is_empty(),
+        "resources_drifted": found.drifted.len(),
+        "resources_undrifted": found.resources_total.saturating_sub(found.drifted.len()),
+        "checks_passed": found.checks_passed,
+        "checks_failed": found.checks_failed(),
+        "checks_errored": found.checks_errored(),
+        "checks_unknown": found.checks_unknown,
+        "created_at": created_at,
+    })
 }
 
 /// Terraform Cloud's generic payload for assessments, version 2.
@@ -548,18 +536,13 @@ pub fn slack_payload(notice: &AssessmentNotice<'_>) -> Value {
 
 /// A Microsoft Teams message card about an assessment.
 pub fn teams_payload(notice: &AssessmentNotice<'_>) -> Value {
-    json!({
-        "@type": "MessageCard",
-        "@context": "https://schema.org/extensions",
-        "summary": trigger_message(notice.trigger),
-        "title": format!("{}: {}", trigger_message(notice.trigger), notice.workspace_name),
-        "text": "A health assessment of the workspace",
-        "potentialAction": [{
-            "@type": "OpenUri",
-            "name": "View assessment",
-            "targets": [{ "os": "default", "uri": notice.result_url }],
-        }],
-    })
+    let message = trigger_message(notice.trigger);
+    super::notifications::teams_card(
+        message,
+        &format!("{message}: {}", notice.workspace_name),
+        "A health assessment of the workspace",
+        Some(("View assessment", notice.result_url)),
+    )
 }
 
 #[cfg(test)]

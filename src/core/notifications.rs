@@ -228,20 +228,33 @@ pub fn slack_payload(notice: &RunNotice<'_>) -> Value {
     })
 }
 
-/// A Microsoft Teams incoming webhook's message card.
+/// A Microsoft Teams incoming webhook's message card about a run.
 pub fn teams_payload(notice: &RunNotice<'_>) -> Value {
-    json!({
+    teams_card(
+        notice.message,
+        &format!("{}: {}", notice.message, notice.workspace_name),
+        &format!("{} is {}", notice.run_id, notice.run_status),
+        Some(("View run", notice.run_url)),
+    )
+}
+
+/// A Microsoft Teams message card, with a button (`link`: its name and URL) if given.
+pub fn teams_card(summary: &str, title: &str, text: &str, link: Option<(&str, &str)>) -> Value {
+    let mut card = json!({
         "@type": "MessageCard",
         "@context": "https://schema.org/extensions",
-        "summary": notice.message,
-        "title": format!("{}: {}", notice.message, notice.workspace_name),
-        "text": format!("{} is {}", notice.run_id, notice.run_status),
-        "potentialAction": [{
+        "summary": summary,
+        "title": title,
+        "text": text,
+    });
+    if let Some((name, uri)) = link {
+        card["potentialAction"] = json!([{
             "@type": "OpenUri",
-            "name": "View run",
-            "targets": [{ "os": "default", "uri": notice.run_url }],
-        }],
-    })
+            "name": name,
+            "targets": [{ "os": "default", "uri": uri }],
+        }]);
+    }
+    card
 }
 
 /// The hex HMAC-SHA512 of `body` with `token`: what a receiver written for Terraform Cloud

@@ -61,8 +61,23 @@ pub struct Ended {
     pub issue: IssueChange,
 }
 
+/// One assessment in full, its log included.
 const SELECT: &str = "SELECT id, workspace_id, run_id, status, findings, error, log, \
                       created_at_ms, finished_at_ms FROM assessments";
+/// Assessments for lists, badges and comparisons: without their logs (up to 512 KiB each).
+const SELECT_LISTED: &str = "SELECT id, workspace_id, run_id, status, findings, error, \
+                             '' AS log, created_at_ms, finished_at_ms FROM assessments";
+
+/// The newest assessment of workspace `$1` below id `$2` that ended in one of `statuses`.
+fn ended_before(statuses: &str) -> String {
+    format!(
+        "{SELECT_LISTED} WHERE workspace_id = $1 AND id < $2 AND status IN ({statuses}) \
+         ORDER BY id DESC LIMIT 1"
+    )
+}
+
+/// With a result or an error (not running, not canceled).
+const ENDED: &str = "'finished', 'errored'";
 
 fn from_row<R>(row: &R) -> anyhow::Result<Assessment>
 where
@@ -88,8 +103,11 @@ where
 
 impl Store {
     /// What the scheduler weighs, for every active workspace with assessments on that Gantry
-    /// runs (remote execution).
-    pub async fn assessment_schedules(&self) -> anyhow::Result<Vec<Schedule>> {
+    /// runs (remote execution), or for `only` that one.
+    pub async fn assessment_schedules(
+        &self,
+        only: Option<WorkspaceId>,
+    ) -> anyhow::Result<Vec<Schedule>> {
         type ScheduleRow = (
             WorkspaceId,
             i64,
@@ -111,8 +129,9 @@ impl Store {
                  (SELECT COUNT(*) FROM assessments a WHERE a.workspace_id = w.id \
                   AND a.status = 'running'), w.assessment_requested_at_ms \
                  FROM workspaces w WHERE w.assessments = 1 AND w.archived = 0 \
-                 AND w.execution_mode = 'remote' ORDER BY w.id",
+                 AND w.execution_mode = 'remote' AND ($1 IS NULL OR w.id = $1) ORDER BY w.id",
             )
+            .bind(only)
             .fetch_all(pool)
             .await?
         });
@@ -252,34 +271,6 @@ impl Store {
         Ok(changed > 0)
     }
 
-    /// Cancels `workspace`'s running assessment (a run of it starts), with why; one asked for
-    /// is forgotten too (the run changes what it would have found).
-    pub async fn cancel_assessments(
-        &self,
-        workspace: WorkspaceId,
-        reason: &str,
-    ) -> anyhow::Result<Vec<i64>> {
-        let ids: Vec<(i64,)> = on_pool!(self, pool => {
-            let mut tx = pool.begin_write().await?;
-            let ids = sqlx::query_as(
-                "UPDATE assessments SET status = 'canceled', finished_at_ms = $1, error = $2 \
-                 WHERE status = 'running' AND workspace_id = $3 RETURNING id",
-            )
-            .bind(now_ms())
-            .bind(reason)
-            .bind(workspace)
-            .fetch_all(&mut *tx)
-            .await?;
-            sqlx::query("UPDATE workspaces SET assessment_requested_at_ms = NULL WHERE id = $1")
-                .bind(workspace)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            ids
-        });
-        Ok(ids.into_iter().map(|(id,)| id).collect())
-    }
-
     /// Cancels the running assessments no server watches any more: `owner`'s (a restart of
     /// it) and any whose heartbeat stopped before `stale_before_ms`. See
     /// [`Self::interrupt_assessment`].
@@ -364,18 +355,13 @@ impl Store {
             let mut tx = pool.begin_write().await?;
             let row: Option<(i64, i64)> = sqlx::query_as(
                 "UPDATE assessments SET status = $1, findings = $2, error = $3, log = $4, \
-                 drifted = $5, resources_drifted = $6, resources_total = $7, checks_failed = $8, \
-                 finished_at_ms = $9 WHERE id = $10 AND status = 'running' \
+                 finished_at_ms = $5 WHERE id = $6 AND status = 'running' \
                  RETURNING workspace_id, run_id",
             )
             .bind(status)
             .bind(&findings_json)
             .bind(storable(&error).as_ref())
             .bind(storable(log).as_ref())
-            .bind(i32::from(findings.is_drifted()))
-            .bind(findings.drifted.len() as i64)
-            .bind(findings.resources_total as i64)
-            .bind(findings.failed_checks.len() as i64)
             .bind(now)
             .bind(id)
             .fetch_optional(&mut *tx)
@@ -383,13 +369,7 @@ impl Store {
             let Some((workspace_id, run_id)) = row else {
                 return Ok(None);
             };
-            let prior_of = |statuses: &'static str| {
-                format!(
-                    "{SELECT} WHERE workspace_id = $1 AND id < $2 AND status IN ({statuses}) \
-                     ORDER BY id DESC LIMIT 1"
-                )
-            };
-            let prior = sqlx::query(sqlx::AssertSqlSafe(prior_of("'finished', 'errored'")))
+            let prior = sqlx::query(sqlx::AssertSqlSafe(ended_before(ENDED)))
                 .bind(workspace_id)
                 .bind(id)
                 .fetch_optional(&mut *tx)
@@ -397,7 +377,7 @@ impl Store {
                 .map(|row| from_row(&row))
                 .transpose()?
                 .and_then(|a| a.outcome());
-            let prior_found = sqlx::query(sqlx::AssertSqlSafe(prior_of("'finished'")))
+            let prior_found = sqlx::query(sqlx::AssertSqlSafe(ended_before("'finished'")))
                 .bind(workspace_id)
                 .bind(id)
                 .fetch_optional(&mut *tx)
@@ -438,7 +418,7 @@ impl Store {
     ) -> anyhow::Result<Vec<Assessment>> {
         let rows = on_read_pool!(self, pool => {
             sqlx::query(sqlx::AssertSqlSafe(format!(
-                "{SELECT} WHERE workspace_id = $1 ORDER BY id DESC LIMIT $2"
+                "{SELECT_LISTED} WHERE workspace_id = $1 ORDER BY id DESC LIMIT $2"
             )))
             .bind(workspace)
             .bind(limit)
@@ -451,29 +431,31 @@ impl Store {
         Ok(rows)
     }
 
-    /// The outcome of the assessment that ended before `id` in its workspace.
-    pub async fn assessment_before(&self, id: i64) -> anyhow::Result<Option<Outcome>> {
+    /// `workspace`'s newest assessment below id `before` that ended with a result or an error
+    /// (`i64::MAX`: its latest), without its log.
+    pub async fn ended_assessment_before(
+        &self,
+        workspace: WorkspaceId,
+        before: i64,
+    ) -> anyhow::Result<Option<Assessment>> {
         let row = on_read_pool!(self, pool => {
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "{SELECT} WHERE workspace_id = (SELECT workspace_id FROM assessments \
-                 WHERE id = $1) AND id < $1 AND status IN ('finished', 'errored') \
-                 ORDER BY id DESC LIMIT 1"
-            )))
-            .bind(id)
-            .fetch_optional(pool)
-            .await?
-            .map(|row| from_row(&row))
-            .transpose()?
+            sqlx::query(sqlx::AssertSqlSafe(ended_before(ENDED)))
+                .bind(workspace)
+                .bind(before)
+                .fetch_optional(pool)
+                .await?
+                .map(|row| from_row(&row))
+                .transpose()?
         });
-        Ok(row.and_then(|a| a.outcome()))
+        Ok(row)
     }
 
-    /// Each workspace's latest ended assessment (finished or errored), for badges and
-    /// `/metrics`.
+    /// Each workspace's latest ended assessment (finished or errored), without its log, for
+    /// badges and `/metrics`.
     pub async fn latest_assessments(&self) -> anyhow::Result<Vec<Assessment>> {
         let rows = on_read_pool!(self, pool => {
             sqlx::query(sqlx::AssertSqlSafe(format!(
-                "{SELECT} WHERE id IN (SELECT MAX(a.id) FROM assessments a \
+                "{SELECT_LISTED} WHERE id IN (SELECT MAX(a.id) FROM assessments a \
                  JOIN workspaces w ON w.id = a.workspace_id \
                  WHERE a.status IN ('finished', 'errored') AND w.archived = 0 \
                  AND w.assessments = 1 GROUP BY a.workspace_id) ORDER BY workspace_id"
@@ -513,6 +495,36 @@ impl Store {
         });
         Ok(())
     }
+}
+
+/// A queued run of a workspace starts (in the caller's transaction, beside its move): the
+/// workspace's running assessment is canceled, and one asked for is forgotten (the run changes
+/// what it would find). The runner stops its Terraform; another server's finds out at its next
+/// heartbeat.
+pub(crate) async fn cancel_for_started_run(
+    conn: Conn<'_>,
+    run_id: RunId,
+) -> Result<(), sqlx::Error> {
+    on_conn!(conn, c => {
+        sqlx::query(
+            "UPDATE assessments SET status = 'canceled', finished_at_ms = $1, \
+             error = 'canceled: a run of the workspace started' WHERE status = 'running' \
+             AND workspace_id = (SELECT workspace_id FROM runs WHERE id = $2)",
+        )
+        .bind(now_ms())
+        .bind(run_id)
+        .execute(&mut *c)
+        .await?;
+        sqlx::query(
+            "UPDATE workspaces SET assessment_requested_at_ms = NULL \
+             WHERE id = (SELECT workspace_id FROM runs WHERE id = $1) \
+             AND assessment_requested_at_ms IS NOT NULL",
+        )
+        .bind(run_id)
+        .execute(&mut *c)
+        .await?;
+    });
+    Ok(())
 }
 
 /// Queues what an assessment's end asks for, in its transaction.

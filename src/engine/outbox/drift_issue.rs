@@ -17,8 +17,8 @@ impl OutboxWorker {
         let Some(repo) = &workspace.spec.repo else {
             return Ok(()); // no repository to open it in
         };
-        let latest = self.store.assessments(workspace_id, 20).await?;
-        let Some(latest) = latest.iter().find(|a| a.outcome().is_some()) else {
+        let latest = self.store.ended_assessment_before(workspace_id, i64::MAX);
+        let Some(latest) = latest.await? else {
             return Ok(());
         };
         let open = self.store.drift_issue(workspace_id).await?;

@@ -108,7 +108,10 @@ impl OutboxWorker {
         let Some(workspace) = self.store.workspace(assessment.workspace_id).await? else {
             return Ok(());
         };
-        let prior = self.store.assessment_before(assessment_id).await?;
+        let prior = (self.store)
+            .ended_assessment_before(assessment.workspace_id, assessment_id)
+            .await?
+            .and_then(|a| a.outcome());
         let name = workspace.spec.name.as_str();
         let ids = (
             format!("nc-{}", configuration.id),

@@ -19,17 +19,9 @@ use crate::executor::terraform::Stop;
 pub const TICK: Duration = Duration::from_secs(60);
 
 impl Shared {
-    /// A run of `workspace` starts: its assessment, if one runs, stops (here at once; on
-    /// another server at its next heartbeat).
-    pub(super) async fn cancel_assessment_of(&self, workspace: WorkspaceId) {
-        let reason = "canceled: a run of the workspace started";
-        match self.store.cancel_assessments(workspace, reason).await {
-            Ok(ids) if !ids.is_empty() => {
-                tracing::info!(%workspace, ?ids, "assessment canceled by a run");
-            }
-            Ok(_) => {}
-            Err(error) => tracing::error!(error = format!("{error:#}"), "canceling failed"),
-        }
+    /// A run of `workspace` started (its start canceled the assessment in the store): the
+    /// assessment executing here, if any, stops at once.
+    pub(super) fn stop_assessment_of(&self, workspace: WorkspaceId) {
         let assessing = self.assessing.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((_, stop)) = assessing.get(&workspace) {
             stop.cancel();
@@ -58,7 +50,7 @@ impl Runner {
         if free == 0 {
             return Ok(());
         }
-        let schedules = store.assessment_schedules().await?;
+        let schedules = store.assessment_schedules(None).await?;
         for workspace_id in pick_due(&schedules, now_ms, free) {
             let cap = self.shared.max_assessments;
             let Some((id, run_id)) = store

@@ -302,15 +302,12 @@ impl RunControl {
                 "assessments are off for workspace {workspace} (assessments = true turns them on)"
             )));
         }
-        let schedules = self.store.assessment_schedules().await?;
-        let schedule = schedules
-            .into_iter()
-            .find(|s| s.workspace == found.id)
-            .ok_or_else(|| {
-                ActionError::Conflict(format!(
-                    "workspace {workspace} cannot be assessed: Gantry does not run its Terraform"
-                ))
-            })?;
+        let schedules = self.store.assessment_schedules(Some(found.id)).await?;
+        let schedule = schedules.into_iter().next().ok_or_else(|| {
+            ActionError::Conflict(format!(
+                "workspace {workspace} cannot be assessed: Gantry does not run its Terraform"
+            ))
+        })?;
         let now = crate::store::now_ms();
         if let crate::core::assessments::Due::Paused(why) =
             crate::core::assessments::due(&schedule, now)

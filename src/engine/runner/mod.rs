@@ -425,7 +425,7 @@ impl Runner {
                 .start_queued_run(id, &self.shared.owner)
                 .await?
             && let Err(error) = {
-                self.shared.cancel_assessment_of(workspace_id).await;
+                self.shared.stop_assessment_of(workspace_id);
                 self.spawn(id, Work::Plan, cancel).await
             }
         {

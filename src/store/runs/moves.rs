@@ -275,21 +275,30 @@ impl Store {
     /// unless its workspace was locked meanwhile (one statement, so a lock taken after the
     /// scheduler looked still holds the run). A run already holding the workspace (another
     /// runner's) makes the start fail on the database's one-active-run index: not started.
+    /// The workspace's running assessment is canceled in the same transaction.
     pub async fn start_queued_run(&self, run_id: RunId, owner: &str) -> anyhow::Result<bool> {
         let start = Move::new(run_id, RunState::Pending, RunState::Fetching, Cause::Runner)
             .also(Also::Start { owner });
-        match self.move_run(&start).await {
-            Err(error)
-                if error.downcast_ref::<MoveError>().is_some_and(|e| {
-                    matches!(e, MoveError::Database(sqlx::Error::Database(db))
-                        if db.is_unique_violation())
-                }) =>
-            {
-                tracing::warn!(%run_id, "another run holds the workspace; not started");
-                Ok(false)
+        let started = on_pool!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            let moved = match move_run((&mut *tx).into(), &start).await {
+                Err(MoveError::Database(sqlx::Error::Database(db))) if db.is_unique_violation() => {
+                    tracing::warn!(%run_id, "another run holds the workspace; not started");
+                    return Ok(false);
+                }
+                moved => moved?,
+            };
+            if moved {
+                crate::store::assessments::cancel_for_started_run((&mut *tx).into(), run_id)
+                    .await?;
             }
-            started => started,
+            tx.commit().await?;
+            moved
+        });
+        if started {
+            self.notify_outbox();
         }
+        Ok(started)
     }
 
     /// Moves a run from applying to applied (its state version, if any, already stored), and

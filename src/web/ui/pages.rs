@@ -305,6 +305,14 @@ pub async fn workspace(
         Ok(recent) => recent,
         Err(error) => return internal(error),
     };
+    let latest = match state
+        .store
+        .ended_assessment_before(workspace.id, i64::MAX)
+        .await
+    {
+        Ok(latest) => latest,
+        Err(error) => return internal(error),
+    };
     let drift_issue = match state.store.drift_issue(workspace.id).await {
         Ok(number) => number.and_then(|n| {
             let repo = workspace.spec.repo.as_ref()?;
@@ -318,9 +326,7 @@ pub async fn workspace(
         assessment_interval: crate::core::assessments::format_interval(
             workspace.spec.assessment_interval,
         ),
-        health: (recent.iter())
-            .find(|a| a.outcome().is_some())
-            .map(|a| super::health::badge(name, a)),
+        health: latest.as_ref().map(|a| super::health::badge(name, a)),
         assessments: recent.iter().map(super::health::item).collect(),
         drift_issue,
         can_assess: viewer.role.allows(Role::Write)

@@ -38,7 +38,7 @@ impl FakeGitHub {
 
     /// An open issue titled `title` in `repo`, as if someone (or an earlier send) opened it.
     pub fn open_issue(&self, repo: &str, title: &str) -> u64 {
-        self.world().open_issue(repo, title)
+        self.world().open_issue(repo, title, "")
     }
 
     pub fn serve_any_tarball(&self, repo: &str, bytes: Vec<u8>) {

@@ -416,14 +416,16 @@ impl World {
             .insert(branch.to_owned(), sha.to_owned());
     }
 
-    pub fn open_issue(&mut self, repo: &str, title: &str) -> u64 {
+    /// Opens an issue in `repo`: its number. Issues and pull requests share their numbers; the
+    /// tests' pull requests stay below 1000.
+    pub fn open_issue(&mut self, repo: &str, title: &str, body: &str) -> u64 {
         self.repo_mut(repo);
         let number = 1000 + self.issues.iter().filter(|i| i.repo == repo).count() as u64;
         self.issues.push(Issue {
             repo: repo.to_owned(),
             number,
             title: title.to_owned(),
-            body: String::new(),
+            body: body.to_owned(),
             state: "open".to_owned(),
             edits: 0,
         });
@@ -704,20 +706,13 @@ impl World {
                 if !self.repos.contains_key(&repo) {
                     return not_found();
                 }
-                // Issues and pull requests share their numbers; the tests' pull requests
-                // stay below 1000.
-                let number = 1000 + self.issues.iter().filter(|i| i.repo == repo).count() as u64;
-                let issue = Issue {
-                    repo,
-                    number,
-                    title: call.text("title"),
-                    body: call.body["body"].as_str().unwrap_or_default().to_owned(),
-                    state: "open".to_owned(),
-                    edits: 0,
-                };
-                let json = issue_json(&issue);
-                self.issues.push(issue);
-                answer(201, json)
+                let body = call.body["body"].as_str().unwrap_or_default();
+                let number = self.open_issue(&repo, &call.text("title"), body);
+                let issue = self
+                    .issues
+                    .iter()
+                    .find(|i| i.number == number && i.repo == repo);
+                answer(201, issue_json(issue.expect("just opened")))
             }
             "issues/list-for-repo" => {
                 let repo = call.repo();

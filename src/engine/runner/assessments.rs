@@ -79,18 +79,10 @@ impl Runner {
         run_id: crate::core::RunId,
         cancel: &CancellationToken,
     ) -> anyhow::Result<()> {
-        let store = &self.shared.store;
-        let run = store
-            .run(run_id)
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("run {run_id} vanished"))?;
-        let workspace = store
-            .workspace(workspace_id)
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("workspace {workspace_id} vanished"))?;
+        let (run, workspace) = self.shared.run_and_workspace(run_id).await?;
         // The workspace's variables as they are now (credentials may have been rotated since
         // the apply); one that cannot be opened fails the assessment rather than go empty.
-        let variables = store.current_variables(workspace_id).await?;
+        let variables = self.shared.store.current_variables(workspace_id).await?;
         // An assessment has nothing to save (its state is a private copy): stopped, its
         // Terraform is killed at once rather than given time to finish.
         let stopped = cancel.child_token();

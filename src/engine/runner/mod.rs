@@ -89,6 +89,18 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// A run to execute (or assess) and its workspace, both still there.
+    async fn run_and_workspace(
+        &self,
+        run_id: RunId,
+    ) -> anyhow::Result<(crate::store::RunDetail, crate::store::Workspace)> {
+        let run = (self.store.run(run_id).await?)
+            .ok_or_else(|| anyhow::anyhow!("run {run_id} vanished"))?;
+        let workspace = (self.store.workspace(run.workspace_id).await?)
+            .ok_or_else(|| anyhow::anyhow!("workspace {} vanished", run.workspace_id))?;
+        Ok((run, workspace))
+    }
+
     /// A stored configuration tarball, by its SHA-256.
     fn blob_path(&self, sha256: &str) -> PathBuf {
         self.blobs_dir.join(format!("{sha256}.tar.gz"))
@@ -483,14 +495,7 @@ impl Runner {
     ) -> anyhow::Result<()> {
         let state = work.state();
         let store = &self.shared.store;
-        let run = store
-            .run(run_id)
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("run {run_id} vanished"))?;
-        let workspace = store
-            .workspace(run.workspace_id)
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("workspace {} vanished", run.workspace_id))?;
+        let (run, workspace) = self.shared.run_and_workspace(run_id).await?;
         let variables = store.run_variables(run_id).await?;
         let Some(stop) = self.shared.control.register(run_id) else {
             return Ok(()); // already executing here
